@@ -1,0 +1,30 @@
+"""Channel models: power normalisation, AWGN per Eq. (1), the authors'-code preset.
+
+Use :func:`get_channel` to pick a model by name and :meth:`ChannelModel.transmit` to
+send a batch of real symbols through it. Training, evaluation and the channel service
+all call this module; there is no second copy of the noise model.
+"""
+
+from gesco.channel.models import (
+    AuthorsCodeChannel,
+    AWGNChannel,
+    CHANNELS,
+    ChannelModel,
+    ChannelResult,
+    get_channel,
+    noise_variance_for_psnr,
+    PAPER_PSNRS_DB,
+)
+from gesco.channel.baseline import transmit_image
+
+__all__ = [
+    "AuthorsCodeChannel",
+    "AWGNChannel",
+    "CHANNELS",
+    "ChannelModel",
+    "ChannelResult",
+    "get_channel",
+    "noise_variance_for_psnr",
+    "PAPER_PSNRS_DB",
+    "transmit_image",
+]

@@ -1,0 +1,235 @@
+"""Channel models over real symbols.
+
+Paper section 3.1: the transmitter respects a power constraint
+``1/k E[||z||^2] <= P`` and the channel adds white Gaussian noise,
+``z_tilde = z + eps``, ``eps ~ N(0, sigma^2 I)``, with
+
+    PSNR = 10 log10(P / sigma^2)  (dB)                                  (Eq. 1)
+
+so ``sigma^2 = P / 10^(PSNR / 10)`` per real symbol. With power normalisation the
+transmitted symbols are ``z = x / s`` with ``s = sqrt(mean(x^2))`` (so ``P = 1``); the
+scale ``s`` travels in the frame header and the receiver restores ``x_tilde = s * z_tilde``.
+
+Each model maps a batch ``x`` of shape ``(B, ...)`` (any trailing shape; one real
+symbol per element) and a per-sample PSNR to a :class:`ChannelResult`. An optional
+``mask`` of the same shape marks the symbols that are actually sent (1) and those
+that are not (0, e.g. zero maps of absent classes in a padded training batch): the
+power and the noise only involve the sent symbols, so a padded batch gives exactly what
+transmitting each sample's present maps alone gives.
+
+New models (fading, digital links) subclass :class:`ChannelModel`, implement
+:meth:`ChannelModel._transmit` and register in :data:`CHANNELS`; callers only use
+:func:`get_channel` and :meth:`ChannelModel.transmit`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from gesco.errors import ChannelParameterError, ShapeError
+
+#: PSNR values (dB) of the paper's experiments (Tables 1-5).
+PAPER_PSNRS_DB: tuple[float, ...] = (1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 100.0)
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    """Output of a channel for a batch of ``B`` samples.
+
+    Attributes:
+        received: received symbols in the signal's own units (already multiplied back
+            by ``scale``), shape and dtype of the input.
+        scale: ``(B,)`` power-normalisation scale ``s`` (1 when the model does not normalise).
+        noise_variance: ``(B,)`` ``sigma^2`` per real symbol in the normalised domain.
+        signal_power: ``(B,)`` mean power ``P`` of the transmitted (normalised) symbols.
+        measured_snr_db: ``(B,)`` ``10 log10(P / mean(noise^2))`` measured on this draw.
+        channel_uses: ``(B,)`` number of real symbols sent per sample.
+    """
+
+    received: torch.Tensor
+    scale: torch.Tensor
+    noise_variance: torch.Tensor
+    signal_power: torch.Tensor
+    measured_snr_db: torch.Tensor
+    channel_uses: torch.Tensor
+
+
+def noise_variance_for_psnr(psnr_db: torch.Tensor | float, power: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Eq. (1) solved for the noise: ``sigma^2 = P / 10^(PSNR / 10)``."""
+    psnr = torch.as_tensor(psnr_db, dtype=torch.float64)
+    return torch.as_tensor(power, dtype=torch.float64) / torch.pow(10.0, psnr / 10.0)
+
+
+def _check_psnr(psnr_db: torch.Tensor | float | list[float], batch: int) -> torch.Tensor:
+    psnr = torch.as_tensor(psnr_db, dtype=torch.float64).flatten()
+    if psnr.numel() == 1:
+        psnr = psnr.expand(batch)
+    if psnr.numel() != batch:
+        raise ChannelParameterError(f"got {psnr.numel()} PSNR values for a batch of {batch}")
+    if not torch.isfinite(psnr).all():
+        raise ChannelParameterError(f"PSNR must be a finite number of dB, got {psnr.tolist()}")
+    return psnr
+
+
+class ChannelModel(ABC):
+    """A channel over real symbols. Subclasses implement :meth:`_transmit`."""
+
+    #: registry name, e.g. ``"awgn"``
+    name: ClassVar[str]
+
+    def transmit(
+        self,
+        x: torch.Tensor,
+        psnr_db: torch.Tensor | float | list[float],
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> ChannelResult:
+        """Send ``x`` (``(B, ...)`` real symbols) at the given PSNR (scalar or ``(B,)``).
+
+        ``generator`` makes the draw reproducible (seeded ``torch.Generator`` on ``x``'s device).
+        """
+        if x.dim() < 2:
+            raise ShapeError(f"channel input must be batched (B, ...), got shape {tuple(x.shape)}")
+        if x.numel() == 0:
+            raise ShapeError("channel input is empty")
+        if not torch.is_floating_point(x):
+            x = x.float()
+        if not torch.isfinite(x).all():
+            raise ShapeError("channel input holds NaN or inf")
+        if mask is not None and mask.shape != x.shape:
+            try:
+                mask = mask.expand_as(x)
+            except RuntimeError:
+                raise ShapeError(f"mask shape {tuple(mask.shape)} does not match input shape {tuple(x.shape)}") from None
+        psnr = _check_psnr(psnr_db, x.shape[0])
+        return self._transmit(x, psnr, mask, generator)
+
+    @abstractmethod
+    def _transmit(
+        self, x: torch.Tensor, psnr_db: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None
+    ) -> ChannelResult:
+        ...
+
+
+def _per_sample_mean(v: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over all but the batch dim (masked), and the count of symbols per sample."""
+    flat = v.reshape(v.shape[0], -1).double()
+    if mask is None:
+        n = torch.full((v.shape[0],), flat.shape[1], dtype=torch.float64, device=v.device)
+        return flat.mean(1), n
+    m = mask.reshape(v.shape[0], -1).double()
+    n = m.sum(1)
+    return (flat * m).sum(1) / n.clamp_min(1.0), n
+
+
+def _gaussian(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+
+
+class AWGNChannel(ChannelModel):
+    """Additive white Gaussian noise with power normalisation (the paper, Eq. 1).
+
+    Args:
+        normalize_power: scale each sample to ``P = 1`` before the channel (the paper's
+            "we normalize features power P to 1"); the receiver multiplies back by ``s``.
+    """
+
+    name = "awgn"
+
+    def __init__(self, normalize_power: bool = True) -> None:
+        self.normalize_power = normalize_power
+
+    def _transmit(self, x, psnr_db, mask, generator):
+        power_in, n = _per_sample_mean(x.double() ** 2, mask)
+        if self.normalize_power:
+            scale = torch.sqrt(power_in).clamp_min(1e-12)
+        else:
+            scale = torch.ones_like(power_in)
+        view = (-1,) + (1,) * (x.dim() - 1)
+        z = x / scale.view(view).to(x.dtype)
+        power = power_in / scale**2
+        # Eq. (1): sigma^2 = P / 10^(PSNR/10); with normalisation P = 1 exactly.
+        var = noise_variance_for_psnr(psnr_db.to(x.device), power if not self.normalize_power else 1.0)
+        noise = _gaussian(x, generator) * torch.sqrt(var).view(view).float()
+        if mask is not None:
+            noise = noise * mask.to(noise.dtype)
+        z_rx = z + noise.to(z.dtype)
+        noise_power, _ = _per_sample_mean(noise.double() ** 2, mask)
+        snr = 10.0 * torch.log10(power / noise_power.clamp_min(1e-300))
+        return ChannelResult(
+            received=(z_rx * scale.view(view).to(z_rx.dtype)).to(x.dtype),
+            scale=scale.float(),
+            noise_variance=var.float().expand(x.shape[0]).clone(),
+            signal_power=power.float(),
+            measured_snr_db=snr.float(),
+            channel_uses=n.long(),
+        )
+
+
+#: noise standard deviation per nominal PSNR in the authors' public code (see reference-facts.md)
+AUTHORS_NOISE_STD: dict[float, float] = {
+    100.0: 0.0,
+    30.0: 0.05,
+    25.0: 0.08,
+    20.0: 0.13,
+    15.0: 0.22,
+    10.0: 0.36,
+    5.0: 0.6,
+    1.0: 0.9,
+}
+
+
+class AuthorsCodeChannel(ChannelModel):
+    """The authors'-code convention: maps not normalised, noise std looked up per PSNR.
+
+    The table (:data:`AUTHORS_NOISE_STD`) does not follow Eq. (1); it is here so that
+    results can be compared under both conventions. Only its nominal PSNRs are accepted.
+    Noise is independent per symbol, as in the authors' sampling code.
+    """
+
+    name = "authors-code"
+
+    def _transmit(self, x, psnr_db, mask, generator):
+        stds = []
+        for p in psnr_db.tolist():
+            if float(p) not in AUTHORS_NOISE_STD:
+                raise ChannelParameterError(
+                    f"the authors-code channel only knows PSNR {sorted(AUTHORS_NOISE_STD)} dB, got {p}"
+                )
+            stds.append(AUTHORS_NOISE_STD[float(p)])
+        std = torch.tensor(stds, dtype=torch.float64, device=x.device)
+        view = (-1,) + (1,) * (x.dim() - 1)
+        noise = _gaussian(x, generator) * std.view(view).float()
+        if mask is not None:
+            noise = noise * mask.to(noise.dtype)
+        power, n = _per_sample_mean(x.double() ** 2, mask)
+        noise_power, _ = _per_sample_mean(noise.double() ** 2, mask)
+        snr = 10.0 * torch.log10(power / noise_power.clamp_min(1e-300))
+        return ChannelResult(
+            received=(x + noise.to(x.dtype)),
+            scale=torch.ones(x.shape[0]),
+            noise_variance=(std**2).float(),
+            signal_power=power.float(),
+            measured_snr_db=snr.float(),
+            channel_uses=n.long(),
+        )
+
+
+CHANNELS: dict[str, type[ChannelModel]] = {
+    AWGNChannel.name: AWGNChannel,
+    AuthorsCodeChannel.name: AuthorsCodeChannel,
+}
+
+
+def get_channel(name: str = "awgn", **kwargs) -> ChannelModel:
+    """Build a channel model by registry name (``"awgn"`` or ``"authors-code"``)."""
+    try:
+        cls = CHANNELS[name]
+    except KeyError:
+        raise ChannelParameterError(f"unknown channel preset {name!r}; known: {sorted(CHANNELS)}") from None
+    return cls(**kwargs)
