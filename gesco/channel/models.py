@@ -212,7 +212,7 @@ class AuthorsCodeChannel(ChannelModel):
         snr = 10.0 * torch.log10(power / noise_power.clamp_min(1e-300))
         return ChannelResult(
             received=(x + noise.to(x.dtype)),
-            scale=torch.ones(x.shape[0]),
+            scale=torch.ones(x.shape[0], device=x.device),
             noise_variance=(std**2).float(),
             signal_power=power.float(),
             measured_snr_db=snr.float(),
