@@ -3,27 +3,33 @@
 A scene is built in a small 3-D world seen by a pinhole camera standing on a straight
 street (``X`` metres to the right, ``Y`` metres up, ``Z`` metres ahead):
 
-* sky, then the ground (terrain), a road with lane markings and zebra crossings,
-  sidewalks on both sides;
-* on each side either a row of buildings (with windows, shaded end walls) or a park
-  (trees on grass), optionally behind a fence, wall or hedge;
-* street furniture (lamp poles, traffic signs, traffic lights, street trees), parked and
-  moving cars, pedestrians -- painted far to near, so near objects occlude far ones.
+* sky, the ground (terrain), a road with lane markings and zebra crossings, sidewalks
+  with curbs on both sides;
+* on each side either a row of buildings (windows, shop fronts, shaded end walls) or a
+  park (trees on grass), optionally behind a fence, wall or hedge; a backdrop of
+  buildings and trees closes the street;
+* street furniture (lamp poles, traffic signs, traffic lights, street trees), moving and
+  parked cars (a few trucks and buses), pedestrians and cyclists -- painted far to near,
+  so that near objects occlude far ones.
 
 Every primitive is a polygon painted into a *segment map* (one id per primitive). Each
 segment carries its Cityscapes label id, its instance id and a colour model (base
-colour, vertical gradient, texture noise), and the image, label and instance maps are
-all read from the same segment map at the end -- so label and image agree
-pixel-exactly at any resolution. All sizes are in metres, so one seed gives the same
-scene (at different sharpness) at 64x128, 128x256 or 256x512.
+colour, vertical gradient, fine and blotchy texture noise); image, label and instance
+maps are all read from the same segment map at the end, so label and image agree
+pixel-exactly at any resolution. Sizes are in metres and nothing in the layout depends
+on the pixel size, so one seed gives the same scene at 64x128, 128x256 or 256x512.
 
-Randomness comes only from ``np.random.default_rng`` seeded by the scene seed
-(``SeedSequence(seed).spawn``: one stream for the scene layout, one for the pixel noise,
-so the layout does not depend on the resolution).
+Randomness comes only from ``np.random.default_rng`` seeded with the scene seed
+(``SeedSequence(seed).spawn(2)``: one stream for the layout and colours, one for the
+pixel noise, so the layout does not depend on the resolution). Speed: scalar geometry
+is plain Python floats and random numbers are drawn in blocks (:class:`_Draws`), since
+per-call overhead dominates at 64x128.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -39,14 +45,18 @@ PERSON, RIDER, CAR, TRUCK, BUS, MOTORCYCLE, BICYCLE = 24, 25, 26, 27, 28, 32, 33
 #: Every label id :func:`generate_scene` can produce.
 SYNTHETIC_LABEL_IDS: frozenset[int] = frozenset(
     {ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION,
-     TERRAIN, SKY, PERSON, RIDER, CAR, TRUCK, BUS, MOTORCYCLE, BICYCLE}
+     TERRAIN, SKY, PERSON, RIDER, CAR, TRUCK, BUS, BICYCLE}
 )
-#: The label ids that get instance ids ``label_id * 1000 + k`` (Cityscapes "things").
-SYNTHETIC_THING_IDS: frozenset[int] = frozenset({PERSON, RIDER, CAR, TRUCK, BUS, MOTORCYCLE, BICYCLE})
+#: Label ids that get instance ids ``label_id * 1000 + k`` (Cityscapes "things").
+SYNTHETIC_THING_IDS: frozenset[int] = frozenset({PERSON, RIDER, CAR, TRUCK, BUS, BICYCLE})
 
 MIN_SIZE = 16  # smallest height / width accepted by generate_scene
-_SHIFT = 4  # cv2 fixed-point bits: polygon vertices are placed with 1/16-pixel precision
+MAX_SIZE = 4096
+_SHIFT = 4  # cv2 fixed-point bits: polygon vertices have 1/16-pixel precision
 _SUB = float(1 << _SHIFT)
+
+Colour = tuple[float, float, float]
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -55,9 +65,9 @@ class SceneSample:
 
     Attributes:
         image: ``(H, W, 3)`` uint8 RGB.
-        label: ``(H, W)`` uint8 Cityscapes label ids.
+        label: ``(H, W)`` uint8 Cityscapes label ids (values in :data:`SYNTHETIC_LABEL_IDS`).
         instance: ``(H, W)`` int32; ``label_id * 1000 + k`` (``k = 0, 1, ...`` per class)
-            on things, the plain label id on stuff (Cityscapes ``*_instanceIds.png``).
+            on things, the plain label id on stuff (as Cityscapes ``*_instanceIds.png``).
     """
 
     image: np.ndarray
@@ -66,31 +76,106 @@ class SceneSample:
 
 
 # --------------------------------------------------------------------------- colours
-# Plausible RGB colour families per material; a scene picks one and jitters it.
-_BUILDING_COLOURS = np.array(
-    [(196, 178, 150), (210, 205, 195), (150, 148, 145), (120, 118, 118), (150, 85, 65),
-     (215, 195, 130), (190, 160, 160), (165, 180, 185), (95, 90, 85), (225, 220, 210),
-     (175, 130, 95), (130, 140, 120)], dtype=np.float32)
-_CAR_COLOURS = np.array(
-    [(225, 225, 225), (28, 28, 32), (170, 172, 175), (105, 108, 112), (35, 55, 115),
-     (150, 25, 30), (40, 70, 50), (190, 175, 140), (60, 60, 70), (120, 135, 160)], dtype=np.float32)
-_CAR_COLOUR_P = np.array([0.2, 0.18, 0.16, 0.12, 0.08, 0.07, 0.04, 0.04, 0.06, 0.05])
-_SKIN = np.array([(225, 185, 155), (200, 150, 115), (150, 100, 70), (95, 62, 45)], dtype=np.float32)
-_SIGN_COLOURS = np.array([(205, 30, 35), (30, 75, 170), (235, 195, 30), (235, 235, 235)], dtype=np.float32)
-_LAMP_COLOURS = np.array([(255, 40, 30), (255, 180, 20), (40, 255, 120)], dtype=np.float32)
+# Plausible RGB colour families per material; each object picks one and jitters it.
+_BUILDING_COLOURS: list[Colour] = [
+    (196, 178, 150), (210, 205, 195), (150, 148, 145), (120, 118, 118), (150, 85, 65),
+    (215, 195, 130), (190, 160, 160), (165, 180, 185), (95, 90, 85), (225, 220, 210),
+    (175, 130, 95), (130, 140, 120)]
+_CAR_COLOURS: list[Colour] = [
+    (225, 225, 225), (28, 28, 32), (170, 172, 175), (105, 108, 112), (35, 55, 115),
+    (150, 25, 30), (40, 70, 50), (190, 175, 140), (60, 60, 70), (120, 135, 160)]
+_CAR_COLOUR_P = [0.2, 0.18, 0.16, 0.12, 0.08, 0.07, 0.04, 0.04, 0.06, 0.05]
+_BUS_COLOURS: list[Colour] = [(230, 190, 40), (200, 40, 40), (225, 225, 220), (40, 90, 160)]
+_TRUCK_COLOURS: list[Colour] = [(225, 225, 225), (190, 60, 40), (60, 80, 120), (110, 110, 110)]
+_SKIN: list[Colour] = [(225, 185, 155), (200, 150, 115), (150, 100, 70), (95, 62, 45)]
+_PANTS: list[Colour] = [(35, 40, 60), (30, 30, 32), (90, 90, 95), (170, 150, 120), (60, 70, 100)]
+_SIGN_COLOURS: list[Colour] = [(205, 30, 35), (30, 75, 170), (235, 195, 30), (235, 235, 235)]
+_LAMP_COLOURS: list[Colour] = [(255, 40, 30), (255, 180, 20), (40, 255, 120)]  # red, amber, green
 
 
-def _jitter(rng: np.random.Generator, rgb, amount: float) -> np.ndarray:
-    """``rgb`` plus uniform noise in ``[-amount, amount]`` per channel, as float32."""
-    return np.asarray(rgb, np.float32) + rng.uniform(-amount, amount, 3).astype(np.float32)
+def _unit_circle(n: int) -> tuple[tuple[float, float], ...]:
+    return tuple((math.cos(2 * math.pi * i / n), math.sin(2 * math.pi * i / n)) for i in range(n))
+
+
+_CIRCLE12 = _unit_circle(12)
+_CIRCLE10 = _unit_circle(10)
+
+
+def _scale(c: Colour, k: float) -> Colour:
+    return (c[0] * k, c[1] * k, c[2] * k)
+
+
+# --------------------------------------------------------------------------- random draws
+class _Draws:
+    """Random numbers from one ``np.random.Generator``, drawn in blocks.
+
+    A scalar ``Generator.uniform()`` call costs microseconds; a scene needs hundreds,
+    so uniforms are drawn 1024 at a time and handed out one by one (deterministic).
+    """
+
+    _BLOCK = 1024
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self._buf: list[float] = []
+        self._i = 0
+
+    def random(self) -> float:
+        """A uniform float in ``[0, 1)``."""
+        if self._i == len(self._buf):
+            self._buf = self.rng.random(self._BLOCK).tolist()
+            self._i = 0
+        v = self._buf[self._i]
+        self._i += 1
+        return v
+
+    def array(self, n: int) -> np.ndarray:
+        """``n`` uniforms in ``[0, 1)`` as an array, straight from the generator."""
+        return self.rng.random(n)
+
+    def uniform(self, lo: float, hi: float) -> float:
+        return lo + (hi - lo) * self.random()
+
+    def integer(self, n: int) -> int:
+        """A uniform int in ``[0, n)``."""
+        return min(int(self.random() * n), n - 1)
+
+    def pick(self, items: Sequence, p: Sequence[float] | None = None):
+        """One element of ``items``, uniformly or with probabilities ``p``."""
+        if p is None:
+            return items[self.integer(len(items))]
+        u, acc = self.random(), 0.0
+        for item, pi in zip(items, p):
+            acc += pi
+            if u < acc:
+                return item
+        return items[-1]
+
+    def normal(self) -> float:
+        """A standard normal (Box-Muller on two uniforms)."""
+        u1 = max(self.random(), 1e-12)
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * self.random())
+
+    def poisson(self, lam: float) -> int:
+        """Knuth's method; fine for the small rates used here."""
+        limit, k, prod = math.exp(-lam), 0, self.random()
+        while prod > limit:
+            k += 1
+            prod *= self.random()
+        return k
+
+    def jitter(self, c: Colour, amount: float) -> Colour:
+        """``c`` plus independent uniform noise in ``[-amount, amount]`` per channel."""
+        return (c[0] + self.uniform(-amount, amount), c[1] + self.uniform(-amount, amount),
+                c[2] + self.uniform(-amount, amount))
 
 
 # --------------------------------------------------------------------------- canvas
 class _Canvas:
-    """A segment-id map plus, per segment, its label, instance and colour model.
+    """A segment-id map plus, per segment, its label, instance id and colour model.
 
     ``seg[y, x]`` is the id of the last segment painted at that pixel (painter's order).
-    Segment 0 is the background (sky colour, label sky) until something covers it.
+    Segment 0 (the first registered) covers the whole canvas initially.
     """
 
     def __init__(self, height: int, width: int, horizon_y: float):
@@ -98,10 +183,7 @@ class _Canvas:
         self.seg = np.zeros((height, width), np.uint16)
         self.labels: list[int] = []
         self.instances: list[int] = []
-        self.colours: list[np.ndarray] = []
-        self.grads: list[np.ndarray] = []
-        self.fine: list[float] = []  # per-pixel (high-frequency) texture amplitude
-        self.coarse: list[float] = []  # blotchy (low-frequency) texture amplitude
+        self.looks: list[tuple[float, ...]] = []  # (r, g, b, gr, gg, gb, fine, coarse)
         self._next_instance: dict[int, int] = {}
 
     def new_instance(self, label: int) -> int:
@@ -110,65 +192,65 @@ class _Canvas:
         self._next_instance[label] = k + 1
         return label * 1000 + k
 
-    def segment(self, label: int, colour, instance: int | None = None, grad=(0.0, 0.0, 0.0),
-                fine: float = 4.0, coarse: float = 4.0) -> int:
-        """Register a segment; ``grad`` is added per unit of ``(y - horizon) / H``."""
-        if len(self.labels) >= np.iinfo(np.uint16).max:
+    def segment(self, label: int, colour: Colour, instance: int | None = None,
+                grad: Colour = (0.0, 0.0, 0.0), fine: float = 4.0, coarse: float = 4.0) -> int:
+        """Register a segment and return its id.
+
+        ``grad`` (RGB) is added per unit of ``(y - horizon_y) / H``; ``fine`` and
+        ``coarse`` scale per-pixel and blotchy texture noise (grey levels).
+        """
+        if len(self.labels) > 65535:  # ids must fit the uint16 segment map
             raise RuntimeError("too many segments in one scene")
         self.labels.append(label)
         self.instances.append(label if instance is None else instance)
-        self.colours.append(np.asarray(colour, np.float32))
-        self.grads.append(np.asarray(grad, np.float32))
-        self.fine.append(fine)
-        self.coarse.append(coarse)
+        self.looks.append((*colour, *grad, fine, coarse))
         return len(self.labels) - 1
 
-    def fill(self, seg_id: int, polys: list[np.ndarray] | np.ndarray) -> None:
-        """Paint polygons (each ``(N, 2)`` float pixel coordinates ``x, y``) with ``seg_id``."""
-        if isinstance(polys, np.ndarray) and polys.ndim == 2:
-            polys = [polys]
-        if len(polys) == 0:
+    def polys(self, seg_id: int, polys: Sequence[Sequence[Point]]) -> None:
+        """Paint polygons (each a sequence of float pixel points ``(x, y)``) with ``seg_id``."""
+        if not polys:
             return
-        pts = [np.round(np.clip(p, -1e5, 1e5) * _SUB).astype(np.int32) for p in polys]
-        cv2.fillPoly(self.seg, pts, int(seg_id), lineType=cv2.LINE_8, shift=_SHIFT)
+        try:  # all polygons with the same number of vertices: one (k, n, 2) array
+            pts = np.rint(np.array(polys, np.float64) * _SUB).astype(np.int32)
+        except ValueError:  # ragged
+            pts = [np.rint(np.array(p, np.float64) * _SUB).astype(np.int32) for p in polys]
+        cv2.fillPoly(self.seg, list(pts), seg_id, cv2.LINE_8, _SHIFT)
+
+    def poly(self, seg_id: int, pts: Sequence[Point]) -> None:
+        self.polys(seg_id, [pts])
 
     def rect(self, seg_id: int, x0: float, y0: float, x1: float, y1: float, min_px: float = 0.0) -> None:
-        """Paint an axis-aligned rectangle (pixel coords), at least ``min_px`` wide / tall."""
+        """Paint an axis-aligned rectangle (pixel coordinates), at least ``min_px`` wide and tall."""
         if x1 - x0 < min_px:
             c = 0.5 * (x0 + x1)
             x0, x1 = c - 0.5 * min_px, c + 0.5 * min_px
         if y1 - y0 < min_px:
             c = 0.5 * (y0 + y1)
             y0, y1 = c - 0.5 * min_px, c + 0.5 * min_px
-        self.fill(seg_id, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32))
+        self.polys(seg_id, [((x0, y0), (x1, y0), (x1, y1), (x0, y1))])
 
-    def render(self, noise_rng: np.random.Generator, gain: np.ndarray) -> SceneSample:
+    def render(self, noise_rng: np.random.Generator, gain: Colour) -> SceneSample:
         """Read image, label and instance maps off the segment map.
 
         ``image = gain * (colour[s] + grad[s] * (y - horizon) / H + fine[s] * n1 + coarse[s] * n2)``
-        with ``n1`` white noise and ``n2`` smooth noise (both per pixel, luminance and a
-        little chroma).
+        with ``n1`` white noise (luminance plus a little chroma) and ``n2`` smooth noise.
         """
         h, w = self.height, self.width
-        seg = self.seg
-        colours = np.stack(self.colours)
-        grads = np.stack(self.grads)
-        fine = np.asarray(self.fine, np.float32)
-        coarse = np.asarray(self.coarse, np.float32)
+        looks = np.asarray(self.looks, np.float32)
+        looks[:, 0:6] *= np.tile(np.asarray(gain, np.float32), 2)  # lighting: scale colour and gradient
+        looks[:, 6:8] *= float(np.mean(gain))
+        px = np.take(looks, self.seg, axis=0)  # (H, W, 8)
 
-        n_fine = noise_rng.standard_normal((h, w, 1), dtype=np.float32)
-        n_fine = n_fine + 0.25 * noise_rng.standard_normal((h, w, 3), dtype=np.float32)
-        gh, gw = max(2, h // 6), max(2, w // 6)
-        small = noise_rng.standard_normal((gh, gw), dtype=np.float32)
+        n_rgb = noise_rng.standard_normal((h, w, 3), dtype=np.float32)
+        n_fine = n_rgb[..., :1] + 0.3 * n_rgb  # mostly luminance, a little chroma
+        small = noise_rng.standard_normal((max(2, h // 6), max(2, w // 6)), dtype=np.float32)
         n_coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
 
         rel_y = ((np.arange(h, dtype=np.float32) - self.horizon_y) / h)[:, None, None]
-        img = colours[seg] + grads[seg] * rel_y
-        img += fine[seg][..., None] * n_fine + coarse[seg][..., None] * n_coarse
-        img *= gain
+        img = px[..., 0:3] + px[..., 3:6] * rel_y + px[..., 6:7] * n_fine + px[..., 7:8] * n_coarse
         image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-        label = np.asarray(self.labels, np.uint8)[seg]
-        instance = np.asarray(self.instances, np.int32)[seg]
+        label = np.take(np.asarray(self.labels, np.uint8), self.seg)
+        instance = np.take(np.asarray(self.instances, np.int32), self.seg)
         return SceneSample(image=image, label=label, instance=instance)
 
 
@@ -182,23 +264,26 @@ class _Camera:
     horizon_y: float  # y of the horizon
     cam_h: float  # camera height above the ground in metres
 
-    def px(self, X, Y, Z):
-        """Project world points (scalars or arrays, ``Z > 0``) to pixel ``x, y``."""
-        Z = np.maximum(Z, 0.3)
-        return self.cx + self.f * X / Z, self.horizon_y + self.f * (self.cam_h - Y) / Z
+    def px(self, X: float, Y: float, Z: float) -> Point:
+        """Project a world point to pixel ``(x, y)`` (``Z`` clamped to >= 0.3 m)."""
+        s = self.f / max(Z, 0.3)
+        return self.cx + s * X, self.horizon_y + s * (self.cam_h - Y)
 
-    def poly(self, X, Y, Z) -> np.ndarray:
-        """``(N, 2)`` pixel polygon of world points given as three length-``N`` sequences."""
-        x, y = self.px(np.asarray(X, np.float32), np.asarray(Y, np.float32), np.asarray(Z, np.float32))
-        return np.stack([x, y], axis=-1)
+    def scale(self, Z: float) -> float:
+        """Pixels per metre at distance ``Z`` (for faces parallel to the image plane)."""
+        return self.f / max(Z, 0.3)
 
-    def ground_quad(self, x0: float, x1: float, z0: float, z1: float) -> np.ndarray:
-        """A ground rectangle ``x0 <= X <= x1, z0 <= Z <= z1`` (``Y = 0``) as a pixel polygon."""
-        return self.poly([x0, x1, x1, x0], [0, 0, 0, 0], [z0, z0, z1, z1])
+    def ground_quad(self, x0: float, x1: float, z0: float, z1: float) -> list[Point]:
+        """The ground rectangle ``x0 <= X <= x1, z0 <= Z <= z1`` (``Y = 0``)."""
+        return [self.px(x0, 0.0, z0), self.px(x1, 0.0, z0), self.px(x1, 0.0, z1), self.px(x0, 0.0, z1)]
 
-    def side_quad(self, X: float, z0: float, z1: float, y0: float, y1: float) -> np.ndarray:
-        """A vertical rectangle in the plane ``X = const`` (a facade parallel to the street)."""
-        return self.poly([X, X, X, X], [y0, y0, y1, y1], [z0, z1, z1, z0])
+    def side_quad(self, X: float, z0: float, z1: float, y0: float, y1: float) -> list[Point]:
+        """A vertical rectangle in the plane ``X = const`` (a face parallel to the street)."""
+        return [self.px(X, y0, z0), self.px(X, y0, z1), self.px(X, y1, z1), self.px(X, y1, z0)]
+
+    def front_quad(self, x0: float, x1: float, y0: float, y1: float, Z: float) -> list[Point]:
+        """A vertical rectangle in the plane ``Z = const`` (a face looking at the camera)."""
+        return [self.px(x0, y0, Z), self.px(x1, y0, Z), self.px(x1, y1, Z), self.px(x0, y1, Z)]
 
 
 @dataclass(frozen=True)
@@ -211,176 +296,179 @@ class _Street:
     walk_r: float
     lane_w: float
     n_lanes: int
-    z_far: float  # where the street ends (a backdrop of buildings / trees)
+    z_far: float  # where the street ends (a backdrop of buildings and trees)
+
+    def curb(self, side: float) -> float:
+        return self.road_r if side > 0 else self.road_l
+
+    def walk_edge(self, side: float) -> float:
+        return self.walk_r if side > 0 else self.walk_l
 
 
 # --------------------------------------------------------------------------- the scene
 class _SceneBuilder:
-    """Builds one scene: layout decisions from ``rng``, painting into a :class:`_Canvas`."""
+    """Builds one scene: layout and colours from ``draws``, painting into a :class:`_Canvas`."""
 
-    def __init__(self, rng: np.random.Generator, height: int, width: int):
-        self.rng = rng
+    def __init__(self, draws: _Draws, height: int, width: int):
+        self.r = r = draws
         self.h, self.w = height, width
-        r = rng
         horizon = height * r.uniform(0.36, 0.47)
-        f = width * r.uniform(0.85, 1.15)
-        self.cam = _Camera(f=f, cx=width * (0.5 + r.uniform(-0.08, 0.08)), horizon_y=horizon,
-                           cam_h=r.uniform(1.2, 1.6))
+        self.cam = _Camera(f=width * r.uniform(0.85, 1.15), cx=width * r.uniform(0.42, 0.58),
+                           horizon_y=horizon, cam_h=r.uniform(1.2, 1.6))
         self.canvas = _Canvas(height, width, horizon)
 
-        # scene-wide look: overcast or clear sky, haze, sun side
+        # scene-wide look: overcast or clear sky, haze, which side the sun lights
         self.overcast = r.random() < 0.55
         if self.overcast:
-            zenith = _jitter(r, (165, 172, 185), 15)
-            horizon_col = zenith + _jitter(r, (35, 33, 28), 8)
+            zenith = r.jitter((178, 184, 194), 15)
+            lift = r.uniform(15, 40)
+            sky_h = (zenith[0] + lift, zenith[1] + lift, zenith[2] + lift * 0.9)
         else:
-            zenith = _jitter(r, (70, 125, 200), 20)
-            horizon_col = _jitter(r, (175, 200, 228), 15)
-        self.sky_zenith, self.sky_horizon = zenith, np.clip(horizon_col, 0, 255)
+            zenith = r.jitter((70, 125, 200), 20)
+            sky_h = r.jitter((175, 200, 228), 15)
+        self.sky_zenith = zenith
+        self.sky_horizon: Colour = tuple(min(v, 250.0) for v in sky_h)  # type: ignore[assignment]
         self.haze_dist = r.uniform(120.0, 450.0)
-        self.sun_side = r.choice([-1.0, 1.0])  # which side's facades face the sun
+        self.sun_side = r.pick([-1.0, 1.0])
         self.sun_gain = 1.0 if self.overcast else r.uniform(1.05, 1.2)
         self.shade_gain = r.uniform(0.8, 0.92) if self.overcast else r.uniform(0.6, 0.8)
 
-        # street layout
         lane_w = r.uniform(3.0, 3.7)
-        n_lanes = int(r.choice([2, 2, 3, 4]))
-        cam_lane = r.integers(0, n_lanes)
+        n_lanes = r.pick([2, 2, 3, 4])
+        cam_lane = r.integer(n_lanes)
         road_l = -(cam_lane + r.uniform(0.35, 0.65)) * lane_w
         road_r = road_l + n_lanes * lane_w
-        self.street = _Street(
-            road_l=road_l, road_r=road_r,
-            walk_l=road_l - r.uniform(2.0, 5.0), walk_r=road_r + r.uniform(2.0, 5.0),
-            lane_w=lane_w, n_lanes=n_lanes, z_far=r.uniform(70.0, 200.0),
-        )
-        # deferred objects: (distance, draw callable), painted far to near
-        self.front: list[tuple[float, object]] = []
+        self.street = _Street(road_l=road_l, road_r=road_r,
+                              walk_l=road_l - r.uniform(2.0, 5.0), walk_r=road_r + r.uniform(2.0, 5.0),
+                              lane_w=lane_w, n_lanes=n_lanes, z_far=r.uniform(70.0, 200.0))
         self.crossing_z: float | None = None  # distance of the zebra crossing, if any
+        # objects standing on the sidewalks and the road: (distance, painter), far to near
+        self.front: list[tuple[float, Callable[[], None]]] = []
 
     # ---- helpers -------------------------------------------------------------------
-    def haze(self, colour, dist: float) -> np.ndarray:
-        """Blend a colour towards the horizon sky colour with distance (aerial perspective)."""
-        a = 1.0 - np.exp(-dist / self.haze_dist)
-        return (1 - a) * np.asarray(colour, np.float32) + a * self.sky_horizon
+    def haze(self, c: Colour, dist: float) -> Colour:
+        """Blend a colour towards the horizon sky with distance (aerial perspective)."""
+        a = 1.0 - math.exp(-dist / self.haze_dist)
+        h = self.sky_horizon
+        return ((1 - a) * c[0] + a * h[0], (1 - a) * c[1] + a * h[1], (1 - a) * c[2] + a * h[2])
 
     def side_gain(self, side: float) -> float:
         return self.sun_gain if side == self.sun_side else self.shade_gain
 
-    # ---- layers ------------------------------------------------------------------
+    def queue(self, X: float, Z: float, painter: Callable[[], None]) -> None:
+        self.front.append((math.hypot(X, Z), painter))
+
+    # ---- layers, back to front ---------------------------------------------------
     def build(self) -> None:
         self.paint_sky_and_ground()
         self.paint_road()
         self.paint_backdrop()
-        setback_objects: list[tuple[float, object]] = []
-        barriers: list[object] = []
+        behind: list[tuple[float, Callable[[], None]]] = []  # trees behind the barriers
+        barriers: list[Callable[[], None]] = []
         for side in (-1.0, 1.0):
-            self.plan_side(side, setback_objects, barriers)
-        for _, draw in sorted(setback_objects, key=lambda t: -t[0]):
-            draw()
-        for draw in barriers:
-            draw()
+            self.plan_side(side, behind, barriers)
+        for _, paint in sorted(behind, key=lambda t: -t[0]):
+            paint()
+        for paint in barriers:
+            paint()
         self.plan_street_furniture()
-        self.plan_cars()
+        self.plan_vehicles()
         self.plan_people()
-        for _, draw in sorted(self.front, key=lambda t: -t[0]):
-            draw()
+        for _, paint in sorted(self.front, key=lambda t: -t[0]):
+            paint()
 
     def paint_sky_and_ground(self) -> None:
-        c, r = self.canvas, self.rng
-        # segment 0: sky, brighter towards the horizon (rel_y is about -0.4 at the top)
-        grad = (self.sky_horizon - self.sky_zenith) / 0.45
+        c, r = self.canvas, self.r
+        # segment 0 covers everything: sky, brighter towards the horizon (rel_y ~ -0.4 at the top)
+        grad = tuple((hc - zc) / 0.45 for hc, zc in zip(self.sky_horizon, self.sky_zenith))
         c.segment(SKY, self.sky_horizon, grad=grad, fine=1.0, coarse=6.0 if self.overcast else 3.0)
-        grass = _jitter(r, (105, 125, 60), 15) if r.random() < 0.7 else _jitter(r, (140, 125, 95), 15)
+        grass = r.jitter((105, 125, 60), 15) if r.random() < 0.7 else r.jitter((140, 125, 95), 15)
         terrain = c.segment(TERRAIN, self.haze(grass, 30), grad=(30, 30, 15), fine=10, coarse=10)
         c.rect(terrain, -1, self.cam.horizon_y, self.w + 1, self.h + 1)
 
     def paint_road(self) -> None:
-        c, r, cam, st = self.canvas, self.rng, self.cam, self.street
-        z_near, z_far = 0.5, st.z_far + 60
-        # sidewalks (with a curb stripe) then the road
-        walk_col = _jitter(r, (150, 148, 145), 20) if r.random() < 0.7 else _jitter(r, (160, 125, 115), 12)
+        c, r, cam, st = self.canvas, self.r, self.cam, self.street
+        z0, z1 = 0.5, st.z_far + 60
+        walk_col = r.jitter((150, 148, 145), 20) if r.random() < 0.7 else r.jitter((160, 125, 115), 12)
         walk = c.segment(SIDEWALK, self.haze(walk_col, 20), grad=(25, 25, 25), fine=7, coarse=5)
-        c.fill(walk, [cam.ground_quad(st.walk_l, st.road_l, z_near, z_far),
-                      cam.ground_quad(st.road_r, st.walk_r, z_near, z_far)])
-        curb = c.segment(SIDEWALK, self.haze(walk_col * 0.8 + 30, 20), fine=5, coarse=3)
-        c.fill(curb, [cam.ground_quad(st.road_l - 0.25, st.road_l, z_near, z_far),
-                      cam.ground_quad(st.road_r, st.road_r + 0.25, z_near, z_far)])
-        asphalt = _jitter(r, (88, 86, 92), 14)
+        c.polys(walk, [cam.ground_quad(st.walk_l, st.road_l, z0, z1), cam.ground_quad(st.road_r, st.walk_r, z0, z1)])
+        curb = c.segment(SIDEWALK, self.haze(_scale(walk_col, 1.15), 20), fine=5, coarse=3)
+        c.polys(curb, [cam.ground_quad(st.road_l - 0.25, st.road_l, z0, z1),
+                       cam.ground_quad(st.road_r, st.road_r + 0.25, z0, z1)])
+        asphalt = r.jitter((88, 86, 92), 14)
         road = c.segment(ROAD, self.haze(asphalt, 25), grad=(-10, -10, -10), fine=6, coarse=7)
-        c.fill(road, cam.ground_quad(st.road_l, st.road_r, z_near, z_far))
-        # a darker, worn patch band: same label, different tone
-        if r.random() < 0.5:
-            patch = c.segment(ROAD, self.haze(asphalt * 0.85, 25), fine=5, coarse=6)
-            x0 = r.uniform(st.road_l, st.road_r - 1.5)
-            c.fill(patch, cam.ground_quad(x0, x0 + r.uniform(0.8, 2.0), z_near, z_far))
+        c.poly(road, cam.ground_quad(st.road_l, st.road_r, z0, z1))
+        if r.random() < 0.5:  # a darker repaired strip: same label, different tone
+            patch = c.segment(ROAD, self.haze(_scale(asphalt, 0.85), 25), fine=5, coarse=6)
+            x = r.uniform(st.road_l, st.road_r - 1.5)
+            c.poly(patch, cam.ground_quad(x, x + r.uniform(0.8, 2.0), z0, z1))
 
-        # lane markings: dashed lines between lanes, solid edge lines (label road)
-        paint = c.segment(ROAD, self.haze(_jitter(r, (215, 215, 210), 15), 25), fine=5, coarse=2)
-        polys = []
+        # lane markings (label road): dashed lines between lanes, solid edge lines, zebra
+        paint = c.segment(ROAD, self.haze(r.jitter((215, 215, 210), 15), 25), fine=5, coarse=2)
+        quads = []
         dash, gap, lw = r.uniform(2.5, 4.0), r.uniform(4.0, 8.0), 0.15
-        offset = r.uniform(0, dash + gap)
-        z_starts = np.arange(z_near - offset, st.z_far, dash + gap)
+        start = z0 - r.uniform(0, dash + gap)
+        z_max = min(st.z_far, 120.0)
         for k in range(1, st.n_lanes):
             xl = st.road_l + k * st.lane_w
-            polys += [cam.ground_quad(xl - lw, xl + lw, z0, z0 + dash) for z0 in z_starts if z0 + dash > z_near]
+            z = start
+            while z < z_max:
+                quads.append(cam.ground_quad(xl - lw, xl + lw, max(z, z0), z + dash))
+                z += dash + gap
         if r.random() < 0.6:
-            polys += [cam.ground_quad(st.road_l + 0.3, st.road_l + 0.3 + 2 * lw, z_near, z_far),
-                      cam.ground_quad(st.road_r - 0.3 - 2 * lw, st.road_r - 0.3, z_near, z_far)]
-        if r.random() < 0.35:  # zebra crossing
-            zc = r.uniform(8.0, 30.0)
-            depth = r.uniform(3.0, 5.0)
-            xs = np.arange(st.road_l + 0.5, st.road_r - 0.5, 1.0)
-            polys += [cam.ground_quad(x, x + 0.5, zc, zc + depth) for x in xs]
+            quads += [cam.ground_quad(st.road_l + 0.3, st.road_l + 0.3 + 2 * lw, z0, z1),
+                      cam.ground_quad(st.road_r - 0.3 - 2 * lw, st.road_r - 0.3, z0, z1)]
+        if r.random() < 0.35:
+            zc, depth = r.uniform(8.0, 30.0), r.uniform(3.0, 5.0)
+            x = st.road_l + 0.5
+            while x < st.road_r - 0.5:
+                quads.append(cam.ground_quad(x, x + 0.5, zc, zc + depth))
+                x += 1.0
             self.crossing_z = zc
-        c.fill(paint, polys)
+        c.polys(paint, quads)
 
     def paint_backdrop(self) -> None:
-        """What closes the street at ``z_far``: a row of buildings and / or trees."""
-        c, r, cam, st = self.canvas, self.rng, self.cam, self.street
+        """What closes the street at ``z_far``: a row of buildings and trees across it."""
+        r, st = self.r, self.street
         z = st.z_far
         x = st.walk_l - 40.0
         while x < st.walk_r + 40.0:
             wid = r.uniform(8.0, 25.0)
             if r.random() < 0.7:
-                col = self.haze(_BUILDING_COLOURS[r.integers(len(_BUILDING_COLOURS))], z)
-                b = c.segment(BUILDING, col, grad=(15, 15, 15), fine=4, coarse=4)
-                hb = r.uniform(8.0, 28.0)
-                c.fill(b, cam.poly([x, x + wid, x + wid, x], [0, 0, hb, hb], [z, z, z, z]))
+                col = self.haze(r.pick(_BUILDING_COLOURS), z)
+                b = self.canvas.segment(BUILDING, col, grad=(15, 15, 15), fine=4, coarse=4)
+                self.canvas.poly(b, self.cam.front_quad(x, x + wid, 0, r.uniform(8.0, 28.0), z))
             else:
-                self.tree(x + wid / 2, z, r.uniform(5, 12), painter=c)
+                self.tree(x + wid / 2, z, r.uniform(5, 12))
             x += wid
 
     # ---- the two sides -------------------------------------------------------------
-    def plan_side(self, side: float, setback_objects: list, barriers: list) -> None:
-        """Buildings or park on one side; fills the setback strip and queues barriers."""
-        c, r, cam, st = self.canvas, self.rng, self.cam, self.street
-        walk_edge = st.walk_r if side > 0 else st.walk_l
-        kind = r.choice(["buildings", "park"], p=[0.72, 0.28])
-        setback = 0.0 if (kind == "buildings" and r.random() < 0.6) else r.uniform(1.0, 8.0)
-        inner = walk_edge + side * setback  # where the facades / park start
-        if kind == "buildings":
-            self.paint_facades(side, inner)
-            n_trees = int(r.integers(0, 3)) if setback > 2 else 0
+    def plan_side(self, side: float, behind: list, barriers: list) -> None:
+        """Buildings or a park on one side; queues trees in the setback and a barrier."""
+        r, st = self.r, self.street
+        walk_edge = st.walk_edge(side)
+        park = r.random() < 0.28
+        setback = r.uniform(1.0, 8.0) if (park or r.random() < 0.4) else 0.0
+        if park:
+            n_trees, depth = 3 + r.integer(6), 30.0
         else:
-            n_trees = int(r.integers(3, 9))
-            setback = 30.0
+            self.paint_facades(side, walk_edge + side * setback)
+            n_trees, depth = (r.integer(3) if setback > 2 else 0), setback
         for _ in range(n_trees):
-            X = walk_edge + side * r.uniform(1.0, max(1.5, setback - 1.0))
+            X = walk_edge + side * r.uniform(1.0, max(1.5, depth - 1.0))
             Z = r.uniform(4.0, st.z_far)
             hgt = r.uniform(4.0, 12.0)
-            setback_objects.append((np.hypot(X, Z), lambda X=X, Z=Z, hgt=hgt: self.tree(X, Z, hgt)))
-
-        # barrier between the sidewalk and the setback: fence, wall or hedge
-        if r.random() < (0.55 if setback > 0 else 0.1):
-            barrier = r.choice(["fence", "wall", "hedge"], p=[0.45, 0.25, 0.3])
+            behind.append((math.hypot(X, Z), lambda X=X, Z=Z, hgt=hgt: self.tree(X, Z, hgt)))
+        if r.random() < (0.55 if setback > 0 or park else 0.1):
+            kind = r.pick(["fence", "wall", "hedge"], [0.45, 0.25, 0.3])
             z0 = r.uniform(1.0, 20.0)
-            z1 = z0 + r.uniform(15.0, 80.0)
+            z1 = min(z0 + r.uniform(15.0, 80.0), st.z_far)
             Xb = walk_edge + side * 0.2
-            barriers.append(lambda: self.barrier(barrier, side, Xb, z0, min(z1, st.z_far)))
+            barriers.append(lambda: self.barrier(kind, side, Xb, z0, z1))
 
     def paint_facades(self, side: float, inner: float) -> None:
-        """A row of buildings from far to near along the street on one side."""
-        c, r, cam, st = self.canvas, self.rng, self.cam, self.street
+        """A row of buildings along one side of the street, painted far to near."""
+        c, r, cam, st = self.canvas, self.r, self.cam, self.street
         blocks = []
         z = r.uniform(0.0, 5.0)
         while z < st.z_far:
@@ -389,396 +477,371 @@ class _SceneBuilder:
             blocks.append((z, min(z + length, st.z_far), inner + side * r.uniform(0.0, 2.0), r.uniform(7.0, 26.0)))
             z += length + gap
         gain = self.side_gain(side)
-        for z0, z1, X, hb in reversed(blocks):  # far to near
-            base = _BUILDING_COLOURS[r.integers(len(_BUILDING_COLOURS))]
-            base = _jitter(r, base, 14)
-            # end wall facing the camera (Z = z0), in the shade
-            end = c.segment(BUILDING, self.haze(base * self.shade_gain * 0.9, z0 + 10), fine=4, coarse=4)
-            depth = 15.0
-            c.fill(end, cam.poly([X, X + side * depth, X + side * depth, X], [0, 0, hb, hb], [z0, z0, z0, z0]))
-            # facade with a base (ground floor) band and windows
+        for z0, z1, X, hb in reversed(blocks):
+            base = r.jitter(r.pick(_BUILDING_COLOURS), 14)
+            # the end wall facing the camera (plane Z = z0), in the shade
+            end = c.segment(BUILDING, self.haze(_scale(base, self.shade_gain * 0.9), z0 + 10), fine=4, coarse=4)
+            c.poly(end, cam.front_quad(X, X + side * 15.0, 0, hb, z0))
             mid = 0.5 * (z0 + z1)
-            fac = c.segment(BUILDING, self.haze(base * gain, mid), grad=(20, 20, 20), fine=4, coarse=6)
-            c.fill(fac, cam.side_quad(X, z0, z1, 0, hb))
-            if r.random() < 0.5:
-                shop = c.segment(BUILDING, self.haze(_jitter(r, base * 0.7, 20) * gain, mid), fine=4, coarse=3)
-                c.fill(shop, cam.side_quad(X, z0, z1, 0, r.uniform(2.8, 4.0)))
-            self.windows(X, z0, z1, hb, gain, base)
+            facade = c.segment(BUILDING, self.haze(_scale(base, gain), mid), grad=(20, 20, 20), fine=4, coarse=6)
+            c.poly(facade, cam.side_quad(X, z0, z1, 0, hb))
+            if r.random() < 0.5:  # a ground-floor shop front
+                shop = c.segment(BUILDING, self.haze(_scale(r.jitter(_scale(base, 0.7), 20), gain), mid), fine=4, coarse=3)
+                c.poly(shop, cam.side_quad(X, z0, z1, 0, r.uniform(2.8, 4.0)))
+            self.windows(X, z0, z1, hb, gain)
 
-    def windows(self, X: float, z0: float, z1: float, hb: float, gain: float, base: np.ndarray) -> None:
+    def windows(self, X: float, z0: float, z1: float, hb: float, gain: float) -> None:
         """A grid of windows on the facade plane ``X``; window pixels stay label building."""
-        c, r, cam = self.canvas, self.rng, self.cam
-        floor_h = r.uniform(2.8, 3.6)
-        col_w = r.uniform(2.2, 4.0)
+        c, r, cam = self.canvas, self.r, self.cam
+        floor_h, col_w = r.uniform(2.8, 3.6), r.uniform(2.2, 4.0)
         win_w, win_h = col_w * r.uniform(0.35, 0.65), floor_h * r.uniform(0.4, 0.6)
+        glass = _scale(self.sky_horizon, 0.45) if r.random() < 0.5 else r.jitter((45, 52, 62), 10)
+        glass = _scale(glass, gain * (0.6 + 0.3 * r.random()))
+        lit_col = r.jitter((150, 160, 165), 20)
+        lit_p = 0.12 * r.random()
         zs = np.arange(z0 + 0.7, z1 - win_w - 0.3, col_w)
         ys = np.arange(floor_h + 0.8, hb - win_h - 0.5, floor_h)
         if len(zs) == 0 or len(ys) == 0:
             return
-        zz, yy = np.meshgrid(zs, ys)
-        zz, yy = zz.ravel(), yy.ravel()
-        # skip windows that would be thinner than half a pixel
-        keep = cam.f * (win_w * abs(X)) / (zz * (zz + win_w)) > 0.5
-        zz, yy = zz[keep], yy[keep]
+        zz, yy = (a.ravel() for a in np.meshgrid(zs, ys))
+        lit = r.array(len(zz)) < lit_p  # drawn before culling, so the layout is size-independent
+        # drop windows that would be thinner than half a pixel (depends on the resolution only)
+        keep = cam.f * win_w * abs(X) / (zz * (zz + win_w)) > 0.5
+        zz, yy, lit = zz[keep], yy[keep], lit[keep]
         if len(zz) == 0:
             return
         Zs = np.stack([zz, zz + win_w, zz + win_w, zz], 1)
         Ys = np.stack([yy, yy, yy + win_h, yy + win_h], 1)
-        xs, ys_ = cam.px(np.float32(X), Ys.astype(np.float32), Zs.astype(np.float32))
-        polys = np.stack([xs, ys_], -1)
-        glass = self.sky_horizon * 0.45 if r.random() < 0.5 else _jitter(r, (45, 52, 62), 10)
-        frame_dark = 0.6 + 0.3 * r.random()
-        dark = c.segment(BUILDING, self.haze(glass * gain * frame_dark, float(zz.mean())), grad=(-20, -20, -20),
-                         fine=5, coarse=3)
-        lit_mask = r.random(len(zz)) < 0.12
-        c.fill(dark, list(polys[~lit_mask]))
-        if lit_mask.any():
-            lit = c.segment(BUILDING, self.haze(_jitter(r, (150, 160, 165), 20), float(zz.mean())), fine=5, coarse=2)
-            c.fill(lit, list(polys[lit_mask]))
+        s = cam.f / Zs
+        quads = np.stack([cam.cx + s * X, cam.horizon_y + s * (cam.cam_h - Ys)], -1)
+        quads = np.round(quads * _SUB).astype(np.int32)  # (n, 4, 2) fixed point
+        dist = float(zz.mean())
+        dark = c.segment(BUILDING, self.haze(glass, dist), grad=(-20, -20, -20), fine=5, coarse=3)
+        cv2.fillPoly(c.seg, list(quads[~lit]), dark, cv2.LINE_8, _SHIFT)
+        if lit.any():
+            bright = c.segment(BUILDING, self.haze(lit_col, dist), fine=5, coarse=2)
+            cv2.fillPoly(c.seg, list(quads[lit]), bright, cv2.LINE_8, _SHIFT)
 
     def barrier(self, kind: str, side: float, X: float, z0: float, z1: float) -> None:
-        c, r, cam = self.canvas, self.rng, self.cam
-        gain = self.side_gain(side)
-        mid = 0.5 * (z0 + z1)
+        """A hedge, wall or fence in the plane ``X`` from ``z0`` to ``z1``."""
+        c, r, cam = self.canvas, self.r, self.cam
+        gain, mid = self.side_gain(side), 0.5 * (z0 + z1)
         if kind == "hedge":
-            col = _jitter(r, (55, 85, 40), 12)
-            s = c.segment(VEGETATION, self.haze(col * gain, mid), fine=14, coarse=10)
-            c.fill(s, cam.side_quad(X, z0, z1, 0, r.uniform(0.8, 1.6)))
+            s = c.segment(VEGETATION, self.haze(_scale(r.jitter((55, 85, 40), 12), gain), mid), fine=14, coarse=10)
+            c.poly(s, cam.side_quad(X, z0, z1, 0, r.uniform(0.8, 1.6)))
         elif kind == "wall":
-            col = _jitter(r, (165, 160, 150), 20) if r.random() < 0.6 else _jitter(r, (140, 90, 70), 12)
-            s = c.segment(WALL, self.haze(col * gain, mid), fine=6, coarse=6)
-            c.fill(s, cam.side_quad(X, z0, z1, 0, r.uniform(0.8, 2.2)))
-        else:  # fence: posts and rails with a darker panel between
-            col = _jitter(r, (120, 120, 118), 20) if r.random() < 0.6 else _jitter(r, (135, 105, 75), 15)
+            col = r.jitter((165, 160, 150), 20) if r.random() < 0.6 else r.jitter((140, 90, 70), 12)
+            s = c.segment(WALL, self.haze(_scale(col, gain), mid), fine=6, coarse=6)
+            c.poly(s, cam.side_quad(X, z0, z1, 0, r.uniform(0.8, 2.2)))
+        else:  # fence: a see-through-ish panel, posts and a top rail
+            col = r.jitter((120, 120, 118), 20) if r.random() < 0.6 else r.jitter((135, 105, 75), 15)
             hf = r.uniform(0.9, 1.8)
-            panel = c.segment(FENCE, self.haze(col * gain * 0.75, mid), fine=10, coarse=4)
-            c.fill(panel, cam.side_quad(X, z0, z1, 0.1, hf))
-            bars = c.segment(FENCE, self.haze(col * gain * 1.15, mid), fine=5, coarse=3)
+            panel = c.segment(FENCE, self.haze(_scale(col, gain * 0.75), mid), fine=10, coarse=4)
+            c.poly(panel, cam.side_quad(X, z0, z1, 0.1, hf))
+            bars = c.segment(FENCE, self.haze(_scale(col, gain * 1.15), mid), fine=5, coarse=3)
             step = r.uniform(1.5, 3.0)
-            polys = [cam.side_quad(X, z, z + 0.15, 0, hf) for z in np.arange(z0, z1, step)]
-            polys.append(cam.side_quad(X, z0, z1, hf - 0.12, hf))
-            c.fill(bars, polys)
+            quads = [cam.side_quad(X, z0, z1, hf - 0.12, hf)]
+            z = z0
+            while z < z1 and z < 60.0:
+                quads.append(cam.side_quad(X, z, z + 0.15, 0, hf))
+                z += step
+            c.polys(bars, quads)
 
     # ---- objects ------------------------------------------------------------------
-    def tree(self, X: float, Z: float, height: float, painter: _Canvas | None = None) -> None:
-        """A tree: trunk and a blobby crown (both label vegetation)."""
-        c, r, cam = self.canvas, self.rng, self.cam
-        s = cam.f / max(Z, 0.3)
-        x, y_ground = cam.px(X, 0.0, Z)
-        trunk_h = height * r.uniform(0.3, 0.45)
-        crown_r = height * r.uniform(0.25, 0.38)
-        trunk = c.segment(VEGETATION, self.haze(_jitter(r, (80, 65, 50), 12), Z), fine=6, coarse=3)
-        c.rect(trunk, x - 0.15 * s, y_ground - (trunk_h + crown_r) * s, x + 0.15 * s, y_ground, min_px=1.0)
-        base = _jitter(r, (62, 92, 42), 14)
-        n_blobs = int(r.integers(2, 5))
+    def tree(self, X: float, Z: float, height: float) -> None:
+        """A tree: a trunk and 2-4 blobby crown parts in different greens (label vegetation)."""
+        c, r, cam = self.canvas, self.r, self.cam
+        s = cam.scale(Z)
+        x, yg = cam.px(X, 0.0, Z)
+        trunk_h, crown_r = height * r.uniform(0.3, 0.45), height * r.uniform(0.25, 0.38)
+        trunk = c.segment(VEGETATION, self.haze(r.jitter((80, 65, 50), 12), Z), fine=6, coarse=3)
+        c.rect(trunk, x - 0.15 * s, yg - (trunk_h + crown_r) * s, x + 0.15 * s, yg, min_px=1.0)
+        base = r.jitter((62, 92, 42), 14)
+        n_blobs = 2 + r.integer(3)
         for k in range(n_blobs):
             cx = x + r.uniform(-0.4, 0.4) * crown_r * s
-            cy = y_ground - (trunk_h + crown_r * r.uniform(0.7, 1.3)) * s
+            cy = yg - (trunk_h + crown_r * r.uniform(0.7, 1.3)) * s
             rad = crown_r * r.uniform(0.6, 1.0) * s
-            ang = np.linspace(0, 2 * np.pi, 14, endpoint=False)
-            rr = rad * (1 + 0.18 * r.standard_normal(14))
-            poly = np.stack([cx + rr * np.cos(ang), cy + 0.9 * rr * np.sin(ang)], -1)
-            tone = 0.8 + 0.35 * k / max(1, n_blobs - 1)
-            leaf = c.segment(VEGETATION, self.haze(base * tone, Z), grad=(0, 0, 0), fine=16, coarse=8)
-            c.fill(leaf, poly)
+            pts = []
+            for ca, sa in _CIRCLE12:
+                rr = rad * r.uniform(0.75, 1.25)
+                pts.append((cx + rr * ca, cy + 0.9 * rr * sa))
+            tone = 0.8 + 0.35 * k / (n_blobs - 1)
+            leaf = c.segment(VEGETATION, self.haze(_scale(base, tone), Z), fine=16, coarse=8)
+            c.poly(leaf, pts)
 
     def plan_street_furniture(self) -> None:
-        r, st = self.rng, self.street
+        r, st = self.r, self.street
         for side in (-1.0, 1.0):
-            curb = st.road_r if side > 0 else st.road_l
-            walk_w = abs((st.walk_r if side > 0 else st.walk_l) - curb)
-            # lamp poles at regular spacing along the curb
-            if r.random() < 0.85:
+            curb = st.curb(side)
+            walk_w = abs(st.walk_edge(side) - curb)
+            if r.random() < 0.85:  # lamp poles at a regular spacing along the curb
                 spacing = r.uniform(12.0, 30.0)
-                X = curb + side * r.uniform(0.4, 0.9)
-                hp = r.uniform(5.0, 9.0)
-                for Z in np.arange(r.uniform(3.0, spacing), st.z_far * 0.8, spacing):
-                    self.front.append((np.hypot(X, Z), lambda X=X, Z=Z, hp=hp, side=side: self.lamp_pole(X, Z, hp, side)))
-            # traffic signs and lights
-            for _ in range(int(r.integers(0, 4))):
-                X = curb + side * r.uniform(0.4, 1.2)
-                Z = r.uniform(5.0, 60.0)
-                self.front.append((np.hypot(X, Z), lambda X=X, Z=Z: self.sign_post(X, Z)))
-            if r.random() < 0.45:
+                X, hp = curb + side * r.uniform(0.4, 0.9), r.uniform(5.0, 9.0)
+                Z = r.uniform(3.0, spacing)
+                while Z < min(st.z_far * 0.8, 90.0):
+                    self.queue(X, Z, lambda X=X, Z=Z, hp=hp, side=side: self.lamp_pole(X, Z, hp, side))
+                    Z += spacing
+            for _ in range(r.integer(4)):  # traffic signs
+                X, Z = curb + side * r.uniform(0.4, 1.2), r.uniform(5.0, 60.0)
+                self.queue(X, Z, lambda X=X, Z=Z: self.sign_post(X, Z))
+            if r.random() < 0.45:  # a traffic light, at the crossing if there is one
                 X = curb + side * r.uniform(0.4, 1.0)
                 Z = (self.crossing_z if self.crossing_z is not None else r.uniform(10.0, 40.0)) - 1.0
-                self.front.append((np.hypot(X, Z), lambda X=X, Z=Z: self.traffic_light(X, Z)))
-            # street trees on the sidewalk
-            if r.random() < 0.5 and walk_w > 2.5:
+                self.queue(X, Z, lambda X=X, Z=Z: self.traffic_light(X, Z))
+            if r.random() < 0.5 and walk_w > 2.5:  # street trees on the sidewalk
                 spacing = r.uniform(8.0, 18.0)
                 X = curb + side * r.uniform(1.0, walk_w - 0.8)
-                for Z in np.arange(r.uniform(3.0, spacing), st.z_far * 0.8, spacing):
+                Z = r.uniform(3.0, spacing)
+                while Z < min(st.z_far * 0.8, 70.0):
                     hgt = r.uniform(5.0, 10.0)
-                    self.front.append((np.hypot(X, Z), lambda X=X, Z=Z, hgt=hgt: self.tree(X, Z, hgt)))
+                    self.queue(X, Z, lambda X=X, Z=Z, hgt=hgt: self.tree(X, Z, hgt))
+                    Z += spacing
 
     def lamp_pole(self, X: float, Z: float, height: float, side: float) -> None:
-        c, r, cam = self.canvas, self.rng, self.cam
-        s = cam.f / Z
+        c, cam = self.canvas, self.cam
+        s = cam.scale(Z)
         x, yg = cam.px(X, 0.0, Z)
-        col = _jitter(r, (120, 122, 125), 15)
-        p = c.segment(POLE, self.haze(col, Z), grad=(10, 10, 10), fine=4, coarse=2)
+        p = c.segment(POLE, self.haze(self.r.jitter((120, 122, 125), 15), Z), grad=(10, 10, 10), fine=4, coarse=2)
         c.rect(p, x - 0.09 * s, yg - height * s, x + 0.09 * s, yg, min_px=1.0)
-        # the arm reaching over the road
-        arm = 1.5 * s
-        c.rect(p, min(x, x - side * arm), yg - height * s, max(x, x - side * arm), yg - (height - 0.15) * s, min_px=1.0)
+        arm_end = x - side * 1.5 * s  # the arm reaches over the road
+        c.rect(p, min(x, arm_end), yg - height * s, max(x, arm_end), yg - (height - 0.15) * s, min_px=1.0)
 
     def sign_post(self, X: float, Z: float) -> None:
-        c, r, cam = self.canvas, self.rng, self.cam
-        s = cam.f / Z
+        c, r, cam = self.canvas, self.r, self.cam
+        s = cam.scale(Z)
         x, yg = cam.px(X, 0.0, Z)
         hp = r.uniform(2.2, 3.2)
-        p = c.segment(POLE, self.haze(_jitter(r, (130, 132, 135), 15), Z), fine=4, coarse=2)
+        p = c.segment(POLE, self.haze(r.jitter((130, 132, 135), 15), Z), fine=4, coarse=2)
         c.rect(p, x - 0.05 * s, yg - hp * s, x + 0.05 * s, yg, min_px=1.0)
-        n_plates = 1 if r.random() < 0.7 else 2
         y_top = yg - hp * s
-        for k in range(n_plates):
+        for k in range(1 if r.random() < 0.7 else 2):
             size = r.uniform(0.5, 0.8) * s
             cy = y_top + (k + 0.5) * size * 1.1
-            colour = _SIGN_COLOURS[r.integers(len(_SIGN_COLOURS))]
-            plate = c.segment(TRAFFIC_SIGN, self.haze(_jitter(r, colour, 12), Z), fine=4, coarse=2)
-            shape = r.integers(3)
+            plate = c.segment(TRAFFIC_SIGN, self.haze(r.jitter(r.pick(_SIGN_COLOURS), 12), Z), fine=4, coarse=2)
+            shape, hs = r.integer(3), size / 2
             if shape == 0:  # disc
-                ang = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-                poly = np.stack([x + size / 2 * np.cos(ang), cy + size / 2 * np.sin(ang)], -1)
-            elif shape == 1:  # triangle
-                poly = np.array([[x - size / 2, cy - size / 2], [x + size / 2, cy - size / 2], [x, cy + size / 2]])
-            else:  # square
-                poly = np.array([[x - size / 2, cy - size / 2], [x + size / 2, cy - size / 2],
-                                 [x + size / 2, cy + size / 2], [x - size / 2, cy + size / 2]])
-            c.fill(plate, poly.astype(np.float32))
-            if size > 3:  # inner symbol / border in white or dark
-                inner = c.segment(TRAFFIC_SIGN, self.haze(_jitter(r, (235, 235, 235) if r.random() < 0.6 else (40, 40, 40), 10), Z),
-                                  fine=3, coarse=1)
-                q = (poly - [x, cy]) * 0.55 + [x, cy]
-                c.fill(inner, q.astype(np.float32))
+                pts = [(x + hs * ca, cy + hs * sa) for ca, sa in _CIRCLE12]
+            elif shape == 1:  # triangle, point down
+                pts = [(x - hs, cy - hs), (x + hs, cy - hs), (x, cy + hs)]
+            else:
+                pts = [(x - hs, cy - hs), (x + hs, cy - hs), (x + hs, cy + hs), (x - hs, cy + hs)]
+            c.poly(plate, pts)
+            inner_col = r.jitter((235, 235, 235) if r.random() < 0.6 else (40, 40, 40), 10)
+            if size > 3:  # the inner field / symbol
+                inner = c.segment(TRAFFIC_SIGN, self.haze(inner_col, Z), fine=3, coarse=1)
+                c.poly(inner, [(x + 0.55 * (px - x), cy + 0.55 * (py - cy)) for px, py in pts])
 
     def traffic_light(self, X: float, Z: float) -> None:
-        c, r, cam = self.canvas, self.rng, self.cam
-        s = cam.f / Z
+        c, r, cam = self.canvas, self.r, self.cam
+        s = cam.scale(Z)
         x, yg = cam.px(X, 0.0, Z)
         hp = r.uniform(2.6, 4.0)
-        p = c.segment(POLE, self.haze(_jitter(r, (110, 112, 115), 15), Z), fine=4, coarse=2)
+        p = c.segment(POLE, self.haze(r.jitter((110, 112, 115), 15), Z), fine=4, coarse=2)
         c.rect(p, x - 0.07 * s, yg - hp * s, x + 0.07 * s, yg, min_px=1.0)
-        housing_col = (35, 35, 38) if r.random() < 0.7 else (200, 170, 45)
-        box = c.segment(TRAFFIC_LIGHT, self.haze(_jitter(r, housing_col, 10), Z), fine=4, coarse=2)
+        housing = r.jitter((35, 35, 38) if r.random() < 0.7 else (200, 170, 45), 10)
+        box = c.segment(TRAFFIC_LIGHT, self.haze(housing, Z), fine=4, coarse=2)
         bw, bh = 0.35 * s, 0.95 * s
         top = yg - (hp + 0.9) * s
         c.rect(box, x - bw / 2, top, x + bw / 2, top + bh, min_px=1.0)
-        state = int(r.integers(3))
+        state = r.integer(3)
         lamp = c.segment(TRAFFIC_LIGHT, self.haze(_LAMP_COLOURS[state], Z), fine=3, coarse=1)
         ly = top + bh * (0.2 + 0.3 * state)  # red on top, amber, green at the bottom
         c.rect(lamp, x - bw * 0.3, ly - bw * 0.3, x + bw * 0.3, ly + bw * 0.3)
 
-    def plan_cars(self) -> None:
-        r, st = self.rng, self.street
-        # moving cars in every lane
-        for k in range(st.n_lanes):
+    def plan_vehicles(self) -> None:
+        r, st = self.r, self.street
+        for k in range(st.n_lanes):  # moving traffic in every lane
             X = st.road_l + (k + 0.5) * st.lane_w + r.uniform(-0.3, 0.3)
             own_lane = abs(X) < 0.5 * st.lane_w
-            Z = r.uniform(10.0, 25.0) if own_lane else r.uniform(5.0, 20.0)
+            Z = r.uniform(10.0, 25.0) if own_lane else r.uniform(6.0, 20.0)
             while Z < min(st.z_far, 80.0):
                 if r.random() < 0.5:
                     self.queue_vehicle(X, Z)
                 Z += r.uniform(8.0, 30.0)
-        # parked cars along the curbs
-        for side in (-1.0, 1.0):
+        for side in (-1.0, 1.0):  # parked cars along the curbs
             if r.random() < 0.65:
-                curb = st.road_r if side > 0 else st.road_l
-                X = curb - side * r.uniform(1.0, 1.3)
+                X = st.curb(side) - side * r.uniform(1.0, 1.3)
                 Z = r.uniform(2.0, 10.0)
                 while Z < min(st.z_far, 60.0):
                     if r.random() < 0.6:
-                        self.queue_vehicle(X, Z)
+                        self.queue_vehicle(X, Z, parked=True)
                     Z += r.uniform(5.0, 9.0)
 
-    def queue_vehicle(self, X: float, Z: float) -> None:
-        r = self.rng
+    def queue_vehicle(self, X: float, Z: float, parked: bool = False) -> None:
+        r = self.r
         u = r.random()
-        if u < 0.06:
+        if u < 0.06 and Z > 12 and not parked:
             kind, dims = TRUCK, (r.uniform(2.2, 2.5), r.uniform(2.6, 3.4), r.uniform(6, 9))
-        elif u < 0.09:
+            colour = r.pick(_TRUCK_COLOURS)
+        elif u < 0.09 and Z > 15 and not parked:
             kind, dims = BUS, (2.5, r.uniform(3.0, 3.4), r.uniform(10, 13))
+            colour = r.pick(_BUS_COLOURS)
         else:
             kind, dims = CAR, (r.uniform(1.7, 2.0), r.uniform(1.4, 1.75), r.uniform(3.9, 4.9))
-        if kind == CAR:
-            colour = _CAR_COLOURS[r.choice(len(_CAR_COLOURS), p=_CAR_COLOUR_P)]
-        elif kind == BUS:
-            colour = [(230, 190, 40), (200, 40, 40), (225, 225, 220), (40, 90, 160)][r.integers(4)]
-        else:
-            colour = [(225, 225, 225), (190, 60, 40), (60, 80, 120), (110, 110, 110)][r.integers(4)]
-        colour = _jitter(r, colour, 10)
-        front = X < 0 and r.random() < 0.6  # oncoming traffic on the left shows its front
-        self.front.append((np.hypot(X, Z), lambda: self.vehicle(kind, X, Z, dims, colour, front)))
+            colour = r.pick(_CAR_COLOURS, _CAR_COLOUR_P)
+        colour = r.jitter(colour, 10)
+        front = X < 0 and not parked and r.random() < 0.6  # oncoming traffic shows its front
+        self.queue(X, Z, lambda: self.vehicle(kind, X, Z, dims, colour, front))
 
-    def vehicle(self, kind: int, X: float, Z: float, dims, colour: np.ndarray, front: bool) -> None:
-        """A box-shaped vehicle: visible side face, then the rear (or front) face."""
-        c, r, cam = self.canvas, self.rng, self.cam
+    def vehicle(self, kind: int, X: float, Z: float, dims: tuple[float, float, float], colour: Colour,
+                front: bool) -> None:
+        """A box-shaped vehicle: the side face seen at an angle, then the rear (or front) face."""
+        c, r, cam = self.canvas, self.r, self.cam
         width, height, length = dims
         inst = c.new_instance(kind)
-        x0, x1 = X - width / 2, X + width / 2
-        shade = self.shade_gain + 0.1
-        glass_col = self.haze(_jitter(r, (38, 44, 54), 8), Z)
         body = c.segment(kind, self.haze(colour, Z), inst, grad=(15, 15, 15), fine=4, coarse=3)
-        side_body = c.segment(kind, self.haze(colour * shade, Z), inst, fine=4, coarse=3)
-        glass = c.segment(kind, glass_col, inst, fine=4, coarse=2)
-        dark = c.segment(kind, self.haze(_jitter(r, (22, 22, 24), 5), Z), inst, fine=3, coarse=1)
-        belt = height * (0.55 if kind == CAR else 0.45)  # window line
-        # side face, seen when the car is off the camera axis
-        xs = x0 if X > 0 else x1
+        side_body = c.segment(kind, self.haze(_scale(colour, self.shade_gain + 0.1), Z), inst, fine=4, coarse=3)
+        glass = c.segment(kind, self.haze(r.jitter((38, 44, 54), 8), Z), inst, fine=4, coarse=2)
+        dark = c.segment(kind, self.haze(r.jitter((22, 22, 24), 5), Z), inst, fine=3, coarse=1)
+        lamp = c.segment(kind, self.haze(r.jitter((250, 245, 220) if front else (200, 20, 25), 10), Z), inst,
+                         fine=3, coarse=1)
+        belt = height * (0.55 if kind == CAR else 0.45)  # the window line
+        x0, x1 = X - width / 2, X + width / 2
+        xs = x0 if X > 0 else x1  # the side facing the camera axis
+        sgn = 1.0 if X > 0 else -1.0
+        za, zb = Z, Z + length
+        s = cam.scale(Z)
+        big = width * s > 4  # details only where they cover pixels
         if abs(xs) > 0.2:
-            za, zb = Z, Z + length
             if kind == CAR:  # lower body at full width, the cabin set in and shorter
-                c.fill(side_body, cam.side_quad(xs, za, zb, 0.25, belt))
-                xc = xs + (0.12 * width if X > 0 else -0.12 * width)
-                c.fill(side_body, cam.side_quad(xc, za + 0.12 * length, zb - 0.25 * length, belt, height))
-                c.fill(glass, cam.side_quad(xc, za + 0.2 * length, zb - 0.3 * length, belt + 0.05, height - 0.1))
+                xc = xs + sgn * 0.12 * width
+                c.polys(side_body, [cam.side_quad(xs, za, zb, 0.25, belt),
+                                    cam.side_quad(xc, za + 0.12 * length, zb - 0.25 * length, belt, height)])
+                c.poly(glass, cam.side_quad(xc, za + 0.2 * length, zb - 0.3 * length, belt + 0.05, height - 0.1))
             else:
-                c.fill(side_body, cam.side_quad(xs, za, zb, 0.25, height))
+                c.poly(side_body, cam.side_quad(xs, za, zb, 0.25, height))
                 if kind == BUS:
-                    c.fill(glass, cam.side_quad(xs, za + 0.5, zb - 0.5, belt, height - 0.4))
-            for zw in (Z + 0.18 * length, Z + length - 0.18 * length):
-                c.fill(dark, cam.side_quad(xs, zw - 0.35, zw + 0.35, 0.0, 0.65))
-        # rear / front face
-        s = cam.f / Z
+                    c.poly(glass, cam.side_quad(xs, za + 0.5, zb - 0.5, belt, height - 0.4))
+            if big:
+                c.polys(dark, [cam.side_quad(xs, zw - 0.35, zw + 0.35, 0.0, 0.65)
+                               for zw in (za + 0.18 * length, zb - 0.18 * length)])
+        # rear (or front) face in the plane Z
         xa, yg = cam.px(x0, 0.0, Z)
         xb = xa + width * s
         top = yg - height * s
-        c.rect(dark, xa + 0.05 * s, yg - 0.55 * s, xa + 0.35 * s, yg, min_px=0)  # wheels
-        c.rect(dark, xb - 0.35 * s, yg - 0.55 * s, xb - 0.05 * s, yg, min_px=0)
-        c.rect(body, xa, yg - belt * s, xb, yg - 0.2 * s, min_px=1.0)
-        if kind == CAR:  # cabin narrower than the body, with the rear window
-            inset = 0.12 * width * s
-            c.fill(body, np.array([[xa, yg - belt * s], [xb, yg - belt * s],
-                                   [xb - inset, top], [xa + inset, top]], np.float32))
-            g_in = 0.2 * width * s
-            c.fill(glass, np.array([[xa + g_in * 0.8, yg - (belt + 0.06) * s], [xb - g_in * 0.8, yg - (belt + 0.06) * s],
-                                    [xb - g_in, top + 0.1 * s], [xa + g_in, top + 0.1 * s]], np.float32))
+        c.polys(dark, [((xa + 0.05 * s, yg - 0.55 * s), (xa + 0.35 * s, yg - 0.55 * s), (xa + 0.35 * s, yg), (xa + 0.05 * s, yg)),
+                       ((xb - 0.35 * s, yg - 0.55 * s), (xb - 0.05 * s, yg - 0.55 * s), (xb - 0.05 * s, yg), (xb - 0.35 * s, yg))])
+        if kind == CAR:  # the cabin narrower than the body, with the rear window
+            inset, g_in = 0.12 * width * s, 0.2 * width * s
+            c.polys(body, [((xa, yg - belt * s), (xb, yg - belt * s), (xb, yg - 0.2 * s), (xa, yg - 0.2 * s)),
+                           ((xa, yg - belt * s), (xb, yg - belt * s), (xb - inset, top), (xa + inset, top))])
+            yb = yg - (belt + 0.06) * s
+            c.poly(glass, [(xa + 0.8 * g_in, yb), (xb - 0.8 * g_in, yb), (xb - g_in, top + 0.1 * s), (xa + g_in, top + 0.1 * s)])
         else:
-            c.rect(body, xa, top, xb, yg - belt * s, min_px=1.0)
+            c.rect(body, xa, top, xb, yg - 0.2 * s, min_px=1.0)
             c.rect(glass, xa + 0.1 * s, top + 0.3 * s, xb - 0.1 * s, yg - (belt + 0.1) * s)
-        lamp_col = (250, 245, 220) if front else (200, 20, 25)
-        lamp = c.segment(kind, self.haze(_jitter(r, lamp_col, 10), Z), inst, fine=3, coarse=1)
-        ly = yg - (belt - 0.15) * s
-        c.rect(lamp, xa + 0.05 * s, ly - 0.12 * s, xa + 0.35 * s, ly + 0.05 * s)
-        c.rect(lamp, xb - 0.35 * s, ly - 0.12 * s, xb - 0.05 * s, ly + 0.05 * s)
-        plate = c.segment(kind, self.haze((220, 220, 215), Z), inst, fine=3, coarse=1)
-        mx = 0.5 * (xa + xb)
-        c.rect(plate, mx - 0.25 * s, yg - 0.5 * s, mx + 0.25 * s, yg - 0.38 * s)
+        if big:
+            ly = yg - (belt - 0.15) * s
+            c.polys(lamp, [((xa + 0.05 * s, ly - 0.12 * s), (xa + 0.35 * s, ly - 0.12 * s), (xa + 0.35 * s, ly + 0.05 * s), (xa + 0.05 * s, ly + 0.05 * s)),
+                           ((xb - 0.35 * s, ly - 0.12 * s), (xb - 0.05 * s, ly - 0.12 * s), (xb - 0.05 * s, ly + 0.05 * s), (xb - 0.35 * s, ly + 0.05 * s))])
+        if width * s > 12:
+            plate = c.segment(kind, self.haze((220, 220, 215), Z), inst, fine=3, coarse=1)
+            mx = 0.5 * (xa + xb)
+            c.rect(plate, mx - 0.25 * s, yg - 0.5 * s, mx + 0.25 * s, yg - 0.38 * s)
 
     def plan_people(self) -> None:
-        r, st = self.rng, self.street
-        n = int(r.poisson(4.0))
-        for _ in range(n):
-            u = r.random()
-            if u < 0.85:  # on a sidewalk
-                side = -1.0 if r.random() < 0.5 else 1.0
-                curb = st.road_r if side > 0 else st.road_l
-                walk = st.walk_r if side > 0 else st.walk_l
-                X = curb + side * r.uniform(0.5, max(0.6, abs(walk - curb) - 0.3))
-                Z = r.uniform(3.5, 50.0)
+        r, st = self.r, self.street
+        for _ in range(r.poisson(4.0)):
+            if r.random() < 0.85:  # on a sidewalk
+                side = r.pick([-1.0, 1.0])
+                curb = st.curb(side)
+                X = curb + side * r.uniform(0.5, max(0.6, abs(st.walk_edge(side) - curb) - 0.3))
+                Z = r.uniform(3.5, 45.0)
             else:  # crossing the road
                 X = r.uniform(st.road_l + 0.5, st.road_r - 0.5)
                 Z = (self.crossing_z if self.crossing_z is not None else r.uniform(6.0, 30.0)) + r.uniform(0.5, 3.0)
-            cyclist = r.random() < 0.1
-            if cyclist:
-                self.front.append((np.hypot(X, Z), lambda X=X, Z=Z: self.cyclist(X, Z)))
-            else:
-                self.front.append((np.hypot(X, Z), lambda X=X, Z=Z: self.person(X, Z, PERSON)))
-            if r.random() < 0.3 and not cyclist:  # a companion walking alongside
+            if r.random() < 0.1:
+                self.queue(X, Z, lambda X=X, Z=Z: self.cyclist(X, Z))
+                continue
+            self.queue(X, Z, lambda X=X, Z=Z: self.person(X, Z, PERSON))
+            if r.random() < 0.3:  # a companion walking alongside
                 X2, Z2 = X + r.uniform(-0.8, 0.8), Z + r.uniform(-0.5, 1.5)
-                self.front.append((np.hypot(X2, Z2), lambda X=X2, Z=Z2: self.person(X, Z, PERSON)))
+                self.queue(X2, Z2, lambda X=X2, Z=Z2: self.person(X, Z, PERSON))
 
-    def person(self, X: float, Z: float, label: int, y_base: float = 0.0, inst: int | None = None,
-               legs: bool = True) -> None:
-        """A pedestrian seen from the front or back: legs, torso, arms, head."""
-        c, r, cam = self.canvas, self.rng, self.cam
-        inst = c.new_instance(label) if inst is None else inst
-        s = cam.f / Z
+    def person(self, X: float, Z: float, label: int, y_base: float = 0.0, legs: bool = True) -> int:
+        """A pedestrian (or a rider's upper body), seen from the front or back; returns its instance id."""
+        c, r, cam = self.canvas, self.r, self.cam
+        inst = c.new_instance(label)
+        s = cam.scale(Z)
         x, yg = cam.px(X, y_base, Z)
-        height = r.uniform(1.55, 1.95)
-        shirt = self.haze(r.uniform(20, 230, 3) * np.array([1.0, 0.9, 0.9]) if r.random() < 0.6
-                          else _jitter(r, (40, 40, 45), 15), Z)
-        pants_col = [(35, 40, 60), (30, 30, 32), (90, 90, 95), (170, 150, 120), (60, 70, 100)][r.integers(5)]
-        pants = self.haze(_jitter(r, pants_col, 12), Z)
-        skin = self.haze(_jitter(r, _SKIN[r.integers(len(_SKIN))], 10), Z)
-        hair = self.haze(_jitter(r, (45, 35, 28), 15), Z)
-        s_p = c.segment(label, pants, inst, fine=5, coarse=2)
-        s_s = c.segment(label, shirt, inst, fine=5, coarse=2)
-        s_k = c.segment(label, skin, inst, fine=4, coarse=1)
-        s_h = c.segment(label, hair, inst, fine=4, coarse=1)
-        hw = 0.22 * s  # half shoulder width
+        height = r.uniform(1.55, 1.95) - y_base * 0.6
+        if r.random() < 0.6:
+            shirt = (r.uniform(20, 230), r.uniform(20, 210), r.uniform(20, 210))
+        else:
+            shirt = r.jitter((40, 40, 45), 15)
+        s_pants = c.segment(label, self.haze(r.jitter(r.pick(_PANTS), 12), Z), inst, fine=5, coarse=2)
+        s_shirt = c.segment(label, self.haze(shirt, Z), inst, fine=5, coarse=2)
+        s_skin = c.segment(label, self.haze(r.jitter(r.pick(_SKIN), 10), Z), inst, fine=4, coarse=1)
+        s_hair = c.segment(label, self.haze(r.jitter((45, 35, 28), 15), Z), inst, fine=4, coarse=1)
+        hw = 0.22 * s  # half the shoulder width
         hip = yg - 0.48 * height * s
+        neck = yg - 0.85 * height * s
         if legs:
             stride = r.uniform(0.0, 0.15) * s
-            c.fill(s_p, np.array([[x - hw * 0.8, hip], [x + hw * 0.8, hip], [x + hw * 0.7 + stride, yg],
-                                  [x + 0.05 * s, yg], [x, hip + 0.15 * s], [x - 0.05 * s, yg],
-                                  [x - hw * 0.7 - stride, yg]], np.float32))
-        neck = yg - 0.85 * height * s
-        c.fill(s_s, np.array([[x - hw, neck], [x + hw, neck], [x + hw * 0.85, hip + 0.05 * s],
-                              [x - hw * 0.85, hip + 0.05 * s]], np.float32))
-        c.rect(s_s, x - hw - 0.07 * s, neck + 0.03 * s, x - hw + 0.01 * s, hip, min_px=0)  # arms
-        c.rect(s_s, x + hw - 0.01 * s, neck + 0.03 * s, x + hw + 0.07 * s, hip, min_px=0)
+            c.poly(s_pants, [(x - hw * 0.8, hip), (x + hw * 0.8, hip), (x + hw * 0.7 + stride, yg), (x + 0.05 * s, yg),
+                             (x, hip + 0.15 * s), (x - 0.05 * s, yg), (x - hw * 0.7 - stride, yg)])
+        # torso and arms
+        c.polys(s_shirt, [((x - hw, neck), (x + hw, neck), (x + hw * 0.85, hip + 0.05 * s), (x - hw * 0.85, hip + 0.05 * s)),
+                          ((x - hw - 0.07 * s, neck + 0.03 * s), (x - hw + 0.01 * s, neck + 0.03 * s), (x - hw + 0.01 * s, hip), (x - hw - 0.07 * s, hip)),
+                          ((x + hw - 0.01 * s, neck + 0.03 * s), (x + hw + 0.07 * s, neck + 0.03 * s), (x + hw + 0.07 * s, hip), (x + hw - 0.01 * s, hip))])
         head_r = 0.11 * s
-        hy = yg - (height - head_r / s) * s
-        ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
-        head = np.stack([x + head_r * np.cos(ang), hy + 1.15 * head_r * np.sin(ang)], -1).astype(np.float32)
-        c.fill(s_k, head)
-        c.fill(s_h, head[6:] if r.random() < 0.5 else head[5:])  # hair on top (back of head: upper half)
-        if s * height < 3:  # far away: make sure the person shows at least as a small blob
-            c.rect(s_s, x - 0.5, yg - max(2.0, height * s), x + 0.5, yg)
+        hy = yg - height * s + head_r
+        head = [(x + head_r * ca, hy + 1.15 * head_r * sa) for ca, sa in _CIRCLE10]
+        c.poly(s_skin, head)
+        c.poly(s_hair, head[5:] if r.random() < 0.6 else head[4:] + head[:2])  # hair on top, sometimes longer
+        if height * s < 3:  # far away: keep at least a 1 x 2 pixel blob
+            c.rect(s_shirt, x - 0.5, yg - 2.0, x + 0.5, yg)
+        return inst
 
     def cyclist(self, X: float, Z: float) -> None:
         """A bicycle (label bicycle) with a rider (label rider) on it, seen from behind."""
-        c, r, cam = self.canvas, self.rng, self.cam
-        s = cam.f / Z
+        c, r, cam = self.canvas, self.r, self.cam
+        s = cam.scale(Z)
         x, yg = cam.px(X, 0.0, Z)
-        bike_inst = c.new_instance(BICYCLE)
-        frame = c.segment(BICYCLE, self.haze(_jitter(r, (40, 40, 45) if r.random() < 0.5 else (150, 30, 30), 15), Z),
-                          bike_inst, fine=4, coarse=1)
-        c.rect(frame, x - 0.04 * s, yg - 0.9 * s, x + 0.04 * s, yg, min_px=1.0)  # rear wheel edge-on
+        bike = c.new_instance(BICYCLE)
+        frame = c.segment(BICYCLE, self.haze(r.jitter((40, 40, 45) if r.random() < 0.5 else (150, 30, 30), 15), Z),
+                          bike, fine=4, coarse=1)
+        c.rect(frame, x - 0.04 * s, yg - 0.9 * s, x + 0.04 * s, yg, min_px=1.0)  # rear wheel, edge-on
         c.rect(frame, x - 0.3 * s, yg - 1.0 * s, x + 0.3 * s, yg - 0.95 * s, min_px=1.0)  # handlebar
-        self.person(X, Z, RIDER, y_base=0.75, legs=False)
-        pants = c.segment(RIDER, self.haze(_jitter(r, (35, 38, 55), 10), Z), c._next_instance[RIDER] - 1 + RIDER * 1000,
-                          fine=4, coarse=1)
-        c.rect(pants, x - 0.16 * s, yg - 0.85 * s, x - 0.04 * s, yg - 0.35 * s, min_px=0)
-        c.rect(pants, x + 0.04 * s, yg - 0.85 * s, x + 0.16 * s, yg - 0.35 * s, min_px=0)
+        rider = self.person(X, Z, RIDER, y_base=0.75, legs=False)
+        legs = c.segment(RIDER, self.haze(r.jitter((35, 38, 55), 10), Z), rider, fine=4, coarse=1)
+        c.polys(legs, [((x - 0.16 * s, yg - 0.85 * s), (x - 0.04 * s, yg - 0.85 * s), (x - 0.04 * s, yg - 0.35 * s), (x - 0.16 * s, yg - 0.35 * s)),
+                       ((x + 0.04 * s, yg - 0.85 * s), (x + 0.16 * s, yg - 0.85 * s), (x + 0.16 * s, yg - 0.35 * s), (x + 0.04 * s, yg - 0.35 * s))])
 
-    # ---- output --------------------------------------------------------------------
-    def lighting_gain(self) -> np.ndarray:
-        """Global brightness and a slight colour tint per scene, ``(3,)`` float32."""
-        r = self.rng
+    def lighting_gain(self) -> Colour:
+        """Global brightness times a slight colour tint, per scene."""
+        r = self.r
         bright = r.uniform(0.75, 1.15)
-        tint = 1.0 + r.uniform(-0.05, 0.05, 3)
-        return (bright * tint).astype(np.float32)
+        return (bright * r.uniform(0.95, 1.05), bright * r.uniform(0.95, 1.05), bright * r.uniform(0.95, 1.05))
 
 
-def _check_size(height: int, width: int) -> None:
-    for name, v in (("height", height), ("width", width)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise GescoInputError(f"{name} must be an int, got {type(v).__name__}")
-        if v < MIN_SIZE:
-            raise ShapeError(f"{name} must be >= {MIN_SIZE} pixels, got {v}")
-        if v > 8192:
-            raise ShapeError(f"{name} must be <= 8192 pixels, got {v}")
+def _check_size(name: str, v: object) -> int:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+        raise GescoInputError(f"{name} must be an int, got {type(v).__name__}")
+    if not MIN_SIZE <= v <= MAX_SIZE:
+        raise ShapeError(f"{name} must be in [{MIN_SIZE}, {MAX_SIZE}] pixels, got {v}")
+    return int(v)
 
 
 def generate_scene(seed: int, height: int = 64, width: int = 128) -> SceneSample:
-    """Draw the synthetic street scene number ``seed`` at ``height x width`` pixels.
+    """Draw synthetic street scene number ``seed`` at ``height x width`` pixels.
 
     Args:
-        seed: non-negative int; the same seed always gives the same scene.
-        height, width: image size in pixels, each ``>= 16``.
+        seed: non-negative int; the same seed (and size) always gives the same scene,
+            and the same seed at another size gives the same layout.
+        height, width: image size in pixels, each in ``[16, 4096]``.
     Returns:
         :class:`SceneSample` with ``image (H, W, 3) uint8``, ``label (H, W) uint8``
         (Cityscapes label ids) and ``instance (H, W) int32``.
     Raises:
-        GescoInputError: for a negative or non-int seed; ShapeError for a size < 16.
+        GescoInputError: ``seed`` is not a non-negative int;
+        ShapeError: ``height`` or ``width`` is out of range.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise GescoInputError(f"seed must be a non-negative int, got {seed!r}")
-    _check_size(height, width)
+    height, width = _check_size("height", height), _check_size("width", width)
     layout_seq, noise_seq = np.random.SeedSequence(int(seed)).spawn(2)
-    builder = _SceneBuilder(np.random.default_rng(layout_seq), int(height), int(width))
+    builder = _SceneBuilder(_Draws(np.random.default_rng(layout_seq)), height, width)
     builder.build()
-    gain = builder.lighting_gain()
-    return builder.canvas.render(np.random.default_rng(noise_seq), gain)
+    return builder.canvas.render(np.random.default_rng(noise_seq), builder.lighting_gain())
