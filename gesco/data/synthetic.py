@@ -233,24 +233,31 @@ class _Canvas:
         """Read image, label and instance maps off the segment map.
 
         ``image = gain * (colour[s] + grad[s] * (y - horizon) / H + fine[s] * n1 + coarse[s] * n2)``
-        with ``n1`` white noise (luminance plus a little chroma) and ``n2`` smooth noise.
+        with ``n1`` unit-variance white noise (uniform; mostly luminance, a little
+        chroma) and ``n2`` smooth unit-scale noise (bicubic upsampling of a coarse grid).
         """
-        h, w = self.height, self.width
+        h, w, seg = self.height, self.width, self.seg
         looks = np.asarray(self.looks, np.float32)
-        looks[:, 0:6] *= np.tile(np.asarray(gain, np.float32), 2)  # lighting: scale colour and gradient
-        looks[:, 6:8] *= float(np.mean(gain))
-        px = np.take(looks, self.seg, axis=0)  # (H, W, 8)
+        gain_rgb = np.asarray(gain, np.float32)
+        gain_mean = float(gain_rgb.mean())
+        colour = looks[:, 0:3] * gain_rgb
+        grad = looks[:, 3:6] * gain_rgb
+        fine = looks[:, 6] * gain_mean
+        coarse = looks[:, 7] * gain_mean
 
-        n_rgb = noise_rng.standard_normal((h, w, 3), dtype=np.float32)
-        n_fine = n_rgb[..., :1] + 0.3 * n_rgb  # mostly luminance, a little chroma
-        small = noise_rng.standard_normal((max(2, h // 6), max(2, w // 6)), dtype=np.float32)
-        n_coarse = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
+        u = noise_rng.random((h, w, 4), dtype=np.float32) - np.float32(0.5)
+        n_fine = np.float32(12**0.5) * (u[..., :1] + np.float32(0.3) * u[..., 1:])
+        small = noise_rng.random((max(2, h // 6), max(2, w // 6)), dtype=np.float32) - np.float32(0.5)
+        n_coarse = cv2.resize(small * np.float32(3.0), (w, h), interpolation=cv2.INTER_CUBIC)
 
-        rel_y = ((np.arange(h, dtype=np.float32) - self.horizon_y) / h)[:, None, None]
-        img = px[..., 0:3] + px[..., 3:6] * rel_y + px[..., 6:7] * n_fine + px[..., 7:8] * n_coarse
-        image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-        label = np.take(np.asarray(self.labels, np.uint8), self.seg)
-        instance = np.take(np.asarray(self.instances, np.int32), self.seg)
+        rel_y = ((np.arange(h, dtype=np.float32) - np.float32(self.horizon_y)) / np.float32(h))[:, None, None]
+        img = np.take(colour, seg, axis=0)
+        img += np.take(grad, seg, axis=0) * rel_y
+        img += np.take(fine, seg)[..., None] * n_fine
+        img += (np.take(coarse, seg) * n_coarse)[..., None]
+        image = np.clip(img + np.float32(0.5), 0, 255).astype(np.uint8)
+        label = np.take(np.asarray(self.labels, np.uint8), seg)
+        instance = np.take(np.asarray(self.instances, np.int32), seg)
         return SceneSample(image=image, label=label, instance=instance)
 
 
