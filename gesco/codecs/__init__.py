@@ -1,0 +1,43 @@
+"""Map codecs and exact bit accounting.
+
+The sender codes the present maps ``(N, H, W)`` (uint8 in {0, 1}) of a semantic layout
+into the frame's payload; the channel decodes them back to the symbols it transmits.
+
+    >>> codec = get_codec("contour")
+    >>> enc = codec.encode(maps)                       # EncodedMaps, .payload bytes
+    >>> codec.decode(enc.payload, *maps.shape)         # == maps (lossless)
+    >>> frame_bits(frame)                              # (payload_bits, header_bits)
+
+Codecs: ``"raw"`` (packed bits), ``"zlib"``, ``"lzma"``, ``"contour"`` (lossless, the
+default), ``"downsample"`` (lossy, fewer channel uses). See ``docs/bit_budget.md``.
+"""
+
+from gesco.codecs.accounting import SIMULATION_FIELDS, frame_bits, header_breakdown, header_message
+from gesco.codecs.base import EncodedMaps, Layout, MapCodec, check_maps, merge_maps, split_maps
+from gesco.codecs.downsample import DownsampleCodec, downsample_maps
+from gesco.codecs.lossless import ContourCodec, LosslessCodec, LzmaCodec, RawCodec, ZlibCodec
+from gesco.codecs.registry import CODECS, DEFAULT_CODEC, codec_names, get_codec
+
+__all__ = [
+    "CODECS",
+    "ContourCodec",
+    "DEFAULT_CODEC",
+    "DownsampleCodec",
+    "EncodedMaps",
+    "Layout",
+    "LosslessCodec",
+    "LzmaCodec",
+    "MapCodec",
+    "RawCodec",
+    "SIMULATION_FIELDS",
+    "ZlibCodec",
+    "check_maps",
+    "codec_names",
+    "downsample_maps",
+    "frame_bits",
+    "get_codec",
+    "header_breakdown",
+    "header_message",
+    "merge_maps",
+    "split_maps",
+]

@@ -1,0 +1,133 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AckStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACK_STATUS_UNSPECIFIED: _ClassVar[AckStatus]
+    ACK_STATUS_ACCEPTED: _ClassVar[AckStatus]
+    ACK_STATUS_REJECTED: _ClassVar[AckStatus]
+ACK_STATUS_UNSPECIFIED: AckStatus
+ACK_STATUS_ACCEPTED: AckStatus
+ACK_STATUS_REJECTED: AckStatus
+
+class CodecParams(_message.Message):
+    __slots__ = ("factor", "inner", "upsample")
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    INNER_FIELD_NUMBER: _ClassVar[int]
+    UPSAMPLE_FIELD_NUMBER: _ClassVar[int]
+    factor: int
+    inner: str
+    upsample: str
+    def __init__(self, factor: _Optional[int] = ..., inner: _Optional[str] = ..., upsample: _Optional[str] = ...) -> None: ...
+
+class TransmitParams(_message.Message):
+    __slots__ = ("psnr_db", "channel", "sampler", "steps", "guidance_scale", "seed", "fds")
+    PSNR_DB_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLER_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    FDS_FIELD_NUMBER: _ClassVar[int]
+    psnr_db: float
+    channel: str
+    sampler: str
+    steps: int
+    guidance_scale: float
+    seed: int
+    fds: bool
+    def __init__(self, psnr_db: _Optional[float] = ..., channel: _Optional[str] = ..., sampler: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., fds: _Optional[bool] = ...) -> None: ...
+
+class SemanticFrame(_message.Message):
+    __slots__ = ("id", "height", "width", "num_classes", "class_space", "class_ids", "has_edges", "codec", "codec_params", "payload", "power_scale", "png_bits", "jpeg_bits", "jpeg_quality", "transmit")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_SPACE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    HAS_EDGES_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CODEC_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    POWER_SCALE_FIELD_NUMBER: _ClassVar[int]
+    PNG_BITS_FIELD_NUMBER: _ClassVar[int]
+    JPEG_BITS_FIELD_NUMBER: _ClassVar[int]
+    JPEG_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    TRANSMIT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    height: int
+    width: int
+    num_classes: int
+    class_space: str
+    class_ids: _containers.RepeatedScalarFieldContainer[int]
+    has_edges: bool
+    codec: str
+    codec_params: CodecParams
+    payload: bytes
+    power_scale: float
+    png_bits: int
+    jpeg_bits: int
+    jpeg_quality: int
+    transmit: TransmitParams
+    def __init__(self, id: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_space: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., has_edges: _Optional[bool] = ..., codec: _Optional[str] = ..., codec_params: _Optional[_Union[CodecParams, _Mapping]] = ..., payload: _Optional[bytes] = ..., power_scale: _Optional[float] = ..., png_bits: _Optional[int] = ..., jpeg_bits: _Optional[int] = ..., jpeg_quality: _Optional[int] = ..., transmit: _Optional[_Union[TransmitParams, _Mapping]] = ...) -> None: ...
+
+class ChannelReport(_message.Message):
+    __slots__ = ("psnr_db", "noise_variance", "measured_snr_db", "payload_bits", "header_bits", "channel_uses", "channel", "power_scale")
+    PSNR_DB_FIELD_NUMBER: _ClassVar[int]
+    NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_BITS_FIELD_NUMBER: _ClassVar[int]
+    HEADER_BITS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_USES_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    POWER_SCALE_FIELD_NUMBER: _ClassVar[int]
+    psnr_db: float
+    noise_variance: float
+    measured_snr_db: float
+    payload_bits: int
+    header_bits: int
+    channel_uses: int
+    channel: str
+    power_scale: float
+    def __init__(self, psnr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., measured_snr_db: _Optional[float] = ..., payload_bits: _Optional[int] = ..., header_bits: _Optional[int] = ..., channel_uses: _Optional[int] = ..., channel: _Optional[str] = ..., power_scale: _Optional[float] = ...) -> None: ...
+
+class ReceivedFrame(_message.Message):
+    __slots__ = ("header", "symbols", "symbols_shape", "report")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    header: SemanticFrame
+    symbols: bytes
+    symbols_shape: _containers.RepeatedScalarFieldContainer[int]
+    report: ChannelReport
+    def __init__(self, header: _Optional[_Union[SemanticFrame, _Mapping]] = ..., symbols: _Optional[bytes] = ..., symbols_shape: _Optional[_Iterable[int]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
+
+class TransmitAck(_message.Message):
+    __slots__ = ("id", "status", "message", "report")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: AckStatus
+    message: str
+    report: ChannelReport
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[AckStatus, str]] = ..., message: _Optional[str] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
+
+class DeliverAck(_message.Message):
+    __slots__ = ("id", "status", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: AckStatus
+    message: str
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[AckStatus, str]] = ..., message: _Optional[str] = ...) -> None: ...
