@@ -1,5 +1,26 @@
-"""Data: procedural synthetic street scenes and loaders for Cityscapes, COCO-Stuff, ADE20K."""
+"""Data: procedural synthetic street scenes and loaders for Cityscapes, COCO-Stuff and ADE20K.
 
-from gesco.data.synthetic import SceneSample, generate_scene
+Every data set yields dicts with ``"image"`` (float32 ``(3, H, W)`` in ``[-1, 1]``),
+``"label"`` (int64 ``(H, W)``) and, where known, ``"instance"`` (int64 ``(H, W)``);
+see :mod:`gesco.data.transforms`.
+"""
 
-__all__ = ["SceneSample", "generate_scene"]
+from gesco.data.synthetic import (
+    SPLITS,
+    SYNTHETIC_LABEL_IDS,
+    SYNTHETIC_THING_IDS,
+    SceneSample,
+    SyntheticScenes,
+    generate_scene,
+    split_seed,
+)
+
+__all__ = [
+    "SPLITS",
+    "SYNTHETIC_LABEL_IDS",
+    "SYNTHETIC_THING_IDS",
+    "SceneSample",
+    "SyntheticScenes",
+    "generate_scene",
+    "split_seed",
+]

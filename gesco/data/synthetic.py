@@ -34,8 +34,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
+from gesco.data.transforms import make_item, random_flip
 from gesco.errors import GescoInputError, ShapeError
+from gesco.semantics.classes import CITYSCAPES, ClassSpace
 
 # Cityscapes label ids used by the generator (cityscapesscripts labels.py).
 ROAD, SIDEWALK, BUILDING, WALL, FENCE = 7, 8, 11, 12, 13
@@ -663,7 +666,7 @@ class _SceneBuilder:
             own_lane = abs(X) < 0.5 * st.lane_w
             Z = r.uniform(10.0, 25.0) if own_lane else r.uniform(6.0, 20.0)
             while Z < min(st.z_far, 80.0):
-                if r.random() < 0.5:
+                if r.random() < 0.4:
                     self.queue_vehicle(X, Z)
                 Z += r.uniform(8.0, 30.0)
         for side in (-1.0, 1.0):  # parked cars along the curbs
@@ -852,3 +855,62 @@ def generate_scene(seed: int, height: int = 64, width: int = 128) -> SceneSample
     builder = _SceneBuilder(_Draws(np.random.default_rng(layout_seq)), height, width)
     builder.build()
     return builder.canvas.render(np.random.default_rng(noise_seq), builder.lighting_gain())
+
+
+# --------------------------------------------------------------------------- splits and data set
+#: Disjoint seed ranges ``[start, stop)`` of the three splits.
+SPLITS: dict[str, tuple[int, int]] = {
+    "train": (0, 1_000_000),
+    "val": (1_000_000, 1_100_000),
+    "test": (2_000_000, 2_100_000),
+}
+
+
+def split_seed(split: str, index: int) -> int:
+    """The scene seed of item ``index`` of ``split`` (``SPLITS[split][0] + index``).
+
+    Raises:
+        GescoInputError: unknown split, or ``index`` outside the split's range.
+    """
+    if split not in SPLITS:
+        raise GescoInputError(f"unknown split {split!r}; known: {sorted(SPLITS)}")
+    start, stop = SPLITS[split]
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < stop - start:
+        raise GescoInputError(f"index must be an int in [0, {stop - start}) for split {split!r}, got {index!r}")
+    return start + int(index)
+
+
+class SyntheticScenes(torch.utils.data.Dataset):
+    """The first ``size`` scenes of a split, generated on the fly.
+
+    Item ``i`` is :func:`generate_scene` (``split_seed(split, i)``) as a dict:
+    ``"image"`` float32 ``(3, H, W)`` in ``[-1, 1]``, ``"label"`` int64 ``(H, W)``
+    (Cityscapes label ids), ``"instance"`` int64 ``(H, W)``, ``"seed"`` int. With
+    ``hflip=True`` each item is flipped left-right with probability 1/2 (torch's RNG).
+    """
+
+    class_space: ClassSpace = CITYSCAPES
+
+    def __init__(self, split: str = "train", size: int = 10000, height: int = 64, width: int = 128,
+                 hflip: bool = False):
+        if split not in SPLITS:
+            raise GescoInputError(f"unknown split {split!r}; known: {sorted(SPLITS)}")
+        start, stop = SPLITS[split]
+        if not isinstance(size, (int, np.integer)) or not 1 <= size <= stop - start:
+            raise GescoInputError(f"size must be an int in [1, {stop - start}] for split {split!r}, got {size!r}")
+        self.split, self.size = split, int(size)
+        self.height, self.width = _check_size("height", height), _check_size("width", width)
+        self.hflip = hflip
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict:
+        if not isinstance(index, (int, np.integer)) or not -self.size <= index < self.size:
+            raise IndexError(f"index {index} out of range for {self.size} scenes")
+        index = int(index) % self.size
+        seed = split_seed(self.split, index)
+        scene = generate_scene(seed, self.height, self.width)
+        item = make_item(scene.image, scene.label, scene.instance, flip=self.hflip and random_flip())
+        item["seed"] = seed
+        return item
