@@ -117,14 +117,14 @@ class ChannelModel(ABC):
 
 
 def _per_sample_mean(v: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean over all but the batch dim (masked), and the count of symbols per sample."""
-    flat = v.reshape(v.shape[0], -1).double()
+    """Mean over all but the batch dim (masked), accumulated in float64, and the symbol count per sample."""
+    flat = v.reshape(v.shape[0], -1)
     if mask is None:
         n = torch.full((v.shape[0],), flat.shape[1], dtype=torch.float64, device=v.device)
-        return flat.mean(1), n
-    m = mask.reshape(v.shape[0], -1).double()
-    n = m.sum(1)
-    return (flat * m).sum(1) / n.clamp_min(1.0), n
+        return flat.sum(1, dtype=torch.float64) / n, n
+    m = mask.reshape(v.shape[0], -1).to(flat.dtype)
+    n = m.sum(1, dtype=torch.float64)
+    return (flat * m).sum(1, dtype=torch.float64) / n.clamp_min(1.0), n
 
 
 def _gaussian(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -145,7 +145,7 @@ class AWGNChannel(ChannelModel):
         self.normalize_power = normalize_power
 
     def _transmit(self, x, psnr_db, mask, generator):
-        power_in, n = _per_sample_mean(x.double() ** 2, mask)
+        power_in, n = _per_sample_mean(x * x, mask)
         if self.normalize_power:
             scale = torch.sqrt(power_in).clamp_min(1e-12)
         else:
@@ -159,7 +159,7 @@ class AWGNChannel(ChannelModel):
         if mask is not None:
             noise = noise * mask.to(noise.dtype)
         z_rx = z + noise.to(z.dtype)
-        noise_power, _ = _per_sample_mean(noise.double() ** 2, mask)
+        noise_power, _ = _per_sample_mean(noise * noise, mask)
         snr = 10.0 * torch.log10(power / noise_power.clamp_min(1e-300))
         return ChannelResult(
             received=(z_rx * scale.view(view).to(z_rx.dtype)).to(x.dtype),
@@ -207,8 +207,8 @@ class AuthorsCodeChannel(ChannelModel):
         noise = _gaussian(x, generator) * std.view(view).float()
         if mask is not None:
             noise = noise * mask.to(noise.dtype)
-        power, n = _per_sample_mean(x.double() ** 2, mask)
-        noise_power, _ = _per_sample_mean(noise.double() ** 2, mask)
+        power, n = _per_sample_mean(x * x, mask)
+        noise_power, _ = _per_sample_mean(noise * noise, mask)
         snr = 10.0 * torch.log10(power / noise_power.clamp_min(1e-300))
         return ChannelResult(
             received=(x + noise.to(x.dtype)),

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``gesco`` CLI, one module each (see :mod:`gesco.cli`)."""

@@ -1,0 +1,1 @@
+"""Training: the diffusion model (:mod:`gesco.train.diffusion`), shared utilities."""
