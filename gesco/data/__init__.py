@@ -5,6 +5,8 @@ Every data set yields dicts with ``"image"`` (float32 ``(3, H, W)`` in ``[-1, 1]
 see :mod:`gesco.data.transforms`.
 """
 
+from gesco.data.factory import DATASET_NAMES, build_dataset
+from gesco.data.files import DatasetLayoutError
 from gesco.data.synthetic import (
     SPLITS,
     SYNTHETIC_LABEL_IDS,
@@ -16,6 +18,9 @@ from gesco.data.synthetic import (
 )
 
 __all__ = [
+    "DATASET_NAMES",
+    "DatasetLayoutError",
+    "build_dataset",
     "SPLITS",
     "SYNTHETIC_LABEL_IDS",
     "SYNTHETIC_THING_IDS",
