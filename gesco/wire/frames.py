@@ -192,7 +192,8 @@ def symbols_to_bytes(symbols: torch.Tensor | np.ndarray) -> bytes:
         raise PayloadError(f"symbols must be real numbers, got dtype {arr.dtype}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise PayloadError("symbols hold NaN or inf")
-    half = arr.astype(_FLOAT16_LE)
+    with np.errstate(over="ignore"):
+        half = arr.astype(_FLOAT16_LE)
     if not np.isfinite(half).all():
         raise PayloadError("symbols exceed the float16 range (|x| > 65504)")
     return np.ascontiguousarray(half).tobytes()
