@@ -1,0 +1,165 @@
+"""Maps in, images out: the one call the receiver and the evaluation use.
+
+:class:`SemanticGenerator` holds a trained SPADE U-Net and its diffusion settings and
+turns a batch of conditionings (received maps after FDS and Pad, ``(B, C + 1, H, W)``)
+into images ``(B, 3, H, W)`` in ``[-1, 1]`` with classifier-free guidance
+(:mod:`gesco.diffusion.guidance`) and one of the samplers of
+:mod:`gesco.diffusion.samplers`.
+
+Reproducibility: each image's starting noise ``x_T`` is drawn from its own seed, so
+deterministic samplers (``"ddim"`` with ``eta = 0``, ``"dpmpp-2m"``) give the same image
+for the same seed whatever else is in the batch. The stochastic samplers
+(``"ancestral"``, ``"respaced"``, DDIM with ``eta > 0``) draw their per-step noise from a
+generator seeded with the first seed of the batch: reproducible for the same batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
+from gesco.diffusion.gaussian import GaussianDiffusion
+from gesco.diffusion.guidance import guided_denoiser
+from gesco.diffusion.samplers import SAMPLERS, sample
+from gesco.errors import GescoInputError, ShapeError
+from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
+from gesco.semantics.classes import ClassSpace, get_class_space
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How to sample one image.
+
+    Attributes:
+        sampler: ``"dpmpp-2m"`` (default), ``"ddim"``, ``"respaced"`` or ``"ancestral"``
+            (the paper's 1000 steps).
+        steps: network evaluations of the few-step samplers (ignored by ``"ancestral"``).
+        guidance_scale: ``s`` of ``eps_0 + s (eps_y - eps_0)`` (1 = no guidance; the
+            paper's Eq. 13 scale is ``s - 1``).
+        seed: seed of the image's starting noise.
+        eta: DDIM stochasticity.
+    """
+
+    sampler: str = "dpmpp-2m"
+    steps: int = 20
+    guidance_scale: float = 2.0
+    seed: int = 0
+    eta: float = 0.0
+
+    def validate(self) -> "SamplingSettings":
+        if self.sampler not in SAMPLERS:
+            raise GescoInputError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
+        if self.sampler != "ancestral" and not 1 <= int(self.steps) <= 1000:
+            raise GescoInputError(f"steps must be in [1, 1000], got {self.steps}")
+        if not np.isfinite(self.guidance_scale) or not 0.0 <= self.guidance_scale <= 20.0:
+            raise GescoInputError(f"guidance scale must be in [0, 20], got {self.guidance_scale}")
+        if self.seed < 0:
+            raise GescoInputError(f"seed must be >= 0, got {self.seed}")
+        return self
+
+    def group_key(self) -> tuple:
+        return (self.sampler, self.steps if self.sampler != "ancestral" else None, self.guidance_scale, self.eta)
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class SemanticGenerator:
+    """A trained semantic diffusion model ready to sample.
+
+    Attributes:
+        model: the SPADE U-Net (eval mode).
+        card: the checkpoint's :class:`ModelCard`.
+        space: its class space; ``resolution``: its ``(H, W)``; ``device``.
+    """
+
+    def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu") -> None:
+        self.device = _resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.card = card
+        self.space: ClassSpace = get_class_space(card.class_space)
+        self.resolution: tuple[int, int] = tuple(card.resolution)  # type: ignore[assignment]
+        self.diffusion = GaussianDiffusion(card.diffusion)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> "SemanticGenerator":
+        """Load a checkpoint (default: the shipped one); raises CheckpointError when missing or corrupt."""
+        dev = _resolve_device(device)
+        model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_DIFFUSION), map_location=dev)
+        return cls(model, card, dev)
+
+    def _check_cond(self, cond: torch.Tensor) -> None:
+        want = (self.space.label_channels, *self.resolution)
+        if cond.dim() != 4 or tuple(cond.shape[1:]) != want:
+            raise ShapeError(f"conditioning must be (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(cond.shape)}")
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        cond: torch.Tensor,
+        settings: SamplingSettings | list[SamplingSettings] = SamplingSettings(),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Sample one image per conditioning.
+
+        Args:
+            cond: ``(B, C + 1, H, W)`` float conditioning (received maps after FDS and Pad).
+            settings: one :class:`SamplingSettings` for all, or one per image; images with
+                equal sampler / steps / scale share the batched network passes.
+            progress: optional ``progress(step, total)`` callback per network evaluation.
+        Returns:
+            ``(B, 3, H, W)`` float32 images in ``[-1, 1]`` on the CPU.
+        """
+        self._check_cond(cond)
+        b = cond.shape[0]
+        per = list(settings) if isinstance(settings, (list, tuple)) else [settings] * b
+        if len(per) != b:
+            raise GescoInputError(f"{len(per)} sampling settings for {b} conditionings")
+        for s in per:
+            s.validate()
+        out = torch.empty((b, self.card.unet.image_channels, *self.resolution))
+        groups: dict[tuple, list[int]] = {}
+        for i, s in enumerate(per):
+            groups.setdefault(s.group_key(), []).append(i)
+        for idx in groups.values():
+            s0 = per[idx[0]]
+            y = cond[idx].to(self.device, torch.float32)
+            x_T = torch.cat(
+                [
+                    torch.randn((1, self.card.unet.image_channels, *self.resolution), generator=torch.Generator().manual_seed(per[i].seed))
+                    for i in idx
+                ]
+            ).to(self.device)
+            gen = torch.Generator(device=self.device).manual_seed(s0.seed)
+            denoiser = guided_denoiser(self.model, y, s0.guidance_scale, self.card.unet.image_channels)
+            imgs = sample(
+                denoiser,
+                self.diffusion,
+                tuple(x_T.shape),
+                sampler=s0.sampler,
+                steps=None if s0.sampler == "ancestral" else s0.steps,
+                generator=gen,
+                device=self.device,
+                eta=s0.eta,
+                x_T=x_T,
+                progress=progress,
+            )
+            out[idx] = imgs.float().cpu()
+        return out.clamp(-1.0, 1.0)
+
+    @staticmethod
+    def to_uint8(images: torch.Tensor) -> np.ndarray:
+        """``(B, 3, H, W)`` in ``[-1, 1]`` -> ``(B, H, W, 3)`` uint8 RGB."""
+        x = ((images.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        return x.permute(0, 2, 3, 1).cpu().numpy()
+
+    def describe(self) -> dict:
+        return {"checkpoint": self.card.to_dict(), "device": str(self.device)}
