@@ -29,6 +29,7 @@ per-call overhead dominates at 64x128.
 from __future__ import annotations
 
 import math
+from itertools import chain
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -188,6 +189,8 @@ class _Canvas:
         self.instances: list[int] = []
         self.looks: list[tuple[float, ...]] = []  # (r, g, b, gr, gg, gb, fine, coarse)
         self._next_instance: dict[int, int] = {}
+        self._queue: list[tuple[int, list[int]]] = []  # (segment id, vertex count per polygon)
+        self._xy: list[float] = []  # queued vertices, flat x0, y0, x1, y1, ...
 
     def new_instance(self, label: int) -> int:
         """The next Cityscapes instance id ``label * 1000 + k`` of a thing class."""
@@ -210,14 +213,33 @@ class _Canvas:
         return len(self.labels) - 1
 
     def polys(self, seg_id: int, polys: Sequence[Sequence[Point]]) -> None:
-        """Paint polygons (each a sequence of float pixel points ``(x, y)``) with ``seg_id``."""
-        if not polys:
+        """Queue polygons (each a sequence of float pixel points ``(x, y)``) to paint with ``seg_id``.
+
+        Painting is deferred to :meth:`flush`, which converts all queued vertices to
+        fixed point in one numpy call (per-call numpy overhead dominates at 64x128).
+        """
+        counts = []
+        for p in polys:
+            self._xy.extend(chain.from_iterable(p))
+            counts.append(len(p))
+        if counts:
+            self._queue.append((seg_id, counts))
+
+    def flush(self) -> None:
+        """Paint every queued polygon, in queue order, into the segment map."""
+        if not self._queue:
             return
-        try:  # all polygons with the same number of vertices: one (k, n, 2) array
-            pts = np.rint(np.array(polys, np.float64) * _SUB).astype(np.int32)
-        except ValueError:  # ragged
-            pts = [np.rint(np.array(p, np.float64) * _SUB).astype(np.int32) for p in polys]
-        cv2.fillPoly(self.seg, list(pts), seg_id, cv2.LINE_8, _SHIFT)
+        xy = np.array(self._xy, np.float64).reshape(-1, 2)
+        pts = np.rint(np.clip(xy, -1e6, 1e6) * _SUB).astype(np.int32)
+        i = 0
+        for seg_id, counts in self._queue:
+            polys = []
+            for n in counts:
+                polys.append(pts[i:i + n])
+                i += n
+            cv2.fillPoly(self.seg, polys, seg_id, cv2.LINE_8, _SHIFT)
+        self._queue.clear()
+        self._xy.clear()
 
     def poly(self, seg_id: int, pts: Sequence[Point]) -> None:
         self.polys(seg_id, [pts])
@@ -239,6 +261,7 @@ class _Canvas:
         with ``n1`` unit-variance white noise (uniform; mostly luminance, a little
         chroma) and ``n2`` smooth unit-scale noise (bicubic upsampling of a coarse grid).
         """
+        self.flush()
         h, w, seg = self.height, self.width, self.seg
         looks = np.asarray(self.looks, np.float32)
         gain_rgb = np.asarray(gain, np.float32)
@@ -329,13 +352,14 @@ class _SceneBuilder:
 
         # scene-wide look: overcast or clear sky, haze, which side the sun lights
         self.overcast = r.random() < 0.55
-        if self.overcast:
-            zenith = r.jitter((178, 184, 194), 15)
+        if self.overcast:  # grey to white, slightly blue
+            v = r.uniform(150, 205)
+            zenith = r.jitter((v - 8, v - 3, v + 6), 3)
             lift = r.uniform(15, 40)
-            sky_h = (zenith[0] + lift, zenith[1] + lift, zenith[2] + lift * 0.9)
+            sky_h = (zenith[0] + lift, zenith[1] + lift, zenith[2] + lift * 0.8)
         else:
             zenith = r.jitter((70, 125, 200), 20)
-            sky_h = r.jitter((175, 200, 228), 15)
+            sky_h = r.jitter((175, 200, 228), 12)
         self.sky_zenith = zenith
         self.sky_horizon: Colour = tuple(min(v, 250.0) for v in sky_h)  # type: ignore[assignment]
         self.haze_dist = r.uniform(120.0, 450.0)
@@ -487,6 +511,7 @@ class _SceneBuilder:
             blocks.append((z, min(z + length, st.z_far), inner + side * r.uniform(0.0, 2.0), r.uniform(7.0, 26.0)))
             z += length + gap
         gain = self.side_gain(side)
+        facade_ids = []
         for z0, z1, X, hb in reversed(blocks):
             base = r.jitter(r.pick(_BUILDING_COLOURS), 14)
             # the end wall facing the camera (plane Z = z0), in the shade
@@ -495,42 +520,62 @@ class _SceneBuilder:
             mid = 0.5 * (z0 + z1)
             facade = c.segment(BUILDING, self.haze(_scale(base, gain), mid), grad=(20, 20, 20), fine=4, coarse=6)
             c.poly(facade, cam.side_quad(X, z0, z1, 0, hb))
+            facade_ids.append(facade)
             if r.random() < 0.5:  # a ground-floor shop front
                 shop = c.segment(BUILDING, self.haze(_scale(r.jitter(_scale(base, 0.7), 20), gain), mid), fine=4, coarse=3)
                 c.poly(shop, cam.side_quad(X, z0, z1, 0, r.uniform(2.8, 4.0)))
-            self.windows(X, z0, z1, hb, gain)
+        self.windows(blocks, facade_ids, gain)
 
-    def windows(self, X: float, z0: float, z1: float, hb: float, gain: float) -> None:
-        """A grid of windows on the facade plane ``X``; window pixels stay label building."""
+    _WINDOW_BANDS = (0.0, 15.0, 35.0, 70.0, 1e9)  # distance bands sharing one window colour (haze)
+
+    def windows(self, blocks: list[tuple[float, float, float, float]], facade_ids: list[int], gain: float) -> None:
+        """Grids of windows on the facades of one side; window pixels stay label building.
+
+        All windows of a side are painted in a few calls (one per distance band, dark and
+        lit), and only onto facade pixels, so they never show on end walls or shop fronts.
+        """
         c, r, cam = self.canvas, self.r, self.cam
-        floor_h, col_w = r.uniform(2.8, 3.6), r.uniform(2.2, 4.0)
-        win_w, win_h = col_w * r.uniform(0.35, 0.65), floor_h * r.uniform(0.4, 0.6)
         glass = _scale(self.sky_horizon, 0.45) if r.random() < 0.5 else r.jitter((45, 52, 62), 10)
         glass = _scale(glass, gain * (0.6 + 0.3 * r.random()))
         lit_col = r.jitter((150, 160, 165), 20)
         lit_p = 0.12 * r.random()
-        zs = np.arange(z0 + 0.7, z1 - win_w - 0.3, col_w)
-        ys = np.arange(floor_h + 0.8, hb - win_h - 0.5, floor_h)
-        if len(zs) == 0 or len(ys) == 0:
+        Zs, Ys, Xs, lit = [], [], [], []
+        for z0, z1, X, hb in blocks:
+            floor_h, col_w = r.uniform(2.8, 3.6), r.uniform(2.2, 4.0)
+            win_w, win_h = col_w * r.uniform(0.35, 0.65), floor_h * r.uniform(0.4, 0.6)
+            zs = np.arange(z0 + 0.7, z1 - win_w - 0.3, col_w)
+            ys = np.arange(floor_h + 0.8, hb - win_h - 0.5, floor_h)
+            if len(zs) == 0 or len(ys) == 0:
+                continue
+            zz, yy = (a.ravel() for a in np.meshgrid(zs, ys))
+            lit.append(r.array(len(zz)) < lit_p)  # drawn before culling: layout is size-independent
+            Zs.append(np.stack([zz, zz + win_w, zz + win_w, zz], 1))
+            Ys.append(np.stack([yy, yy, yy + win_h, yy + win_h], 1))
+            Xs.append(np.full(len(zz), X))
+        if not Zs:
             return
-        zz, yy = (a.ravel() for a in np.meshgrid(zs, ys))
-        lit = r.array(len(zz)) < lit_p  # drawn before culling, so the layout is size-independent
-        # drop windows that would be thinner than half a pixel (depends on the resolution only)
-        keep = cam.f * win_w * abs(X) / (zz * (zz + win_w)) > 0.5
-        zz, yy, lit = zz[keep], yy[keep], lit[keep]
-        if len(zz) == 0:
+        Z, Y, X, lit = np.concatenate(Zs), np.concatenate(Ys), np.concatenate(Xs), np.concatenate(lit)
+        # drop windows thinner than half a pixel (this depends on the resolution only)
+        keep = cam.f * (Z[:, 1] - Z[:, 0]) * np.abs(X) / (Z[:, 0] * Z[:, 1]) > 0.5
+        Z, Y, X, lit = Z[keep], Y[keep], X[keep], lit[keep]
+        if len(Z) == 0:
             return
-        Zs = np.stack([zz, zz + win_w, zz + win_w, zz], 1)
-        Ys = np.stack([yy, yy, yy + win_h, yy + win_h], 1)
-        s = cam.f / Zs
-        quads = np.stack([cam.cx + s * X, cam.horizon_y + s * (cam.cam_h - Ys)], -1)
-        quads = np.round(quads * _SUB).astype(np.int32)  # (n, 4, 2) fixed point
-        dist = float(zz.mean())
-        dark = c.segment(BUILDING, self.haze(glass, dist), grad=(-20, -20, -20), fine=5, coarse=3)
-        cv2.fillPoly(c.seg, list(quads[~lit]), dark, cv2.LINE_8, _SHIFT)
-        if lit.any():
-            bright = c.segment(BUILDING, self.haze(lit_col, dist), fine=5, coarse=2)
-            cv2.fillPoly(c.seg, list(quads[lit]), bright, cv2.LINE_8, _SHIFT)
+        s = cam.f / Z
+        quads = np.stack([cam.cx + s * X[:, None], cam.horizon_y + s * (cam.cam_h - Y)], -1)
+        quads = np.rint(quads * _SUB).astype(np.int32)  # (n, 4, 2) fixed point
+        c.flush()  # windows are painted directly, only onto the facades painted so far
+        before = c.seg.copy()
+        bands = np.digitize(Z[:, 0], self._WINDOW_BANDS) - 1
+        for band in np.unique(bands):
+            dist = 0.5 * (self._WINDOW_BANDS[band] + min(self._WINDOW_BANDS[band + 1], 120.0))
+            for is_lit, colour in ((False, glass), (True, lit_col)):
+                sel = (bands == band) & (lit == is_lit)
+                if sel.any():
+                    seg = c.segment(BUILDING, self.haze(colour, dist), grad=(-20, -20, -20), fine=5, coarse=3)
+                    cv2.fillPoly(c.seg, list(quads[sel]), seg, cv2.LINE_8, _SHIFT)
+        on_facade = np.zeros(len(c.labels), bool)
+        on_facade[facade_ids] = True
+        np.copyto(c.seg, before, where=~on_facade[before])
 
     def barrier(self, kind: str, side: float, X: float, z0: float, z1: float) -> None:
         """A hedge, wall or fence in the plane ``X`` from ``z0`` to ``z1``."""
@@ -712,6 +757,10 @@ class _SceneBuilder:
         sgn = 1.0 if X > 0 else -1.0
         za, zb = Z, Z + length
         s = cam.scale(Z)
+        if width * s < 3:  # a few pixels: one block (all random draws are made above)
+            xa, yg = cam.px(x0, 0.0, Z)
+            c.rect(body, xa, yg - height * s, xa + width * s, yg, min_px=1.0)
+            return
         big = width * s > 4  # details only where they cover pixels
         if abs(xs) > 0.2:
             if kind == CAR:  # lower body at full width, the cabin set in and shorter
@@ -784,11 +833,17 @@ class _SceneBuilder:
         s_shirt = c.segment(label, self.haze(shirt, Z), inst, fine=5, coarse=2)
         s_skin = c.segment(label, self.haze(r.jitter(r.pick(_SKIN), 10), Z), inst, fine=4, coarse=1)
         s_hair = c.segment(label, self.haze(r.jitter((45, 35, 28), 15), Z), inst, fine=4, coarse=1)
+        stride = r.uniform(0.0, 0.15) * s
+        long_hair = r.random() < 0.4
         hw = 0.22 * s  # half the shoulder width
         hip = yg - 0.48 * height * s
         neck = yg - 0.85 * height * s
+        if height * s < 6:  # a few pixels tall: shirt over trousers, two blocks
+            c.rect(s_shirt, x - hw, yg - height * s, x + hw, hip, min_px=1.0)
+            if legs:
+                c.rect(s_pants, x - hw, hip, x + hw, yg, min_px=1.0)
+            return inst
         if legs:
-            stride = r.uniform(0.0, 0.15) * s
             c.poly(s_pants, [(x - hw * 0.8, hip), (x + hw * 0.8, hip), (x + hw * 0.7 + stride, yg), (x + 0.05 * s, yg),
                              (x, hip + 0.15 * s), (x - 0.05 * s, yg), (x - hw * 0.7 - stride, yg)])
         # torso and arms
@@ -799,9 +854,7 @@ class _SceneBuilder:
         hy = yg - height * s + head_r
         head = [(x + head_r * ca, hy + 1.15 * head_r * sa) for ca, sa in _CIRCLE10]
         c.poly(s_skin, head)
-        c.poly(s_hair, head[5:] if r.random() < 0.6 else head[4:] + head[:2])  # hair on top, sometimes longer
-        if height * s < 3:  # far away: keep at least a 1 x 2 pixel blob
-            c.rect(s_shirt, x - 0.5, yg - 2.0, x + 0.5, yg)
+        c.poly(s_hair, head[4:] + head[:2] if long_hair else head[5:])  # hair on top
         return inst
 
     def cyclist(self, X: float, Z: float) -> None:
@@ -823,7 +876,7 @@ class _SceneBuilder:
         """Global brightness times a slight colour tint, per scene."""
         r = self.r
         bright = r.uniform(0.75, 1.15)
-        return (bright * r.uniform(0.95, 1.05), bright * r.uniform(0.95, 1.05), bright * r.uniform(0.95, 1.05))
+        return (bright * r.uniform(0.97, 1.03), bright * r.uniform(0.97, 1.03), bright * r.uniform(0.97, 1.03))
 
 
 def _check_size(name: str, v: object) -> int:
