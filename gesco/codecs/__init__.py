@@ -13,6 +13,7 @@ default), ``"downsample"`` (lossy, fewer channel uses). See ``docs/bit_budget.md
 """
 
 from gesco.codecs.accounting import SIMULATION_FIELDS, frame_bits, header_breakdown, header_message
+from gesco.codecs.budget import ImageBits, image_bits
 from gesco.codecs.base import EncodedMaps, Layout, MapCodec, check_maps, merge_maps, split_maps
 from gesco.codecs.downsample import DownsampleCodec, downsample_maps
 from gesco.codecs.lossless import ContourCodec, LosslessCodec, LzmaCodec, RawCodec, ZlibCodec
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_CODEC",
     "DownsampleCodec",
     "EncodedMaps",
+    "ImageBits",
     "Layout",
     "LosslessCodec",
     "LzmaCodec",
@@ -38,6 +40,7 @@ __all__ = [
     "get_codec",
     "header_breakdown",
     "header_message",
+    "image_bits",
     "merge_maps",
     "split_maps",
 ]

@@ -141,8 +141,28 @@ def check_shape(n_maps: int, height: int, width: int) -> None:
         raise ShapeError(f"map sides are limited to {MAX_SIDE} pixels, got {height}x{width}")
 
 
+def partition_label(planes: np.ndarray) -> np.ndarray | None:
+    """The label-index map of planes that partition the image, or None if they do not.
+
+    Args:
+        planes: ``(K, H, W)`` uint8 in {0, 1}.
+    Returns:
+        ``(H, W)`` uint8 (``K <= 256``) or int32 map ``l`` with ``planes[l[y, x], y, x] == 1``,
+        when exactly one plane is 1 at every pixel; otherwise None.
+    """
+    n = planes.shape[0]
+    dtype = np.uint8 if n <= 256 else np.int32
+    count = planes[0].astype(np.uint16 if n < 65536 else np.int64)
+    label = np.zeros(planes.shape[1:], dtype=dtype)
+    # one pass per plane (much faster than argmax / sum over the first axis)
+    for i in range(1, n):
+        count += planes[i]
+        label += planes[i].astype(dtype) * dtype(i)
+    return label if bool(np.all(count == 1)) else None
+
+
 def _is_partition(planes: np.ndarray) -> bool:
-    return bool(np.all(planes.sum(axis=0, dtype=np.int32) == 1))
+    return partition_label(planes) is not None
 
 
 def split_maps(maps: np.ndarray) -> tuple[Layout, list[tuple[np.ndarray, int]]]:
@@ -154,10 +174,11 @@ def split_maps(maps: np.ndarray) -> tuple[Layout, list[tuple[np.ndarray, int]]]:
         (alphabet 2); for ``PLANES`` one binary component per plane.
     """
     n = maps.shape[0]
-    if _is_partition(maps):
-        return Layout.PARTITION, [(_label_index(maps), n)]
-    if n >= 2 and _is_partition(maps[:-1]):
-        label = _label_index(maps[:-1])
+    label = partition_label(maps)
+    if label is not None:
+        return Layout.PARTITION, [(label, n)]
+    label = partition_label(maps[:-1]) if n >= 2 else None
+    if label is not None:
         extra = maps[-1]
         residual = extra ^ instance_edges(label)
         # keep the XOR only when it is sparser than the plane itself (it is for edge maps)
@@ -194,12 +215,6 @@ def merge_maps(layout: Layout, components: list[np.ndarray], n_maps: int) -> np.
     elif layout == Layout.PARTITION_EDGES:
         out[-1] = components[1] ^ instance_edges(label)
     return out
-
-
-def _label_index(planes: np.ndarray) -> np.ndarray:
-    """Index of the plane that is 1 at each pixel (planes partition the image)."""
-    dtype = np.uint8 if planes.shape[0] <= 256 else np.int32
-    return np.argmax(planes, axis=0).astype(dtype)
 
 
 def parse_layout_byte(payload: bytes) -> Layout:

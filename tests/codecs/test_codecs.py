@@ -367,3 +367,26 @@ def test_header_counts_power_scale_and_codec_params_but_not_simulation_fields():
     assert frame_bits(frame, include_simulation_fields=True)[1] > base + 8 * 5
     ds = make_frame(encode_layout(np.zeros((8, 8), dtype=np.int64), CITYSCAPES), get_codec("downsample", factor=4), "f", "cityscapes")
     assert header_breakdown(ds)["codec_params"] == 8 * 4  # tag, length, factor tag, factor value
+
+
+# ---------------------------------------------------------------- image budget
+
+
+def test_image_bits_raw_png_jpeg():
+    from gesco.codecs import image_bits
+    from gesco.errors import GescoInputError
+
+    rng = np.random.default_rng(0)
+    flat = np.full((64, 128, 3), 120, dtype=np.uint8)
+    noisy = rng.integers(0, 256, size=(64, 128, 3), dtype=np.uint8)
+    a, b = image_bits(flat), image_bits(noisy)
+    assert a.raw == b.raw == 64 * 128 * 24 and a.jpeg_quality == 75
+    assert a.png < 0.05 * a.raw  # a flat image compresses to almost nothing
+    assert b.png > 0.9 * b.raw  # noise does not compress losslessly
+    assert image_bits(noisy, jpeg_quality=95).jpeg > image_bits(noisy, jpeg_quality=30).jpeg
+    with pytest.raises(ShapeError):
+        image_bits(flat[:, :, 0])
+    with pytest.raises(DTypeError):
+        image_bits(flat.astype(np.float32))
+    with pytest.raises(GescoInputError):
+        image_bits(flat, jpeg_quality=0)
