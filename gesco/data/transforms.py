@@ -61,8 +61,8 @@ def resize_labels(label: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 RGB -> float32 ``(3, H, W)`` in ``[-1, 1]``."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
-    return t / 127.5 - 1.0
+    x = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)  # a fresh, writable copy
+    return torch.from_numpy(x) / 127.5 - 1.0
 
 
 def tensor_to_image(t: torch.Tensor) -> np.ndarray:

@@ -184,3 +184,20 @@ def test_dataset_bad_args():
         SyntheticScenes("nope")
     with pytest.raises(GescoInputError):
         SyntheticScenes("val", size=200_000)
+
+
+@pytest.mark.parametrize("cache", [True, "dir"])
+def test_cached_dataset_matches_on_the_fly(cache, tmp_path):
+    cache_arg = tmp_path / "cache" if cache == "dir" else True
+    plain = SyntheticScenes("test", size=3, height=24, width=48)
+    cached = SyntheticScenes("test", size=3, height=24, width=48, cache=cache_arg)
+    for i in range(3):
+        a, b = plain[i], cached[i]
+        assert a["seed"] == b["seed"]
+        for k in ("image", "label", "instance"):
+            assert torch.equal(a[k], b[k]), k
+    if cache == "dir":
+        files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+        assert len(files) == 3 and all(f.endswith(".npy") and "test_3_24x48" in f for f in files)
+        again = SyntheticScenes("test", size=3, height=24, width=48, cache=cache_arg)  # loads the files
+        assert torch.equal(again[2]["label"], plain[2]["label"])
