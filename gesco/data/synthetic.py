@@ -156,11 +156,6 @@ class _Draws:
                 return item
         return items[-1]
 
-    def normal(self) -> float:
-        """A standard normal (Box-Muller on two uniforms)."""
-        u1 = max(self.random(), 1e-12)
-        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * self.random())
-
     def poisson(self, lam: float) -> int:
         """Knuth's method; fine for the small rates used here."""
         limit, k, prod = math.exp(-lam), 0, self.random()
