@@ -9,6 +9,9 @@ the synthetic data set (``gesco.data.synthetic``), it measures per codec:
 * payload bits and header bits of the ``SemanticFrame`` (mean over scenes, min, max);
 * channel uses (real symbols the channel sends);
 * encode and decode time per frame (median over ``repeats`` runs, on seed 0), single thread;
+* for comparison with the paper (which names no codec), the maps stored as images, one
+  file per map: 8-bit PNG, 1-bit PNG and JPEG quality 75 (lossy; the supplementary
+  material's Fig. 7 shows JPEG on maps);
 * for the lossy downsample codec: pixel accuracy and mean IoU of the class maps after
   upsampling (nearest and bilinear + argmax) against the original label map, and the
   IoU of thin classes (pole, traffic sign, person).
@@ -123,6 +126,22 @@ def bits_table(layouts: list[SemanticLayout]) -> dict[str, dict]:
     return out
 
 
+def maps_as_images(layouts: list[SemanticLayout]) -> dict[str, float]:
+    """Mean bits of the maps written as one image file per map (not a gesco codec)."""
+    import cv2
+
+    kinds = {
+        "per-map PNG, 8-bit": (".png", lambda m: m * 255, [cv2.IMWRITE_PNG_COMPRESSION, 9]),
+        "per-map PNG, 1-bit": (".png", lambda m: m, [cv2.IMWRITE_PNG_COMPRESSION, 9, cv2.IMWRITE_PNG_BILEVEL, 1]),
+        "per-map JPEG q75 (lossy)": (".jpg", lambda m: m * 255, [cv2.IMWRITE_JPEG_QUALITY, 75]),
+    }
+    out = {}
+    for name, (ext, prep, flags) in kinds.items():
+        sizes = [sum(8 * len(cv2.imencode(ext, prep(m), flags)[1]) for m in layout.maps) for layout in layouts]
+        out[name] = statistics.mean(sizes)
+    return out
+
+
 def timing_table(layout: SemanticLayout, repeats: int) -> dict[str, dict]:
     maps = layout.maps
     out = {}
@@ -183,6 +202,12 @@ def markdown(results: dict) -> str:
                 f"| {r['header_bits_mean']:,.0f} | {r['total_bits_mean']:,.0f} | {r['channel_uses_mean']:,.0f} |"
             )
         lines.append("")
+    lines += ["## Maps stored as image files, one per map (for comparison; payload only)", "",
+              "| source | " + " | ".join(next(iter(results["maps_as_images_bits"].values()))) + " |",
+              "|---|" + "---|" * len(next(iter(results["maps_as_images_bits"].values())))]
+    for source, row in results["maps_as_images_bits"].items():
+        lines.append(f"| {source} | " + " | ".join(f"{v:,.0f}" for v in row.values()) + " |")
+    lines.append("")
     lines += [f"## Time per frame (dense map, seed 0; median of {results['repeats']} runs)", "",
               "| codec | encode ms | decode ms | channel symbols ms |", "|---|---|---|---|"]
     for name, r in results["timing"].items():
@@ -215,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_scenes": {k: len(v) for k, v in sources.items()},
         "classes_mean": {k: statistics.mean(len(l.class_ids) for l in v) for k, v in sources.items()},
         "bits": {k: bits_table(v) for k, v in sources.items()},
+        "maps_as_images_bits": {k: maps_as_images(v) for k, v in sources.items()},
         "timing": timing_table(sources["dense street maps (demo_scene)"][0], args.repeats),
         "downsample_accuracy": downsample_accuracy(sources["dense street maps (demo_scene)"]),
     }

@@ -195,11 +195,11 @@ class DownsampleCodec:
 
 def _nearest(x, height: int, width: int, k: int):
     """Repeat each symbol over its ``k x k`` block, cropped to ``height x width``."""
-    rows = np.arange(height) // k
-    cols = np.arange(width) // k
     if isinstance(x, torch.Tensor):
-        return x[..., torch.from_numpy(rows).to(x.device)[:, None], torch.from_numpy(cols).to(x.device)[None, :]]
-    return x[..., rows[:, None], cols[None, :]]
+        up = x.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
+    else:
+        up = np.asarray(x).repeat(k, axis=-2).repeat(k, axis=-1)
+    return up[..., :height, :width]
 
 
 def _bilinear(x, height: int, width: int, k: int):
