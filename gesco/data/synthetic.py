@@ -319,8 +319,10 @@ class _Camera:
 class _Street:
     """Lateral layout of the street in metres (camera at ``X = 0``)."""
 
-    road_l: float  # left road edge (negative)
+    road_l: float  # left road edge (negative), parking strip included
     road_r: float
+    drive_l: float  # left edge of the driving lanes (== road_l without a parking strip)
+    drive_r: float
     walk_l: float  # outer edge of the left sidewalk
     walk_r: float
     lane_w: float
@@ -349,7 +351,7 @@ class _SceneBuilder:
         # scene-wide look: overcast or clear sky, haze, which side the sun lights
         self.overcast = r.random() < 0.55
         if self.overcast:  # grey to white, slightly blue
-            v = r.uniform(150, 205)
+            v = r.uniform(168, 215)
             zenith = r.jitter((v - 8, v - 3, v + 6), 3)
             lift = r.uniform(15, 40)
             sky_h = (zenith[0] + lift, zenith[1] + lift, zenith[2] + lift * 0.8)
@@ -366,9 +368,12 @@ class _SceneBuilder:
         lane_w = r.uniform(3.0, 3.7)
         n_lanes = r.pick([2, 2, 3, 4])
         cam_lane = r.integer(n_lanes)
-        road_l = -(cam_lane + r.uniform(0.35, 0.65)) * lane_w
-        road_r = road_l + n_lanes * lane_w
-        self.street = _Street(road_l=road_l, road_r=road_r,
+        drive_l = -(cam_lane + r.uniform(0.35, 0.65)) * lane_w
+        drive_r = drive_l + n_lanes * lane_w
+        # a parking strip along either curb, outside the driving lanes
+        road_l = drive_l - (r.uniform(2.0, 2.5) if r.random() < 0.6 else 0.0)
+        road_r = drive_r + (r.uniform(2.0, 2.5) if r.random() < 0.6 else 0.0)
+        self.street = _Street(road_l=road_l, road_r=road_r, drive_l=drive_l, drive_r=drive_r,
                               walk_l=road_l - r.uniform(2.0, 5.0), walk_r=road_r + r.uniform(2.0, 5.0),
                               lane_w=lane_w, n_lanes=n_lanes, z_far=r.uniform(70.0, 200.0))
         self.crossing_z: float | None = None  # distance of the zebra crossing, if any
@@ -440,14 +445,15 @@ class _SceneBuilder:
         start = z0 - r.uniform(0, dash + gap)
         z_max = min(st.z_far, 120.0)
         for k in range(1, st.n_lanes):
-            xl = st.road_l + k * st.lane_w
+            xl = st.drive_l + k * st.lane_w
             z = start
             while z < z_max:
                 quads.append(cam.ground_quad(xl - lw, xl + lw, max(z, z0), z + dash))
                 z += dash + gap
-        if r.random() < 0.6:
-            quads += [cam.ground_quad(st.road_l + 0.3, st.road_l + 0.3 + 2 * lw, z0, z1),
-                      cam.ground_quad(st.road_r - 0.3 - 2 * lw, st.road_r - 0.3, z0, z1)]
+        if r.random() < 0.6:  # solid lines along the edges of the driving lanes
+            xl = st.drive_l + (0.3 if st.drive_l == st.road_l else 0.0)
+            xr = st.drive_r - (0.3 if st.drive_r == st.road_r else 0.0)
+            quads += [cam.ground_quad(xl, xl + 2 * lw, z0, z1), cam.ground_quad(xr - 2 * lw, xr, z0, z1)]
         if r.random() < 0.35:
             zc, depth = r.uniform(8.0, 30.0), r.uniform(3.0, 5.0)
             x = st.road_l + 0.5
@@ -703,17 +709,18 @@ class _SceneBuilder:
     def plan_vehicles(self) -> None:
         r, st = self.r, self.street
         for k in range(st.n_lanes):  # moving traffic in every lane
-            X = st.road_l + (k + 0.5) * st.lane_w + r.uniform(-0.3, 0.3)
+            X = st.drive_l + (k + 0.5) * st.lane_w + r.uniform(-0.3, 0.3)
             own_lane = abs(X) < 0.5 * st.lane_w
             Z = r.uniform(10.0, 25.0) if own_lane else r.uniform(6.0, 20.0)
             while Z < min(st.z_far, 80.0):
                 if r.random() < 0.4:
                     self.queue_vehicle(X, Z)
                 Z += r.uniform(8.0, 30.0)
-        for side in (-1.0, 1.0):  # parked cars along the curbs
-            if r.random() < 0.65:
-                X = st.curb(side) - side * r.uniform(1.0, 1.3)
-                Z = r.uniform(2.0, 10.0)
+        for side in (-1.0, 1.0):  # parked cars on the parking strips
+            drive_edge = st.drive_r if side > 0 else st.drive_l
+            if abs(st.curb(side) - drive_edge) > 1.0:
+                X = st.curb(side) - side * r.uniform(1.0, 1.2)
+                Z = r.uniform(4.0, 12.0)
                 while Z < min(st.z_far, 60.0):
                     if r.random() < 0.6:
                         self.queue_vehicle(X, Z, parked=True)
@@ -930,7 +937,7 @@ def split_seed(split: str, index: int) -> int:
 
 
 #: Bumped whenever a change to the generator changes its output; part of cache file names.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def render_scenes(split: str, size: int, height: int, width: int) -> dict[str, np.ndarray]:
