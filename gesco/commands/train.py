@@ -34,6 +34,6 @@ def _train_diffusion(args: argparse.Namespace) -> int:
         from gesco.errors import GescoInputError
 
         raise GescoInputError(f"bad training config: {e}") from None
-    path = train_diffusion(config, resume=not args.no_resume, progress=not args.no_progress)
-    print(f"checkpoint: {path}")
+    result = train_diffusion(config, resume=not args.no_resume, progress=not args.no_progress)
+    print(f"checkpoint: {result.checkpoint} (step {result.steps})")
     return 0

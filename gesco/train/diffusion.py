@@ -137,8 +137,17 @@ def _device(spec: str, local_rank: int) -> torch.device:
     return torch.device(spec)
 
 
-def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress: bool = True) -> Path:
-    """Train (or resume) a diffusion model; returns the path of the final EMA checkpoint."""
+@dataclass
+class TrainResult:
+    """What :func:`train_diffusion` leaves: the EMA checkpoint, the raw model, the step reached."""
+
+    checkpoint: Path
+    model: torch.nn.Module
+    steps: int
+
+
+def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train (or resume) a diffusion model up to ``config.steps``."""
     dist_info = init_distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -249,7 +258,6 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
                 save_checkpoint(out / "ema", ema_model, card(step, wall))
     if bar is not None:
         bar.close()
-    final = out / "ema.safetensors"
     if dist_info.world_size > 1:
         torch.distributed.barrier()
-    return final
+    return TrainResult(checkpoint=out / "ema.safetensors", model=model, steps=step)
