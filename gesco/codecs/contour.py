@@ -23,9 +23,12 @@ labels ``v_0 .. v_m``, and the transitions ``R`` of row ``y - 1`` (empty for row
    ``L[y - 1, r]`` for ``V``, ``L[y - 1, t]`` for ``HORIZ``). With two labels (a binary
    plane) the new label is implied and costs nothing.
 
-Each mode symbol is coded in the context of the previous mode of the row; each label
-with a "same as predicted" flag, and only when the prediction fails with a binary tree
-over the label alphabet. A boundary that continues straight down therefore costs a
+Each mode symbol is coded in the context of the mode that coded the reference boundary
+``r`` in the row above (how that boundary moved: a slanted boundary keeps its shift);
+once the row above has no boundary left, only END or HORIZ remain, coded as one bit in
+the context of the previous mode of the row. Each label is coded with a "same as
+predicted" flag, and only when the prediction fails with a binary tree over the label
+alphabet. A boundary that continues straight down therefore costs a
 small fraction of a bit. Encoder and decoder call the same :class:`_Models` in the
 same order; the decoder checks every decoded value (positions inside the row, labels
 inside the alphabet) and raises :class:`~gesco.errors.PayloadError` on anything the
@@ -44,12 +47,12 @@ _V_OFFSETS = (0, 1, -1, 2, -2, 3, -3)
 _V_SYMBOL = {d: s for s, d in enumerate(_V_OFFSETS)}
 MAX_SHIFT = 3
 SKIP, HORIZ, END = 7, 8, 9
-_START = 10  # context of the first mode symbol of a row
+_START = 10  # "previous mode" at the start of a row
 _MODE_BITS = 4  # mode symbols 0..9 fit a 4-bit tree
 #: at most this many SKIPs before a V mode; farther boundaries are coded with HORIZ
 MAX_SKIPS = 2
-#: HORIZ distances have at most this many bits (rows up to 2**15 - 1 pixels)
-_DIST_BITS = 15
+# HORIZ distances: bit length (1..16) with a 4-bit tree, then the bits below the leading
+# one; rows are at most 32767 pixels (gesco.codecs.base.MAX_SIDE), so 15 bits suffice.
 
 
 def alphabet_bits(alphabet: int) -> int:
@@ -63,9 +66,10 @@ class _Models:
     def __init__(self, alphabet: int) -> None:
         self.alphabet = alphabet
         self.label_bits = alphabet_bits(alphabet)
-        # mode tree, one per previous-mode context, with and without a reference boundary
-        self.mode = new_model(11 * 11 << _MODE_BITS)
-        self.mode_noref = new_model(11)  # END (1) or HORIZ (0) when no boundary is above
+        # mode tree, one per context "mode that coded the reference boundary above"
+        self.mode = new_model(11 << _MODE_BITS)
+        # END (1) or HORIZ (0) once no reference boundary is left, per previous mode of the row
+        self.mode_noref = new_model(11)
         self.dist_len = new_model(1 << 4)
         self.dist_bits = new_model(17 << 4)  # context: (bit length, bit index)
         self.label_hit = new_model(3)  # context: 0 row start, 1 after V, 2 after HORIZ
@@ -104,16 +108,16 @@ def encode_label_map(enc: RangeEncoder, label: np.ndarray, alphabet: int) -> Non
                 j += 1
             if j < len(refs) and refs[j] <= t + MAX_SHIFT and j - i <= MAX_SKIPS:
                 for k in range(i, j):
-                    enc.tree(models.mode, _mode_ctx(prev_mode, ref_modes[k]), _MODE_BITS, SKIP)
+                    enc.tree(models.mode, _mode_ctx(ref_modes[k]), _MODE_BITS, SKIP)
                     prev_mode = SKIP
                 mode = _V_SYMBOL[t - refs[j]]
-                enc.tree(models.mode, _mode_ctx(prev_mode, ref_modes[j]), _MODE_BITS, mode)
+                enc.tree(models.mode, _mode_ctx(ref_modes[j]), _MODE_BITS, mode)
                 pred = above[refs[j]]
                 i = j + 1
                 hit_ctx = 1
             else:
                 if i < len(refs):
-                    enc.tree(models.mode, _mode_ctx(prev_mode, ref_modes[i]), _MODE_BITS, HORIZ)
+                    enc.tree(models.mode, _mode_ctx(ref_modes[i]), _MODE_BITS, HORIZ)
                 else:
                     enc.bit(models.mode_noref, prev_mode, 0)
                 _encode_distance(enc, models, t - p)
@@ -127,7 +131,7 @@ def encode_label_map(enc: RangeEncoder, label: np.ndarray, alphabet: int) -> Non
             modes.append(mode)
             cur, p, prev_mode = new, t, mode
         if i < len(refs):
-            enc.tree(models.mode, _mode_ctx(prev_mode, ref_modes[i]), _MODE_BITS, END)
+            enc.tree(models.mode, _mode_ctx(ref_modes[i]), _MODE_BITS, END)
         else:
             enc.bit(models.mode_noref, prev_mode, 1)
         above, refs, ref_modes = row, trans, modes
@@ -153,7 +157,7 @@ def decode_label_map(dec: RangeDecoder, height: int, width: int, alphabet: int) 
         prev_mode, p, i = _START, 0, 0
         while True:
             if i < len(refs):
-                mode = dec.tree(models.mode, _mode_ctx(prev_mode, ref_modes[i]), _MODE_BITS)
+                mode = dec.tree(models.mode, _mode_ctx(ref_modes[i]), _MODE_BITS)
             else:
                 mode = END if dec.bit(models.mode_noref, prev_mode) else HORIZ
             if mode == END:
@@ -188,8 +192,8 @@ def decode_label_map(dec: RangeDecoder, height: int, width: int, alphabet: int) 
     return out
 
 
-def _mode_ctx(prev_mode: int, ref_mode: int) -> int:
-    """Offset of the mode tree for (previous mode of this row, mode that coded the boundary above)."""
+def _mode_ctx(ref_mode: int) -> int:
+    """Offset in ``_Models.mode`` of the tree for "the boundary above was coded with ``ref_mode``"."""
     return ref_mode << _MODE_BITS
 
 

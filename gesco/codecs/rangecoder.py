@@ -9,9 +9,9 @@ fraction of a bit.
 The coder works on 32-bit integers: ``range`` is split at ``bound = (range >> 11) * p``;
 a 0 keeps the low part, a 1 the high part; when ``range`` drops below 2^24 a byte is
 shifted out. Carries are handled with LZMA's cache/pending-0xFF scheme. The encoder
-writes exactly the bytes the decoder reads: the decoder checks at the end that it
-consumed the whole payload and never read past it, which catches truncated and
-over-long payloads (:class:`~gesco.errors.PayloadError`).
+writes exactly the bytes the decoder reads: the decoder stops as soon as it would read
+past the payload and checks at the end that it consumed all of it, which catches
+truncated and over-long payloads (:class:`~gesco.errors.PayloadError`).
 
 Probabilities live in plain Python lists owned by the caller ("models"), one slot per
 context; :func:`new_model` makes one with every slot at 1/2.
@@ -108,15 +108,14 @@ class RangeDecoder:
         self._pos = 4
         self._range = _MASK32
         self._code = int.from_bytes(data[:4], "big")
-        self._overrun = False
 
     def _next_byte(self) -> int:
         pos = self._pos
+        if pos >= len(self._data):
+            # the decoder reads exactly the bytes the encoder wrote, never more
+            raise PayloadError("payload is truncated: the decoder ran past its end")
         self._pos = pos + 1
-        if pos < len(self._data):
-            return self._data[pos]
-        self._overrun = True
-        return 0
+        return self._data[pos]
 
     def bit(self, model: list[int], ctx: int) -> int:
         """Decode one bit with the adaptive probability ``model[ctx]`` (updated in place)."""
@@ -145,8 +144,6 @@ class RangeDecoder:
 
     def check_end(self) -> None:
         """Raise :class:`PayloadError` unless the stream was consumed exactly."""
-        if self._overrun:
-            raise PayloadError("payload is truncated: the decoder ran past its end")
         if self._pos != len(self._data):
             raise PayloadError(
                 f"payload has {len(self._data) - self._pos} unused trailing bytes (corrupt or over-long payload)"
