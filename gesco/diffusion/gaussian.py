@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from gesco.errors import GescoInputError
+
 
 @dataclass
 class DiffusionConfig:
@@ -155,13 +157,15 @@ class GaussianDiffusion:
         """
         if isinstance(steps, int):
             if not 1 <= steps <= self.num_steps:
-                raise ValueError(f"steps must be in [1, {self.num_steps}], got {steps}")
+                raise GescoInputError(f"steps must be in [1, {self.num_steps}], got {steps}")
             if steps == 1:
                 keep = [self.num_steps - 1]
             else:
                 keep = sorted({int(round(x)) for x in torch.linspace(0, self.num_steps - 1, steps).tolist()})
         else:
             keep = sorted(set(int(s) for s in steps))
+            if not keep or keep[0] < 0 or keep[-1] >= self.num_steps:
+                raise GescoInputError(f"kept steps must be a non-empty subset of [0, {self.num_steps}), got {steps}")
         last = 1.0
         new_betas = []
         for i in keep:
