@@ -1,0 +1,181 @@
+"""Segmenter checkpoints: safetensors weights + a JSON model card.
+
+A checkpoint is a pair of files sharing a stem::
+
+    <name>.safetensors   the weights of :class:`SegmenterNet` (EMA weights when trained with EMA)
+    <name>.json          {"format": "gesco-segmenter/1", "model": SegmenterConfig,
+                          "class_space": str, "resolution": [H, W],
+                          "training": {steps, data, seed, wall_time_s, config, ...},
+                          "evaluation": {split, scenes, miou, per_class, ...}}
+
+Weights are never unpickled. A missing or corrupt file raises
+:class:`gesco.errors.CheckpointError` naming the file and the command that makes it;
+a checkpoint whose config disagrees with the requested one is refused, naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gesco.errors import CheckpointError
+from gesco.segment.model import SegmenterConfig, SegmenterNet
+
+FORMAT = "gesco-segmenter/1"
+TRAIN_HINT = "gesco train segmenter --config configs/segmenter_synthetic_64x128.yaml"
+
+
+@dataclass
+class SegmenterCard:
+    """Everything needed to rebuild and use a trained segmenter (the checkpoint's JSON)."""
+
+    model: SegmenterConfig
+    class_space: str = "cityscapes"
+    resolution: tuple[int, int] = (64, 128)
+    training: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "model": self.model.to_dict(),
+            "class_space": self.class_space,
+            "resolution": list(self.resolution),
+            "training": self.training,
+            "evaluation": self.evaluation,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "checkpoint") -> "SegmenterCard":
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            found = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise CheckpointError(f"{source}: format {found!r} is not {FORMAT!r}")
+        try:
+            res = tuple(int(v) for v in d["resolution"])
+            if len(res) != 2:
+                raise ValueError(f"resolution must be [H, W], got {d['resolution']}")
+            return cls(
+                model=SegmenterConfig.from_dict(d["model"]),
+                class_space=str(d["class_space"]),
+                resolution=res,  # type: ignore[arg-type]
+                training=d.get("training", {}),
+                evaluation=d.get("evaluation", {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{source}: malformed config ({e})") from None
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """``(weights, config)`` paths of a checkpoint given as a stem, a .safetensors or a .json path."""
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def save_checkpoint(path: str | Path, model: SegmenterNet, card: SegmenterCard) -> Path:
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` (each atomically); return the weights path."""
+    w, c = checkpoint_paths(path)
+    w.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp_w, tmp_c = w.with_name(w.name + ".tmp"), c.with_name(c.name + ".tmp")
+    save_file(state, str(tmp_w), metadata={"format": FORMAT})
+    tmp_c.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    tmp_w.replace(w)
+    tmp_c.replace(c)
+    return w
+
+
+def read_card(path: str | Path) -> SegmenterCard:
+    """Read a checkpoint's JSON model card."""
+    _, c = checkpoint_paths(path)
+    if not c.exists():
+        raise CheckpointError(f"segmenter checkpoint config {c} not found; make it with `{TRAIN_HINT}`")
+    try:
+        d = json.loads(c.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(
+            f"segmenter checkpoint config {c} is not valid JSON ({e}); remake it with `{TRAIN_HINT}`"
+        ) from None
+    return SegmenterCard.from_dict(d, str(c))
+
+
+def update_card(path: str | Path, **changes: Any) -> SegmenterCard:
+    """Rewrite fields of a checkpoint's JSON (e.g. ``evaluation=...``), keeping the weights."""
+    card = read_card(path)
+    for k, v in changes.items():
+        if not hasattr(card, k):
+            raise CheckpointError(f"segmenter card has no field {k!r}")
+        setattr(card, k, v)
+    _, c = checkpoint_paths(path)
+    tmp = c.with_name(c.name + ".tmp")
+    tmp.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    tmp.replace(c)
+    return card
+
+
+def load_checkpoint(
+    path: str | Path,
+    expect_model: SegmenterConfig | None = None,
+    expect_class_space: str | None = None,
+    expect_resolution: tuple[int, int] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[SegmenterNet, SegmenterCard]:
+    """Build the network of a checkpoint and load its weights.
+
+    Args:
+        path: checkpoint stem or one of its two files.
+        expect_model, expect_class_space, expect_resolution: when given, must match the
+            checkpoint; otherwise :class:`CheckpointError` names the differing field.
+    Returns:
+        ``(network in eval mode, card)``.
+    """
+    w, c = checkpoint_paths(path)
+    card = read_card(path)
+    if expect_model is not None:
+        want, have = expect_model.to_dict(), card.model.to_dict()
+        for k in sorted(set(want) | set(have)):
+            if want.get(k) != have.get(k):
+                raise CheckpointError(
+                    f"segmenter checkpoint {c} mismatch in model.{k}: requested {want.get(k)!r}, "
+                    f"checkpoint has {have.get(k)!r}"
+                )
+    if expect_class_space is not None and expect_class_space != card.class_space:
+        raise CheckpointError(
+            f"segmenter checkpoint {c} mismatch in class_space: requested {expect_class_space!r}, "
+            f"checkpoint has {card.class_space!r}"
+        )
+    if expect_resolution is not None and tuple(expect_resolution) != tuple(card.resolution):
+        raise CheckpointError(
+            f"segmenter checkpoint {c} mismatch in resolution: requested {tuple(expect_resolution)}, "
+            f"checkpoint has {tuple(card.resolution)}"
+        )
+    if not w.exists():
+        raise CheckpointError(f"segmenter checkpoint weights {w} not found; make them with `{TRAIN_HINT}`")
+    try:
+        state = load_file(str(w), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"segmenter checkpoint weights {w} are corrupt ({e}); remake them with `{TRAIN_HINT}`"
+        ) from None
+    model = SegmenterNet(card.model)
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        raise CheckpointError(
+            f"segmenter checkpoint weights {w} do not fit its config: missing {missing[:5]}, unexpected {extra[:5]}"
+        )
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise CheckpointError(
+                f"segmenter checkpoint weights {w}: tensor {k} has shape {tuple(v.shape)}, "
+                f"the config expects {tuple(own[k].shape)}"
+            )
+    model.load_state_dict(state)
+    return model.to(map_location).eval(), card

@@ -1,0 +1,306 @@
+"""Training of the segmenter: ``gesco train segmenter --config ... --set key=value``.
+
+The training images are a *pool* loaded once at the start (for the synthetic scenes:
+the first ``pool_size`` train-split scenes, rendered in memory, so the CPU renders each
+scene once instead of once per step). Each step draws ``batch_size`` pool images, augments
+them (:mod:`gesco.segment.augment`: zoom, crop, flip, colour, blur, noise), and minimises
+the (optionally class-weighted) cross-entropy over all label ids with AdamW, warm-up and
+cosine decay; an EMA of the weights is what gets saved.
+
+Reproducible: the pool, the initial weights and every batch and augmentation are pure
+functions of ``seed`` and the step, so a resumed run continues exactly where it stopped.
+Every ``checkpoint_every`` steps the EMA weights are scored on ``monitor_size`` val scenes,
+logged to ``<out_dir>/train_log.jsonl`` and saved with the resumable state; at the end
+the EMA weights are scored on ``eval_size`` scenes of ``eval_split`` (clean, blurred,
+noisy), recorded in the checkpoint, and optionally copied to ``export_to``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gesco.errors import GescoInputError
+from gesco.segment.augment import AugmentConfig, augment_batch
+from gesco.segment.checkpoint import SegmenterCard, save_checkpoint
+from gesco.segment.evaluate import evaluation_record, score
+from gesco.segment.model import SegmenterConfig, SegmenterNet, count_parameters
+from gesco.semantics.classes import ClassSpace, get_class_space
+from gesco.train.utils import EMA, load_training_state, lr_at, save_training_state
+
+
+@dataclass
+class SegmenterTrainConfig:
+    """Everything a segmenter training run depends on (saved into the checkpoint's record)."""
+
+    name: str = "segmenter-synthetic-64x128"
+    data: str = "synthetic"
+    data_root: str | None = None
+    class_space: str = "cityscapes"
+    height: int = 64
+    width: int = 128
+    pool_size: int = 5000
+    crop_width: int | None = None
+    batch_size: int = 16
+    steps: int = 2000
+    lr: float = 3e-3
+    lr_schedule: str = "cosine"
+    lr_final_frac: float = 0.02
+    warmup_steps: int = 50
+    weight_decay: float = 1e-4
+    class_weight_power: float = 0.0
+    ema_decay: float = 0.995
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: SegmenterConfig = field(default_factory=SegmenterConfig)
+    seed: int = 0
+    out_dir: str = "runs/segmenter"
+    checkpoint_every: int = 250
+    log_every: int = 10
+    monitor_size: int = 100
+    eval_split: str = "test"
+    eval_size: int = 500
+    export_to: str | None = None
+    device: str = "cpu"
+    threads: int | None = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["augment"] = self.augment.to_dict()
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SegmenterTrainConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown segmenter training config fields {sorted(unknown)}")
+        if "augment" in d:
+            d["augment"] = AugmentConfig.from_dict(d["augment"])
+        if "model" in d:
+            d["model"] = SegmenterConfig.from_dict(d["model"])
+        config = cls(**d)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        stride = self.model.stride
+        if self.height % stride or self.width % stride:
+            raise ValueError(f"height and width must be multiples of the model stride {stride}")
+        if self.crop_width is not None and (self.crop_width % stride or not 0 < self.crop_width <= self.width):
+            raise ValueError(f"crop_width must be a multiple of {stride} in (0, width], got {self.crop_width}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (BatchNorm)")
+
+
+# --------------------------------------------------------------------------- data
+def load_pool(data: str, root: str | None, split: str, size: int, height: int, width: int,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``size`` items of a data set split, in memory.
+
+    Returns:
+        ``(images uint8 (N, H, W, 3), labels uint8 (N, H, W))`` (uint16 when ids exceed 255).
+    """
+    from gesco.data import build_dataset
+
+    kw = {"size": size} if data == "synthetic" else {"max_items": size}
+    dataset = build_dataset(data, root, split, height, width, **kw)
+    n = min(size, len(dataset))
+    images = np.empty((n, height, width, 3), np.uint8)
+    label_dtype = np.uint8 if dataset.class_space.num_classes <= 256 else np.uint16
+    labels = np.empty((n, height, width), label_dtype)
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=f"load {data}/{split}", dynamic_ncols=True, leave=False)
+    for i in it:
+        item = dataset[i]
+        images[i] = ((item["image"].permute(1, 2, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        labels[i] = item["label"].numpy()
+    return images, labels
+
+
+def class_weights(labels: np.ndarray, num_classes: int, power: float) -> torch.Tensor | None:
+    """Cross-entropy weights ``(median_freq / freq_c) ** power`` over the classes present
+    in ``labels`` (1 for absent ones), clipped to ``[0.1, 10]``; ``None`` when ``power == 0``."""
+    if power == 0:
+        return None
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=num_classes)[:num_classes].astype(np.float64)
+    present = counts > 0
+    freq = counts / counts.sum()
+    w = np.ones(num_classes)
+    w[present] = (np.median(freq[present]) / freq[present]) ** power
+    return torch.tensor(np.clip(w, 0.1, 10.0), dtype=torch.float32)
+
+
+def _batch(images: np.ndarray, labels: np.ndarray, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = index.numpy()
+    x = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    y = torch.from_numpy(labels[idx].astype(np.int64))
+    return x, y
+
+
+def _predict_with(model: SegmenterNet, device: torch.device):
+    @torch.no_grad()
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return model(x.to(device)).argmax(1).cpu()
+
+    return predict
+
+
+# --------------------------------------------------------------------------- training
+def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Train (or resume) a segmenter; returns the path of the final (EMA) checkpoint's weights."""
+    config.check()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if config.device == "auto" else config.device))
+    space: ClassSpace = get_class_space(config.class_space)
+    if config.model.num_classes != space.num_classes:
+        raise GescoInputError(
+            f"model.num_classes = {config.model.num_classes} but class space {space.name} has {space.num_classes} ids"
+        )
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    images, labels = load_pool(config.data, config.data_root, "train", config.pool_size,
+                               config.height, config.width, progress)
+    mon_images, mon_labels = load_pool(config.data, config.data_root, "val", config.monitor_size,
+                                       config.height, config.width, progress)
+    pool_time = time.time() - t_start
+    weights = class_weights(labels, space.num_classes, config.class_weight_power)
+    weights = None if weights is None else weights.to(device)
+
+    torch.manual_seed(config.seed)
+    model = SegmenterNet(config.model).to(device)
+    ema = EMA(model, config.ema_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state_path = out / "state"
+    step, wall = 0, 0.0
+    if resume and state_path.with_suffix(".json").exists():
+        meta = load_training_state(state_path, model, ema, opt)
+        step, wall = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
+        print(f"resumed from {state_path} at step {step}")
+    ema_model = SegmenterNet(config.model).to(device)
+    log_path = out / "train_log.jsonl"
+    gen = torch.Generator()
+
+    def card(steps_done: int, evaluation: dict | None = None) -> SegmenterCard:
+        return SegmenterCard(
+            model=config.model,
+            class_space=config.class_space,
+            resolution=(config.height, config.width),
+            training={
+                "steps": steps_done,
+                "batch_size": config.batch_size,
+                "data": config.data,
+                "pool_size": len(images),
+                "seed": config.seed,
+                "parameters": count_parameters(model),
+                "wall_time_s": round(wall, 1),
+                "pool_time_s": round(pool_time, 1),
+                "threads": torch.get_num_threads(),
+                "config": config.to_dict(),
+            },
+            evaluation=evaluation or {},
+        )
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=step, desc="train segmenter", dynamic_ncols=True)
+    model.train()
+    t_log, loss_sum, n_sum = time.time(), 0.0, 0
+    while step < config.steps:
+        t0 = time.time()
+        gen.manual_seed(config.seed * 1_000_003 + 7919 * step)  # batch and augmentation depend on the step only
+        index = torch.randint(0, len(images), (config.batch_size,), generator=gen)
+        x, y = _batch(images, labels, index)
+        x, y = augment_batch(x, y, config.augment, gen, config.crop_width)
+        lr = lr_at(step, config.lr, config.warmup_steps, config.steps, config.lr_schedule, config.lr_final_frac)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        logits = model(x.to(device))
+        loss = F.cross_entropy(logits, y.to(device), weight=weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(model)
+        step += 1
+        wall += time.time() - t0
+        loss_sum, n_sum = loss_sum + float(loss.detach()), n_sum + 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{config.batch_size / (time.time() - t0):.0f}")
+        if step % config.log_every == 0 or step == config.steps:
+            rec = {"step": step, "loss": round(loss_sum / n_sum, 4), "lr": lr,
+                   "img_per_s": round(n_sum * config.batch_size / (time.time() - t_log), 1),
+                   "wall_time_s": round(wall, 1)}
+            loss_sum, n_sum, t_log = 0.0, 0, time.time()
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                ema.copy_to(ema_model)
+                ema_model.eval()
+                rec["val_miou_ema"] = round(score(_predict_with(ema_model, device), mon_images, mon_labels, space).miou, 4)
+                save_training_state(state_path, model, ema, opt, {"step": step, "wall_time_s": wall})
+                save_checkpoint(out / "segmenter", ema_model, card(step))
+                t_log = time.time()
+            with log_path.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if bar is not None and "val_miou_ema" in rec:
+                bar.write(f"step {step}: loss {rec['loss']}, val mIoU (EMA, {len(mon_images)} scenes) {rec['val_miou_ema']}")
+    if bar is not None:
+        bar.close()
+
+    # final evaluation of the EMA weights, recorded in the checkpoint
+    ema.copy_to(ema_model)
+    ema_model.eval()
+    evaluation = {}
+    if config.eval_size > 0:
+        ev_images, ev_labels = load_pool(config.data, config.data_root, config.eval_split, config.eval_size,
+                                         config.height, config.width, progress)
+        evaluation = evaluation_record(_predict_with(ema_model, device), ev_images, ev_labels, space,
+                                       {"data": config.data, "split": config.eval_split, "scenes": len(ev_images)})
+        print(f"{config.eval_split} mIoU ({len(ev_images)} scenes): {evaluation['miou']:.4f}; "
+              f"robustness {evaluation['robustness']}")
+    final = save_checkpoint(out / "segmenter", ema_model, card(step, evaluation))
+    if config.export_to:
+        save_checkpoint(config.export_to, ema_model, card(step, evaluation))
+        print(f"exported to {config.export_to}")
+    return final
+
+
+# --------------------------------------------------------------------------- CLI
+def register_cli(tsub: argparse._SubParsersAction) -> None:
+    """Add ``gesco train segmenter`` to the ``gesco train`` sub-commands."""
+    p = tsub.add_parser("segmenter", help="train the segmenter (sender default and mIoU evaluator)")
+    p.add_argument("--config", help="YAML/JSON config (see configs/segmenter_synthetic_64x128.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set steps=200 --set augment.blur_p=0")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the output folder holds a state")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_cli)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Handler of ``gesco train segmenter``."""
+    from gesco.config import apply_overrides, load_config_file
+
+    raw = apply_overrides(load_config_file(args.config), args.overrides)
+    try:
+        config = SegmenterTrainConfig.from_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise GescoInputError(f"bad segmenter training config: {e}") from None
+    path = train_segmenter(config, resume=not args.no_resume, progress=not args.no_progress)
+    print(f"checkpoint: {path}")
+    return 0
