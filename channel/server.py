@@ -1,0 +1,123 @@
+"""The channel's gRPC server: ``Channel.Transmit`` plus health checking."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import grpc
+
+from gesco.link import apply_channel, budget_record
+from gesco.serving.grpc_kit import CHANNEL_SERVICE, channel_options, make_server, set_serving, tolerant_unary
+from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck, gesco_pb2_grpc
+
+from channel.budget_log import BudgetLog
+from channel.settings import ChannelSettings
+
+log = logging.getLogger("gesco.channel")
+
+
+class ChannelService:
+    """What ``Channel.Transmit`` does (see the package docstring).
+
+    Args:
+        settings: the service settings.
+        receiver: a ``ReceiverStub`` (or anything with ``Deliver(request, timeout=)``).
+        budget_log: where accepted transmissions are logged.
+    """
+
+    def __init__(self, settings: ChannelSettings, receiver: gesco_pb2_grpc.ReceiverStub, budget_log: BudgetLog) -> None:
+        self.settings = settings
+        self.receiver = receiver
+        self.budget_log = budget_log
+
+    def transmit(self, frame: SemanticFrame, context: grpc.ServicerContext) -> TransmitAck:
+        # GescoInputError (bad frame, corrupt payload, bad PSNR / preset) -> INVALID_ARGUMENT
+        received = apply_channel(frame)
+        timeout = self.settings.receiver_timeout_s
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = max(0.001, min(timeout, remaining))
+        try:
+            ack: DeliverAck = self.receiver.Deliver(received, timeout=timeout)
+        except grpc.RpcError as e:
+            code, detail = e.code(), e.details()
+            where = f"receiver at {self.settings.receiver_address}"
+            log.warning("frame %s not delivered: %s %s", frame.id, code.name, detail)
+            if code == grpc.StatusCode.UNAVAILABLE:
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"{where} is unavailable: {detail}")
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{where} did not acknowledge within {timeout:.1f} s")
+            if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.RESOURCE_EXHAUSTED):
+                context.abort(code, f"{where} refused the frame: {detail}")
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{where} failed ({code.name}): {detail}")
+        if ack.status != ACK_ACCEPTED:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"receiver rejected the frame: {ack.message}")
+        record = budget_record(frame, received.report)
+        self.budget_log.append(record)
+        log.info(
+            "frame %s: %d + %d bits, %d channel uses, PSNR %.1f dB (measured %.2f), %s",
+            frame.id, record["payload_bits"], record["header_bits"], record["channel_uses"],
+            record["psnr_db"], received.report.measured_snr_db, record["channel"],
+        )
+        return TransmitAck(id=frame.id, status=ACK_ACCEPTED, message="delivered", report=received.report)
+
+
+class ChannelServer:
+    """The running gRPC server (built by :func:`create_server`).
+
+    Attributes:
+        port: the bound port (useful with ``settings.port = 0``).
+        address: ``host:port``.
+    """
+
+    def __init__(self, settings: ChannelSettings, receiver_channel: grpc.Channel | None = None) -> None:
+        self.settings = settings
+        self._own_channel = receiver_channel is None
+        self._receiver_channel = receiver_channel or grpc.insecure_channel(
+            settings.receiver_address, options=channel_options(settings.max_message_bytes)
+        )
+        self.service = ChannelService(
+            settings, gesco_pb2_grpc.ReceiverStub(self._receiver_channel), BudgetLog(settings.budget_log)
+        )
+        methods = {"Transmit": tolerant_unary(self.service.transmit, SemanticFrame, TransmitAck)}
+        self.server, self.health, self.port = make_server(
+            CHANNEL_SERVICE,
+            methods,
+            f"{settings.host}:{settings.port}",
+            max_workers=settings.max_workers,
+            max_message_bytes=settings.max_message_bytes,
+        )
+        self.address = f"{settings.host}:{self.port}"
+        self._stopped = threading.Event()
+
+    def start(self) -> "ChannelServer":
+        self.server.start()
+        set_serving(self.health, CHANNEL_SERVICE, True)
+        log.info("channel listening on %s, forwarding to %s, budget log %s",
+                 self.address, self.settings.receiver_address, self.settings.budget_log)
+        return self
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Refuse new calls, let running ones finish for ``grace`` seconds, close the client."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        set_serving(self.health, CHANNEL_SERVICE, False)
+        self.server.stop(grace).wait()
+        if self._own_channel:
+            self._receiver_channel.close()
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def create_server(settings: ChannelSettings, receiver_channel: grpc.Channel | None = None) -> ChannelServer:
+    """Build the channel server (not started).
+
+    Args:
+        settings: :class:`ChannelSettings`.
+        receiver_channel: gRPC channel to the receiver (default: one to
+            ``settings.receiver_address``); tests pass their own to inject faults.
+    """
+    return ChannelServer(settings, receiver_channel)

@@ -1,0 +1,163 @@
+"""``gesco send IMAGE``: transmit an image through running services and save the result.
+
+Posts the image (and optionally its label / instance maps) to the sender's
+``POST /transmit``, polls the receiver's result URL with a progress line, saves the
+generated image and prints the bit budget and the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from gesco.errors import GescoError, GescoInputError
+
+
+class ServiceError(GescoError):
+    """A service refused the request or could not be reached."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("send", help="transmit an image through the running services (see `gesco up`)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("image", help="PNG or JPEG image")
+    p.add_argument("--label", help="label map: PNG of class ids, the image's size (default: the sender segments)")
+    p.add_argument("--instance", help="instance map: PNG of instance ids (needs --label)")
+    p.add_argument("--psnr", type=float, default=10.0, help="channel PSNR in dB (default 10)")
+    p.add_argument("--channel", default="awgn", help="channel preset: awgn or authors-code")
+    p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
+    p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
+    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    p.add_argument("--sampler", default="dpmpp-2m", help="dpmpp-2m, ddim, respaced or ancestral")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the channel and sampling noise")
+    p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")
+    p.add_argument("--out", default="result.png", help="where to save the generated image (default result.png)")
+    p.add_argument("--maps-out", help="also save the received and denoised maps as PREFIX_received.png / _denoised.png")
+    p.add_argument("--sender", default="http://127.0.0.1:8000", help="sender base URL")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the result")
+    p.add_argument("--json", action="store_true", help="print the final result document as JSON")
+    p.set_defaults(handler=_send)
+
+
+def _read(path: str, what: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise GescoInputError(f"{what} {p} not found")
+    return p.read_bytes()
+
+
+def _detail(reply) -> str:
+    try:
+        detail = reply.json().get("detail")
+    except ValueError:
+        return reply.text[:500]
+    if isinstance(detail, list):  # FastAPI validation errors
+        return "; ".join(f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
+    return str(detail)
+
+
+def _progress(line: str, final: bool = False) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + line + ("\n" if final else ""))
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def format_budget(budget: dict) -> str:
+    """The budget of one transmission as aligned lines."""
+    def pct(v):
+        return "n/a" if v is None else f"{v:.1f} %"
+
+    snr = budget.get("measured_snr_db")
+    rows = [
+        ("classes sent", f"{len(budget['present_classes'])} {budget['present_classes']}"
+         + (" + edge map" if budget.get("has_edges") else "")),
+        ("maps", f"{budget['height']} x {budget['width']}, codec {budget['codec']} {budget.get('codec_params') or ''}".rstrip()),
+        ("payload bits", f"{budget['payload_bits']:,}"),
+        ("header bits", f"{budget['header_bits']:,}"),
+        ("total bits", f"{budget['total_bits']:,} ({budget['bits_per_pixel']:.3f} bit/pixel)"),
+        ("channel uses", f"{budget['channel_uses']:,} ({budget['channel_uses_per_pixel']:.2f} per pixel)"),
+        ("PNG reference", f"{budget['png_bits']:,} bits -> reduction {pct(budget['reduction_png_pct'])}"),
+        (f"JPEG q{budget['jpeg_quality']} reference", f"{budget['jpeg_bits']:,} bits -> reduction {pct(budget['reduction_jpeg_pct'])}"),
+        ("channel", f"{budget['channel']}, PSNR {budget['psnr_db']:g} dB requested, "
+         + (f"{snr:.2f} dB measured" if snr is not None else "noise-free")),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _send(args: argparse.Namespace) -> int:
+    import httpx
+
+    files = {"image": (Path(args.image).name, _read(args.image, "image"))}
+    if args.label:
+        files["label"] = (Path(args.label).name, _read(args.label, "label map"))
+    if args.instance:
+        files["instance"] = (Path(args.instance).name, _read(args.instance, "instance map"))
+    form = {
+        "psnr_db": str(args.psnr), "channel": args.channel, "codec": args.codec, "downsample": str(args.downsample),
+        "guidance_scale": str(args.guidance), "sampler": args.sampler, "steps": str(args.steps),
+        "seed": str(args.seed), "fds": "false" if args.no_fds else "true",
+    }
+    url = args.sender.rstrip("/") + "/transmit"
+    with httpx.Client(timeout=httpx.Timeout(60.0)) as client:
+        try:
+            reply = client.post(url, files=files, data=form)
+        except httpx.HTTPError as e:
+            raise ServiceError(f"cannot reach the sender at {args.sender} ({e}); is `gesco up` running?") from None
+        if reply.status_code != 202:
+            raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}")
+        accepted = reply.json()
+        job_id, result_url = accepted["id"], accepted["result_url"]
+        _progress(f"sent {job_id}: {accepted['budget']['total_bits']:,} bits; waiting for the receiver ...")
+        start = time.monotonic()
+        status = None
+        while True:
+            try:
+                r = client.get(result_url)
+            except httpx.HTTPError as e:
+                raise ServiceError(f"cannot reach the receiver at {result_url} ({e})") from None
+            if r.status_code != 200:
+                raise ServiceError(f"the receiver answered HTTP {r.status_code}: {_detail(r)}")
+            result = r.json()
+            status = result["status"]
+            elapsed = time.monotonic() - start
+            if status in ("done", "failed"):
+                _progress(f"job {job_id}: {status} after {elapsed:.1f} s", final=True)
+                break
+            _progress(f"job {job_id}: {status} ({elapsed:.1f} s)")
+            if elapsed > args.timeout:
+                raise ServiceError(f"job {job_id} is still {status} after {args.timeout:.0f} s; see {result_url}")
+            time.sleep(0.25 if elapsed < 10 else 1.0)
+        if status == "failed":
+            raise ServiceError(f"job {job_id} failed: {result.get('reason')}")
+        image = client.get(result["links"]["image"])
+        image.raise_for_status()
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(image.content)
+        if args.maps_out:
+            for key, suffix in (("received_maps", "received"), ("denoised_maps", "denoised")):
+                r = client.get(result["links"][key])
+                r.raise_for_status()
+                Path(f"{args.maps_out}_{suffix}.png").write_bytes(r.content)
+    if args.json:
+        print(json.dumps({"accepted": accepted, "result": result}, indent=2))
+        return 0
+    t_s, t_r = accepted["timings"], result["timings"]
+    print(f"saved {out}  (job {job_id})")
+    print("bit budget:")
+    print(format_budget(result["budget"]))
+    print("timings (s): " + ", ".join(
+        f"{k} {v:.3f}" for k, v in (
+            ("segment", t_s["segment_s"]), ("encode", t_s["encode_s"]), ("channel", t_s["channel_s"]),
+            ("queue wait", t_r.get("queue_wait_s")), ("FDS", t_r.get("fds_s")), ("sampling", t_r.get("sampling_s")),
+            ("PNG", t_r.get("png_s")),
+        ) if v is not None
+    ) + f"  [batch {t_r.get('batch_size')}, {t_r.get('device')}]")
+    return 0

@@ -1,0 +1,177 @@
+"""``gesco up``: start the sender, the channel and the receiver as local processes.
+
+Each service runs as ``python -m sender`` / ``channel`` / ``receiver`` with its settings
+passed as ``GESCO_*`` environment variables (the same settings as in
+``docker-compose.yml``). The command waits until the three are healthy, prints their
+URLs, and on Ctrl-C (or SIGTERM) stops them in the order of the data flow (sender,
+channel, receiver), each with a grace period, so no accepted job is half-stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gesco.errors import GescoError
+
+
+@dataclass
+class Service:
+    """One child process."""
+
+    name: str
+    module: str
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="start the sender, channel and receiver services on this machine",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="interface of all services (default: loopback)")
+    p.add_argument("--sender-port", type=int, default=8000, help="sender HTTP port (default 8000)")
+    p.add_argument("--channel-port", type=int, default=8001, help="channel gRPC port (default 8001)")
+    p.add_argument("--receiver-port", type=int, default=8002, help="receiver REST port (default 8002)")
+    p.add_argument("--receiver-grpc-port", type=int, default=8003, help="receiver gRPC port (default 8003)")
+    p.add_argument("--data-dir", default="gesco-data", help="job store and bit-budget log (default ./gesco-data)")
+    p.add_argument("--checkpoint", help="diffusion checkpoint (default: the shipped one)")
+    p.add_argument("--segmenter", help="segmenter checkpoint for uploads without a label map (default: the shipped one)")
+    p.add_argument("--no-segmenter", action="store_true", help="do not load a segmenter (uploads need a label map)")
+    p.add_argument("--device", default="auto", help="receiver device: auto (GPU when present), cpu, cuda, ...")
+    p.add_argument("--batch-size", type=int, default=4, help="most jobs the receiver samples together (default 4)")
+    p.add_argument("--budget-log", help="bit-budget log (default DATA_DIR/budget.jsonl)")
+    p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the services to be healthy")
+    p.set_defaults(handler=_up)
+
+
+def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
+    """Class space and resolution of the receiver's checkpoint (fails early when it is missing)."""
+    from gesco.diffusion.checkpoint import TRAIN_HINT, checkpoint_paths, read_card
+    from gesco.errors import CheckpointError
+    from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
+
+    path = checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION)
+    weights, _ = checkpoint_paths(path)
+    card = read_card(path)  # CheckpointError naming the file and the command
+    if not weights.exists():
+        raise CheckpointError(f"checkpoint weights {weights} not found; make them with `{TRAIN_HINT}`")
+    h, w = card.resolution
+    return card.class_space, int(h), int(w)
+
+
+def _services(args: argparse.Namespace) -> list[Service]:
+    class_space, height, width = _model_settings(args.checkpoint)
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    budget_log = Path(args.budget_log).resolve() if args.budget_log else data_dir / "budget.jsonl"
+    host = args.host
+    public = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    receiver = {
+        "GESCO_RECEIVER_HOST": host,
+        "GESCO_RECEIVER_PORT": str(args.receiver_port),
+        "GESCO_RECEIVER_GRPC_PORT": str(args.receiver_grpc_port),
+        "GESCO_RECEIVER_DATA_DIR": str(data_dir),
+        "GESCO_RECEIVER_DEVICE": args.device,
+        "GESCO_RECEIVER_MAX_BATCH": str(args.batch_size),
+    }
+    if args.checkpoint:
+        receiver["GESCO_RECEIVER_CHECKPOINT"] = str(Path(args.checkpoint).resolve())
+    channel = {
+        "GESCO_CHANNEL_HOST": host,
+        "GESCO_CHANNEL_PORT": str(args.channel_port),
+        "GESCO_CHANNEL_RECEIVER_ADDRESS": f"{public}:{args.receiver_grpc_port}",
+        "GESCO_CHANNEL_BUDGET_LOG": str(budget_log),
+    }
+    sender = {
+        "GESCO_SENDER_HOST": host,
+        "GESCO_SENDER_PORT": str(args.sender_port),
+        "GESCO_SENDER_CHANNEL_ADDRESS": f"{public}:{args.channel_port}",
+        "GESCO_SENDER_RECEIVER_URL": f"http://{public}:{args.receiver_port}",
+        "GESCO_SENDER_CLASS_SPACE": class_space,
+        "GESCO_SENDER_HEIGHT": str(height),
+        "GESCO_SENDER_WIDTH": str(width),
+        "GESCO_SENDER_LOAD_SEGMENTER": "false" if args.no_segmenter else "true",
+    }
+    if args.segmenter:
+        sender["GESCO_SENDER_SEGMENTER"] = str(Path(args.segmenter).resolve())
+    return [Service("receiver", "receiver", receiver), Service("channel", "channel", channel),
+            Service("sender", "sender", sender)]
+
+
+def _healthy(name: str, args: argparse.Namespace) -> bool:
+    from gesco.serving.probes import grpc_health, http_ok
+
+    public = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    if name == "receiver":
+        return (http_ok(f"http://{public}:{args.receiver_port}/healthz")
+                and grpc_health(f"{public}:{args.receiver_grpc_port}") == "SERVING")
+    if name == "channel":
+        return grpc_health(f"{public}:{args.channel_port}") == "SERVING"
+    return http_ok(f"http://{public}:{args.sender_port}/healthz")
+
+
+def _stop(services: list[Service], grace: float = 15.0) -> None:
+    """SIGTERM each running child in order, wait up to ``grace`` s each, then SIGKILL."""
+    for s in services:
+        p = s.process
+        if p is None or p.poll() is not None:
+            continue
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            print(f"gesco up: {s.name} did not stop within {grace:.0f} s; killing it", file=sys.stderr)
+            p.kill()
+            p.wait()
+
+
+def _up(args: argparse.Namespace) -> int:
+    services = _services(args)
+    stopping = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stopping["signal"] = signum
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in services:
+            env = {**os.environ, **s.env}
+            s.process = subprocess.Popen([sys.executable, "-m", s.module], env=env)
+        deadline = time.monotonic() + args.startup_timeout
+        pending = [s.name for s in services]
+        while pending and stopping["signal"] is None:
+            for s in services:
+                if s.process.poll() is not None:
+                    raise GescoError(f"the {s.name} exited during start-up (status {s.process.returncode}); see its messages above")
+            pending = [n for n in pending if not _healthy(n, args)]
+            if pending and time.monotonic() > deadline:
+                raise GescoError(f"not healthy after {args.startup_timeout:.0f} s: {', '.join(pending)}")
+            time.sleep(0.2)
+        if stopping["signal"] is None:
+            public = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+            print(
+                "gesco up: all services are running\n"
+                f"  sender    http://{public}:{args.sender_port}   (POST /transmit, docs at /docs)\n"
+                f"  channel   grpc {public}:{args.channel_port}\n"
+                f"  receiver  http://{public}:{args.receiver_port}   (GET /result/<id>), grpc {public}:{args.receiver_grpc_port}\n"
+                f"  data      {Path(args.data_dir).resolve()}\n"
+                "Press Ctrl-C to stop.",
+                flush=True,
+            )
+        while stopping["signal"] is None:
+            for s in services:
+                if s.process.poll() is not None:
+                    raise GescoError(f"the {s.name} exited unexpectedly (status {s.process.returncode})")
+            time.sleep(0.2)
+        print("gesco up: stopping (sender, channel, receiver) ...", flush=True)
+        return 0
+    finally:
+        _stop([s for name in ("sender", "channel", "receiver") for s in services if s.name == name])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

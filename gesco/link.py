@@ -1,0 +1,636 @@
+"""One transmission, without the network: the sender's, the channel's and the receiver's stages.
+
+The three services (``sender/``, ``channel/``, ``receiver/``) are thin wrappers around
+this module, and the evaluation calls the very same functions, so a number measured
+through HTTP and gRPC and a number measured in a loop come from identical code::
+
+    frame, t = encode_image_frame(image, label, instance, space=space, resolution=(64, 128),
+                                  transmit=TransmitSettings(psnr_db=10), frame_id="x")  # sender
+    received = apply_channel(frame)                                                 # channel
+    cond = received_conditioning(received)         # receiver: (C + 1, H, W), into the sampler
+    record = budget_record(frame, received.report)                            # bit-budget log
+
+Stages (paper section 3):
+
+1. :func:`encode_image_frame` (sender, section 3.2): resize the image (area when
+   shrinking) and the label / instance maps (nearest) to the model resolution, segment
+   the image when no label map is given, one-hot encode and keep the present classes
+   (:func:`gesco.semantics.layout.encode_layout`), code the maps
+   (:mod:`gesco.codecs`) into a ``SemanticFrame``, and record the size of the resized
+   image as PNG and JPEG for the budget.
+2. :func:`apply_channel` (channel, section 3.1, Eq. 1): count bits, decode the payload to
+   the symbols the channel sends, normalise their power and add noise at the frame's
+   PSNR (:func:`gesco.channel.get_channel`), and pack the received symbols as float16
+   with a :class:`ChannelReport`.
+3. :func:`received_conditioning` (receiver, Eq. 2): unpack the symbols, bring them back
+   to full resolution (the codec's ``upsample``), apply FDS and ``Pad`` the absent
+   classes: the ``(C + 1, H, W)`` conditioning of the diffusion model.
+
+Randomness is reproducible: the channel noise is drawn from a generator seeded by
+:func:`stage_seed` ``(frame.transmit.seed, "channel")``; the receiver's sampling uses
+``frame.transmit.seed`` itself.
+
+Uploads are checked here too (:func:`decode_image`, :func:`decode_label_map`): the
+format is read from the file's first bytes, the pixel size from its header before any
+pixel is decoded (so an oversized image is refused without allocating it).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from gesco.channel import get_channel
+from gesco.codecs import DEFAULT_CODEC, get_codec
+from gesco.codecs.budget import image_bits
+from gesco.data.transforms import resize_image, resize_labels
+from gesco.errors import (
+    ChannelParameterError,
+    DTypeError,
+    GescoInputError,
+    ImageDecodeError,
+    ShapeError,
+)
+from gesco.semantics.classes import ClassSpace, get_class_space
+from gesco.semantics.fds import fds_filter
+from gesco.semantics.layout import encode_layout, pad_maps
+from gesco.wire import gesco_pb2 as pb
+from gesco.wire.frames import (
+    codec_for_frame,
+    frame_channel_symbols,
+    make_frame,
+    n_maps,
+    symbols_from_bytes,
+    symbols_to_bytes,
+    validate_frame,
+    validate_received_frame,
+)
+from gesco.codecs.accounting import frame_bits
+
+#: JPEG quality of the budget's reference (libjpeg's default)
+DEFAULT_JPEG_QUALITY = 75
+#: range of PSNR values (dB) a transmission may request: below -20 dB the noise is 100x
+#: the signal power; 100 dB is the paper's noiseless channel
+PSNR_RANGE_DB: tuple[float, float] = (-20.0, 100.0)
+#: largest upload a caller should accept by default, in pixels (width * height)
+DEFAULT_MAX_PIXELS = 16_000_000
+
+
+# --------------------------------------------------------------------------- errors
+class UnsupportedImageError(ImageDecodeError):
+    """The bytes are not a PNG or JPEG file at all (HTTP 415)."""
+
+
+class ImageTooLargeError(GescoInputError):
+    """An upload is larger than the configured limit, in bytes or pixels (HTTP 413)."""
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class TransmitSettings:
+    """What the user chooses for one transmission besides the image (``TransmitParams``).
+
+    Attributes:
+        psnr_db: channel PSNR of Eq. (1), in dB.
+        channel: channel preset (``"awgn"``: Eq. 1 with power normalisation;
+            ``"authors-code"``: the authors' noise table).
+        sampler: the receiver's sampler (``"dpmpp-2m"``, ``"ddim"``, ``"respaced"``, ``"ancestral"``).
+        steps: sampling steps (network evaluations).
+        guidance_scale: classifier-free guidance scale ``s`` (1 = no guidance).
+        seed: seed of the channel noise (through :func:`stage_seed`) and of the sampling noise.
+        fds: apply the fast denoising semantic block (Eq. 2) at the receiver.
+    """
+
+    psnr_db: float = 10.0
+    channel: str = "awgn"
+    sampler: str = "dpmpp-2m"
+    steps: int = 20
+    guidance_scale: float = 2.0
+    seed: int = 0
+    fds: bool = True
+
+    def to_message(self) -> pb.TransmitParams:
+        return pb.TransmitParams(
+            psnr_db=float(self.psnr_db),
+            channel=self.channel,
+            sampler=self.sampler,
+            steps=int(self.steps),
+            guidance_scale=float(self.guidance_scale),
+            seed=int(self.seed),
+            fds=bool(self.fds),
+        )
+
+    @classmethod
+    def from_message(cls, msg: pb.TransmitParams) -> "TransmitSettings":
+        """The settings a frame carries (proto defaults where a field is unset)."""
+        return cls(
+            psnr_db=msg.psnr_db,
+            channel=msg.channel or "awgn",
+            sampler=msg.sampler or cls.sampler,
+            steps=msg.steps or cls.steps,
+            guidance_scale=msg.guidance_scale,
+            seed=msg.seed,
+            fds=msg.fds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def codec_choice(codec: str = DEFAULT_CODEC, downsample: int = 1) -> tuple[str, dict[str, int | str]]:
+    """Codec name and parameters for a lossless ``codec`` and a downsampling factor.
+
+    ``downsample = 1`` sends the full maps with ``codec``; ``k > 1`` sends ``k x k``
+    block-downsampled maps (codec ``"downsample"``, ``codec`` as its inner codec).
+    Raises :class:`~gesco.errors.UnknownCodecError` for a bad name or factor.
+    """
+    if downsample == 1:
+        get_codec(codec)
+        return codec, {}
+    params: dict[str, int | str] = {"factor": int(downsample)}
+    if codec != DEFAULT_CODEC:
+        params["inner"] = codec
+    get_codec("downsample", **params)
+    return "downsample", params
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """A 63-bit seed for one random stage (``"channel"``, ...) derived from the user's seed.
+
+    Distinct stages get independent streams, so the channel noise and the sampling noise
+    are not the same Gaussian draw even though one seed drives both.
+    """
+    words = [int(seed) & 0xFFFFFFFF, int(seed) >> 32] + [ord(c) for c in stage]
+    state = np.random.SeedSequence(words).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
+
+
+# --------------------------------------------------------------------------- uploads
+def image_header(data: bytes) -> tuple[str, int, int]:
+    """Format and pixel size of a PNG or JPEG file from its header, without decoding it.
+
+    Returns:
+        ``(format, height, width)`` with format ``"png"`` or ``"jpeg"``.
+    Raises:
+        UnsupportedImageError: neither a PNG nor a JPEG signature.
+        ImageDecodeError: the signature is right but the header is truncated or corrupt.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        # the first chunk must be IHDR: length (4), "IHDR", width (4), height (4)
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageDecodeError("corrupt PNG: no IHDR header chunk")
+        width, height = struct.unpack(">II", data[16:24])
+        if width == 0 or height == 0:
+            raise ImageDecodeError(f"corrupt PNG: header says {width}x{height} pixels")
+        return "png", height, width
+    if data.startswith(b"\xff\xd8\xff"):
+        return ("jpeg", *_jpeg_size(data))
+    raise UnsupportedImageError("not a PNG or JPEG file (unrecognised signature in the first bytes)")
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """``(height, width)`` from the first start-of-frame marker of a JPEG file."""
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ImageDecodeError(f"corrupt JPEG: expected a marker at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD9)):  # markers without a length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if length < 2:
+            raise ImageDecodeError(f"corrupt JPEG: segment length {length} at byte {i}")
+        if marker in _JPEG_SOF:
+            if i + 9 > n:
+                break
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            if width == 0 or height == 0:
+                raise ImageDecodeError(f"corrupt JPEG: frame header says {width}x{height} pixels")
+            return height, width
+        if marker == 0xDA:  # start of scan before any frame header
+            break
+        i += 2 + length
+    raise ImageDecodeError("corrupt JPEG: no frame header (SOF) found")
+
+
+def _check_upload(data: bytes, what: str, max_bytes: int | None, max_pixels: int | None) -> tuple[str, int, int]:
+    if len(data) == 0:
+        raise UnsupportedImageError(f"{what} is empty (0 bytes)")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ImageTooLargeError(f"{what} is {len(data)} bytes, the limit is {max_bytes}")
+    fmt, height, width = image_header(data)
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageTooLargeError(f"{what} is {width}x{height} = {height * width} pixels, the limit is {max_pixels}")
+    return fmt, height, width
+
+
+def decode_image(data: bytes, max_bytes: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an uploaded PNG or JPEG to ``(H, W, 3)`` uint8 RGB.
+
+    Greyscale is expanded to three channels, an alpha channel is dropped, 16-bit PNGs are
+    scaled to 8 bits.
+
+    Raises:
+        UnsupportedImageError: not a PNG or JPEG (or empty).
+        ImageTooLargeError: more than ``max_bytes`` bytes or ``max_pixels`` pixels.
+        ImageDecodeError: a PNG / JPEG that does not decode (truncated, corrupt).
+    """
+    fmt, height, width = _check_upload(data, "image", max_bytes, max_pixels)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None or bgr.shape[:2] != (height, width):
+        raise ImageDecodeError(f"corrupt {fmt.upper()}: the image data does not decode")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def decode_label_map(
+    data: bytes,
+    what: str = "label map",
+    max_bytes: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode an uploaded label or instance map (a PNG of integer ids) to ``(H, W)`` int64.
+
+    8- or 16-bit, one channel (or three equal channels). JPEG is refused: its lossy
+    compression changes ids.
+
+    Raises:
+        UnsupportedImageError: not a PNG (JPEG included).
+        ImageTooLargeError, ImageDecodeError: as :func:`decode_image`.
+        ShapeError: three channels that differ (a colour image, not a map of ids).
+    """
+    fmt, height, width = _check_upload(data, what, max_bytes, max_pixels)
+    if fmt != "png":
+        raise UnsupportedImageError(f"{what} must be a PNG of class ids; JPEG would alter the ids")
+    m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if m is None or m.shape[:2] != (height, width):
+        raise ImageDecodeError(f"corrupt PNG: the {what} does not decode")
+    if m.ndim == 3:
+        if m.shape[2] == 4:
+            m = m[:, :, :3]
+        if not (np.array_equal(m[..., 0], m[..., 1]) and np.array_equal(m[..., 0], m[..., 2])):
+            raise ShapeError(f"{what} has {m.shape[2]} differing colour channels; expected one channel of ids")
+        m = m[..., 0]
+    return m.astype(np.int64)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 grey -> PNG bytes."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise DTypeError(f"PNG output must be (H, W) or (H, W, 3) uint8, got {arr.shape} {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[:, :, ::-1]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr))
+    if not ok:  # pragma: no cover - OpenCV does not fail on valid uint8 arrays
+        raise GescoInputError("OpenCV could not encode a PNG")
+    return buf.tobytes()
+
+
+# --------------------------------------------------------------------------- stage 1: sender
+class Segmenter(Protocol):
+    """What the sender needs from a segmenter (``gesco.segment.load_segmenter()``)."""
+
+    def predict_numpy(self, image: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB -> ``(H, W)`` integer class ids."""
+        ...
+
+
+def encode_image_frame(
+    image_rgb: np.ndarray,
+    label: np.ndarray | None = None,
+    instance: np.ndarray | None = None,
+    *,
+    space: ClassSpace,
+    resolution: tuple[int, int],
+    frame_id: str,
+    codec: str = DEFAULT_CODEC,
+    codec_params: dict[str, int | str] | None = None,
+    transmit: TransmitSettings | None = None,
+    segmenter: Segmenter | None = None,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+) -> tuple[pb.SemanticFrame, dict[str, float]]:
+    """The sender's stage: an image (and optionally its maps) -> a ``SemanticFrame``.
+
+    Args:
+        image_rgb: ``(h, w, 3)`` uint8 RGB, any size.
+        label: optional ``(h, w)`` integer class ids of ``space`` (the ground truth, as
+            GESCO transmits); ``None`` segments the resized image with ``segmenter``.
+        instance: optional ``(h, w)`` integer instance ids; its edge map is appended.
+        space: the class space of the receiver's model.
+        resolution: ``(H, W)`` of the receiver's model; everything is resized to it.
+        frame_id: the frame / job id.
+        codec, codec_params: the map codec (see :func:`codec_choice`).
+        transmit: channel and receiver settings carried in the frame.
+        segmenter: used when ``label`` is ``None``.
+        jpeg_quality: quality of the JPEG reference size.
+    Returns:
+        ``(frame, timings)``: the validated frame with payload, reference sizes and
+        transmit settings; seconds spent per stage: ``"resize"``, ``"segment"`` (0 with a
+        given label map), ``"encode"`` (one-hot + codec), ``"reference"`` (PNG/JPEG sizes).
+    Raises:
+        ShapeError, DTypeError: malformed image or maps, or maps of another size than the image.
+        ClassIdError: label ids outside ``space``.
+        GescoInputError: no label map and no segmenter.
+    """
+    transmit = transmit or TransmitSettings()
+    image_rgb = np.asarray(image_rgb)
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise ShapeError(f"image must be (H, W, 3), got shape {image_rgb.shape}")
+    if image_rgb.dtype != np.uint8:
+        raise DTypeError(f"image must be uint8, got {image_rgb.dtype}")
+    for name, m in (("label map", label), ("instance map", instance)):
+        if m is None:
+            continue
+        m = np.asarray(m)
+        if m.shape != image_rgb.shape[:2]:
+            raise ShapeError(f"{name} is {_hw(m.shape)} but the image is {_hw(image_rgb.shape[:2])}; they must match")
+        if not np.issubdtype(m.dtype, np.integer):
+            raise DTypeError(f"{name} must hold integer ids, got dtype {m.dtype}")
+    if label is None and instance is not None:
+        raise GescoInputError("an instance map needs its label map")
+    height, width = (int(s) for s in resolution)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    image = resize_image(image_rgb, height, width)
+    if label is not None:
+        space.check_ids(np.asarray(label))  # before resizing, so that every bad id is reported
+        label = resize_labels(np.asarray(label), height, width)
+    if instance is not None:
+        instance = resize_labels(np.asarray(instance), height, width)
+    timings["resize"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if label is None:
+        if segmenter is None:
+            raise GescoInputError("no label map given and no segmenter available")
+        label = np.asarray(segmenter.predict_numpy(image))
+        if label.shape != (height, width):
+            raise ShapeError(f"segmenter returned a {_hw(label.shape)} map for a {height}x{width} image")
+    timings["segment"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    layout = encode_layout(label, space, instance)
+    frame = make_frame(layout, get_codec(codec, **(codec_params or {})), frame_id, class_space=space.name)
+    frame.transmit.CopyFrom(transmit.to_message())
+    timings["encode"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ref = image_bits(image, jpeg_quality)
+    frame.png_bits, frame.jpeg_bits, frame.jpeg_quality = ref.png, ref.jpeg, ref.jpeg_quality
+    timings["reference"] = time.perf_counter() - t0
+    validate_frame(frame)
+    return frame, timings
+
+
+def _hw(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+# --------------------------------------------------------------------------- stage 2: channel
+def check_transmit_params(frame: pb.SemanticFrame) -> None:
+    """Check the channel settings a frame carries: a known preset and a sane PSNR.
+
+    Raises:
+        ChannelParameterError: unknown preset, PSNR outside :data:`PSNR_RANGE_DB` or not finite.
+    """
+    t = frame.transmit
+    lo, hi = PSNR_RANGE_DB
+    if not (math.isfinite(t.psnr_db) and lo <= t.psnr_db <= hi):
+        raise ChannelParameterError(f"PSNR {t.psnr_db} dB is outside [{lo}, {hi}] dB")
+    get_channel(t.channel or "awgn")  # ChannelParameterError for an unknown preset
+
+
+def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = None) -> pb.ReceivedFrame:
+    """The channel's stage: a ``SemanticFrame`` -> the ``ReceivedFrame`` for the receiver.
+
+    Counts the frame's bits (:func:`gesco.codecs.frame_bits`), decodes the payload to the
+    ``(N, h, w)`` symbols the codec sends, passes them through ``frame.transmit.channel``
+    at ``frame.transmit.psnr_db`` (Eq. 1: power normalised to ``P = 1``,
+    ``sigma^2 = 1 / 10^(PSNR/10)``), and packs the received symbols (multiplied back by the
+    power scale) as float16.
+
+    Args:
+        frame: a frame from :func:`encode_image_frame` (or the wire).
+        generator: the noise generator; ``None`` seeds one with
+            ``stage_seed(frame.transmit.seed, "channel")``, so a frame always gets the
+            same noise.
+    Returns:
+        ``ReceivedFrame`` with the header (payload cleared, ``power_scale`` set), the
+        symbols and the :class:`ChannelReport`.
+    Raises:
+        GescoInputError subclasses: an inconsistent frame, a corrupt payload, bad channel settings.
+    """
+    validate_frame(frame)
+    check_transmit_params(frame)
+    payload_bits, header_bits = frame_bits(frame)
+    symbols = frame_channel_symbols(frame)  # (N, h, w) uint8, PayloadError when corrupt
+    if generator is None:
+        generator = torch.Generator().manual_seed(stage_seed(frame.transmit.seed, "channel"))
+    preset = frame.transmit.channel or "awgn"
+    x = torch.from_numpy(symbols).float().unsqueeze(0)  # (1, N, h, w): one sample
+    result = get_channel(preset).transmit(x, frame.transmit.psnr_db, generator=generator)
+    header = pb.SemanticFrame()
+    header.CopyFrom(frame)
+    header.ClearField("payload")
+    header.power_scale = float(result.scale[0])
+    report = pb.ChannelReport(
+        psnr_db=frame.transmit.psnr_db,
+        noise_variance=float(result.noise_variance[0]),
+        measured_snr_db=float(result.measured_snr_db[0]),
+        payload_bits=payload_bits,
+        header_bits=header_bits,
+        channel_uses=int(result.channel_uses[0]),
+        channel=preset,
+        power_scale=float(result.scale[0]),
+    )
+    return pb.ReceivedFrame(
+        header=header,
+        symbols=symbols_to_bytes(result.received[0]),
+        symbols_shape=list(symbols.shape),
+        report=report,
+    )
+
+
+# --------------------------------------------------------------------------- stage 3: receiver
+def received_maps(received: pb.ReceivedFrame) -> torch.Tensor:
+    """The received maps at full resolution, before FDS: ``(K + e, H, W)`` float32.
+
+    Raises:
+        GescoInputError subclasses: an inconsistent frame or symbols (see
+        :func:`gesco.wire.validate_received_frame`).
+    """
+    validate_received_frame(received)
+    header = received.header
+    symbols = symbols_from_bytes(received.symbols, received.symbols_shape)
+    maps = codec_for_frame(header).upsample(symbols, header.height, header.width)
+    return maps.float()
+
+
+@dataclass(frozen=True)
+class ReceiverMaps:
+    """The receiver's maps of one frame (``K`` present classes, ``e = has_edges``).
+
+    Attributes:
+        received: ``(K + e, H, W)`` float32 received maps at full resolution, before FDS.
+        denoised: ``(K + e, H, W)`` float32 after FDS (``received`` itself without FDS).
+        conditioning: ``(C + 1, H, W)`` float32, ``Pad(denoised)``: the model's input.
+        class_ids: ``(K,)`` int64 ids of the present classes.
+    """
+
+    received: torch.Tensor
+    denoised: torch.Tensor
+    conditioning: torch.Tensor
+    class_ids: np.ndarray
+
+
+def receiver_maps(received: pb.ReceivedFrame, fds: bool = True, kernel: int = 3) -> ReceiverMaps:
+    """Eq. (2) step by step: received maps, ``MaxPool(AvgPool(.))``, then ``Pad``.
+
+    Args:
+        received: the channel's output.
+        fds: apply the FDS filter (``False``: only ``Pad``).
+        kernel: FDS window (3 in the paper).
+    """
+    maps = received_maps(received)
+    denoised = fds_filter(maps, kernel) if fds else maps
+    header = received.header
+    ids = np.asarray(header.class_ids, dtype=np.int64)
+    cond = pad_maps(denoised, ids, header.num_classes, header.has_edges)
+    return ReceiverMaps(received=maps, denoised=denoised, conditioning=cond, class_ids=ids)
+
+
+def received_conditioning(received: pb.ReceivedFrame, fds: bool = True, kernel: int = 3) -> torch.Tensor:
+    """The receiver's stage before sampling: Eq. (2), ``y = Pad(MaxPool(AvgPool(y_hat)))``.
+
+    Args:
+        received: the channel's output.
+        fds: apply the FDS filter (``False``: only ``Pad``).
+        kernel: FDS window (3 in the paper).
+    Returns:
+        ``(C + 1, H, W)`` float32 conditioning: class maps at their ids, absent classes
+        zero, the edge map last (zero when none was sent).
+    """
+    return receiver_maps(received, fds, kernel).conditioning
+
+
+def label_from_maps(maps: torch.Tensor, class_ids: np.ndarray | list[int]) -> np.ndarray:
+    """A label map from present maps: argmax over the ``K`` class maps.
+
+    Args:
+        maps: ``(K + e, H, W)`` present maps (received or denoised), edge map last or absent.
+        class_ids: ``(K,)`` ids of the present classes.
+    Returns:
+        ``(H, W)`` int64 class ids (each pixel gets the present class with the largest value).
+    """
+    ids = np.asarray(class_ids, dtype=np.int64)
+    k = len(ids)
+    if maps.dim() != 3 or maps.shape[0] not in (k, k + 1):
+        raise ShapeError(f"expected ({k} or {k + 1}, H, W) maps for {k} classes, got {tuple(maps.shape)}")
+    return ids[maps[:k].argmax(dim=0).cpu().numpy()]
+
+
+def colour_labels(label: np.ndarray, space: ClassSpace) -> np.ndarray:
+    """``(H, W)`` class ids -> ``(H, W, 3)`` uint8 RGB with the class space's palette."""
+    label = np.asarray(label)
+    space.check_ids(label)
+    return space.palette()[label]
+
+
+def space_of(frame: pb.SemanticFrame) -> ClassSpace:
+    """The class space a frame names (``ClassIdError`` for an unknown name or none)."""
+    return get_class_space(frame.class_space)
+
+
+# --------------------------------------------------------------------------- budget
+def budget_record(frame: pb.SemanticFrame, report: pb.ChannelReport, when: datetime | None = None) -> dict[str, Any]:
+    """One line of the bit-budget log (a JSON-ready dict); see ``docs/services.md``.
+
+    ``reduction_png_pct = 100 * (1 - total_bits / png_bits)`` (and the same for JPEG):
+    how much fewer bits the semantic frame needs than the image itself at the same
+    resolution; ``None`` when the reference size is unknown.
+    """
+    when = when or datetime.now(timezone.utc)
+    total = int(report.payload_bits + report.header_bits)
+    pixels = int(frame.height) * int(frame.width)
+
+    def reduction(ref: int) -> float | None:
+        return round(100.0 * (1.0 - total / ref), 3) if ref > 0 else None
+
+    return {
+        "id": frame.id,
+        "time": when.isoformat(timespec="milliseconds"),
+        "height": int(frame.height),
+        "width": int(frame.width),
+        "class_space": frame.class_space,
+        "present_classes": [int(c) for c in frame.class_ids],
+        "has_edges": bool(frame.has_edges),
+        "maps": n_maps(frame),
+        "codec": frame.codec,
+        "codec_params": {k: v for k, v in (("factor", frame.codec_params.factor), ("inner", frame.codec_params.inner),
+                                          ("upsample", frame.codec_params.upsample)) if v},
+        "payload_bits": int(report.payload_bits),
+        "header_bits": int(report.header_bits),
+        "total_bits": total,
+        "bits_per_pixel": round(total / pixels, 6) if pixels else None,
+        "channel_uses": int(report.channel_uses),
+        "channel_uses_per_pixel": round(report.channel_uses / pixels, 6) if pixels else None,
+        "png_bits": int(frame.png_bits),
+        "jpeg_bits": int(frame.jpeg_bits),
+        "jpeg_quality": int(frame.jpeg_quality),
+        "reduction_png_pct": reduction(int(frame.png_bits)),
+        "reduction_jpeg_pct": reduction(int(frame.jpeg_bits)),
+        "psnr_db": float(report.psnr_db),
+        "measured_snr_db": _finite_or_none(report.measured_snr_db),
+        "noise_variance": float(report.noise_variance),
+        "power_scale": float(report.power_scale),
+        "channel": report.channel,
+    }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return round(float(x), 4) if math.isfinite(x) else None
+
+
+__all__ = [
+    "DEFAULT_JPEG_QUALITY",
+    "DEFAULT_MAX_PIXELS",
+    "ImageTooLargeError",
+    "PSNR_RANGE_DB",
+    "Segmenter",
+    "TransmitSettings",
+    "UnsupportedImageError",
+    "apply_channel",
+    "budget_record",
+    "check_transmit_params",
+    "codec_choice",
+    "colour_labels",
+    "decode_image",
+    "decode_label_map",
+    "encode_image_frame",
+    "encode_png",
+    "image_header",
+    "label_from_maps",
+    "received_conditioning",
+    "ReceiverMaps",
+    "received_maps",
+    "receiver_maps",
+    "space_of",
+    "stage_seed",
+]

@@ -1,0 +1,116 @@
+"""gRPC plumbing shared by the channel and the receiver.
+
+Handlers are registered with a *tolerant* request deserializer: grpcio would answer a
+request that does not parse with ``INTERNAL`` ("Exception deserializing request!");
+here the handler parses the bytes itself and answers ``INVALID_ARGUMENT`` naming the
+message type, and a :class:`~gesco.errors.GescoInputError` raised while handling (an
+inconsistent frame) also becomes ``INVALID_ARGUMENT`` with its message. The server keeps
+serving either way.
+
+Every service also registers the standard health service (``grpc.health.v1.Health``),
+so ``grpc_health_probe`` and :func:`gesco.serving.probes.grpc_health` work.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Callable
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from gesco.errors import GescoInputError
+from gesco.wire import gesco_pb2
+
+log = logging.getLogger(__name__)
+
+#: default limit on one gRPC message, both directions (a 4096 x 4096 frame of 35 maps
+#: as float16 symbols would need 1.1 GiB; 64 MiB holds e.g. 64 maps of 512 x 1024)
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+#: full gRPC names of the two gesco services
+CHANNEL_SERVICE = gesco_pb2.DESCRIPTOR.services_by_name["Channel"].full_name
+RECEIVER_SERVICE = gesco_pb2.DESCRIPTOR.services_by_name["Receiver"].full_name
+
+Handler = Callable[[Message, grpc.ServicerContext], Message]
+
+
+def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    """gRPC channel / server options with both message-size limits set."""
+    return [
+        ("grpc.max_send_message_length", int(max_message_bytes)),
+        ("grpc.max_receive_message_length", int(max_message_bytes)),
+    ]
+
+
+def tolerant_unary(handler: Handler, request_type: type[Message], response_type: type[Message]) -> grpc.RpcMethodHandler:
+    """A unary method handler that maps bad input to ``INVALID_ARGUMENT``.
+
+    Args:
+        handler: ``(request message, context) -> response message``; may raise
+            :class:`GescoInputError` (-> ``INVALID_ARGUMENT``) or call ``context.abort``.
+        request_type, response_type: the protobuf message classes.
+    """
+    name = request_type.DESCRIPTOR.name
+
+    def call(data: bytes, context: grpc.ServicerContext) -> Message:
+        try:
+            request = request_type.FromString(data)
+        except DecodeError as e:
+            log.info("malformed %s (%d bytes): %s", name, len(data), e)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name}: the bytes do not parse ({e})")
+        try:
+            return handler(request, context)
+        except GescoInputError as e:
+            log.info("invalid %s: %s", name, e)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {name}: {e}")
+
+    return grpc.unary_unary_rpc_method_handler(
+        call, request_deserializer=lambda b: b, response_serializer=response_type.SerializeToString
+    )
+
+
+def make_server(
+    service: str,
+    methods: dict[str, grpc.RpcMethodHandler],
+    address: str,
+    max_workers: int = 8,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> tuple[grpc.Server, health.HealthServicer, int]:
+    """Build (not start) a server for one gesco service plus health checking.
+
+    Args:
+        service: full service name (:data:`CHANNEL_SERVICE` or :data:`RECEIVER_SERVICE`).
+        methods: method name -> handler (:func:`tolerant_unary`).
+        address: ``host:port`` to bind (port 0 picks a free port).
+    Returns:
+        ``(server, health servicer, bound port)``; the health status of ``""`` and of
+        ``service`` is ``NOT_SERVING`` until :func:`set_serving` is called.
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service.rsplit(".", 1)[-1].lower()),
+        options=channel_options(max_message_bytes),
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", service):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as e:  # grpcio raises RuntimeError when it cannot bind
+        raise OSError(f"cannot bind gRPC server to {address}: {e}") from None
+    if port == 0:
+        raise OSError(f"cannot bind gRPC server to {address}")
+    return server, health_servicer, port
+
+
+def set_serving(health_servicer: health.HealthServicer, service: str, serving: bool = True) -> None:
+    """Report ``SERVING`` (or ``NOT_SERVING``) for ``""`` and ``service``."""
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", service):
+        health_servicer.set(name, status)

@@ -1,0 +1,46 @@
+"""``python -m receiver [--host H] [--port P] [--grpc-port G] [--data-dir D] [--checkpoint C] [--device DEV] [--batch-size B]``.
+
+Settings come from ``GESCO_RECEIVER_*`` environment variables; the flags override them.
+Exits with status 2 and a one-line message when the checkpoint is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import torch
+
+from gesco.errors import CheckpointError
+
+from receiver.settings import ReceiverSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m receiver", description="gesco receiver service (gRPC ingest + REST)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int, help="REST port")
+    p.add_argument("--grpc-port", type=int)
+    p.add_argument("--data-dir")
+    p.add_argument("--checkpoint")
+    p.add_argument("--device")
+    p.add_argument("--batch-size", dest="max_batch", type=int)
+    args = p.parse_args(argv)
+    settings = ReceiverSettings(**{k: v for k, v in vars(args).items() if v is not None})
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s receiver %(levelname)s %(message)s")
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    from receiver.service import ReceiverService
+
+    try:
+        service = ReceiverService(settings)
+    except CheckpointError as e:
+        print(f"receiver: cannot start: {e}", file=sys.stderr, flush=True)
+        return 2
+    service.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

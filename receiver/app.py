@@ -1,0 +1,185 @@
+"""The receiver's REST API (FastAPI): job status, bit budget, timings and result images."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from gesco import __version__
+from gesco.serving.models import BitBudget
+
+from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
+
+JobId = Annotated[str, Path(description="The transmission / job id returned by the sender's POST /transmit.")]
+
+
+class JobSettings(BaseModel):
+    """The settings the job was sent with."""
+
+    psnr_db: float = Field(description="Requested channel PSNR (dB), Eq. (1).")
+    channel: str = Field(description="Channel preset.")
+    sampler: str = Field(description="Diffusion sampler.")
+    steps: int = Field(description="Sampling steps (network evaluations).")
+    guidance_scale: float = Field(description="Classifier-free guidance scale s (1 = no guidance).")
+    seed: int = Field(description="Seed of the sampling noise (the channel noise uses a seed derived from it).")
+    fds: bool = Field(description="Whether FDS (Eq. 2) filtered the received maps.")
+
+
+class JobTimings(BaseModel):
+    """Seconds spent in each receiver stage (fields appear as the job progresses)."""
+
+    queue_wait_s: float | None = Field(None, description="From storing the job to the worker claiming it.")
+    fds_s: float | None = Field(None, description="Unpacking the symbols, upsampling, FDS and Pad.")
+    sampling_s: float | None = Field(None, description="The batch's sampling call (shared by batch_size jobs).")
+    png_s: float | None = Field(None, description="Encoding and writing this job's PNGs.")
+    total_s: float | None = Field(None, description="From storing the job to finishing it.")
+    batch_size: int | None = Field(None, description="Jobs sampled together with this one (itself included).")
+    device: str | None = Field(None, description="Device that sampled ('cpu', 'cuda:0', ...).")
+
+
+class JobLinks(BaseModel):
+    """URLs of the job's resources (the images only once the job is done)."""
+
+    self: str = Field(description="This status document.")
+    image: str | None = Field(None, description="The generated image (PNG).")
+    received_maps: str | None = Field(None, description="Received maps before FDS, argmax over present classes, colour-coded (PNG).")
+    denoised_maps: str | None = Field(None, description="Maps after FDS, argmax over present classes, colour-coded (PNG).")
+
+
+class JobResult(BaseModel):
+    """Status and results of one transmission at the receiver."""
+
+    id: str = Field(description="The job id.")
+    status: Literal["queued", "running", "done", "failed"] = Field(description="Where the job is.")
+    reason: str | None = Field(None, description="Why the job failed (only when status is 'failed').")
+    created_at: str = Field(description="When the job was stored (ISO 8601, UTC).")
+    started_at: str | None = Field(None, description="When the worker claimed it last.")
+    finished_at: str | None = Field(None, description="When it ended (done or failed).")
+    attempts: int = Field(description="How many times a worker started it (more than 1 after a restart).")
+    settings: JobSettings
+    budget: BitBudget
+    timings: JobTimings
+    links: JobLinks
+
+
+class Health(BaseModel):
+    """Liveness and a summary of the receiver."""
+
+    status: Literal["ok", "degraded"] = Field(description="'degraded' when the worker thread is not running.")
+    version: str = Field(description="gesco version.")
+    model: dict[str, Any] = Field(description="Class space, resolution and device of the diffusion model.")
+    jobs: dict[str, int] = Field(description="Number of jobs per status.")
+    max_batch: int = Field(description="Most jobs per sampling call.")
+
+
+class ErrorDetail(BaseModel):
+    detail: str = Field(description="What went wrong.")
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def get_store(request: Request) -> JobStore:
+    """Dependency: the app's job store."""
+    return request.app.state.store
+
+
+Store = Annotated[JobStore, Depends(get_store)]
+
+
+def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True) -> FastAPI:
+    """Build the REST app.
+
+    Args:
+        store: the job store (shared with the gRPC ingest and the worker).
+        model_info: what ``/healthz`` says about the model.
+        max_batch: reported by ``/healthz``.
+        worker_alive: callable, whether the worker thread runs.
+    """
+    app = FastAPI(
+        title="gesco receiver",
+        version=__version__,
+        description="Results of generative semantic transmissions: status, bit budget, timings and images.",
+    )
+    app.state.store = store
+
+    def find(store: JobStore, job_id: str) -> Job:
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job with id {job_id!r}")
+        return job
+
+    def links(request: Request, job: Job) -> JobLinks:
+        def url(name: str) -> str:
+            return str(request.url_for(name, job_id=job.id))
+
+        done = job.status == JobStatus.DONE
+        return JobLinks(
+            self=url("get_result"),
+            image=url("get_image") if done else None,
+            received_maps=url("get_received_maps") if done else None,
+            denoised_maps=url("get_denoised_maps") if done else None,
+        )
+
+    @app.get("/healthz", response_model=Health, summary="Liveness, model and queue summary")
+    def healthz(store: Store) -> Health:
+        alive = worker_alive()
+        return Health(status="ok" if alive else "degraded", version=__version__, model=model_info,
+                      jobs=store.counts(), max_batch=max_batch)
+
+    @app.get(
+        "/result/{job_id}",
+        response_model=JobResult,
+        responses={404: {"model": ErrorDetail, "description": "Unknown id."}},
+        summary="Status, bit budget, timings and links of a transmission",
+    )
+    def get_result(job_id: JobId, request: Request, store: Store) -> JobResult:
+        job = find(store, job_id)
+        return JobResult(
+            id=job.id,
+            status=job.status.value,
+            reason=job.reason,
+            created_at=_iso(job.created_at),
+            started_at=_iso(job.started_at),
+            finished_at=_iso(job.finished_at),
+            attempts=job.attempts,
+            settings=JobSettings(**job.settings),
+            budget=BitBudget(**job.budget),
+            timings=JobTimings(**{k: v for k, v in job.timings.items() if k in JobTimings.model_fields}),
+            links=links(request, job),
+        )
+
+    def file_response(store: JobStore, job_id: str, name: str) -> FileResponse:
+        job = find(store, job_id)
+        if job.status != JobStatus.DONE:
+            what = f"failed: {job.reason}" if job.status == JobStatus.FAILED else f"is {job.status.value}"
+            raise HTTPException(409, f"job {job_id} {what}; its images exist once it is done")
+        path = store.path(job_id, name)
+        if not path.is_file():
+            raise HTTPException(404, f"job {job_id} has no {name}")
+        return FileResponse(path, media_type="image/png")
+
+    png = {200: {"content": {"image/png": {}}, "description": "PNG image."},
+           404: {"model": ErrorDetail, "description": "Unknown id."},
+           409: {"model": ErrorDetail, "description": "The job is not done (queued, running or failed)."}}
+
+    @app.get("/result/{job_id}/image.png", response_class=FileResponse, responses=png, summary="The generated image")
+    def get_image(job_id: JobId, store: Store) -> FileResponse:
+        return file_response(store, job_id, IMAGE_FILE)
+
+    @app.get("/result/{job_id}/received.png", response_class=FileResponse, responses=png,
+             summary="Received maps before FDS (argmax over present classes, colour-coded)")
+    def get_received_maps(job_id: JobId, store: Store) -> FileResponse:
+        return file_response(store, job_id, RECEIVED_FILE)
+
+    @app.get("/result/{job_id}/denoised.png", response_class=FileResponse, responses=png,
+             summary="Maps after FDS (argmax over present classes, colour-coded)")
+    def get_denoised_maps(job_id: JobId, store: Store) -> FileResponse:
+        return file_response(store, job_id, DENOISED_FILE)
+
+    return app

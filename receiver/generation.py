@@ -1,0 +1,88 @@
+"""The receiver's model: loading the diffusion pipeline and turning job settings into its settings.
+
+The receiver only needs what :class:`gesco.diffusion.pipeline.SemanticGenerator` offers
+(:class:`Generator` below); tests pass a small real checkpoint. There is no fallback to
+random weights: a missing checkpoint stops the receiver with
+:class:`gesco.errors.CheckpointError` naming the file and the command that makes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from gesco.errors import GescoInputError
+from gesco.link import TransmitSettings
+from gesco.semantics.classes import ClassSpace
+
+
+class Generator(Protocol):
+    """What the receiver uses of ``SemanticGenerator``."""
+
+    card: Any
+    space: ClassSpace
+    resolution: tuple[int, int]
+    device: torch.device
+
+    def generate(self, cond: torch.Tensor, settings: Any) -> torch.Tensor:
+        """``(B, C + 1, H, W)`` conditioning, per-sample settings -> ``(B, 3, H, W)`` in [-1, 1]."""
+        ...
+
+    @staticmethod
+    def to_uint8(images: torch.Tensor) -> np.ndarray:
+        """``(B, 3, H, W)`` in [-1, 1] -> ``(B, H, W, 3)`` uint8."""
+        ...
+
+
+def load_generator(checkpoint: str | Path | None, device: str = "auto") -> Generator:
+    """Load the diffusion checkpoint (``None``: the shipped one) on ``device``.
+
+    Raises:
+        CheckpointError: missing, corrupt or mismatched checkpoint (the message names the
+            file and the training command).
+    """
+    from gesco.diffusion.pipeline import SemanticGenerator
+
+    return SemanticGenerator.load(checkpoint, device=device)
+
+
+def sampling_settings(settings: TransmitSettings) -> Any:
+    """A job's :class:`TransmitSettings` -> the pipeline's ``SamplingSettings``."""
+    from gesco.diffusion.pipeline import SamplingSettings
+
+    return SamplingSettings(
+        sampler=settings.sampler, steps=int(settings.steps), guidance_scale=float(settings.guidance_scale),
+        seed=int(settings.seed),
+    )
+
+
+def check_sampling(settings: TransmitSettings, num_timesteps: int) -> None:
+    """Refuse sampling settings the pipeline cannot run (unknown sampler, bad steps or scale).
+
+    Raises:
+        GescoInputError: with a message naming the bad setting.
+    """
+    sampling_settings(settings).validate()
+    if settings.sampler != "ancestral" and settings.steps > num_timesteps:
+        raise GescoInputError(f"steps must be at most the model's {num_timesteps} time steps, got {settings.steps}")
+
+
+def num_timesteps(generator: Generator) -> int:
+    """``T`` of the generator's diffusion (1000 when the card does not say)."""
+    try:
+        return int(generator.card.diffusion.num_timesteps)
+    except AttributeError:
+        return 1000
+
+
+def describe(generator: Generator) -> dict[str, Any]:
+    """What ``/healthz`` reports about the model."""
+    return {
+        "class_space": generator.space.name,
+        "resolution": list(generator.resolution),
+        "device": str(generator.device),
+        "training_steps": (getattr(generator.card, "training", {}) or {}).get("steps"),
+    }

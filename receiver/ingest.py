@@ -1,0 +1,87 @@
+"""``Receiver.Deliver``: check a received frame, store the job, then acknowledge."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import Callable
+
+import grpc
+
+from gesco.errors import ClassIdError, ShapeError
+from gesco.link import TransmitSettings, budget_record, received_maps
+from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
+
+from receiver.generation import Generator, check_sampling, num_timesteps
+from receiver.store import DuplicateJobError, JobStore, check_job_id
+
+log = logging.getLogger("gesco.receiver.ingest")
+
+
+def batch_key(settings: TransmitSettings) -> str:
+    """Jobs with equal keys can be sampled in one call (same sampler, steps, guidance)."""
+    return json.dumps([settings.sampler, int(settings.steps), float(settings.guidance_scale)])
+
+
+class Ingest:
+    """The ``Deliver`` handler.
+
+    Args:
+        store: where jobs go.
+        generator: the model (its class space and resolution are what frames must match).
+        on_queued: called after a job is stored (wakes the worker).
+    """
+
+    def __init__(self, store: JobStore, generator: Generator, on_queued: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.generator = generator
+        self.on_queued = on_queued
+        self._timesteps = num_timesteps(generator)
+
+    def check(self, received: ReceivedFrame) -> TransmitSettings:
+        """Validate a frame for this receiver; return its settings.
+
+        Raises:
+            GescoInputError subclasses: inconsistent frame or symbols (NaN included),
+                a class space or size the model does not generate, bad sampling settings,
+                an id that cannot name a job.
+        """
+        received_maps(received)  # header, symbol shape and values, codec upsampling
+        header = received.header
+        check_job_id(header.id)
+        space = self.generator.space
+        if header.class_space and header.class_space != space.name:
+            raise ClassIdError(f"frame uses class space {header.class_space!r}, the receiver's model {space.name!r}")
+        if header.num_classes != space.num_classes:
+            raise ClassIdError(f"frame has {header.num_classes} classes, the receiver's model {space.num_classes}")
+        h, w = self.generator.resolution
+        if (header.height, header.width) != (h, w):
+            raise ShapeError(
+                f"frame is {header.height}x{header.width}, the receiver's model generates {h}x{w}; "
+                "the sender must resize to the model resolution"
+            )
+        settings = TransmitSettings.from_message(header.transmit) if header.HasField("transmit") else TransmitSettings()
+        check_sampling(settings, self._timesteps)
+        return settings
+
+    def deliver(self, received: ReceivedFrame, context: grpc.ServicerContext) -> DeliverAck:
+        settings = self.check(received)  # GescoInputError -> INVALID_ARGUMENT (see grpc_kit)
+        header = received.header
+        try:
+            new = self.store.add(
+                header.id,
+                received.SerializeToString(),
+                settings=settings.to_dict(),
+                budget=budget_record(header, received.report),
+                batch_key=batch_key(settings),
+            )
+        except DuplicateJobError as e:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(e))
+        except (OSError, sqlite3.Error) as e:
+            log.exception("cannot store job %s", header.id)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"the receiver cannot store the job: {type(e).__name__}: {e}")
+        if new:
+            log.info("job %s queued", header.id)
+            self.on_queued()
+        return DeliverAck(id=header.id, status=ACK_ACCEPTED, message="stored" if new else "already stored")

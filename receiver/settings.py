@@ -1,0 +1,36 @@
+"""Settings of the receiver service (environment variables ``GESCO_RECEIVER_<FIELD>``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gesco.serving.grpc_kit import DEFAULT_MAX_MESSAGE_BYTES
+
+
+class ReceiverSettings(BaseSettings):
+    """Ports, data directory, model checkpoint, device and batching of the receiver."""
+
+    model_config = SettingsConfigDict(env_prefix="GESCO_RECEIVER_")
+
+    host: str = Field("127.0.0.1", description="Interface of both servers ('0.0.0.0' for all).")
+    port: int = Field(8002, ge=0, le=65535, description="REST port (results).")
+    grpc_port: int = Field(8003, ge=0, le=65535, description="gRPC port (Receiver.Deliver, health); 0 = any free port.")
+    data_dir: Path = Field(Path("gesco-data"), description="Job store: jobs.sqlite3 and jobs/<id>/*.")
+    checkpoint: Path | None = Field(
+        None, description="Diffusion checkpoint (stem or .safetensors/.json); default: the shipped model."
+    )
+    device: str = Field("auto", description="'auto' (GPU when present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
+    max_batch: int = Field(4, ge=1, le=256, description="Most jobs sampled together in one batch.")
+    max_attempts: int = Field(
+        3, ge=1, description="A job whose processing was interrupted this many times (crashes) is marked failed."
+    )
+    fds_kernel: int = Field(3, ge=1, description="FDS window (odd; 3 in the paper).")
+    poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs (it is also woken on arrival).")
+    fsync: bool = Field(True, description="fsync stored frames and results (durability against power loss).")
+    grpc_workers: int = Field(8, ge=1, description="gRPC worker threads.")
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default).")
+    log_level: str = Field("INFO", description="Python logging level.")

@@ -1,0 +1,369 @@
+"""The sender's HTTP API: ``POST /transmit`` and ``GET /healthz``.
+
+Status codes of ``POST /transmit``:
+
+* 202: the channel transmitted the frame and the receiver stored the job;
+* 413: a file or the image is over the size limit;
+* 415: a file is not a PNG / JPEG (label and instance maps: not a PNG);
+* 422: a corrupt image, a label / instance map of the wrong shape or with unknown
+  class ids, a parameter out of range or not a number, an unknown form field;
+* 503: no segmenter and no label map, or the channel or the receiver is down
+  (nothing was stored); 504: they did not answer before the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import grpc
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from gesco import __version__
+from gesco.channel import CHANNELS
+from gesco.codecs.lossless import LOSSLESS_CODECS
+from gesco.diffusion.samplers import SAMPLERS
+from gesco.errors import GescoInputError
+from gesco.link import (
+    PSNR_RANGE_DB,
+    ImageTooLargeError,
+    Segmenter,
+    TransmitSettings,
+    UnsupportedImageError,
+    budget_record,
+    codec_choice,
+    decode_image,
+    decode_label_map,
+    encode_image_frame,
+)
+from gesco.semantics.classes import get_class_space
+from gesco.serving.grpc_kit import channel_options
+from gesco.serving.models import BitBudget
+from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
+
+from sender.settings import SenderSettings
+
+log = logging.getLogger("gesco.sender")
+
+ChannelName = Literal[tuple(sorted(CHANNELS))]  # type: ignore[valid-type]
+CodecName = Literal[tuple(sorted(LOSSLESS_CODECS))]  # type: ignore[valid-type]
+SamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]
+
+
+class TransmitParams(BaseModel):
+    """Parameters of one transmission (multipart form fields besides the files)."""
+
+    psnr_db: float = Field(
+        10.0, ge=PSNR_RANGE_DB[0], le=PSNR_RANGE_DB[1], allow_inf_nan=False,
+        description="Channel PSNR in dB, Eq. (1): 10 log10(P / sigma^2) with P = 1 after normalisation. "
+        "The paper uses 1, 5, 10, 15, 20, 30 and 100 dB.",
+    )
+    channel: ChannelName = Field(
+        "awgn", description="Channel preset: 'awgn' (Eq. 1, power normalised) or 'authors-code' "
+        "(the authors' noise-std table; only its nominal PSNRs 1, 5, 10, 15, 20, 25, 30, 100 dB)."
+    )
+    codec: CodecName = Field("contour", description="Lossless map codec (the inner codec when downsample > 1).")
+    downsample: int = Field(
+        1, ge=1, le=64, description="Block-downsampling factor k of the maps before coding (1 = full maps; "
+        "k > 1 sends ceil(H/k) x ceil(W/k) maps: fewer bits and channel uses, lossy)."
+    )
+    guidance_scale: float = Field(
+        2.0, ge=0.0, le=20.0, allow_inf_nan=False,
+        description="Classifier-free guidance scale s (paper Eq. 13 with s = s' + 1; 1 = no guidance).",
+    )
+    sampler: SamplerName = Field(
+        "dpmpp-2m", description="Receiver's sampler: 'dpmpp-2m' (default, fast), 'ddim', 'respaced' (ancestral "
+        "on a respaced chain), 'ancestral' (the paper's 1000 steps; 'steps' is ignored)."
+    )
+    steps: int = Field(20, ge=1, le=1000, description="Sampling steps (network evaluations).")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
+    fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
+
+    def transmit_settings(self) -> TransmitSettings:
+        return TransmitSettings(
+            psnr_db=self.psnr_db, channel=self.channel, sampler=self.sampler, steps=self.steps,
+            guidance_scale=self.guidance_scale, seed=self.seed, fds=self.fds,
+        )
+
+
+FILE_FIELDS = ("image", "label", "instance")
+FORM_FIELDS = frozenset(TransmitParams.model_fields) | frozenset(FILE_FIELDS)
+
+
+class SenderTimings(BaseModel):
+    """Seconds spent in each sender stage."""
+
+    decode_s: float = Field(description="Checking and decoding the uploaded files.")
+    resize_s: float = Field(description="Resizing to the model resolution.")
+    segment_s: float = Field(description="Segmenting the image (0 when a label map was uploaded).")
+    encode_s: float = Field(description="One-hot encoding, present classes, coding the maps (section 3.2).")
+    reference_s: float = Field(description="Encoding the image as PNG and JPEG for the budget.")
+    channel_s: float = Field(description="Channel.Transmit round trip: bits, noise, forwarding, durable store at the receiver.")
+
+
+class TransmitAccepted(BaseModel):
+    """Reply of POST /transmit: the job is stored at the receiver."""
+
+    id: str = Field(description="Transmission / job id.")
+    status: Literal["accepted"] = Field(description="Always 'accepted' (the receiver stored the job).")
+    result_url: str = Field(description="Receiver URL of the job's status and results (poll it).")
+    image_url: str = Field(description="Receiver URL of the generated image once the job is done.")
+    segmented: bool = Field(description="True when the label map came from the sender's segmenter.")
+    settings: dict[str, Any] = Field(description="The transmission settings as sent in the frame.")
+    budget: BitBudget
+    timings: SenderTimings
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = Field(description="The sender is up.")
+    version: str = Field(description="gesco version.")
+    resolution: list[int] = Field(description="[H, W] that uploads are resized to.")
+    class_space: str = Field(description="Class space of the label ids.")
+    segmenter: str = Field(description="'ready', or why uploads need a label map.")
+    channel_address: str = Field(description="Where frames go (gRPC).")
+
+
+class ErrorDetail(BaseModel):
+    detail: str = Field(description="What went wrong.")
+
+
+class SegmenterSlot:
+    """The segmenter, loaded once (at start-up), or the reason it is unavailable."""
+
+    def __init__(self, segmenter: Segmenter | None = None, error: str | None = None) -> None:
+        self.segmenter = segmenter
+        self.error = error
+        self._lock = threading.Lock()
+
+    def load(self, spec: str | None) -> None:
+        with self._lock:
+            if self.segmenter is not None:
+                return
+            try:
+                from gesco.segment import load_segmenter
+
+                self.segmenter = load_segmenter(spec)
+                self.error = None
+                log.info("segmenter loaded (%s)", spec or "shipped default")
+            except Exception as e:  # noqa: BLE001 - report why, keep serving uploads with label maps
+                self.error = f"{type(e).__name__}: {e}"
+                log.warning("no segmenter: %s; uploads must include a label map", self.error)
+
+    def get(self) -> Segmenter:
+        if self.segmenter is None:
+            raise HTTPException(
+                503, f"no label map was uploaded and the sender has no segmenter ({self.error or 'not loaded'}); "
+                "upload a label map or start the sender with a segmenter checkpoint",
+            )
+        return self.segmenter
+
+
+class ChannelClient:
+    """gRPC client of ``Channel.Transmit`` with the settings' deadline."""
+
+    def __init__(self, address: str, timeout_s: float, max_message_bytes: int) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        self._stub = gesco_pb2_grpc.ChannelStub(self._channel)
+
+    def transmit(self, frame: SemanticFrame) -> TransmitAck:
+        return self._stub.Transmit(frame, timeout=self.timeout_s)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def http_error_for_rpc(e: grpc.RpcError, address: str) -> HTTPException:
+    """Map a failed ``Channel.Transmit`` to an HTTP error whose message says which hop failed."""
+    code, detail = e.code(), e.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        if "receiver" in detail:
+            return HTTPException(503, f"the receiver is unavailable (reported by the channel): {detail}")
+        return HTTPException(503, f"the channel service at {address} is unavailable: {detail}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return HTTPException(504, f"no acknowledgement from the channel / receiver in time: {detail}")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return HTTPException(422, f"the frame was refused: {detail}")
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        return HTTPException(409, detail)
+    return HTTPException(502, f"the channel failed ({code.name}): {detail}")
+
+
+def get_settings(request: Request) -> SenderSettings:
+    """Dependency: the app's settings."""
+    return request.app.state.settings
+
+
+def get_channel(request: Request) -> ChannelClient:
+    """Dependency: the channel client."""
+    return request.app.state.channel
+
+
+def get_segmenter_slot(request: Request) -> SegmenterSlot:
+    """Dependency: the segmenter (or why there is none)."""
+    return request.app.state.segmenter
+
+
+def create_app(
+    settings: SenderSettings,
+    *,
+    channel: ChannelClient | None = None,
+    segmenter: Segmenter | None = None,
+) -> FastAPI:
+    """Build the sender app.
+
+    Args:
+        settings: :class:`SenderSettings`.
+        channel: the channel client (default: one to ``settings.channel_address``).
+        segmenter: a segmenter to use instead of loading ``settings.segmenter``.
+    """
+    space = get_class_space(settings.class_space)
+    resolution = (settings.height, settings.width)
+    own_channel = channel is None
+    channel = channel or ChannelClient(settings.channel_address, settings.channel_timeout_s, settings.max_message_bytes)
+    slot = SegmenterSlot(segmenter)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if segmenter is None and settings.load_segmenter:
+            await run_in_threadpool(slot.load, settings.segmenter)
+        elif segmenter is None:
+            slot.error = "disabled by the settings (load_segmenter = false)"
+        yield
+        if own_channel:
+            channel.close()
+
+    app = FastAPI(
+        title="gesco sender",
+        version=__version__,
+        description="Send an image as its semantic maps over a simulated noisy channel "
+        "(generative semantic communication, GESCO).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.channel = channel
+    app.state.segmenter = slot
+    max_body = 3 * settings.max_upload_bytes + 64 * 1024
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body:
+            return JSONResponse({"detail": f"request body is {length} bytes, the limit is {max_body}"}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/healthz", response_model=Health, summary="Liveness and configuration")
+    def healthz(settings: Annotated[SenderSettings, Depends(get_settings)],
+                slot: Annotated[SegmenterSlot, Depends(get_segmenter_slot)]) -> Health:
+        return Health(status="ok", version=__version__, resolution=list(resolution), class_space=space.name,
+                      segmenter="ready" if slot.segmenter is not None else (slot.error or "not loaded"),
+                      channel_address=settings.channel_address)
+
+    errors = {code: {"model": ErrorDetail, "description": text} for code, text in {
+        409: "A job with this id exists already at the receiver.",
+        413: "A file or the image is over the size limit.",
+        415: "A file is not a PNG or JPEG image (label / instance maps: not a PNG).",
+        422: "Corrupt image, maps of the wrong shape or with unknown class ids, bad parameters.",
+        503: "The channel or the receiver is down, or no segmenter for an upload without a label map.",
+        504: "The channel or the receiver did not answer before the deadline.",
+    }.items()}
+
+    @app.post("/transmit", status_code=202, response_model=TransmitAccepted, responses=errors,
+              summary="Transmit an image as its semantic maps")
+    async def transmit(
+        request: Request,
+        params: Annotated[TransmitParams, Form()],
+        image: Annotated[UploadFile, File(description="The image, PNG or JPEG, any size (resized to the model resolution).")],
+        settings: Annotated[SenderSettings, Depends(get_settings)],
+        channel: Annotated[ChannelClient, Depends(get_channel)],
+        slot: Annotated[SegmenterSlot, Depends(get_segmenter_slot)],
+        label: Annotated[UploadFile | None, File(description="Optional label map: PNG of class ids (8 or 16 bit, one "
+                                                 "channel), the image's size. Without it the sender segments the image.")] = None,
+        instance: Annotated[UploadFile | None, File(description="Optional instance map: PNG of instance ids, the image's "
+                                                    "size (Cityscapes instanceIds); its edge map is sent too. Needs a label map.")] = None,
+    ) -> TransmitAccepted:
+        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
+        if unknown:
+            raise HTTPException(422, f"unknown form field(s) {unknown}; known: {sorted(FORM_FIELDS)}")
+        t0 = time.perf_counter()
+        files = {}
+        for name, upload in (("image", image), ("label", label), ("instance", instance)):
+            if upload is not None:
+                data = await upload.read(settings.max_upload_bytes + 1)
+                if len(data) > settings.max_upload_bytes:
+                    raise HTTPException(413, f"{name}: the file is over the limit of {settings.max_upload_bytes} bytes")
+                files[name] = data
+        try:
+            codec, codec_params = codec_choice(params.codec, params.downsample)
+        except GescoInputError as e:
+            raise HTTPException(422, str(e)) from None
+        job_id = uuid.uuid4().hex
+        seg = None if "label" in files else slot.get()
+
+        def encode() -> tuple[SemanticFrame, dict[str, float]]:
+            decoded = {}
+            for name, data in files.items():
+                try:
+                    if name == "image":
+                        decoded[name] = decode_image(data, settings.max_upload_bytes, settings.max_image_pixels)
+                    else:
+                        what = "label map" if name == "label" else "instance map"
+                        decoded[name] = decode_label_map(data, what, settings.max_upload_bytes, settings.max_image_pixels)
+                except GescoInputError as e:
+                    raise _input_error(name, e) from None
+            decode_s = time.perf_counter() - t0
+            try:
+                frame, timings = encode_image_frame(
+                    decoded["image"], decoded.get("label"), decoded.get("instance"),
+                    space=space, resolution=resolution, frame_id=job_id, codec=codec, codec_params=codec_params,
+                    transmit=params.transmit_settings(), segmenter=seg, jpeg_quality=settings.jpeg_quality,
+                )
+            except GescoInputError as e:
+                raise _input_error(None, e) from None
+            timings["decode"] = decode_s
+            return frame, timings
+
+        frame, timings = await run_in_threadpool(encode)
+        t1 = time.perf_counter()
+        try:
+            ack = await run_in_threadpool(channel.transmit, frame)
+        except grpc.RpcError as e:
+            log.warning("transmission %s failed: %s %s", job_id, e.code().name, e.details())
+            raise http_error_for_rpc(e, channel.address) from None
+        channel_s = time.perf_counter() - t1
+        if ack.status != ACK_ACCEPTED:
+            raise HTTPException(422, f"the channel refused the frame: {ack.message}")
+        result_url = f"{settings.receiver_url.rstrip('/')}/result/{job_id}"
+        return TransmitAccepted(
+            id=job_id,
+            status="accepted",
+            result_url=result_url,
+            image_url=f"{result_url}/image.png",
+            segmented=seg is not None,
+            settings=params.transmit_settings().to_dict() | {"codec": codec, "codec_params": codec_params},
+            budget=BitBudget(**budget_record(frame, ack.report)),
+            timings=SenderTimings(
+                decode_s=timings["decode"], resize_s=timings["resize"], segment_s=timings["segment"],
+                encode_s=timings["encode"], reference_s=timings["reference"], channel_s=channel_s,
+            ),
+        )
+
+    return app
+
+
+def _input_error(field: str | None, e: GescoInputError) -> HTTPException:
+    """HTTP status for bad input: 415 not an image, 413 too large, 422 otherwise."""
+    prefix = f"{field}: " if field else ""
+    if isinstance(e, UnsupportedImageError):
+        return HTTPException(415, prefix + str(e))
+    if isinstance(e, ImageTooLargeError):
+        return HTTPException(413, prefix + str(e))
+    return HTTPException(422, prefix + str(e))

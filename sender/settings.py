@@ -1,0 +1,36 @@
+"""Settings of the sender service (environment variables ``GESCO_SENDER_<FIELD>``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gesco.link import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS
+from gesco.serving.grpc_kit import DEFAULT_MAX_MESSAGE_BYTES
+
+
+class SenderSettings(BaseSettings):
+    """Where the sender listens, where the channel and the receiver are, what it accepts."""
+
+    model_config = SettingsConfigDict(env_prefix="GESCO_SENDER_")
+
+    host: str = Field("127.0.0.1", description="Interface of the HTTP server ('0.0.0.0' for all).")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port.")
+    channel_address: str = Field("127.0.0.1:8001", description="host:port of the channel's gRPC server.")
+    channel_timeout_s: float = Field(30.0, gt=0, description="Deadline of Channel.Transmit (includes the receiver's ack).")
+    receiver_url: str = Field(
+        "http://127.0.0.1:8002", description="Base URL of the receiver's REST API as clients reach it (for result links)."
+    )
+    class_space: str = Field("cityscapes", description="Class space of the receiver's model.")
+    height: int = Field(64, ge=8, le=4096, description="Height of the receiver model's images; uploads are resized to it.")
+    width: int = Field(128, ge=8, le=4096, description="Width of the receiver model's images.")
+    segmenter: str | None = Field(
+        None, description="Segmenter checkpoint used when no label map is uploaded (default: the shipped one)."
+    )
+    load_segmenter: bool = Field(True, description="Load the segmenter at start-up (otherwise uploads need a label map).")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted file, in bytes (HTTP 413 above).")
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64, description="Largest accepted image, in pixels (HTTP 413 above).")
+    jpeg_quality: int = Field(DEFAULT_JPEG_QUALITY, ge=1, le=100, description="JPEG quality of the budget's JPEG reference.")
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
+    torch_threads: int = Field(1, ge=0, description="torch intra-op threads (0 = torch's default).")
+    log_level: str = Field("INFO", description="Python logging level.")

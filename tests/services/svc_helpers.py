@@ -1,0 +1,89 @@
+"""Helpers of the service tests: a tiny checkpoint, servers on threads, subprocesses, scenes.
+
+The tiny diffusion checkpoint has random weights on purpose: these tests check the
+plumbing (HTTP, gRPC, store, worker), not image quality. It is explicit test
+configuration, never used by the services themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import uvicorn
+
+from gesco.link import encode_png
+
+#: resolution of the tiny test model (small, so that sampling takes milliseconds)
+TINY_RESOLUTION = (32, 64)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_tiny_checkpoint(path: Path, resolution: tuple[int, int] = TINY_RESOLUTION) -> Path:
+    """Write a random-weight SPADE U-Net checkpoint (cityscapes, ``resolution``); return its stem."""
+    import torch
+
+    from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
+    from gesco.diffusion.gaussian import DiffusionConfig
+    from gesco.diffusion.unet import SpadeUNet, UNetConfig
+
+    config = UNetConfig(label_channels=36, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(),
+                        head_channels=8, spade_hidden=8, num_groups=8)
+    torch.manual_seed(0)
+    card = ModelCard(unet=config, diffusion=DiffusionConfig(), class_space="cityscapes", resolution=resolution,
+                     training={"steps": 0, "note": "random weights, service tests only"})
+    save_checkpoint(path, SpadeUNet(config), card)
+    return path
+
+
+class UvicornThread:
+    """Serve an ASGI app on a background thread (``with UvicornThread(app, port): ...``)."""
+
+    def __init__(self, app, port: int, host: str = "127.0.0.1") -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://{host}:{port}"
+
+    def __enter__(self) -> "UvicornThread":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def scene_files(seed: int = 1, height: int = 48, width: int = 96) -> dict[str, bytes]:
+    """A synthetic street scene as PNG files: image, label map, instance map (16 bit)."""
+    from gesco.data.synthetic import generate_scene
+
+    s = generate_scene(seed, height, width)
+    import cv2
+
+    ok, inst = cv2.imencode(".png", s.instance.astype(np.uint16))
+    assert ok
+    return {"image": encode_png(s.image), "label": encode_png(s.label.astype(np.uint8)), "instance": inst.tobytes()}
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """Environment of a service subprocess: one thread, the repository importable."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start ``python <args>`` with stdout and stderr to ``log``."""
+    f = open(log, "ab")
+    return subprocess.Popen([sys.executable, *args], env=env, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
