@@ -7,6 +7,7 @@ import logging
 import uvicorn
 from fastapi import FastAPI
 
+from gesco.serving.runner import run_uvicorn
 from gesco.serving.grpc_kit import RECEIVER_SERVICE, make_server, set_serving, tolerant_unary
 from gesco.wire import DeliverAck, ReceivedFrame
 
@@ -84,6 +85,6 @@ class ReceiverService:
         """Start, serve REST until SIGINT / SIGTERM, stop."""
         self.start()
         try:
-            uvicorn.Server(self.uvicorn_config()).run()
+            run_uvicorn(self.uvicorn_config())
         finally:
             self.stop()

@@ -12,6 +12,7 @@ import sys
 import torch
 import uvicorn
 
+from gesco.serving.runner import run_uvicorn
 from sender.app import create_app
 from sender.settings import SenderSettings
 
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s sender %(levelname)s %(message)s")
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level=settings.log_level.lower())
+    run_uvicorn(config)
     return 0
 
 

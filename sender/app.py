@@ -305,8 +305,10 @@ def create_app(
             codec, codec_params = codec_choice(params.codec, params.downsample)
         except GescoInputError as e:
             raise HTTPException(422, str(e)) from None
+        if "instance" in files and "label" not in files:
+            raise HTTPException(422, "instance: an instance map needs its label map (upload 'label' too)")
         job_id = uuid.uuid4().hex
-        seg = None if "label" in files else slot.get()
+        segment = "label" not in files
 
         def encode() -> tuple[SemanticFrame, dict[str, float]]:
             decoded = {}
@@ -320,6 +322,7 @@ def create_app(
                 except GescoInputError as e:
                     raise _input_error(name, e) from None
             decode_s = time.perf_counter() - t0
+            seg = slot.get() if segment else None  # 503 when there is none
             try:
                 frame, timings = encode_image_frame(
                     decoded["image"], decoded.get("label"), decoded.get("instance"),
@@ -347,7 +350,7 @@ def create_app(
             status="accepted",
             result_url=result_url,
             image_url=f"{result_url}/image.png",
-            segmented=seg is not None,
+            segmented=segment,
             settings=params.transmit_settings().to_dict() | {"codec": codec, "codec_params": codec_params},
             budget=BitBudget(**budget_record(frame, ack.report)),
             timings=SenderTimings(

@@ -1,0 +1,123 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine.
+
+Structure: three services from one image, the documented ports, a volume for results
+and logs, health checks; every command, module, setting and path they name exists.
+When Debian's ``docker-compose`` is installed, ``docker-compose config`` must accept
+both files too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from svc_helpers import REPO
+
+COMPOSE = REPO / "docker-compose.yml"
+GPU = REPO / "docker-compose.gpu.yml"
+DOCKERFILE = REPO / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def settings_class(service: str):
+    if service == "sender":
+        from sender.settings import SenderSettings as cls
+    elif service == "channel":
+        from channel.settings import ChannelSettings as cls
+    else:
+        from receiver.settings import ReceiverSettings as cls
+    return cls
+
+
+def python_modules(command: list[str] | str) -> list[str]:
+    """Modules run with ``python -m`` in a command (list or shell string)."""
+    words = shlex.split(command) if isinstance(command, str) else command
+    return [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-m"]
+
+
+def test_three_services_from_one_image(compose):
+    services = compose["services"]
+    assert set(services) == {"sender", "channel", "receiver"}
+    assert len({s["image"] for s in services.values()}) == 1
+    for name, s in services.items():
+        assert s["build"]["context"] == "."
+        assert s["command"] == ["python", "-m", name]
+        assert importlib.util.find_spec(f"{name}.__main__") is not None, f"python -m {name} has no __main__"
+
+
+def test_ports_volume_and_dependencies(compose):
+    services = compose["services"]
+    assert services["sender"]["ports"] == ["8000:8000"]
+    assert services["receiver"]["ports"] == ["8002:8002"]
+    assert "ports" not in services["channel"]  # internal: only the sender talks to it
+    assert "gesco-data" in compose["volumes"]
+    for s in services.values():
+        assert "gesco-data:/data" in s["volumes"]
+    assert services["channel"]["depends_on"]["receiver"]["condition"] == "service_healthy"
+    assert services["sender"]["depends_on"]["channel"]["condition"] == "service_healthy"
+
+
+def test_environment_names_real_settings_and_paths_in_the_volume(compose):
+    for name, s in compose["services"].items():
+        cls = settings_class(name)
+        prefix = cls.model_config["env_prefix"]
+        for key, value in s["environment"].items():
+            assert key.startswith(prefix), key
+            field = key[len(prefix):].lower()
+            assert field in cls.model_fields, f"{key}: {cls.__name__} has no field {field!r}"
+            if str(value).startswith("/"):
+                assert str(value).startswith("/data/"), f"{key}={value} is outside the volume"
+        assert s["environment"][f"{prefix}HOST"] == "0.0.0.0"
+    env = {n: s["environment"] for n, s in compose["services"].items()}
+    assert env["sender"]["GESCO_SENDER_CHANNEL_ADDRESS"] == f"channel:{env['channel']['GESCO_CHANNEL_PORT']}"
+    assert env["channel"]["GESCO_CHANNEL_RECEIVER_ADDRESS"] == f"receiver:{env['receiver']['GESCO_RECEIVER_GRPC_PORT']}"
+
+
+def test_health_checks_probe_the_right_ports(compose):
+    ports = {"sender": ["8000"], "channel": ["8001"], "receiver": ["8002", "8003"]}
+    for name, s in compose["services"].items():
+        test = s["healthcheck"]["test"]
+        command = test[1] if test[0] == "CMD-SHELL" else test[1:]
+        modules = python_modules(command)
+        assert modules and all(importlib.util.find_spec(m) is not None for m in modules), modules
+        text = command if isinstance(command, str) else " ".join(command)
+        for port in ports[name]:
+            assert f"127.0.0.1:{port}" in text, (name, port)
+
+
+def test_gpu_override_reserves_a_gpu_for_the_receiver():
+    gpu = yaml.safe_load(GPU.read_text())
+    assert set(gpu["services"]) == {"receiver"}
+    devices = gpu["services"]["receiver"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia"
+
+
+def test_dockerfile_copies_what_exists_and_is_not_ignored():
+    text = DOCKERFILE.read_text()
+    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", text, flags=re.M)
+    sources = [src for line in copies for src in line.split()]
+    assert {"gesco", "sender", "channel", "receiver", "proto", "pyproject.toml", "checkpoints"} <= set(sources)
+    for src in sources:
+        assert (REPO / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
+        assert src not in ignored, f"{src} is copied but listed in .dockerignore"
+    assert "GESCO_CHECKPOINT_DIR=/app/checkpoints" in text  # the shipped models, outside site-packages
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+@pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, GPU]], ids=["cpu", "gpu"])
+def test_docker_compose_config_accepts_the_files(files):
+    args = ["docker-compose"] + [a for f in files for a in ("-f", str(f))] + ["config", "--quiet"]
+    run = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr

@@ -1,0 +1,101 @@
+"""End to end: ``gesco up`` starts the three real services as processes on free loopback
+ports (real HTTP, real gRPC); a synthetic scene is POSTed, the result polled, the image
+and the bit budget checked; ``gesco send`` and ``gesco budget`` run against them; Ctrl-C
+(SIGINT) stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from conftest import wait_result
+from gesco.cli import main as cli
+from gesco.serving.probes import free_port, grpc_health, http_ok, wait_until
+from svc_helpers import TINY_RESOLUTION, scene_files, service_env, spawn
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory, tiny_checkpoint):
+    tmp = tmp_path_factory.mktemp("e2e")
+    ports = {name: free_port() for name in ("sender", "channel", "receiver", "receiver_grpc")}
+    args = ["-m", "gesco.cli", "up", "--checkpoint", str(tiny_checkpoint), "--data-dir", str(tmp / "data"),
+            "--sender-port", str(ports["sender"]), "--channel-port", str(ports["channel"]),
+            "--receiver-port", str(ports["receiver"]), "--receiver-grpc-port", str(ports["receiver_grpc"]),
+            "--device", "cpu", "--batch-size", "2", "--no-segmenter"]
+    env = service_env(GESCO_RECEIVER_TORCH_THREADS="1", GESCO_RECEIVER_LOG_LEVEL="WARNING",
+                      GESCO_SENDER_LOG_LEVEL="WARNING", GESCO_CHANNEL_LOG_LEVEL="WARNING")
+    log = tmp / "up.log"
+    up = spawn(args, env, log)
+    sender = f"http://127.0.0.1:{ports['sender']}"
+    receiver = f"http://127.0.0.1:{ports['receiver']}"
+    try:
+        wait_until(lambda: "all services are running" in log.read_text(), timeout=150, what="gesco up",
+                   alive=lambda: up.poll() is None)
+    except Exception:
+        up.kill()
+        raise AssertionError(log.read_text()[-3000:]) from None
+    yield {"up": up, "log": log, "sender": sender, "receiver": receiver, "ports": ports, "tmp": tmp,
+           "budget_log": tmp / "data" / "budget.jsonl"}
+    if up.poll() is None:
+        up.kill()
+
+
+def test_post_poll_image_and_budget(services):
+    files = scene_files(seed=4)
+    r = httpx.post(services["sender"] + "/transmit", files={k: (f"{k}.png", v) for k, v in files.items()},
+                   data={"psnr_db": "10", "steps": "2", "seed": "1"}, timeout=60)
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert accepted["result_url"].startswith(services["receiver"])
+    doc = wait_result(accepted["result_url"], timeout=120)
+    assert doc["status"] == "done", doc
+    image = httpx.get(doc["links"]["image"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    pixels = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
+    assert pixels.shape == (*TINY_RESOLUTION, 3)
+    # the budget: sender reply, receiver result and the channel's log line agree
+    logged = [json.loads(line) for line in services["budget_log"].read_text().splitlines()]
+    mine = [rec for rec in logged if rec["id"] == accepted["id"]]
+    assert len(mine) == 1
+    for key in ("payload_bits", "header_bits", "channel_uses", "png_bits", "jpeg_bits", "present_classes"):
+        assert accepted["budget"][key] == doc["budget"][key] == mine[0][key], key
+    assert mine[0]["total_bits"] < mine[0]["png_bits"]
+    assert abs(mine[0]["measured_snr_db"] - 10.0) < 0.5
+
+
+def test_gesco_send_and_budget(services, tmp_path, capsys):
+    files = scene_files(seed=8)
+    for name, data in files.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    out = tmp_path / "result.png"
+    code = cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"),
+                "--instance", str(tmp_path / "instance.png"), "--psnr", "5", "--steps", "2",
+                "--out", str(out), "--maps-out", str(tmp_path / "maps"), "--sender", services["sender"]])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert cv2.imread(str(out)).shape == (*TINY_RESOLUTION, 3)
+    assert (tmp_path / "maps_received.png").is_file() and (tmp_path / "maps_denoised.png").is_file()
+    assert "total bits" in printed and "PSNR 5 dB requested" in printed
+    assert cli(["budget", str(services["budget_log"])]) == 0
+    table = capsys.readouterr().out
+    assert "vs PNG %" in table and "transmission(s)" in table
+    # a bad request prints the sender's reason and exits 2
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    assert cli(["send", str(tmp_path / "junk.png"), "--sender", services["sender"]]) == 2
+    assert "415" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_every_service(services):
+    up, ports = services["up"], services["ports"]
+    up.send_signal(signal.SIGINT)
+    assert up.wait(60) == 0, services["log"].read_text()[-3000:]
+    assert not http_ok(f"http://127.0.0.1:{ports['sender']}/healthz")
+    assert not http_ok(f"http://127.0.0.1:{ports['receiver']}/healthz")
+    assert grpc_health(f"127.0.0.1:{ports['channel']}") == "UNREACHABLE"
+    assert "Traceback" not in services["log"].read_text()

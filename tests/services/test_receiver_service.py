@@ -1,0 +1,157 @@
+"""The receiver: gRPC ingest, durable store, batching worker, REST results.
+
+Frames come from :func:`gesco.link.apply_channel` (exactly what the channel sends),
+delivered straight to the receiver's gRPC port.
+"""
+
+from __future__ import annotations
+
+import cv2
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+from conftest import wait_result
+from gesco.data.synthetic import generate_scene
+from gesco.errors import CheckpointError
+from gesco.link import TransmitSettings, apply_channel, encode_image_frame
+from gesco.semantics.classes import get_class_space
+from gesco.serving.probes import grpc_health
+from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame, gesco_pb2_grpc
+from svc_helpers import TINY_RESOLUTION
+
+SPACE = get_class_space("cityscapes")
+
+
+def received_frame(frame_id: str, resolution=TINY_RESOLUTION, seed: int = 0, **transmit) -> ReceivedFrame:
+    s = generate_scene(21, 48, 96)
+    transmit.setdefault("steps", 2)
+    frame, _ = encode_image_frame(s.image, s.label, s.instance, space=SPACE, resolution=resolution,
+                                  frame_id=frame_id, transmit=TransmitSettings(seed=seed, **transmit))
+    return apply_channel(frame)
+
+
+def deliver(stack, message, timeout: float = 10.0) -> DeliverAck:
+    address = f"127.0.0.1:{stack.receiver.grpc_port}"
+    with grpc.insecure_channel(address) as ch:
+        if isinstance(message, bytes):
+            call = ch.unary_unary("/gesco.v1.Receiver/Deliver", request_serializer=None,
+                                  response_deserializer=DeliverAck.FromString)
+            return call(message, timeout=timeout)
+        return gesco_pb2_grpc.ReceiverStub(ch).Deliver(message, timeout=timeout)
+
+
+def png(data: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert img is not None
+    return img
+
+
+def test_deliver_stores_then_worker_generates(stack):
+    rx = received_frame("rx-one", psnr_db=5.0)
+    ack = deliver(stack, rx)
+    assert ack.status == ACK_ACCEPTED and ack.id == "rx-one"
+    assert stack.receiver.store.get("rx-one") is not None  # stored before the ack
+    url = f"{stack.receiver_url}/result/rx-one"
+    doc = wait_result(url)
+    assert doc["status"] == "done", doc
+    assert doc["budget"]["payload_bits"] == rx.report.payload_bits
+    assert doc["settings"]["steps"] == 2 and doc["settings"]["psnr_db"] == 5.0
+    t = doc["timings"]
+    for key in ("queue_wait_s", "fds_s", "sampling_s", "png_s", "total_s"):
+        assert t[key] is not None and t[key] >= 0, key
+    assert t["batch_size"] >= 1 and t["device"] == "cpu"
+    image = httpx.get(doc["links"]["image"])
+    assert image.headers["content-type"] == "image/png"
+    assert png(image.content).shape == (*TINY_RESOLUTION, 3)
+    for key in ("received_maps", "denoised_maps"):
+        maps = png(httpx.get(doc["links"][key]).content)[:, :, ::-1]  # BGR -> RGB
+        colours = {tuple(c) for c in maps.reshape(-1, 3)}
+        allowed = {SPACE.colors[c] for c in rx.header.class_ids}
+        assert colours <= allowed, key  # argmax over the present classes only
+
+
+def test_same_seed_same_image(stack):
+    for name in ("seed-a", "seed-b"):
+        assert deliver(stack, received_frame(name, seed=5)).status == ACK_ACCEPTED
+    images = []
+    for name in ("seed-a", "seed-b"):
+        assert wait_result(f"{stack.receiver_url}/result/{name}")["status"] == "done"
+        images.append(httpx.get(f"{stack.receiver_url}/result/{name}/image.png").content)
+    assert images[0] == images[1]
+
+
+def test_unknown_id_is_404(stack):
+    for path in ("/result/nope", "/result/nope/image.png", "/result/nope/received.png", "/result/..%2Fjobs"):
+        r = httpx.get(stack.receiver_url + path)
+        assert r.status_code == 404, path
+
+
+def test_malformed_and_inconsistent_frames_are_invalid_argument(stack):
+    counts = stack.receiver.store.counts()
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, b"\x12\xff\xff\xff\xff\x0f")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed ReceivedFrame" in err.value.details()
+    wrong_size = received_frame("rx-wrong-size", resolution=(48, 96))
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, wrong_size)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "32x64" in err.value.details()
+    nan = received_frame("rx-nan")
+    nan.symbols = b"\x00\x7e" + nan.symbols[2:]  # float16 NaN in the first symbol
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, nan)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NaN" in err.value.details()
+    short = received_frame("rx-short")
+    short.symbols = short.symbols[:-2]
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, short)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad_id = received_frame("../../etc")
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, bad_id)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "job id" in err.value.details()
+    bad_sampler = received_frame("rx-sampler")
+    bad_sampler.header.transmit.sampler = "euler"
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, bad_sampler)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "sampler" in err.value.details()
+    assert stack.receiver.store.counts() == counts  # nothing stored
+    assert deliver(stack, received_frame("rx-after-bad")).status == ACK_ACCEPTED  # keeps serving
+
+
+def test_repeated_delivery_is_idempotent_and_conflicts_are_refused(stack):
+    rx = received_frame("rx-dup")
+    assert deliver(stack, rx).status == ACK_ACCEPTED
+    again = deliver(stack, rx)
+    assert again.status == ACK_ACCEPTED and again.message == "already stored"
+    other = received_frame("rx-dup", seed=9)
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, other)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_health(stack):
+    assert grpc_health(f"127.0.0.1:{stack.receiver.grpc_port}", "gesco.v1.Receiver") == "SERVING"
+    h = httpx.get(stack.receiver_url + "/healthz").json()
+    assert h["status"] == "ok" and h["model"]["resolution"] == list(TINY_RESOLUTION) and h["max_batch"] == 4
+
+
+def test_openapi_documents_every_field(stack):
+    comps = httpx.get(stack.receiver_url + "/openapi.json").json()["components"]["schemas"]
+    for model in ("JobResult", "JobSettings", "JobTimings", "JobLinks", "BitBudget"):
+        for name, prop in comps[model]["properties"].items():
+            assert "description" in prop or "$ref" in prop, f"{model}.{name}"
+
+
+def test_missing_checkpoint_refuses_to_start(tmp_path, capsys):
+    from receiver.__main__ import main
+    from receiver.service import ReceiverService
+    from receiver.settings import ReceiverSettings
+
+    missing = tmp_path / "nothing-here"
+    with pytest.raises(CheckpointError) as err:
+        ReceiverService(ReceiverSettings(checkpoint=missing, data_dir=tmp_path / "d", port=0, grpc_port=0))
+    assert "nothing-here" in str(err.value) and "gesco train diffusion" in str(err.value)
+    assert main(["--checkpoint", str(missing), "--data-dir", str(tmp_path / "d")]) == 2
+    assert "cannot start" in capsys.readouterr().err

@@ -1,0 +1,125 @@
+"""The receiver's job store and worker, without the network."""
+
+from __future__ import annotations
+
+import pytest
+import httpx
+
+from gesco.link import TransmitSettings, budget_record
+from receiver.app import create_app
+from receiver.ingest import Ingest, batch_key
+from receiver.store import DuplicateJobError, JobStatus, JobStore
+from receiver.worker import Worker
+from gesco.serving.probes import free_port
+from svc_helpers import UvicornThread
+from test_receiver_service import received_frame
+
+
+def store_job(store: JobStore, ingest: Ingest, rx) -> None:
+    settings = ingest.check(rx)
+    store.add(rx.header.id, rx.SerializeToString(), settings.to_dict(), budget_record(rx.header, rx.report),
+              batch_key(settings))
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = JobStore(tmp_path / "data", fsync=False)
+    yield s
+    s.close()
+
+
+def test_add_is_durable_and_idempotent(tmp_path):
+    store = JobStore(tmp_path / "data")
+    assert store.add("j1", b"frame", {"steps": 2}, {"total_bits": 1}, "k") is True
+    assert store.add("j1", b"frame", {"steps": 2}, {"total_bits": 1}, "k") is False
+    with pytest.raises(DuplicateJobError):
+        store.add("j1", b"other", {}, {}, "k")
+    store.close()
+    reopened = JobStore(tmp_path / "data")
+    job = reopened.get("j1")
+    assert job.status == JobStatus.QUEUED and job.settings == {"steps": 2}
+    assert reopened.read_frame("j1") == b"frame"
+    assert reopened.get("missing") is None and reopened.get("../x") is None
+    reopened.close()
+
+
+def test_claim_groups_compatible_jobs_in_order(store):
+    for i, key in enumerate(["a", "b", "a", "a", "b", "a"]):
+        store.add(f"j{i}", b"f", {}, {}, key)
+    first = store.claim_batch(3)
+    assert [j.id for j in first] == ["j0", "j2", "j3"] and all(j.status == JobStatus.RUNNING for j in first)
+    assert [j.id for j in store.claim_batch(3)] == ["j1", "j4"]
+    assert [j.id for j in store.claim_batch(3)] == ["j5"]
+    assert store.claim_batch(3) == []
+    assert store.counts() == {"queued": 0, "running": 6, "done": 0, "failed": 0}
+
+
+def test_recover_requeues_running_jobs_and_gives_up_after_max_attempts(store):
+    store.add("a", b"f", {}, {}, "k")
+    store.add("b", b"f", {}, {}, "k")
+    store.claim_batch(1)  # a: attempt 1
+    assert store.recover(max_attempts=3) == (1, 0)
+    assert store.get("a").status == JobStatus.QUEUED
+    for _ in range(2):  # a: attempts 2 and 3, crashing each time
+        assert [j.id for j in store.claim_batch(1)] == ["a"]
+        store.recover(max_attempts=3)
+    job = store.get("a")
+    assert job.status == JobStatus.FAILED and "interrupted 3 times" in job.reason
+    assert store.get("b").status == JobStatus.QUEUED
+
+
+def test_worker_batches_compatible_jobs(store, tiny_generator):
+    ingest = Ingest(store, tiny_generator)
+    for i in range(4):
+        store_job(store, ingest, received_frame(f"b{i}", seed=i))
+    store_job(store, ingest, received_frame("other", steps=3))
+    worker = Worker(store, tiny_generator, max_batch=4)
+    worker.process(store.claim_batch(4))
+    for i in range(4):
+        job = store.get(f"b{i}")
+        assert job.status == JobStatus.DONE and job.timings["batch_size"] == 4
+        assert store.path(f"b{i}", "image.png").is_file()
+    assert store.get("other").status == JobStatus.QUEUED
+    worker.process(store.claim_batch(4))
+    assert store.get("other").timings["batch_size"] == 1
+
+
+def test_a_bad_job_fails_alone_and_sampling_errors_fail_the_batch(store, tiny_generator):
+    ingest = Ingest(store, tiny_generator)
+    for name in ("good", "broken"):
+        store_job(store, ingest, received_frame(name))
+    store.write_file("broken", "frame.pb", b"\xff\xff garbage")
+    Worker(store, tiny_generator).process(store.claim_batch(4))
+    assert store.get("good").status == JobStatus.DONE
+    broken = store.get("broken")
+    assert broken.status == JobStatus.FAILED and "cannot prepare" in broken.reason
+
+    class ExplodingGenerator:  # test double: a generator whose sampling fails
+        space, resolution, device = tiny_generator.space, tiny_generator.resolution, "cpu"
+
+        def generate(self, cond, settings):
+            raise RuntimeError("out of memory")
+
+    store_job(store, ingest, received_frame("doomed"))
+    Worker(store, ExplodingGenerator()).process(store.claim_batch(4))
+    doomed = store.get("doomed")
+    assert doomed.status == JobStatus.FAILED and doomed.reason == "sampling failed: RuntimeError: out of memory"
+
+
+def test_rest_shows_queued_and_failed_jobs(store, tiny_generator):
+    ingest = Ingest(store, tiny_generator)
+    store_job(store, ingest, received_frame("waiting"))
+    port = free_port()
+    with UvicornThread(create_app(store, {"device": "cpu"}, max_batch=2), port) as server:
+        client = httpx.Client(base_url=server.url)
+        doc = client.get("/result/waiting").json()
+        assert doc["status"] == "queued" and doc["links"]["image"] is None and doc["reason"] is None
+        assert doc["settings"] == TransmitSettings(steps=2).to_dict()
+        r = client.get("/result/waiting/image.png")
+        assert r.status_code == 409 and "queued" in r.json()["detail"]
+        store.claim_batch(1)
+        store.mark_failed("waiting", "sampling failed: boom")
+        doc = client.get("/result/waiting").json()
+        assert doc["status"] == "failed" and doc["reason"] == "sampling failed: boom"
+        assert client.get("/result/missing").status_code == 404
+        assert client.get("/healthz").json()["jobs"]["failed"] == 1
