@@ -51,7 +51,7 @@ def test_per_image_psnr_and_reproducibility():
     assert err[0] > 10 * err[1]  # 25 dB apart
 
 
-def test_float64_and_uint8_shaped_input_are_sent_as_float32():
+def test_float64_input_is_sent_as_float32():
     img = _images(1, 4, 4).double()
     out, _ = transmit_image(img, get_channel("awgn"), 100.0)
     assert out.dtype == torch.float32

@@ -122,8 +122,8 @@ def test_constant_instance_map_has_no_edges():
 
 
 def test_diagonal_neighbours_do_not_make_an_edge():
-    inst = np.array([[1, 2], [3, 1]])
-    # every pixel has a 4-neighbour with another id here; check a case where only a diagonal differs
+    inst = np.array([[1, 2], [3, 1]])  # every pixel has a 4-neighbour with another id
+    # (0, 0) and (1, 1) only touch the "2" diagonally: not edges
     inst2 = np.array([[1, 1, 1], [1, 1, 1], [1, 1, 2]])
     assert instance_edges(inst).all()
     assert instance_edges(inst2)[0, 0] == 0 and instance_edges(inst2)[1, 1] == 0
