@@ -1,0 +1,156 @@
+"""``gesco evaluate``: the paper's tables on the synthetic test scenes (and the sampler study).
+
+    gesco evaluate                                   # 100 scenes, PSNR 1 5 10 15 20 30 100, every row
+    gesco evaluate --scenes 20 --psnr 10 100 --methods ours,full-image,real --out runs/eval-small
+    gesco evaluate --study samplers                  # quality against network evaluations
+    gesco evaluate --report-only --out runs/eval     # rebuild the report from the stored results
+
+Interrupt it at any time: the same command resumes, skipping finished images.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gesco.channel import PAPER_PSNRS_DB
+
+DEFAULT_OUT = "runs/eval"
+DEFAULT_SAMPLER_OUT = "runs/eval-samplers"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from gesco.evaluate.methods import CHECKPOINT_ROLES, DEFAULT_METHODS, METHODS
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate GESCO and its baselines on the synthetic test scenes (Tables 1-3, 5, bits)",
+        description="Evaluate every row at every PSNR on the synthetic test scenes and write a report "
+                    "(markdown, CSV, JSON, plots, sample grids). Resumable: rerun the same command after an interruption.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="rows: " + "; ".join(f"{k} = {m.label}" for k, m in METHODS.items())
+               + "\ncheckpoint roles: " + "; ".join(f"{r.role} = checkpoints/{r.stem} ({r.description})"
+                                                  for r in CHECKPOINT_ROLES.values()),
+    )
+    p.add_argument("--study", choices=("channel", "samplers"), default="channel",
+                   help="channel: the paper's tables (default); samplers: mIoU / LPIPS against network evaluations")
+    p.add_argument("--scenes", type=int, default=None,
+                   help="number of test scenes (default 100; 20 for --study samplers)")
+    p.add_argument("--psnr", type=float, nargs="+", default=None, metavar="DB",
+                   help=f"channel PSNRs in dB (default {' '.join(f'{x:g}' for x in PAPER_PSNRS_DB)}; "
+                        "100 10 for --study samplers)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help="comma-separated rows (default: all but authors-code); see the list below")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH",
+                   help="use another diffusion checkpoint for a role (ours, clean, nofds); repeatable")
+    p.add_argument("--segmenter", default=None, metavar="PATH",
+                   help="mIoU segmenter: gesco checkpoint, TorchScript or ONNX (default: the shipped one)")
+    p.add_argument("--inception", default=None, metavar="PATH",
+                   help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for the standard FID; "
+                        "without it a named substitute Frechet distance is reported (never called FID)")
+    p.add_argument("--channel", default="awgn", choices=("awgn", "authors-code"), help="channel preset (default awgn)")
+    p.add_argument("--sampler", default="dpmpp-2m", help="receiver sampler (default dpmpp-2m)")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
+                   help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="--study samplers: skip the 1000-step ancestral reference (slow on a CPU)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT}, {DEFAULT_SAMPLER_OUT} for samplers)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per sampling call (default 16)")
+    p.add_argument("--grid-scenes", type=int, default=3, help="scenes shown in sample grids (default 3)")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the report from the stored results")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=lambda args: _evaluate(args, p))
+
+
+def canonical_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """``gesco evaluate`` with every option that differs from its default, as a shell command.
+
+    This is the command recorded in the report: rerunning it reproduces the report
+    (whatever way the evaluation was started, e.g. ``python -m gesco.cli``).
+    """
+    import shlex
+
+    words = ["gesco", "evaluate"]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "report_only", "no_progress"):
+            continue
+        value = getattr(args, action.dest, None)
+        if value == action.default or value is None:
+            continue
+        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
+        if action.nargs == 0:  # store_true
+            words.append(flag)
+        elif isinstance(value, list):
+            if action.nargs in ("+", "*"):
+                words += [flag] + [f"{v:g}" if isinstance(v, float) else str(v) for v in value]
+            else:  # append
+                for v in value:
+                    words += [flag, str(v)]
+        else:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from gesco.errors import GescoInputError
+    from gesco.evaluate.methods import parse_checkpoint_overrides
+    from gesco.evaluate.runner import EvalConfig, run_evaluation
+    from gesco.evaluate.sampler_study import STUDY_PSNRS, STUDY_SCENES, STUDY_STEPS, run_sampler_study, sampler_rows
+
+    samplers = args.study == "samplers"
+    out = Path(args.out or (DEFAULT_SAMPLER_OUT if samplers else DEFAULT_OUT))
+    if args.report_only:
+        return _report_only(out)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if not methods:
+        raise GescoInputError("--methods is empty")
+    config = EvalConfig(
+        out=out,
+        scenes=args.scenes if args.scenes is not None else (STUDY_SCENES if samplers else 100),
+        psnrs=tuple(args.psnr) if args.psnr else (STUDY_PSNRS if samplers else PAPER_PSNRS_DB),
+        methods=methods,
+        checkpoints=parse_checkpoint_overrides(args.checkpoint),
+        channel=args.channel,
+        sampler=args.sampler,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        segmenter=args.segmenter,
+        inception=args.inception,
+        grid_scenes=args.grid_scenes,
+        progress=not args.no_progress,
+        command=canonical_command(args, parser),
+    )
+    if samplers:
+        rows = sampler_rows(steps=tuple(args.sampler_steps or STUDY_STEPS), reference=not args.no_reference)
+        outcome = run_sampler_study(config, rows)
+    else:
+        outcome = run_evaluation(config)
+    missing = [p.method.key for p in outcome.rows if p.status != "ok" and p.method.key in config.methods]
+    print(f"evaluated {outcome.units_run} images ({outcome.units_skipped} already done) into {outcome.out}")
+    if missing:
+        print(f"missing rows (no checkpoint; see the report for the commands): {', '.join(missing)}")
+    print(f"report: {outcome.report['markdown']}")
+    return 0
+
+
+def _report_only(out: Path) -> int:
+    from gesco.errors import GescoInputError
+    from gesco.evaluate.report import write_report
+    from gesco.evaluate.store import ResultStore
+
+    db = out / "results.sqlite"
+    if not db.is_file():
+        raise GescoInputError(f"{db} does not exist: run gesco evaluate with --out {out} first")
+    with ResultStore(db) as store:
+        if store.get_meta("plan") is None:
+            raise GescoInputError(f"{db} holds no finished run plan; run gesco evaluate with --out {out} first")
+        paths = write_report(out, store)
+    print(f"report: {paths['markdown']}")
+    return 0

@@ -1,0 +1,646 @@
+"""The evaluation report: statistics per row and PSNR, tables (markdown, CSV, JSON), plots, sample grids.
+
+Everything is computed from the results store (:class:`gesco.evaluate.store.ResultStore`)
+and the run's plan (its ``"plan"`` meta entry), so ``gesco evaluate --report-only``
+rebuilds the report of an interrupted or finished run without sampling anything.
+
+Statistics of a row at one PSNR over its ``n`` scenes:
+
+* mIoU, LPIPS, SSIM: mean and sample standard deviation (``ddof = 1``) of the per-image
+  values (the paper's "mean +- std"); mIoU also pooled over all images (one confusion
+  matrix for the whole set, the Cityscapes benchmark's definition) in the CSV / JSON;
+* the Frechet distance between the row's images and the same scenes' real images, one
+  number per set (no +-), in the feature space named in the table title: the standard FID
+  only with the user's Inception weights, otherwise "FD-AlexNet-relu5 (substitute; not
+  FID)". With ``n`` images in ``D`` dimensions the covariances have rank at most
+  ``n - 1``; for ``n <= D`` the distance is strongly biased upwards and only comparable
+  between rows with the same ``n``;
+* bits, channel uses (and per pixel), reference image sizes, the downsampling factor,
+  sampling seconds per image: means.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gesco.evaluate.metrics import MeanIoU, frechet_distance
+from gesco.evaluate.metrics.frechet import FeatureStatistics
+from gesco.evaluate.store import ResultStore
+from gesco.semantics.classes import get_class_space
+
+#: the paper's bit comparison (section 4.2, Cityscapes at 256x512)
+PAPER_BITS = {"full_image": 1_464_000, "ours": 119_000}
+#: per-image numbers averaged into the report (besides mIoU / LPIPS / SSIM)
+MEAN_KEYS = ("total_bits", "payload_bits", "header_bits", "channel_uses", "channel_uses_per_pixel", "png_bits",
+             "jpeg_bits", "raw_bits", "downsample", "maps", "seconds", "measured_snr_db")
+#: sampler-study tolerance floor: a sampler "matches" the reference within this mIoU / LPIPS
+MATCH_TOLERANCE = 0.01
+
+CSV_FIELDS = ["study", "row", "label", "status", "psnr", "n", "miou_mean", "miou_std", "miou_pooled", "lpips_mean",
+              "lpips_std", "ssim_mean", "ssim_std", "fd", "fd_metric", "total_bits", "channel_uses",
+              "channel_uses_per_pixel", "png_bits", "jpeg_bits", "raw_bits", "downsample", "seconds", "sampler",
+              "steps", "nfe", "passes"]
+
+
+# --------------------------------------------------------------------------- statistics
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return None, None
+    return float(np.mean(v)), (float(np.std(v, ddof=1)) if len(v) > 1 else None)
+
+
+def _pooled_miou(metrics: list[dict], space_name: str) -> float | None:
+    space = get_class_space(space_name)
+    scorer = MeanIoU(space)
+    flat = scorer.confusion.reshape(-1)
+    for m in metrics:
+        for k, v in m.get("confusion", {}).items():
+            flat[int(k)] += int(v)
+    miou = scorer.compute().miou
+    return None if math.isnan(miou) else miou
+
+
+def _frechet(fake: np.ndarray, real: np.ndarray) -> float | None:
+    """Frechet distance of two feature sets ``(n, D)`` (``None`` when either has < 2 rows)."""
+    if fake.shape[0] < 2 or real.shape[0] < 2:
+        return None
+    stats = []
+    for f in (real, fake):
+        s = FeatureStatistics(f.shape[1])
+        s.update(f)
+        stats.append(s.mean_cov())
+    (mu_r, sig_r), (mu_f, sig_f) = stats
+    return frechet_distance(mu_r, sig_r, mu_f, sig_f)
+
+
+def summarise(store: ResultStore, plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """One statistics dict per (row, PSNR) of the plan, missing rows included.
+
+    The real row is PSNR-independent: it gets one entry with ``psnr = None``.
+    """
+    n_scenes = plan["scenes"]
+    space = plan.get("class_space", "cityscapes")
+    real_idx, _, real_feats = store.load("real", None, n_scenes)
+    real_pos = {s: j for j, s in enumerate(real_idx)}
+    out = []
+    for row in plan["rows"]:
+        m = row["method"]
+        psnrs: list[float | None] = [None] if m["kind"] == "real" else list(plan["psnrs"])
+        for psnr in psnrs:
+            entry: dict[str, Any] = {
+                "study": plan["study"], "row": m["key"], "label": m["label"], "kind": m["kind"],
+                "status": row["status"], "psnr": psnr, "n": 0, "sampler": row.get("sampler"),
+                "steps": row.get("steps"), "nfe": row.get("nfe"), "passes": row.get("passes"),
+                "fd_metric": plan["feature_space"]["key"],
+            }
+            if row["status"] == "ok":
+                idx, metrics, feats = store.load(m["key"], psnr, n_scenes)
+                entry["n"] = len(idx)
+                entry["scenes"] = idx
+                entry["miou_mean"], entry["miou_std"] = _mean_std([x.get("miou") for x in metrics])
+                entry["miou_pooled"] = _pooled_miou(metrics, space) if metrics else None
+                for key in ("lpips", "ssim"):
+                    entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std([x.get(key) for x in metrics])
+                paired = [real_pos[s] for s in idx if s in real_pos]
+                entry["fd"] = _frechet(feats, real_feats[paired]) if len(paired) == len(idx) and idx else None
+                entry["fd_n"] = len(idx)
+                for key in MEAN_KEYS:
+                    vals = [x[key] for x in metrics if x.get(key) is not None]
+                    entry[key] = float(np.mean(vals)) if vals else None
+                entry["per_scene"] = {"miou": [x.get("miou") for x in metrics], "lpips": [x.get("lpips") for x in metrics]}
+            out.append(entry)
+    return out
+
+
+# --------------------------------------------------------------------------- formatting
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if abs(x) >= 10 ** 5:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}f}"
+
+
+def _pm(entry: dict | None, key: str, digits: int = 3) -> str:
+    if entry is None:
+        return "—"
+    if entry["status"] != "ok":
+        return "missing"
+    if entry["n"] == 0:
+        return "not run"
+    mean, std = entry.get(f"{key}_mean"), entry.get(f"{key}_std")
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+
+
+def _one(entry: dict | None, key: str, digits: int = 3) -> str:
+    if entry is None:
+        return "—"
+    if entry["status"] != "ok":
+        return "missing"
+    if entry["n"] == 0:
+        return "not run"
+    return _fmt(entry.get(key), digits)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _psnr_label(p: float) -> str:
+    return f"{p:g}"
+
+
+class _Index:
+    """Lookup of summary entries by (row, PSNR); the real row answers for every PSNR."""
+
+    def __init__(self, entries: list[dict]) -> None:
+        self.entries = entries
+        self._by = {(e["row"], e["psnr"]): e for e in entries}
+
+    def get(self, row: str, psnr: float | None) -> dict | None:
+        return self._by.get((row, psnr)) or self._by.get((row, None))
+
+    def rows(self, keys: list[str]) -> list[dict]:
+        """First entry of each row, in plan order, restricted to ``keys``."""
+        seen, out = set(), []
+        for e in self.entries:
+            if e["row"] in keys and e["row"] not in seen:
+                seen.add(e["row"])
+                out.append(e)
+        return out
+
+
+def _metric_table(index: _Index, plan: dict, shown: list[str], key: str, single: bool = False, digits: int = 3) -> str:
+    psnrs = sorted(plan["psnrs"], reverse=True)  # the paper's column order: 100 ... 1
+    rows = []
+    for e in index.rows(shown):
+        cells = [(_one if single else _pm)(index.get(e["row"], p), key, digits) for p in psnrs]
+        rows.append([e["label"]] + cells)
+    return _table(["Method \\ PSNR (dB)"] + [_psnr_label(p) for p in psnrs], rows)
+
+
+def _settings_section(plan: dict, commands: list[str]) -> str:
+    fs = plan["feature_space"]
+    lines = ["## How this report was made", ""]
+    lines.append("Command" + ("s (the run was resumed)" if len(commands) > 1 else "") + ":")
+    lines.append("")
+    lines += [f"    {c}" for c in commands]
+    lines.append("")
+    h, w = plan["resolution"]
+    lines += [
+        f"* scenes: {plan['scenes']} scenes of the synthetic `{plan['split']}` split "
+        f"(`gesco.data.synthetic`, Cityscapes label ids), {h}x{w} pixels;",
+        f"* channel: `{plan['channel']}`, PSNR {', '.join(_psnr_label(p) for p in sorted(plan['psnrs'], reverse=True))} dB;",
+        f"* receiver: sampler `{plan['sampler']}`, {plan['steps']} steps, guidance scale {plan['guidance_scale']:g}; "
+        f"codec `{plan['codec']}`; seed {plan['seed']} (scene i uses seed {plan['seed']} * 100000 + i at every PSNR "
+        "and in every row);",
+        f"* mIoU segmenter: `{plan['segmenter']}`; Frechet feature space: {fs['name']} ({fs['dim']}-d);",
+        f"* device: {plan['device']}.",
+        "",
+    ]
+    ckpts = [r for r in plan["rows"] if r.get("checkpoint")]
+    if ckpts:
+        seen, rows = set(), []
+        for r in ckpts:
+            if r["checkpoint"] in seen:
+                continue
+            seen.add(r["checkpoint"])
+            steps = (r.get("checkpoint_training") or {}).get("steps")
+            rows.append([f"`{r['method']['checkpoint']}`", f"`{r['checkpoint']}`", r["status"],
+                         r.get("checkpoint_sha256") or "—", "—" if steps is None else str(steps)])
+        lines += [_table(["Role", "Checkpoint", "Status", "SHA-256 (16)", "Training steps"], rows), ""]
+    return "\n".join(lines)
+
+
+def _missing_section(plan: dict) -> str:
+    missing = [r for r in plan["rows"] if r["status"] != "ok" and r["method"]["key"] in plan["shown"]]
+    if not missing:
+        return ""
+    rows = [[r["method"]["label"], f"`{r['checkpoint']}`", f"`{r['command']}`"] for r in missing]
+    return "\n".join([
+        "## Missing rows", "",
+        "These rows could not be evaluated because their checkpoint does not exist. They are not "
+        "replaced by another model; make the checkpoint and run the same command again (finished rows are "
+        "skipped).", "",
+        _table(["Row", "Checkpoint", "Command that makes it"], rows), "",
+    ])
+
+
+def _fd_title(plan: dict) -> str:
+    fs = plan["feature_space"]
+    if fs["key"] == "fid":
+        return f"Table 3: FID ({fs['name']}) ↓"
+    return f"Table 3: Frechet distance, {fs['name']} ↓ — not FID, not comparable with the paper's values"
+
+
+def _fd_note(plan: dict) -> str:
+    fs, n = plan["feature_space"], plan["scenes"]
+    rank = f"rank at most {n - 1} < {fs['dim']} dimensions" if n - 1 < fs["dim"] else f"{n} images in {fs['dim']} dimensions"
+    return (f"One distance per set of n = {n} generated vs n = {n} real images (same scenes), so no ±. "
+            f"The covariances have {rank}: with so few images the distance is biased upwards and only rows "
+            "with the same n can be compared (the paper's FIDs use whole validation sets).")
+
+
+def _table5(index: _Index, plan: dict) -> str:
+    p = float(plan.get("table5_psnr", 10.0))
+    if p not in [float(x) for x in plan["psnrs"]]:
+        return f"_Table 5 needs PSNR {p:g} dB, which this run did not evaluate._"
+    yes = lambda b: "—" if b is None else ("✓" if b else "✗")  # noqa: E731
+    rows = []
+    for r in plan["rows"]:
+        m = r["method"]
+        if not (m["table5"] or m["key"] == "fds-inference-only") or m["key"] not in plan["shown"]:
+            continue
+        e = index.get(m["key"], p)
+        rows.append([yes(m["fds"]), yes(m["noisy_training"]), yes(m["fds_training"]), m["label"],
+                     _pm(e, "lpips"), _pm(e, "miou"), _one(e, "fd", 2)])
+    if not rows:
+        return "_No ablation rows were evaluated._"
+    return _table(["FDS (inference)", "Noisy training", "FDS in training", "Row", "LPIPS ↓", "mIoU ↑", "FD ↓"], rows)
+
+
+def _bits_section(index: _Index, plan: dict) -> str:
+    h, w = plan["resolution"]
+    rows = []
+    for e in index.rows(plan["shown"]):
+        if e["kind"] == "real":
+            continue
+        if e["status"] != "ok" or e["n"] == 0:
+            rows.append([e["label"]] + ["missing" if e["status"] != "ok" else "not run"] * 7)
+            continue
+        # bits and channel uses do not depend on the PSNR: average over every PSNR of the row
+        alls = [index.get(e["row"], p) for p in plan["psnrs"]]
+        alls = [a for a in alls if a and a["n"]]
+        avg = lambda k: float(np.mean([a[k] for a in alls if a.get(k) is not None])) if any(a.get(k) is not None for a in alls) else None  # noqa: E731
+        bits, raw, png, jpeg = avg("total_bits"), avg("raw_bits"), avg("png_bits"), avg("jpeg_bits")
+        red = lambda ref: "n/a" if not ref or bits is None else f"{100 * (1 - bits / ref):.1f} %"  # noqa: E731
+        if e["kind"] == "full-image":  # its bits ARE the raw image
+            red = lambda ref: "—"  # noqa: E731
+        rows.append([e["label"], _fmt(bits, 0), _fmt(None if bits is None else bits / (h * w), 4),
+                     _fmt(avg("channel_uses"), 0), _fmt(avg("channel_uses_per_pixel"), 3),
+                     _fmt(avg("downsample"), 2), red(raw), f"{red(png)} / {red(jpeg)}"])
+    table = _table(["Row", "bits / image", "bits / pixel", "channel uses / image", "channel uses / pixel",
+                    "map downsampling", "bits vs raw image", "bits vs PNG / JPEG"], rows)
+    full = index.get("full-image", plan["psnrs"][0])
+    ours = index.get("ours", plan["psnrs"][0])
+    lines = [table, ""]
+    paper = (f"The paper (Cityscapes, 256x512): the full image needs {PAPER_BITS['full_image']:,} bits, GESCO "
+             f"{PAPER_BITS['ours']:,} on average ({100 * (1 - PAPER_BITS['ours'] / PAPER_BITS['full_image']):.0f} % less).")
+    if full and ours and full.get("raw_bits") and ours.get("total_bits"):
+        lines.append(paper + f" Here ({h}x{w}): the raw image is {full['raw_bits']:,.0f} bits "
+                     f"(PNG {full['png_bits']:,.0f}, JPEG {full['jpeg_bits']:,.0f}), the semantic frame "
+                     f"{ours['total_bits']:,.0f} bits ({100 * (1 - ours['total_bits'] / full['raw_bits']):.1f} % less "
+                     "than raw).")
+    else:
+        lines.append(paper)
+    lines += ["", "Bits are the frame's payload plus header (`gesco.codecs.frame_bits`); the full image's bits are "
+              "its raw 24 bits per pixel (it is sent as analog pixel values, one channel use per colour value). "
+              "Channel uses are the real symbols sent: the semantic frame sends every coded map at full (or "
+              "downsampled) resolution, so it needs FEWER BITS but MORE CHANNEL USES than the image unless the "
+              "maps are downsampled (see the next table)."]
+    return "\n".join(lines)
+
+
+def _equal_uses_section(index: _Index, plan: dict) -> str:
+    keys = [k for k in ("full-image", "ours", "equal-uses") if k in plan["shown"]]
+    if "equal-uses" not in keys:
+        return "_The equal-channel-uses row was not part of this run._"
+    psnrs = sorted(plan["psnrs"], reverse=True)
+    rows = []
+    for e in index.rows(keys):
+        cu = _one(index.get(e["row"], psnrs[0]), "channel_uses_per_pixel", 3)
+        rows.append([e["label"], cu] + [_pm(index.get(e["row"], p), "miou") for p in psnrs])
+        rows.append([e["label"] + " (LPIPS)", cu] + [_pm(index.get(e["row"], p), "lpips") for p in psnrs])
+    return "\n".join([
+        "Each scene's maps are block-downsampled by the smallest factor k with "
+        "maps x ceil(H/k) x ceil(W/k) <= 3 H W (the full image's channel uses); the receiver upsamples them "
+        "(nearest) before FDS.", "",
+        _table(["Row", "channel uses / pixel"] + [f"{_psnr_label(p)} dB" for p in psnrs], rows),
+    ])
+
+
+# --------------------------------------------------------------------------- plots and grids
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metrics(index: _Index, plan: dict, folder: Path) -> list[Path]:
+    """One PNG per metric: the metric against PSNR, one line per row (error bars: std over scenes)."""
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    psnrs = sorted(plan["psnrs"])
+    xs = np.arange(len(psnrs))
+    fs = plan["feature_space"]
+    metrics = [("miou", "mIoU ↑"), ("lpips", "LPIPS ↓"), ("ssim", "SSIM ↑"),
+               ("fd", ("FID" if fs["key"] == "fid" else "FD-AlexNet (substitute; not FID)") + " ↓")]
+    paths = []
+    missing = [e["label"] for e in index.rows(plan["shown"]) if e["status"] != "ok"]
+    for key, title in metrics:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for e in index.rows(plan["shown"]):
+            if e["status"] != "ok":
+                continue
+            if e["kind"] == "real":
+                v = e.get(f"{key}_mean") if key != "fd" else None
+                if v is not None:
+                    ax.axhline(v, color="k", ls="--", lw=1, label=e["label"])
+                continue
+            ys, err = [], []
+            for p in psnrs:
+                s = index.get(e["row"], p)
+                ys.append(np.nan if not s or s.get(key if key == "fd" else f"{key}_mean") is None
+                          else s[key if key == "fd" else f"{key}_mean"])
+                err.append(0.0 if key == "fd" or not s or s.get(f"{key}_std") is None else s[f"{key}_std"])
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, lw=1.5, label=e["label"])
+        ax.set_xticks(xs, [_psnr_label(p) for p in psnrs])
+        ax.set_xlabel("channel PSNR (dB)")
+        ax.set_ylabel(title)
+        ax.set_title(f"{title} against PSNR ({plan['scenes']} scenes)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        if missing:
+            fig.text(0.01, 0.01, "missing (no checkpoint): " + "; ".join(missing), fontsize=6)
+        fig.tight_layout()
+        path = folder / f"{key}_vs_psnr.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _read_png(path: Path) -> np.ndarray | None:
+    import cv2
+
+    if not path.is_file():
+        return None
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else bgr[:, :, ::-1]
+
+
+def sample_grids(out: Path, plan: dict) -> list[Path]:
+    """Fig. 9-like grids, one PNG per saved scene: rows PSNR (100 at the top), columns methods."""
+    plt = _plt()
+    samples = out / "samples"
+    psnrs = sorted(plan["psnrs"], reverse=True)
+    cols = [("real", "Real image"), ("label", "Label map")]
+    cols += [(r["method"]["key"], r["method"]["label"]) for r in plan["rows"]
+             if r["method"]["kind"] != "real" and r["method"]["key"] in plan["shown"]]
+    status = {r["method"]["key"]: r["status"] for r in plan["rows"]}
+    h, w = plan["resolution"]
+    paths = []
+    for s in range(plan.get("grid_scenes", 0)):
+        cell_h = 1.1  # inches per image row; columns keep the image's aspect ratio
+        cell_w = cell_h * w / h
+        fig, axes = plt.subplots(len(psnrs), len(cols), figsize=(cell_w * len(cols) + 0.4, cell_h * len(psnrs) + 0.7),
+                                 squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.06})
+        for r, p in enumerate(psnrs):
+            for c, (key, label) in enumerate(cols):
+                ax = axes[r][c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title("\n".join(_wrap(label, 22)), fontsize=6)
+                if c == 0:
+                    ax.set_ylabel(f"{_psnr_label(p)} dB", fontsize=7)
+                if key in ("real", "label"):
+                    img = _read_png(samples / key / f"scene{s:03d}.png") if key == "label" else \
+                        _read_png(samples / "real" / "real" / f"scene{s:03d}.png")
+                else:
+                    img = _read_png(samples / key / f"psnr{_psnr_label(p)}" / f"scene{s:03d}.png")
+                if img is not None:
+                    ax.imshow(img)
+                else:
+                    ax.text(0.5, 0.5, "missing" if status.get(key, "ok") != "ok" else "", ha="center", va="center",
+                            fontsize=7, transform=ax.transAxes)
+                    for spine in ax.spines.values():
+                        spine.set_visible(status.get(key, "ok") != "ok")
+        fig.suptitle(f"Scene {s} of the {plan['split']} split: generated images per PSNR (rows) and method (columns)",
+                     fontsize=8)
+        fig.subplots_adjust(left=0.03, right=0.995, bottom=0.01, top=1.0 - 0.6 / (cell_h * len(psnrs) + 0.7))
+        path = out / f"sample_grid_scene{s:03d}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
+
+
+# --------------------------------------------------------------------------- the sampler study
+def sampler_choice(index: _Index, plan: dict) -> dict[str, Any]:
+    """Pick the default sampler: the fewest network forwards that match the 1000-step reference.
+
+    A configuration matches at a PSNR when its mean mIoU is at least the reference's minus
+    ``tol`` and its mean LPIPS at most the reference's plus ``tol``, where
+    ``tol = max(0.01, 2 standard errors of the paired per-scene difference)``; it must match
+    at every PSNR of the study. Ties: higher mean mIoU.
+    """
+    ref_row = next((r for r in plan["rows"] if r.get("sampler") == "ancestral" and r["status"] == "ok"), None)
+    if ref_row is None:
+        return {"choice": None, "reason": "the 1000-step reference was not evaluated"}
+    ref_key = ref_row["method"]["key"]
+    verdicts = []
+    for r in plan["rows"]:
+        key = r["method"]["key"]
+        if key == ref_key or r["status"] != "ok" or r["method"]["kind"] != "semantic":
+            continue
+        ok_all, details = True, {}
+        for p in plan["psnrs"]:
+            e, ref = index.get(key, p), index.get(ref_key, p)
+            if not e or not ref or not e["n"] or not ref["n"]:
+                ok_all = False
+                continue
+            checks = {}
+            for metric, sign in (("miou", 1.0), ("lpips", -1.0)):
+                a = dict(zip(e["scenes"], e["per_scene"][metric]))
+                b = dict(zip(ref["scenes"], ref["per_scene"][metric]))
+                diffs = [a[s] - b[s] for s in a if s in b and a[s] is not None and b[s] is not None]
+                if not diffs:
+                    checks[metric] = None
+                    ok_all = False
+                    continue
+                se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
+                tol = max(MATCH_TOLERANCE, 2.0 * se)
+                delta = float(np.mean(diffs))
+                good = sign * delta >= -tol
+                checks[metric] = {"delta": delta, "tol": tol, "match": bool(good)}
+                ok_all = ok_all and bool(good)
+            details[_psnr_label(p)] = checks
+        verdicts.append({"row": key, "sampler": r["sampler"], "steps": r["steps"], "nfe": r["nfe"],
+                         "match": ok_all, "details": details,
+                         "miou": float(np.mean([index.get(key, p).get("miou_mean") or 0.0 for p in plan["psnrs"]]))})
+    matches = sorted((v for v in verdicts if v["match"]), key=lambda v: (v["nfe"], -v["miou"]))
+    if not matches:
+        return {"choice": None, "reference": ref_key, "verdicts": verdicts,
+                "reason": "no few-step configuration matches the reference within the tolerance"}
+    best = matches[0]
+    return {"choice": best["row"], "sampler": best["sampler"], "steps": best["steps"], "nfe": best["nfe"],
+            "reference": ref_key, "verdicts": verdicts,
+            "reason": (f"{best['sampler']} with {best['steps']} steps is the cheapest configuration "
+                       f"({best['nfe']} network forwards per image vs {ref_row['nfe']}) whose mIoU and LPIPS match the "
+                       "1000-step reference at every PSNR of the study (within max(0.01, 2 paired standard errors))")}
+
+
+def plot_samplers(index: _Index, plan: dict, folder: Path) -> list[Path]:
+    """mIoU and LPIPS against network forwards per image (log axis), one line per sampler, per PSNR."""
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key, title in (("miou", "mIoU ↑"), ("lpips", "LPIPS ↓")):
+        fig, axes = plt.subplots(1, len(plan["psnrs"]), figsize=(5 * len(plan["psnrs"]), 3.8), squeeze=False)
+        for ax, p in zip(axes[0], sorted(plan["psnrs"], reverse=True)):
+            families: dict[str, list[tuple[int, float, float]]] = {}
+            for r in plan["rows"]:
+                e = index.get(r["method"]["key"], p)
+                if r["status"] != "ok" or not e or not e["n"] or e.get(f"{key}_mean") is None:
+                    continue
+                if r["sampler"] == "ancestral":
+                    ax.axhline(e[f"{key}_mean"], color="k", ls="--", lw=1, label=f"ancestral, {r['nfe']} steps")
+                    continue
+                families.setdefault(r["sampler"], []).append((r["nfe"], e[f"{key}_mean"], e.get(f"{key}_std") or 0.0))
+            for name, pts in families.items():
+                pts.sort()
+                ax.errorbar([a for a, _, _ in pts], [b for _, b, _ in pts], yerr=[c for _, _, c in pts], marker="o",
+                            capsize=3, label=name)
+            ax.set_xscale("log")
+            ax.set_xlabel("network forwards per image (x2 images per forward with guidance)")
+            ax.set_ylabel(title)
+            ax.set_title(f"PSNR {_psnr_label(p)} dB ({plan['scenes']} scenes)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = folder / f"samplers_{key}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _samplers_markdown(index: _Index, plan: dict, commands: list[str], choice: dict, plots: list[Path], out: Path) -> str:
+    lines = ["# gesco sampler study", "",
+             "mIoU and LPIPS of the method's images (noisy training + FDS) against the number of network "
+             "evaluations, for the paper's 1000-step ancestral sampler and the few-step samplers.", "",
+             _settings_section(plan, commands)]
+    for p in sorted(plan["psnrs"], reverse=True):
+        rows = []
+        for r in plan["rows"]:
+            if r["method"]["kind"] != "semantic":
+                continue
+            e = index.get(r["method"]["key"], p)
+            rows.append([r["sampler"], str(r["steps"]), str(r["nfe"]), str(r["passes"]), _pm(e, "miou"),
+                         _pm(e, "lpips"), _one(e, "fd", 2), _one(e, "seconds", 3)])
+        lines += [f"## PSNR {_psnr_label(p)} dB", "",
+                  _table(["Sampler", "Steps", "Network forwards", "Image passes", "mIoU ↑", "LPIPS ↓",
+                          "FD ↓", "s / image"], rows), ""]
+    lines += ["## Choice", "",
+              (f"**{choice['sampler']}, {choice['steps']} steps.** " if choice.get("choice") else "**No choice.** ")
+              + choice["reason"] + ".", "",
+              "FD: " + _fd_note(plan), "", "## Plots", ""]
+    lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- the channel report
+def _channel_markdown(index: _Index, plan: dict, commands: list[str], plots: list[Path], grids: list[Path],
+                      out: Path) -> str:
+    shown = plan["shown"]
+    n = plan["scenes"]
+    lines = ["# gesco evaluation report", "",
+             f"Generated images of every row over {n} synthetic test scenes at each channel PSNR, scored against "
+             "the real scene: the paper's Tables 1-3 and 5 and its bit comparison, plus SSIM and channel uses.", "",
+             _settings_section(plan, commands), _missing_section(plan),
+             f"## Table 1: mIoU ↑ (segmenter on the generated image vs the transmitted label map; mean ± std over {n} scenes)",
+             "", _metric_table(index, plan, shown, "miou"), "",
+             f"## Table 2: LPIPS ↓ (AlexNet, v0.1; generated vs real image; mean ± std over {n} scenes)", "",
+             _metric_table(index, plan, shown, "lpips"), "",
+             f"## {_fd_title(plan)}", "", _metric_table(index, plan, shown, "fd", single=True, digits=2), "",
+             _fd_note(plan), "",
+             f"## SSIM ↑ (generated vs real image; mean ± std over {n} scenes)", "",
+             _metric_table(index, plan, shown, "ssim"), "",
+             f"## Table 5: ablation at PSNR {float(plan.get('table5_psnr', 10.0)):g} dB", "", _table5(index, plan), "",
+             "## Bits and channel uses", "", _bits_section(index, plan), "",
+             "## Equal channel uses", "", _equal_uses_section(index, plan), "",
+             "## Notes", "",
+             "* mean ± std: sample standard deviation over the scenes of the per-image values (mIoU per image: "
+             "mean IoU over the classes present in that image's label map or prediction). The CSV / JSON also give "
+             "the mIoU pooled over all images (one confusion matrix, the Cityscapes benchmark's definition).",
+             "* The real-images row does not depend on the channel: the same value stands in every column. Its "
+             "mIoU is the segmenter's own accuracy, the ceiling of every row.",
+             "* Every row at a given scene uses the same seed (channel noise and sampling noise): differences between "
+             "rows are not differences of random draws.",
+             "* Sampling seconds per image (CSV `seconds`) are wall-clock on the device above, batch time / batch size.",
+             "", "## Plots and samples", ""]
+    lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in plots]
+    lines += [""] + [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in grids]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- files
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def write_report(out: str | Path, store: ResultStore) -> dict[str, Path]:
+    """Write ``report.md``, ``results.csv``, ``results.json``, ``plots/*.png`` and the sample grids.
+
+    Returns:
+        ``{"markdown", "csv", "json", "plots": [...], "grids": [...]}`` paths (the lists as lists).
+    """
+    out = Path(out)
+    plan = store.get_meta("plan")
+    commands = store.get_meta("commands") or []
+    entries = summarise(store, plan)
+    index = _Index(entries)
+    if plan["study"] == "samplers":
+        plots = plot_samplers(index, plan, out / "plots")
+        grids: list[Path] = []
+        extra = {"choice": sampler_choice(index, plan)}
+        markdown = _samplers_markdown(index, plan, commands, extra["choice"], plots, out)
+    else:
+        plots = plot_metrics(index, plan, out / "plots")
+        grids = sample_grids(out, plan)
+        extra = {}
+        markdown = _channel_markdown(index, plan, commands, plots, grids, out)
+    paths: dict[str, Any] = {"markdown": out / "report.md", "csv": out / "results.csv", "json": out / "results.json",
+                             "plots": plots, "grids": grids}
+    paths["markdown"].write_text(markdown)
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for e in entries:
+            writer.writerow({k: ("" if e.get(k) is None else e.get(k)) for k in CSV_FIELDS})
+    slim = [{k: v for k, v in e.items() if k not in ("per_scene", "scenes")} for e in entries]
+    paths["json"].write_text(json.dumps(_jsonable({"plan": plan, "commands": commands, "results": slim,
+                                                   "notes": {"fd": _fd_note(plan)}, **extra}), indent=2) + "\n")
+    return paths

@@ -1,0 +1,48 @@
+"""The sampler study: mIoU and LPIPS against the number of network evaluations.
+
+Rows: the paper's 1000-step ancestral sampler (the reference) and the respaced
+ancestral sampler, DDIM (``eta = 0``) and DPM-Solver++(2M) at 10, 20 and 50 steps, all
+sampling "our method" (checkpoint role ``ours``, FDS at the receiver) on the same scenes
+with the same seeds, through the same stages as the channel study
+(:func:`gesco.evaluate.runner.run_evaluation`). The report picks the default sampler with
+:func:`gesco.evaluate.report.sampler_choice`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gesco.errors import GescoInputError
+from gesco.evaluate.methods import METHODS, Method
+from gesco.evaluate.runner import EvalConfig, EvaluationOutcome, SegmenterLike, run_evaluation
+
+#: few-step samplers of the study and their step counts
+FEW_STEP_SAMPLERS: tuple[str, ...] = ("respaced", "ddim", "dpmpp-2m")
+STUDY_STEPS: tuple[int, ...] = (10, 20, 50)
+#: the study's default PSNRs: the noiseless channel and the paper's ablation PSNR
+STUDY_PSNRS: tuple[float, ...] = (100.0, 10.0)
+STUDY_SCENES = 20
+
+
+def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int, ...] = STUDY_STEPS,
+                 reference: bool = True) -> list[Method]:
+    """The study's rows (the real row first: the Frechet distance needs it)."""
+    if any(int(s) < 1 for s in steps):
+        raise GescoInputError(f"step counts must be >= 1, got {list(steps)}")
+    ours = METHODS["ours"]
+    rows = [METHODS["real"]]
+    if reference:
+        rows.append(replace(ours, key="ancestral-1000", label="ancestral, full chain (reference)",
+                            sampler="ancestral", steps=1000, table5=False))
+    for name in samplers:
+        for n in steps:
+            rows.append(replace(ours, key=f"{name}-{int(n)}", label=f"{name}, {int(n)} steps", sampler=name,
+                                steps=int(n), table5=False))
+    return rows
+
+
+def run_sampler_study(config: EvalConfig, rows: list[Method] | None = None, *,
+                      segmenter: SegmenterLike | None = None) -> EvaluationOutcome:
+    """Run the study into ``config.out`` (resumable like the channel study) and write its report."""
+    rows = rows if rows is not None else sampler_rows()
+    return run_evaluation(config, rows, study="samplers", segmenter=segmenter, shown=[r.key for r in rows])

@@ -1,0 +1,216 @@
+"""End-to-end tests of ``gesco evaluate`` at a tiny size (random-weight models, 32x64, 3 scenes).
+
+The numbers of random models mean nothing; these tests check that the evaluation runs
+through the services' stages, writes every file, keeps missing rows visible, resumes
+without redoing work, refuses to mix settings, and that its numbers are the metrics'
+own numbers (the real row's mIoU is the segmenter's mIoU on the real scenes).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gesco.cli import main
+from gesco.data.synthetic import generate_scene, split_seed
+from gesco.data.transforms import image_to_tensor
+from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
+from gesco.diffusion.gaussian import DiffusionConfig
+from gesco.diffusion.pipeline import SemanticGenerator
+from gesco.diffusion.unet import SpadeUNet, UNetConfig
+from gesco.errors import GescoInputError
+from gesco.evaluate.methods import equal_use_factor, parse_checkpoint_overrides, select_methods
+from gesco.evaluate.metrics import mean_iou
+from gesco.evaluate.runner import EvalConfig, run_evaluation
+from gesco.evaluate.sampler_study import run_sampler_study, sampler_rows
+from gesco.evaluate.store import ResultStore
+from gesco.segment import Segmenter
+from gesco.segment.checkpoint import SegmenterCard
+from gesco.segment.checkpoint import save_checkpoint as save_segmenter
+from gesco.segment.model import SegmenterConfig, SegmenterNet
+from gesco.semantics.classes import CITYSCAPES
+
+H, W = 32, 64  # LPIPS needs sides >= 31
+SCENES = 3
+METHODS = "real,full-image,ours,no-fds,no-noisy,equal-uses"
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A tiny diffusion checkpoint (role ``ours`` only) and a tiny segmenter checkpoint, random weights."""
+    root = tmp_path_factory.mktemp("eval-assets")
+    ckpts = root / "checkpoints"
+    torch.manual_seed(0)
+    # no attention level: at 32x64 it would cost more than the rest of the network
+    unet = UNetConfig(label_channels=36, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(),
+                      head_channels=8, spade_hidden=8, num_groups=4)
+    save_checkpoint(ckpts / "diffusion-synthetic-64x128", SpadeUNet(unet),
+                    ModelCard(unet=unet, diffusion=DiffusionConfig(num_timesteps=50), resolution=(H, W)))
+    seg_cfg = SegmenterConfig(num_classes=35, patch=2, widths=(4, 8), stem_convs=1, context_dilations=(1,))
+    seg = SegmenterNet(seg_cfg).eval()
+    save_segmenter(root / "segmenter", seg, SegmenterCard(model=seg_cfg, resolution=(H, W)))
+    return {"checkpoints": ckpts, "segmenter": root / "segmenter"}
+
+
+def _argv(out, assets, *extra):
+    return ["evaluate", "--scenes", str(SCENES), "--psnr", "10", "100", "--methods", METHODS, "--steps", "2",
+            "--sampler", "ddim", "--segmenter", str(assets["segmenter"]), "--device", "cpu", "--batch-size", "2",
+            "--grid-scenes", "1", "--no-progress", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def first_run(assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    try:
+        assert main(_argv(out, assets)) == 0
+    finally:
+        mp.undo()
+    return out
+
+
+def test_files_tables_and_missing_row(first_run):
+    out = first_run
+    for name in ("report.md", "results.csv", "results.json", "results.sqlite", "sample_grid_scene000.png",
+                 "plots/miou_vs_psnr.png", "plots/lpips_vs_psnr.png", "plots/fd_vs_psnr.png", "plots/ssim_vs_psnr.png",
+                 "samples/ours/psnr10/scene000.png", "samples/label/scene000.png"):
+        assert (out / name).is_file(), name
+    md = (out / "report.md").read_text()
+    for title in ("Table 1: mIoU", "Table 2: LPIPS", "Table 3: Frechet distance, FD-AlexNet-relu5 (substitute; not FID)",
+                  "Table 5: ablation at PSNR", "Bits and channel uses", "Equal channel uses", "Missing rows"):
+        assert title in md, title
+    assert "| FID" not in md  # the substitute is never called FID
+    for label in ("Real images (ceiling)", "Full image (pixels through the channel)", "Our method (noisy training + FDS)",
+                  "No FDS at inference", "No noisy training", "Our method at equal channel uses (maps downsampled)"):
+        assert f"| {label} |" in md, label
+    # the missing row is listed with the command that makes its checkpoint, in the tables too
+    assert "noisy.enabled=false" in md
+    table1 = md.split("## Table 1")[1].split("## Table 2")[0]
+    assert "| No noisy training | missing | missing |" in table1
+    # the command that made it, with every non-default option
+    assert "gesco evaluate --scenes 3 --psnr 10 100 --methods real,full-image,ours,no-fds,no-noisy,equal-uses" in md
+    table5 = md.split("## Table 5")[1].split("## Bits")[0]
+    assert "| ✓ | ✓ | ✓ | Our method (noisy training + FDS) |" in table5
+    assert "| ✓ | ✗ | ✗ | No noisy training | missing | missing | missing |" in table5
+
+
+def test_numbers_are_in_range(first_run):
+    rows = list(csv.DictReader(open(first_run / "results.csv")))
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["row"] for r in ok} == {"real", "full-image", "ours", "no-fds", "equal-uses"}
+    assert {r["row"] for r in rows if r["status"] == "missing"} == {"no-noisy"}
+    for r in ok:
+        assert int(r["n"]) == SCENES
+        assert 0.0 <= float(r["miou_mean"]) <= 1.0 and 0.0 <= float(r["miou_pooled"]) <= 1.0
+        assert float(r["lpips_mean"]) >= 0.0 and -1.0 <= float(r["ssim_mean"]) <= 1.0
+        assert float(r["fd"]) >= 0.0
+    by = {(r["row"], r["psnr"]): r for r in ok}
+    real = by[("real", "")]
+    assert float(real["lpips_mean"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(real["ssim_mean"]) == pytest.approx(1.0, abs=1e-6)
+    assert float(real["fd"]) == pytest.approx(0.0, abs=1e-3)
+    # full image: 3 channel uses per pixel, 24 raw bits per pixel; PSNR 100 dB is nearly lossless
+    full = by[("full-image", "100.0")]
+    assert float(full["channel_uses_per_pixel"]) == 3.0 and float(full["total_bits"]) == 24 * H * W
+    assert float(full["ssim_mean"]) > 0.99
+    assert float(by[("full-image", "10.0")]["ssim_mean"]) < float(full["ssim_mean"])
+    # semantic frames: fewer bits than the raw image; one channel use per map pixel unless downsampled
+    ours, equal = by[("ours", "10.0")], by[("equal-uses", "10.0")]
+    assert 0 < float(ours["total_bits"]) < 24 * H * W
+    assert float(ours["channel_uses_per_pixel"]) > 3.0  # > 3 maps sent at full resolution
+    assert float(equal["channel_uses_per_pixel"]) <= 3.0 and float(equal["downsample"]) >= 2.0
+    data = json.loads((first_run / "results.json").read_text())
+    assert data["plan"]["feature_space"]["key"] == "fd-alexnet"
+    assert any(r["row"] == "no-noisy" and r["status"] == "missing" for r in data["results"])
+
+
+def test_real_row_miou_is_the_segmenters_miou(first_run, assets):
+    seg = Segmenter.load(assets["segmenter"])
+    scenes = [generate_scene(split_seed("test", i), H, W) for i in range(SCENES)]
+    images = torch.stack([image_to_tensor(s.image) for s in scenes])
+    predicted = seg.predict(images)
+    per_image = [mean_iou(predicted[i], torch.from_numpy(s.label.astype(np.int64)), CITYSCAPES).miou
+                 for i, s in enumerate(scenes)]
+    pooled = mean_iou(predicted, torch.from_numpy(np.stack([s.label for s in scenes]).astype(np.int64)), CITYSCAPES).miou
+    real = next(r for r in csv.DictReader(open(first_run / "results.csv")) if r["row"] == "real")
+    assert float(real["miou_mean"]) == pytest.approx(float(np.mean(per_image)), abs=1e-9)
+    assert float(real["miou_pooled"]) == pytest.approx(pooled, abs=1e-9)
+
+
+def test_resume_skips_done_work_and_extends(first_run, assets, monkeypatch, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run, out)
+    monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    config = EvalConfig(out=out, scenes=SCENES, psnrs=(10.0, 100.0), methods=tuple(METHODS.split(",")), sampler="ddim",
+                        steps=2, segmenter=str(assets["segmenter"]), device="cpu", batch_size=2, grid_scenes=1,
+                        progress=False)
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("a resumed evaluation must not sample finished images again")
+
+    with monkeypatch.context() as m:
+        m.setattr(SemanticGenerator, "generate", no_sampling)
+        again = run_evaluation(config)
+    assert again.units_run == 0 and again.units_skipped == 1 * SCENES + 4 * 2 * SCENES
+    # one more scene: only that scene's images are made (real + 4 rows x 2 PSNRs)
+    config.scenes = SCENES + 1
+    more = run_evaluation(config)
+    assert more.units_run == 1 + 4 * 2
+    with ResultStore(out / "results.sqlite") as store:
+        assert store.done("ours", 10.0) == set(range(SCENES + 1))
+
+
+def test_refuses_to_mix_settings_and_rebuilds_report(first_run, assets, monkeypatch, capsys):
+    monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    assert main(_argv(first_run, assets, "--seed", "1")) == 2
+    assert "other settings" in capsys.readouterr().err
+    (first_run / "report.md").unlink()
+    assert main(["evaluate", "--report-only", "--out", str(first_run)]) == 0
+    assert "Table 1: mIoU" in (first_run / "report.md").read_text()
+
+
+def test_sampler_study_end_to_end(assets, monkeypatch, tmp_path):
+    monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    config = EvalConfig(out=tmp_path / "samplers", scenes=2, psnrs=(10.0,), segmenter=str(assets["segmenter"]),
+                        device="cpu", batch_size=2, grid_scenes=0, progress=False)
+    rows = sampler_rows(samplers=("ddim", "dpmpp-2m"), steps=(2,))
+    outcome = run_sampler_study(config, rows)
+    assert outcome.units_run == 2 + 3 * 2
+    data = json.loads((tmp_path / "samplers" / "results.json").read_text())
+    nfe = {r["row"]: r["nfe"] for r in data["results"]}
+    assert nfe["ancestral-1000"] == 50 and nfe["ddim-2"] == 2 and nfe["dpmpp-2m-2"] == 2  # the checkpoint's T = 50
+    assert "reason" in data["choice"]
+    md = (tmp_path / "samplers" / "report.md").read_text()
+    assert "## Choice" in md and "| ancestral | 50 | 50 |" in md
+    assert (tmp_path / "samplers" / "plots" / "samplers_miou.png").is_file()
+
+
+def test_equal_use_factor():
+    # 12 maps at 64x128 need k = 2 (12 * 32 * 64 = 3 * 64 * 128); 13 maps need k = 3
+    assert equal_use_factor(12, 64, 128) == 2
+    assert equal_use_factor(13, 64, 128) == 3
+    assert equal_use_factor(3, 64, 128) == 1
+    for n in range(1, 37):
+        k = equal_use_factor(n, 33, 65)
+        assert n * -(-33 // k) * -(-65 // k) <= 3 * 33 * 65
+        assert k == 1 or n * -(-33 // (k - 1)) * -(-65 // (k - 1)) > 3 * 33 * 65
+    with pytest.raises(GescoInputError):
+        equal_use_factor(0, 64, 128)
+
+
+def test_method_and_checkpoint_arguments():
+    assert parse_checkpoint_overrides(["clean=/x/y"]) == {"clean": "/x/y"}
+    with pytest.raises(GescoInputError, match="ROLE=PATH"):
+        parse_checkpoint_overrides(["clean"])
+    with pytest.raises(GescoInputError, match="unknown checkpoint role"):
+        parse_checkpoint_overrides(["best=/x"])
+    with pytest.raises(GescoInputError, match="unknown method"):
+        select_methods(["ours", "oracle"])
+    assert [m.key for m in select_methods(["ours"])] == ["real", "ours"]  # the real row is always evaluated
