@@ -42,7 +42,7 @@ MEAN_KEYS = ("total_bits", "payload_bits", "header_bits", "channel_uses", "chann
 #: sampler-study tolerance floor: a sampler "matches" the reference within this mIoU / LPIPS
 MATCH_TOLERANCE = 0.01
 
-CSV_FIELDS = ["study", "row", "label", "status", "psnr", "n", "miou_mean", "miou_std", "miou_pooled", "lpips_mean",
+CSV_FIELDS = ["study", "row", "label", "status", "psnr", "n", "n_planned", "miou_mean", "miou_std", "miou_pooled", "lpips_mean",
               "lpips_std", "ssim_mean", "ssim_std", "fd", "fd_metric", "total_bits", "channel_uses",
               "channel_uses_per_pixel", "png_bits", "jpeg_bits", "raw_bits", "downsample", "seconds", "sampler",
               "steps", "nfe", "passes"]
@@ -96,7 +96,7 @@ def summarise(store: ResultStore, plan: dict[str, Any]) -> list[dict[str, Any]]:
         for psnr in psnrs:
             entry: dict[str, Any] = {
                 "study": plan["study"], "row": m["key"], "label": m["label"], "kind": m["kind"],
-                "status": row["status"], "psnr": psnr, "n": 0, "sampler": row.get("sampler"),
+                "status": row["status"], "psnr": psnr, "n": 0, "n_planned": n_scenes, "sampler": row.get("sampler"),
                 "steps": row.get("steps"), "nfe": row.get("nfe"), "passes": row.get("passes"),
                 "fd_metric": plan["feature_space"]["key"],
             }
@@ -138,7 +138,13 @@ def _pm(entry: dict | None, key: str, digits: int = 3) -> str:
     mean, std = entry.get(f"{key}_mean"), entry.get(f"{key}_std")
     if mean is None:
         return "n/a"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+    text = f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+    return text + _partial(entry)
+
+
+def _partial(entry: dict) -> str:
+    """`` (n=4)`` when a row has fewer scenes than planned (an interrupted run), else ``""``."""
+    return f" (n={entry['n']})" if entry["n"] < entry.get("n_planned", entry["n"]) else ""
 
 
 def _one(entry: dict | None, key: str, digits: int = 3) -> str:
@@ -148,7 +154,7 @@ def _one(entry: dict | None, key: str, digits: int = 3) -> str:
         return "missing"
     if entry["n"] == 0:
         return "not run"
-    return _fmt(entry.get(key), digits)
+    return _fmt(entry.get(key), digits) + _partial(entry)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -202,7 +208,8 @@ def _settings_section(plan: dict, commands: list[str]) -> str:
         f"* scenes: {plan['scenes']} scenes of the synthetic `{plan['split']}` split "
         f"(`gesco.data.synthetic`, Cityscapes label ids), {h}x{w} pixels;",
         f"* channel: `{plan['channel']}`, PSNR {', '.join(_psnr_label(p) for p in sorted(plan['psnrs'], reverse=True))} dB;",
-        f"* receiver: sampler `{plan['sampler']}`, {plan['steps']} steps, guidance scale {plan['guidance_scale']:g}; "
+        ("* receiver: the sampler of each row (see the tables)" if plan["study"] == "samplers" else
+         f"* receiver: sampler `{plan['sampler']}`, {plan['steps']} steps") + f", guidance scale {plan['guidance_scale']:g}; "
         f"codec `{plan['codec']}`; seed {plan['seed']} (scene i uses seed {plan['seed']} * 100000 + i at every PSNR "
         "and in every row);",
         f"* mIoU segmenter: `{plan['segmenter']}`; Frechet feature space: {fs['name']} ({fs['dim']}-d);",
