@@ -469,7 +469,7 @@ def sampler_choice(index: _Index, plan: dict) -> dict[str, Any]:
     """
     ref_row = next((r for r in plan["rows"] if r.get("sampler") == "ancestral" and r["status"] == "ok"), None)
     if ref_row is None:
-        return {"choice": None, "reason": "the 1000-step reference was not evaluated"}
+        return {"choice": None, "reason": "the full-chain ancestral reference was not evaluated"}
     ref_key = ref_row["method"]["key"]
     verdicts = []
     for r in plan["rows"]:
@@ -510,7 +510,8 @@ def sampler_choice(index: _Index, plan: dict) -> dict[str, Any]:
             "reference": ref_key, "verdicts": verdicts,
             "reason": (f"{best['sampler']} with {best['steps']} steps is the cheapest configuration "
                        f"({best['nfe']} network forwards per image vs {ref_row['nfe']}) whose mIoU and LPIPS match the "
-                       "1000-step reference at every PSNR of the study (within max(0.01, 2 paired standard errors))")}
+                       f"{ref_row['nfe']}-step ancestral reference at every PSNR of the study "
+                       "(within max(0.01, 2 paired standard errors))")}
 
 
 def plot_samplers(index: _Index, plan: dict, folder: Path) -> list[Path]:
@@ -551,7 +552,7 @@ def plot_samplers(index: _Index, plan: dict, folder: Path) -> list[Path]:
 def _samplers_markdown(index: _Index, plan: dict, commands: list[str], choice: dict, plots: list[Path], out: Path) -> str:
     lines = ["# gesco sampler study", "",
              "mIoU and LPIPS of the method's images (noisy training + FDS) against the number of network "
-             "evaluations, for the paper's 1000-step ancestral sampler and the few-step samplers.", "",
+             "evaluations, for the paper's ancestral sampler over the whole chain (1000 steps) and the few-step samplers.", "",
              _settings_section(plan, commands)]
     for p in sorted(plan["psnrs"], reverse=True):
         rows = []
