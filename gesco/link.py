@@ -59,7 +59,7 @@ from gesco.errors import (
     ImageDecodeError,
     ShapeError,
 )
-from gesco.semantics.classes import ClassSpace, get_class_space
+from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
 from gesco.semantics.layout import encode_layout, pad_maps
 from gesco.wire import gesco_pb2 as pb
@@ -553,11 +553,6 @@ def colour_labels(label: np.ndarray, space: ClassSpace) -> np.ndarray:
     return space.palette()[label]
 
 
-def space_of(frame: pb.SemanticFrame) -> ClassSpace:
-    """The class space a frame names (``ClassIdError`` for an unknown name or none)."""
-    return get_class_space(frame.class_space)
-
-
 # --------------------------------------------------------------------------- budget
 def budget_record(frame: pb.SemanticFrame, report: pb.ChannelReport, when: datetime | None = None) -> dict[str, Any]:
     """One line of the bit-budget log (a JSON-ready dict); see ``docs/services.md``.
@@ -631,6 +626,5 @@ __all__ = [
     "ReceiverMaps",
     "received_maps",
     "receiver_maps",
-    "space_of",
     "stage_seed",
 ]

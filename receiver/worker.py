@@ -20,17 +20,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from gesco.link import TransmitSettings, colour_labels, encode_png, label_from_maps, receiver_maps
+from gesco.link import ReceiverMaps, TransmitSettings, colour_labels, encode_png, label_from_maps, receiver_maps
 from gesco.wire import ReceivedFrame
 
 from receiver.generation import Generator, sampling_settings
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStore
 
 log = logging.getLogger("gesco.receiver.worker")
+
+
+class _Prepared(NamedTuple):
+    """A job ready for sampling."""
+
+    job: Job
+    settings: TransmitSettings
+    maps: ReceiverMaps
+    timings: dict
 
 
 class Worker:
@@ -104,25 +114,25 @@ class Worker:
                 "queue_wait_s": round(job.started_at - job.created_at, 6) if job.started_at else None,
                 "fds_s": time.perf_counter() - t0,
             }
-            prepared.append((job, received, settings, maps, timings))
+            prepared.append(_Prepared(job, settings, maps, timings))
         if not prepared:
             return
-        cond = torch.stack([p[3].conditioning for p in prepared])
+        cond = torch.stack([p.maps.conditioning for p in prepared])
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
-                images = self.generator.generate(cond, [sampling_settings(p[2]) for p in prepared])
+                images = self.generator.generate(cond, [sampling_settings(p.settings) for p in prepared])
             pixels = self.generator.to_uint8(images)
         except Exception as e:  # noqa: BLE001
-            log.exception("sampling failed for jobs %s", [p[0].id for p in prepared])
-            for job, *_ in prepared:
-                self.store.mark_failed(job.id, f"sampling failed: {type(e).__name__}: {e}")
+            log.exception("sampling failed for jobs %s", [p.job.id for p in prepared])
+            for p in prepared:
+                self.store.mark_failed(p.job.id, f"sampling failed: {type(e).__name__}: {e}")
             return
         sampling_s = time.perf_counter() - t0
-        for (job, received, settings, maps, timings), image in zip(prepared, pixels):
+        for (job, _settings, maps, timings), image in zip(prepared, pixels):
             try:
                 t0 = time.perf_counter()
-                self._write_pngs(job.id, received, maps, np.asarray(image))
+                self._write_pngs(job.id, maps, np.asarray(image))
                 timings.update(
                     sampling_s=sampling_s,
                     png_s=time.perf_counter() - t0,
@@ -136,7 +146,7 @@ class Worker:
                 log.exception("job %s: cannot write the results", job.id)
                 self.store.mark_failed(job.id, f"cannot write the results: {type(e).__name__}: {e}")
 
-    def _write_pngs(self, job_id: str, received: ReceivedFrame, maps, image: np.ndarray) -> None:
+    def _write_pngs(self, job_id: str, maps: ReceiverMaps, image: np.ndarray) -> None:
         space = self.generator.space
         self.store.write_file(job_id, IMAGE_FILE, encode_png(image))
         for name, m in ((RECEIVED_FILE, maps.received), (DENOISED_FILE, maps.denoised)):

@@ -3,8 +3,9 @@
 Each service runs as ``python -m sender`` / ``channel`` / ``receiver`` with its settings
 passed as ``GESCO_*`` environment variables (the same settings as in
 ``docker-compose.yml``). The command waits until the three are healthy, prints their
-URLs, and on Ctrl-C (or SIGTERM) stops them in the order of the data flow (sender,
-channel, receiver), each with a grace period, so no accepted job is half-stored.
+URLs, and on Ctrl-C (or SIGTERM) stops them (SIGTERM to each, then a grace period):
+every service finishes what it is doing, and no accepted job is half-stored (jobs
+still queued at the receiver are resumed by the next start).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
     return card.class_space, int(h), int(w)
 
 
-def _services(args: argparse.Namespace) -> list[Service]:
+def services_for(args: argparse.Namespace) -> list[Service]:
+    """The three services (receiver, channel, sender) with their environment, from ``gesco up``'s options."""
     class_space, height, width = _model_settings(args.checkpoint)
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +106,8 @@ def _services(args: argparse.Namespace) -> list[Service]:
             Service("sender", "sender", sender)]
 
 
-def _healthy(name: str, args: argparse.Namespace) -> bool:
+def healthy(name: str, args: argparse.Namespace) -> bool:
+    """Whether the service ``name`` answers its health check (HTTP and / or gRPC)."""
     from gesco.serving.probes import grpc_health, http_ok
 
     public = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
@@ -116,23 +119,27 @@ def _healthy(name: str, args: argparse.Namespace) -> bool:
     return http_ok(f"http://{public}:{args.sender_port}/healthz")
 
 
-def _stop(services: list[Service], grace: float = 15.0) -> None:
-    """SIGTERM each running child in order, wait up to ``grace`` s each, then SIGKILL."""
-    for s in services:
-        p = s.process
-        if p is None or p.poll() is not None:
-            continue
-        p.send_signal(signal.SIGTERM)
+def stop_services(services: list[Service], grace: float = 20.0) -> None:
+    """SIGTERM every running child (in the order given), wait up to ``grace`` s, then SIGKILL.
+
+    All children are signalled at once so they shut down in parallel; a frame in flight
+    when the receiver stops is refused (the sender answers 503), never half-stored.
+    """
+    running = [s for s in services if s.process is not None and s.process.poll() is None]
+    for s in running:
+        s.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for s in running:
         try:
-            p.wait(grace)
+            s.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             print(f"gesco up: {s.name} did not stop within {grace:.0f} s; killing it", file=sys.stderr)
-            p.kill()
-            p.wait()
+            s.process.kill()
+            s.process.wait()
 
 
 def _up(args: argparse.Namespace) -> int:
-    services = _services(args)
+    services = services_for(args)
     stopping = {"signal": None}
 
     def on_signal(signum, _frame):
@@ -149,7 +156,7 @@ def _up(args: argparse.Namespace) -> int:
             for s in services:
                 if s.process.poll() is not None:
                     raise GescoError(f"the {s.name} exited during start-up (status {s.process.returncode}); see its messages above")
-            pending = [n for n in pending if not _healthy(n, args)]
+            pending = [n for n in pending if not healthy(n, args)]
             if pending and time.monotonic() > deadline:
                 raise GescoError(f"not healthy after {args.startup_timeout:.0f} s: {', '.join(pending)}")
             time.sleep(0.2)
@@ -172,6 +179,6 @@ def _up(args: argparse.Namespace) -> int:
         print("gesco up: stopping (sender, channel, receiver) ...", flush=True)
         return 0
     finally:
-        _stop([s for name in ("sender", "channel", "receiver") for s in services if s.name == name])
+        stop_services([s for name in ("sender", "channel", "receiver") for s in services if s.name == name])
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -12,7 +12,7 @@ class BitBudget(BaseModel):
     """
 
     id: str = Field(description="Transmission / job id.")
-    time: str = Field(description="When the channel transmitted the frame (ISO 8601, UTC).")
+    time: str = Field(description="When this record was made (ISO 8601, UTC): by the channel at transmission in the log, by the sender or the receiver in their replies.")
     height: int = Field(description="Height H of the transmitted maps (the model resolution), in pixels.")
     width: int = Field(description="Width W of the transmitted maps, in pixels.")
     class_space: str = Field(description="Class space of the label ids (e.g. 'cityscapes').")

@@ -1,0 +1,264 @@
+"""Benchmark of the three services: latency by stage, throughput, receiver memory.
+
+Starts the real services as processes (exactly as ``gesco up`` does) on free loopback
+ports and measures, over real HTTP and gRPC:
+
+1. **latency**: one transmission at a time at the default settings (PSNR 10 dB, AWGN,
+   contour codec, dpmpp-2m, 20 steps, guidance 2, FDS), repeated; per stage: decode,
+   segment, encode (+ PNG/JPEG reference sizes), channel round trip (bits, noise,
+   forwarding, durable store), queue wait, FDS, sampling, PNG, and the client's
+   end-to-end wall time (POST to result observed done);
+2. **throughput**: 8 concurrent clients, each sending transmissions back to back,
+   at receiver batch sizes 1 and 4 (jobs per second);
+3. **memory**: the receiver process's peak resident set (VmHWM) after each run.
+
+Without ``--label-free`` uploads carry their label map (no segmentation); with it the
+sender segments with the shipped segmenter (the default user path when no map is
+given). ``--tiny`` benchmarks a random-weight tiny model instead of the shipped one
+(plumbing only; the result file says so).
+
+    python bench/bench_services.py                       # shipped checkpoint
+    python bench/bench_services.py --tiny --repeats 3    # no trained model yet
+
+Results: ``bench/results/services.json`` (and a summary on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gesco.cli import build_parser  # noqa: E402
+from gesco.commands.up import healthy, services_for, stop_services  # noqa: E402
+from gesco.serving.probes import free_port  # noqa: E402
+
+STAGES_SENDER = ("decode_s", "resize_s", "segment_s", "encode_s", "reference_s", "channel_s")
+STAGES_RECEIVER = ("queue_wait_s", "fds_s", "sampling_s", "png_s")
+
+
+def tiny_checkpoint(folder: Path, resolution: tuple[int, int]) -> Path:
+    """A random-weight tiny checkpoint (same recipe as the service tests)."""
+    import torch
+
+    from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
+    from gesco.diffusion.gaussian import DiffusionConfig
+    from gesco.diffusion.unet import SpadeUNet, UNetConfig
+
+    cfg = UNetConfig(label_channels=36, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(),
+                     head_channels=8, spade_hidden=8, num_groups=8)
+    torch.manual_seed(0)
+    card = ModelCard(unet=cfg, diffusion=DiffusionConfig(), class_space="cityscapes", resolution=resolution,
+                     training={"steps": 0, "note": "random weights (benchmark of the plumbing only)"})
+    return Path(str(save_checkpoint(folder / "tiny", SpadeUNet(cfg), card))).with_suffix("")
+
+
+class Stack:
+    """The three services as processes, like ``gesco up``."""
+
+    def __init__(self, checkpoint: Path | None, batch_size: int, data_dir: Path, segmenter: bool, threads: int) -> None:
+        ports = [free_port() for _ in range(4)]
+        argv = ["up", "--data-dir", str(data_dir), "--sender-port", str(ports[0]), "--channel-port", str(ports[1]),
+                "--receiver-port", str(ports[2]), "--receiver-grpc-port", str(ports[3]), "--device", "cpu",
+                "--batch-size", str(batch_size)]
+        if checkpoint is not None:
+            argv += ["--checkpoint", str(checkpoint)]
+        if not segmenter:
+            argv.append("--no-segmenter")
+        self.args = build_parser().parse_args(argv)
+        self.services = services_for(self.args)
+        self.sender = f"http://127.0.0.1:{ports[0]}"
+        self.receiver = f"http://127.0.0.1:{ports[2]}"
+        self.log = open(data_dir / "services.log", "ab")
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GESCO_RECEIVER_TORCH_THREADS": str(threads),
+               "GESCO_RECEIVER_LOG_LEVEL": "WARNING", "GESCO_SENDER_LOG_LEVEL": "WARNING",
+               "GESCO_CHANNEL_LOG_LEVEL": "WARNING", "GESCO_RECEIVER_FSYNC": "true"}
+        for s in self.services:
+            s.process = subprocess.Popen([sys.executable, "-m", s.module], env={**env, **s.env}, cwd=REPO,
+                                         stdout=self.log, stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        while not all(healthy(s.name, self.args) for s in self.services):
+            if any(s.process.poll() is not None for s in self.services) or time.monotonic() - t0 > 300:
+                self.stop()
+                raise RuntimeError(f"services did not start; see {data_dir / 'services.log'}")
+            time.sleep(0.2)
+        self.startup_s = time.monotonic() - t0
+
+    @property
+    def receiver_pid(self) -> int:
+        return next(s.process.pid for s in self.services if s.name == "receiver")
+
+    def receiver_peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.receiver_pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        stop_services(self.services)
+        self.log.close()
+
+
+def scene(seed: int, height: int, width: int) -> dict[str, bytes]:
+    import cv2
+    import numpy as np
+
+    from gesco.data.synthetic import generate_scene
+    from gesco.link import encode_png
+
+    s = generate_scene(seed, height, width)
+    ok, inst = cv2.imencode(".png", s.instance.astype(np.uint16))
+    return {"image": encode_png(s.image), "label": encode_png(s.label.astype(np.uint8)), "instance": inst.tobytes()}
+
+
+def transmit(client: httpx.Client, stack: Stack, files: dict[str, bytes], poll_s: float = 0.02) -> dict:
+    """POST one transmission and poll until done; return timings."""
+    t0 = time.perf_counter()
+    r = client.post(stack.sender + "/transmit", files={k: (f"{k}.png", v) for k, v in files.items()})
+    if r.status_code != 202:
+        raise RuntimeError(f"POST /transmit: HTTP {r.status_code}: {r.text}")
+    accepted = r.json()
+    while True:
+        doc = client.get(accepted["result_url"]).json()
+        if doc["status"] in ("done", "failed"):
+            break
+        time.sleep(poll_s)
+    if doc["status"] != "done":
+        raise RuntimeError(f"job failed: {doc['reason']}")
+    wall = time.perf_counter() - t0
+    client.get(doc["links"]["image"]).raise_for_status()
+    return {"wall_s": wall, **accepted["timings"], **{k: doc["timings"][k] for k in STAGES_RECEIVER},
+            "batch_size": doc["timings"]["batch_size"], "total_bits": accepted["budget"]["total_bits"]}
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def bench_latency(stack: Stack, repeats: int, label_free: bool, resolution) -> dict:
+    files = [scene(1000 + i, 2 * resolution[0], 2 * resolution[1]) for i in range(repeats + 1)]
+    if label_free:
+        files = [{"image": f["image"]} for f in files]
+    with httpx.Client(timeout=600) as client:
+        transmit(client, stack, files[0])  # warm-up (first sampling call, caches)
+        rows = [transmit(client, stack, f) for f in files[1:]]
+    stages = {k: round(median(rows, k), 4) for k in (*STAGES_SENDER, *STAGES_RECEIVER, "wall_s")}
+    return {"repeats": repeats, "median_s": stages, "runs": rows}
+
+
+def bench_throughput(stack: Stack, clients: int, per_client: int, resolution) -> dict:
+    files = [scene(2000 + i, 2 * resolution[0], 2 * resolution[1]) for i in range(clients)]
+    rows: list[dict] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client_loop(i: int) -> None:
+        with httpx.Client(timeout=1800) as client:
+            for _ in range(per_client):
+                try:
+                    row = transmit(client, stack, files[i], poll_s=0.1)
+                except Exception as e:  # noqa: BLE001
+                    with lock:
+                        errors.append(str(e))
+                    return
+                with lock:
+                    rows.append(row)
+
+    with httpx.Client(timeout=600) as client:
+        transmit(client, stack, files[0])  # warm-up
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {
+        "clients": clients, "jobs": len(rows), "errors": errors, "wall_s": round(wall, 3),
+        "jobs_per_s": round(len(rows) / wall, 4),
+        "mean_batch_size": round(statistics.fmean(r["batch_size"] for r in rows), 3) if rows else None,
+        "median_latency_s": round(median(rows, "wall_s"), 3) if rows else None,
+        "median_sampling_s": round(median(rows, "sampling_s"), 3) if rows else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="diffusion checkpoint (default: the shipped one)")
+    p.add_argument("--tiny", action="store_true", help="benchmark a random-weight tiny model (plumbing only)")
+    p.add_argument("--label-free", action="store_true", help="upload images only: the sender segments them")
+    p.add_argument("--repeats", type=int, default=5, help="sequential transmissions for the latency")
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--per-client", type=int, default=2, help="transmissions per client in the throughput runs")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or os.cpu_count(),
+                   help="torch threads of each service")
+    p.add_argument("--out", default=str(REPO / "bench" / "results" / "services.json"))
+    args = p.parse_args(argv)
+
+    from gesco.diffusion.checkpoint import read_card
+    from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
+
+    tmp = Path(tempfile.mkdtemp(prefix="gesco-bench-"))
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if args.tiny:
+        checkpoint = tiny_checkpoint(tmp, (64, 128))
+    card = read_card(checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION))
+    resolution = tuple(card.resolution)
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                    "load_avg_at_start": os.getloadavg(), "python": platform.python_version()},
+        "checkpoint": str(checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION)),
+        "model": "TINY RANDOM-WEIGHT MODEL (not the shipped one)" if args.tiny else "shipped",
+        "model_training_steps": card.training.get("steps"),
+        "resolution": list(resolution),
+        "settings": "defaults: PSNR 10 dB, awgn, contour, dpmpp-2m, 20 steps, guidance 2, FDS",
+        "uploads": "image only (sender segments)" if args.label_free else "image + label + instance maps",
+        "torch_threads_per_service": args.threads,
+        "device": "cpu",
+    }
+    import torch
+
+    result["torch"] = torch.__version__
+    runs = {}
+    for bs in args.batch_sizes:
+        data = tmp / f"data-bs{bs}"
+        data.mkdir()
+        stack = Stack(checkpoint, bs, data, segmenter=args.label_free, threads=args.threads)
+        try:
+            run = {"startup_s": round(stack.startup_s, 2)}
+            if bs == args.batch_sizes[0]:
+                run["latency"] = bench_latency(stack, args.repeats, args.label_free, resolution)
+            run["throughput"] = bench_throughput(stack, args.clients, args.per_client, resolution)
+            run["receiver_peak_rss_mib"] = round(stack.receiver_peak_rss_mib(), 1)
+        finally:
+            stack.stop()
+        runs[f"batch_{bs}"] = run
+        print(f"batch size {bs}: {json.dumps({k: v for k, v in run.items() if k != 'latency'})}", flush=True)
+    result["runs"] = runs
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    lat = runs[f"batch_{args.batch_sizes[0]}"]["latency"]["median_s"]
+    print("latency by stage (median s): " + ", ".join(f"{k} {v}" for k, v in lat.items()))
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
