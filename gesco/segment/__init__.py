@@ -10,23 +10,22 @@ and by the evaluation to score generated images (mIoU against the transmitted ma
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from gesco.paths import DEFAULT_SEGMENTER
+from gesco.paths import default_checkpoint_dir as _paths_checkpoint_dir
+
 #: Name (stem) of the shipped segmenter checkpoint inside the checkpoints folder.
-DEFAULT_CHECKPOINT_NAME = "segmenter-synthetic-64x128"
+DEFAULT_CHECKPOINT_NAME = DEFAULT_SEGMENTER
 
 
 def default_checkpoint_dir() -> Path:
-    """The folder of the shipped checkpoints.
+    """The folder of the shipped checkpoints (:func:`gesco.paths.default_checkpoint_dir`).
 
     ``$GESCO_CHECKPOINT_DIR`` when set; otherwise the ``checkpoints/`` folder next to the
     ``gesco`` package (the repository root of a checkout or an editable install).
     """
-    env = os.environ.get("GESCO_CHECKPOINT_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent.parent / "checkpoints"
+    return _paths_checkpoint_dir()
 
 
 def default_checkpoint() -> Path:

@@ -1,9 +1,9 @@
 """The :class:`Segmenter`: images in, label-id maps out, whatever network is behind it.
 
 The network is the shipped gesco checkpoint by default; configuration can replace it
-(:func:`load_segmenter`) with another gesco checkpoint, a user's TorchScript file or a
-user's ONNX file. A TorchScript / ONNX file needs a JSON *sidecar* (``<file>.json`` or
-``<file stem>.json``) saying how to use it::
+(:func:`load_segmenter`) with another gesco checkpoint, a user's TorchScript file
+(``.pt`` / ``.ts``), a ``torch.export`` program (``.pt2``) or a user's ONNX file. Such a
+file needs a JSON *sidecar* (``<file>.json`` or ``<file stem>.json``) saying how to use it::
 
     {"class_space": "cityscapes",        # label ids the model predicts
      "input_size": [64, 128],            # [H, W] the model expects
@@ -29,6 +29,7 @@ from gesco.errors import CheckpointError, ClassIdError, DTypeError, GescoInputEr
 from gesco.semantics.classes import ClassSpace, get_class_space
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts")
+EXPORT_SUFFIXES = (".pt2",)
 ONNX_SUFFIXES = (".onnx",)
 _RANGES = ("[-1,1]", "[0,1]")
 _OUTPUTS = ("logits", "labels")
@@ -216,10 +217,10 @@ def load_segmenter(spec: str | Path | None = None, device: str | torch.device = 
 
     Args:
         spec: ``None``, ``""`` or ``"default"``: the shipped checkpoint; a path ending in
-            ``.pt`` / ``.ts``: a TorchScript file; ``.onnx``: an ONNX file (needs the
-            ``onnxruntime`` package); anything else: a gesco checkpoint (stem,
-            ``.safetensors`` or ``.json``). TorchScript / ONNX files need a JSON sidecar
-            (see the module docstring).
+            ``.pt`` / ``.ts``: a TorchScript file; ``.pt2``: a ``torch.export`` program;
+            ``.onnx``: an ONNX file (needs the ``onnxruntime`` package); anything else: a
+            gesco checkpoint (stem, ``.safetensors`` or ``.json``). TorchScript, export
+            and ONNX files need a JSON sidecar (see the module docstring).
     Raises:
         CheckpointError: missing or unreadable file or sidecar, or onnxruntime missing.
     """
@@ -237,6 +238,15 @@ def load_segmenter(spec: str | Path | None = None, device: str | torch.device = 
             raise CheckpointError(f"segmenter {path} is not a loadable TorchScript file ({e})") from None
         model.eval()
         return _from_sidecar(model, path, meta, device)
+    if suffix in EXPORT_SUFFIXES:
+        if not path.is_file():
+            raise CheckpointError(f"torch.export segmenter {path} not found")
+        meta = _read_sidecar(path)
+        try:
+            model = torch.export.load(str(path)).module()
+        except Exception as e:  # torch.export raises assorted exception types on bad archives
+            raise CheckpointError(f"segmenter {path} is not a loadable torch.export program ({e})") from None
+        return _from_sidecar(model, path, meta, "cpu")
     if suffix in ONNX_SUFFIXES:
         try:
             import onnxruntime  # noqa: F401
