@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "load_avg_at_start": os.getloadavg(), "python": platform.python_version()},
         "checkpoint": str(checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION)),
-        "model": "TINY RANDOM-WEIGHT MODEL (not the shipped one)" if args.tiny else "shipped",
+        "model": ("TINY RANDOM-WEIGHT MODEL (not the shipped one)" if args.tiny
+                  else "checkpoint given with --checkpoint" if args.checkpoint else "shipped"),
         "model_training_steps": card.training.get("steps"),
         "resolution": list(resolution),
         "settings": "defaults: PSNR 10 dB, awgn, contour, dpmpp-2m, 20 steps, guidance 2, FDS",

@@ -59,7 +59,7 @@ class Stack:
     _exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @contextlib.contextmanager
-    def sender(self, segmenter=None, **settings):
+    def sender(self, inject_segmenter=None, **settings):
         """Another sender (other settings, or pointing at a dead channel), for one test."""
         from sender.app import create_app
         from sender.settings import SenderSettings
@@ -67,7 +67,7 @@ class Stack:
         port = free_port()
         base = dict(port=port, channel_address=self.channel_address, receiver_url=self.receiver_url,
                     height=TINY_RESOLUTION[0], width=TINY_RESOLUTION[1], load_segmenter=False, channel_timeout_s=20)
-        app = create_app(SenderSettings(**{**base, **settings}), segmenter=segmenter)
+        app = create_app(SenderSettings(**{**base, **settings}), segmenter=inject_segmenter)
         with UvicornThread(app, port) as server:
             yield server.url
 

@@ -68,7 +68,7 @@ def test_segments_without_a_label_map(stack, files):
             out[: image.shape[0] // 2] = 23
             return out
 
-    with stack.sender(segmenter=HalfRoadHalfSky()) as url:
+    with stack.sender(inject_segmenter=HalfRoadHalfSky()) as url:
         r = post(url, {"image": files["image"]})
     assert r.status_code == 202, r.text
     assert r.json()["segmented"] is True and r.json()["budget"]["present_classes"] == [7, 23]
@@ -198,3 +198,22 @@ def test_healthz_and_openapi_document_every_field(stack):
         assert body["properties"][name].get("description"), name
     responses = schema["paths"]["/transmit"]["post"]["responses"]
     assert {"202", "413", "415", "422", "503"} <= set(responses)
+
+
+def test_loads_a_segmenter_checkpoint_and_reports_a_missing_one(stack, files, tmp_path):
+    from gesco.segment import SegmenterConfig, SegmenterNet
+    from gesco.segment.checkpoint import SegmenterCard, save_checkpoint
+
+    config = SegmenterConfig(widths=(8, 16), stem_convs=1, context_dilations=(1,))
+    save_checkpoint(tmp_path / "seg", SegmenterNet(config),
+                    SegmenterCard(model=config, class_space="cityscapes", resolution=TINY_RESOLUTION))
+    with stack.sender(load_segmenter=True, segmenter=str(tmp_path / "seg")) as url:
+        assert httpx.get(url + "/healthz").json()["segmenter"] == "ready"
+        r = post(url, {"image": files["image"]})
+    assert r.status_code == 202, r.text
+    assert r.json()["segmented"] is True and r.json()["timings"]["segment_s"] > 0
+    with stack.sender(load_segmenter=True, segmenter=str(tmp_path / "missing")) as url:
+        health = httpx.get(url + "/healthz").json()["segmenter"]
+        assert "CheckpointError" in health and "missing" in health
+        r = post(url, {"image": files["image"]})
+        assert r.status_code == 503 and "missing" in r.json()["detail"]
