@@ -238,8 +238,8 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
                 rec = {
                     "step": step,
                     "loss": round(float(loss.detach()), 5),
-                    "mse": round(float(losses["mse"].mean()), 5),
-                    "vb": round(float(losses.get("vb", torch.zeros(1)).mean()), 5),
+                    "mse": round(float(losses["mse"].detach().mean()), 5),
+                    "vb": round(float(losses.get("vb", torch.zeros(1)).detach().mean()), 5),
                     "lr": lr,
                     "grad_norm": round(float(gnorm), 4),
                     "s_per_step": round((time.time() - t_last) / config.log_every, 3),
