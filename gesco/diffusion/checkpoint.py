@@ -14,15 +14,13 @@ the one requested, naming the field; a missing or corrupt file raises
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
+from gesco.checkpoint_io import check_field, check_fields, checkpoint_paths, load_weights, read_card_json, write_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import CheckpointError
@@ -70,45 +68,15 @@ class ModelCard:
             raise CheckpointError(f"{source}: malformed config ({e})") from None
 
 
-def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """``(weights, config)`` paths for a checkpoint given as a stem, a .safetensors or a .json path."""
-    p = Path(path)
-    if p.suffix in (".safetensors", ".json"):
-        p = p.with_suffix("")
-    return p.with_suffix(".safetensors"), p.with_suffix(".json")
-
-
 def save_checkpoint(path: str | Path, model: torch.nn.Module, card: ModelCard) -> Path:
     """Write ``<stem>.safetensors`` and ``<stem>.json`` atomically; return the weights path."""
-    w, c = checkpoint_paths(path)
-    w.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp_w, tmp_c = w.with_suffix(".safetensors.tmp"), c.with_suffix(".json.tmp")
-    save_file(state, str(tmp_w), metadata={"format": FORMAT})
-    tmp_c.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
-    tmp_w.replace(w)
-    tmp_c.replace(c)
-    return w
+    return write_checkpoint(path, model, card.to_dict(), FORMAT)
 
 
 def read_card(path: str | Path) -> ModelCard:
     """Read a checkpoint's JSON config."""
-    _, c = checkpoint_paths(path)
-    if not c.exists():
-        raise CheckpointError(f"checkpoint config {c} not found; make it with `{TRAIN_HINT}`")
-    try:
-        d = json.loads(c.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"checkpoint config {c} is not valid JSON ({e}); remake it with `{TRAIN_HINT}`") from None
+    d, c = read_card_json(path, "diffusion", TRAIN_HINT)
     return ModelCard.from_dict(d, str(c))
-
-
-def _compare(expected: dict, found: dict, prefix: str) -> None:
-    for k in sorted(set(expected) | set(found)):
-        if expected.get(k) != found.get(k):
-            raise CheckpointError(
-                f"checkpoint mismatch in {prefix}.{k}: requested {expected.get(k)!r}, checkpoint has {found.get(k)!r}"
-            )
 
 
 def load_checkpoint(
@@ -127,36 +95,13 @@ def load_checkpoint(
     Returns:
         ``(model in eval mode, card)``.
     """
-    w, c = checkpoint_paths(path)
     card = read_card(path)
+    _, source = checkpoint_paths(path)
     if expect_unet is not None:
-        _compare(expect_unet.to_dict(), card.unet.to_dict(), "unet")
-    if expect_class_space is not None and expect_class_space != card.class_space:
-        raise CheckpointError(
-            f"checkpoint mismatch in class_space: requested {expect_class_space!r}, checkpoint has {card.class_space!r}"
-        )
-    if expect_resolution is not None and tuple(expect_resolution) != tuple(card.resolution):
-        raise CheckpointError(
-            f"checkpoint mismatch in resolution: requested {tuple(expect_resolution)}, checkpoint has {tuple(card.resolution)}"
-        )
-    if not w.exists():
-        raise CheckpointError(f"checkpoint weights {w} not found; make them with `{TRAIN_HINT}`")
-    try:
-        state = load_file(str(w), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint weights {w} are corrupt ({e}); remake them with `{TRAIN_HINT}`") from None
-    model = SpadeUNet(card.unet)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    if missing or extra:
-        raise CheckpointError(
-            f"checkpoint weights {w} do not fit its config: missing {missing[:5]}, unexpected {extra[:5]}"
-        )
-    for k, v in state.items():
-        if own[k].shape != v.shape:
-            raise CheckpointError(
-                f"checkpoint weights {w}: tensor {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-            )
-    model.load_state_dict(state)
-    return model.to(map_location).eval(), card
+        check_fields("unet", expect_unet.to_dict(), card.unet.to_dict(), source)
+    if expect_class_space is not None:
+        check_field("class_space", expect_class_space, card.class_space, source)
+    if expect_resolution is not None:
+        check_field("resolution", tuple(expect_resolution), tuple(card.resolution), source)
+    model = load_weights(SpadeUNet(card.unet), path, "diffusion", TRAIN_HINT, map_location)
+    return model, card

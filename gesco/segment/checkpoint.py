@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
+from gesco.checkpoint_io import check_field, check_fields, checkpoint_paths, load_weights, read_card_json, write_checkpoint
 from gesco.errors import CheckpointError
 from gesco.segment.model import SegmenterConfig, SegmenterNet
 
@@ -71,38 +70,14 @@ class SegmenterCard:
             raise CheckpointError(f"{source}: malformed config ({e})") from None
 
 
-def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """``(weights, config)`` paths of a checkpoint given as a stem, a .safetensors or a .json path."""
-    p = Path(path)
-    if p.suffix in (".safetensors", ".json"):
-        p = p.with_suffix("")
-    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
-
 def save_checkpoint(path: str | Path, model: SegmenterNet, card: SegmenterCard) -> Path:
     """Write ``<stem>.safetensors`` and ``<stem>.json`` (each atomically); return the weights path."""
-    w, c = checkpoint_paths(path)
-    w.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp_w, tmp_c = w.with_name(w.name + ".tmp"), c.with_name(c.name + ".tmp")
-    save_file(state, str(tmp_w), metadata={"format": FORMAT})
-    tmp_c.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
-    tmp_w.replace(w)
-    tmp_c.replace(c)
-    return w
+    return write_checkpoint(path, model, card.to_dict(), FORMAT)
 
 
 def read_card(path: str | Path) -> SegmenterCard:
     """Read a checkpoint's JSON model card."""
-    _, c = checkpoint_paths(path)
-    if not c.exists():
-        raise CheckpointError(f"segmenter checkpoint config {c} not found; make it with `{TRAIN_HINT}`")
-    try:
-        d = json.loads(c.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(
-            f"segmenter checkpoint config {c} is not valid JSON ({e}); remake it with `{TRAIN_HINT}`"
-        ) from None
+    d, c = read_card_json(path, "segmenter", TRAIN_HINT)
     return SegmenterCard.from_dict(d, str(c))
 
 
@@ -136,46 +111,13 @@ def load_checkpoint(
     Returns:
         ``(network in eval mode, card)``.
     """
-    w, c = checkpoint_paths(path)
     card = read_card(path)
+    _, source = checkpoint_paths(path)
     if expect_model is not None:
-        want, have = expect_model.to_dict(), card.model.to_dict()
-        for k in sorted(set(want) | set(have)):
-            if want.get(k) != have.get(k):
-                raise CheckpointError(
-                    f"segmenter checkpoint {c} mismatch in model.{k}: requested {want.get(k)!r}, "
-                    f"checkpoint has {have.get(k)!r}"
-                )
-    if expect_class_space is not None and expect_class_space != card.class_space:
-        raise CheckpointError(
-            f"segmenter checkpoint {c} mismatch in class_space: requested {expect_class_space!r}, "
-            f"checkpoint has {card.class_space!r}"
-        )
-    if expect_resolution is not None and tuple(expect_resolution) != tuple(card.resolution):
-        raise CheckpointError(
-            f"segmenter checkpoint {c} mismatch in resolution: requested {tuple(expect_resolution)}, "
-            f"checkpoint has {tuple(card.resolution)}"
-        )
-    if not w.exists():
-        raise CheckpointError(f"segmenter checkpoint weights {w} not found; make them with `{TRAIN_HINT}`")
-    try:
-        state = load_file(str(w), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"segmenter checkpoint weights {w} are corrupt ({e}); remake them with `{TRAIN_HINT}`"
-        ) from None
-    model = SegmenterNet(card.model)
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or extra:
-        raise CheckpointError(
-            f"segmenter checkpoint weights {w} do not fit its config: missing {missing[:5]}, unexpected {extra[:5]}"
-        )
-    for k, v in state.items():
-        if own[k].shape != v.shape:
-            raise CheckpointError(
-                f"segmenter checkpoint weights {w}: tensor {k} has shape {tuple(v.shape)}, "
-                f"the config expects {tuple(own[k].shape)}"
-            )
-    model.load_state_dict(state)
-    return model.to(map_location).eval(), card
+        check_fields("model", expect_model.to_dict(), card.model.to_dict(), source)
+    if expect_class_space is not None:
+        check_field("class_space", expect_class_space, card.class_space, source)
+    if expect_resolution is not None:
+        check_field("resolution", tuple(expect_resolution), tuple(card.resolution), source)
+    model = load_weights(SegmenterNet(card.model), path, "segmenter", TRAIN_HINT, map_location)
+    return model, card

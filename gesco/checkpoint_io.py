@@ -1,0 +1,93 @@
+"""Checkpoint files shared by every gesco model: safetensors weights + a JSON card.
+
+A checkpoint is a pair of files sharing a stem, ``<stem>.safetensors`` (the weights,
+never a pickle) and ``<stem>.json`` (the model card: architecture, class space,
+resolution, training record). The model-specific modules
+(:mod:`gesco.diffusion.checkpoint`, :mod:`gesco.segment.checkpoint`) define their cards
+and call these functions, so both kinds of checkpoint fail the same way: a missing or
+corrupt file raises :class:`gesco.errors.CheckpointError` naming the file and the command
+that makes it; a mismatch names the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gesco.errors import CheckpointError
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """``(weights, card)`` paths of a checkpoint given as a stem, a .safetensors or a .json path."""
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def write_checkpoint(path: str | Path, model: torch.nn.Module, card: dict[str, Any], fmt: str) -> Path:
+    """Write ``<stem>.safetensors`` and ``<stem>.json``, each atomically; return the weights path."""
+    w, c = checkpoint_paths(path)
+    w.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp_w, tmp_c = w.with_name(w.name + ".tmp"), c.with_name(c.name + ".tmp")
+    save_file(state, str(tmp_w), metadata={"format": fmt})
+    tmp_c.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    tmp_w.replace(w)
+    tmp_c.replace(c)
+    return w
+
+
+def read_card_json(path: str | Path, what: str, hint: str) -> tuple[dict, Path]:
+    """The card of a checkpoint as a dict, and its path; ``what`` names the model in errors."""
+    _, c = checkpoint_paths(path)
+    if not c.exists():
+        raise CheckpointError(f"{what} checkpoint config {c} not found; make it with `{hint}`")
+    try:
+        return json.loads(c.read_text()), c
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{what} checkpoint config {c} is not valid JSON ({e}); remake it with `{hint}`") from None
+
+
+def check_field(name: str, requested: Any, found: Any, source: Path | str) -> None:
+    """Refuse a checkpoint whose field ``name`` differs from the requested value."""
+    if requested != found:
+        raise CheckpointError(f"checkpoint {source} mismatch in {name}: requested {requested!r}, checkpoint has {found!r}")
+
+
+def check_fields(prefix: str, requested: dict, found: dict, source: Path | str) -> None:
+    """:func:`check_field` for every key of two config dicts."""
+    for k in sorted(set(requested) | set(found)):
+        check_field(f"{prefix}.{k}", requested.get(k), found.get(k), source)
+
+
+def load_weights(
+    model: torch.nn.Module, path: str | Path, what: str, hint: str, map_location: str | torch.device = "cpu"
+) -> torch.nn.Module:
+    """Load ``<stem>.safetensors`` into ``model`` after checking every name and shape."""
+    w, _ = checkpoint_paths(path)
+    if not w.exists():
+        raise CheckpointError(f"{what} checkpoint weights {w} not found; make them with `{hint}`")
+    try:
+        state = load_file(str(w), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{what} checkpoint weights {w} are corrupt ({e}); remake them with `{hint}`") from None
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        raise CheckpointError(
+            f"{what} checkpoint weights {w} do not fit its config: missing {missing[:5]}, unexpected {extra[:5]}"
+        )
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise CheckpointError(
+                f"{what} checkpoint weights {w}: tensor {k} has shape {tuple(v.shape)}, "
+                f"the config expects {tuple(own[k].shape)}"
+            )
+    model.load_state_dict(state)
+    return model.to(map_location).eval()
