@@ -53,6 +53,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -513,6 +514,8 @@ def section_compile(model: SpadeUNet, repeats: int, checkpoint: Path | None) -> 
         out["first_call_warm_cache_new_process_s"] = round(float(res.stdout.strip().splitlines()[-1]), 1)
     except Exception as e:  # report, do not hide, a failed compile
         out["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     return out
 
 
