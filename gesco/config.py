@@ -48,3 +48,21 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
                 raise GescoInputError(f"override {item!r}: {p} is not a mapping")
         node[parts[-1]] = value
     return out
+
+
+def add_config_arguments(parser, example: str) -> None:
+    """The options every ``gesco train MODEL`` shares: ``--config``, ``--set``, ``--no-resume``, ``--no-progress``."""
+    parser.add_argument("--config", help="YAML/JSON config (see configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config field, e.g. {example}")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if the output folder holds a state")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args, config_cls, what: str):
+    """Build ``config_cls`` from ``--config`` and ``--set``; a bad field is a :class:`GescoInputError`."""
+    raw = apply_overrides(load_config_file(args.config), args.overrides)
+    try:
+        return config_cls.from_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise GescoInputError(f"bad {what} config: {e}") from None

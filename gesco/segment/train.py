@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gesco.config import add_config_arguments, config_from_args
 from gesco.errors import GescoInputError
 from gesco.segment.augment import AugmentConfig, augment_batch
 from gesco.segment.checkpoint import SegmenterCard, save_checkpoint
@@ -284,23 +285,13 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
 def register_cli(tsub: argparse._SubParsersAction) -> None:
     """Add ``gesco train segmenter`` to the ``gesco train`` sub-commands."""
     p = tsub.add_parser("segmenter", help="train the segmenter (sender default and mIoU evaluator)")
-    p.add_argument("--config", help="YAML/JSON config (see configs/segmenter_synthetic_64x128.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set steps=200 --set augment.blur_p=0")
-    p.add_argument("--no-resume", action="store_true", help="start over even if the output folder holds a state")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(p, "--set steps=200 --set augment.blur_p=0")
     p.set_defaults(handler=run_cli)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Handler of ``gesco train segmenter``."""
-    from gesco.config import apply_overrides, load_config_file
-
-    raw = apply_overrides(load_config_file(args.config), args.overrides)
-    try:
-        config = SegmenterTrainConfig.from_dict(raw)
-    except (TypeError, ValueError) as e:
-        raise GescoInputError(f"bad segmenter training config: {e}") from None
+    config = config_from_args(args, SegmenterTrainConfig, "segmenter training")
     path = train_segmenter(config, resume=not args.no_resume, progress=not args.no_progress)
     print(f"checkpoint: {path}")
     return 0

@@ -103,3 +103,14 @@ def test_ddp_two_processes_keep_identical_weights(tmp_path):
 
     init = SpadeUNet(UNetConfig.from_dict(TINY["unet"])).state_dict()
     assert any(not torch.equal(init[k], a[k]) for k in a)
+
+
+def test_cli_refuses_a_bad_config(tmp_path, capsys):
+    from gesco.cli import main
+
+    assert main(["train", "diffusion", "--set", "nonsense=1", "--set", f"out_dir={tmp_path}"]) == 2
+    assert "unknown training config fields ['nonsense']" in capsys.readouterr().err
+    assert main(["train", "diffusion", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["train", "segmenter", "--set", "steps"]) == 2
+    assert "key.sub=value" in capsys.readouterr().err
