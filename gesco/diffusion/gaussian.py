@@ -64,6 +64,9 @@ class DiffusionConfig:
 def make_betas(schedule: str, num_timesteps: int) -> torch.Tensor:
     """``beta_t`` for ``t = 0..T-1`` (float64)."""
     if schedule == "linear":
+        if num_timesteps <= 20:
+            # beta_T = 0.02 * 1000 / T reaches 1 (alpha_T = 0) at T = 20: a degenerate chain
+            raise ValueError(f"the linear schedule needs num_timesteps > 20, got {num_timesteps}")
         scale = 1000.0 / num_timesteps
         return torch.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=torch.float64)
     if schedule == "cosine":

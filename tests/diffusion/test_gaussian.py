@@ -230,3 +230,13 @@ def test_min_snr_weight():
     torch.testing.assert_close(w, torch.clamp(snr, max=5.0) / snr, rtol=1e-6, atol=0)
     assert (w[snr <= 5] == 1).all() and (w[snr > 5] < 1).all()
     assert float(w[0]) == pytest.approx(5.0 * (1 - float(FULL.alphas_cumprod[0])) / float(FULL.alphas_cumprod[0]), rel=1e-4)
+
+
+def test_linear_schedule_refuses_degenerate_chains():
+    import pytest as _pytest
+
+    from gesco.diffusion.gaussian import make_betas
+
+    assert float(make_betas("linear", 1000)[-1]) == _pytest.approx(0.02)
+    with _pytest.raises(ValueError, match="num_timesteps > 20"):
+        make_betas("linear", 20)
