@@ -52,6 +52,7 @@ from gesco.channel import get_channel
 from gesco.codecs import DEFAULT_CODEC, get_codec
 from gesco.codecs.budget import image_bits
 from gesco.data.transforms import resize_image, resize_labels
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import (
     ChannelParameterError,
     DTypeError,
@@ -111,8 +112,8 @@ class TransmitSettings:
 
     psnr_db: float = 10.0
     channel: str = "awgn"
-    sampler: str = "dpmpp-2m"
-    steps: int = 20
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = DEFAULT_STEPS
     guidance_scale: float = 2.0
     seed: int = 0
     fds: bool = True

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from gesco import __version__
 from gesco.channel import CHANNELS
 from gesco.codecs.lossless import LOSSLESS_CODECS
-from gesco.diffusion.samplers import SAMPLERS
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.link import (
     PSNR_RANGE_DB,
@@ -79,10 +79,11 @@ class TransmitParams(BaseModel):
         description="Classifier-free guidance scale s (paper Eq. 13 with s = s' + 1; 1 = no guidance).",
     )
     sampler: SamplerName = Field(
-        "dpmpp-2m", description="Receiver's sampler: 'dpmpp-2m' (default, fast), 'ddim', 'respaced' (ancestral "
-        "on a respaced chain), 'ancestral' (the paper's 1000 steps; 'steps' is ignored)."
+        DEFAULT_SAMPLER, description="Receiver's sampler: 'respaced' (default: ancestral on a respaced chain, "
+        "the best of the sampler study on the shipped checkpoint), 'dpmpp-2m' (DPM-Solver++(2M)), 'ddim', "
+        "'ancestral' (the paper's 1000 steps; 'steps' is ignored)."
     )
-    steps: int = Field(20, ge=1, le=1000, description="Sampling steps (network evaluations).")
+    steps: int = Field(DEFAULT_STEPS, ge=1, le=1000, description="Sampling steps (network evaluations).")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
     fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
 

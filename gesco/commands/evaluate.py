@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.channel import PAPER_PSNRS_DB
 
 DEFAULT_OUT = "runs/eval"
@@ -49,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for the standard FID; "
                         "without it a named substitute Frechet distance is reported (never called FID)")
     p.add_argument("--channel", default="awgn", choices=("awgn", "authors-code"), help="channel preset (default awgn)")
-    p.add_argument("--sampler", default="dpmpp-2m", help="receiver sampler (default dpmpp-2m)")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"receiver sampler (default {DEFAULT_SAMPLER})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")

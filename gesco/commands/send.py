@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoError, GescoInputError
 
 
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
     p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
-    p.add_argument("--sampler", default="dpmpp-2m", help="dpmpp-2m, ddim, respaced or ancestral")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"respaced, dpmpp-2m, ddim or ancestral (default {DEFAULT_SAMPLER})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel and sampling noise")
     p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")
     p.add_argument("--out", default="result.png", help="where to save the generated image (default result.png)")

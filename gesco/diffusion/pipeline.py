@@ -25,7 +25,7 @@ import torch
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import guided_denoiser
-from gesco.diffusion.samplers import SAMPLERS, sample
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, sample
 from gesco.errors import GescoInputError, ShapeError
 from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 from gesco.semantics.classes import ClassSpace, get_class_space
@@ -36,8 +36,8 @@ class SamplingSettings:
     """How to sample one image.
 
     Attributes:
-        sampler: ``"dpmpp-2m"`` (default), ``"ddim"``, ``"respaced"`` or ``"ancestral"``
-            (the paper's 1000 steps).
+        sampler: ``"respaced"`` (default, :data:`~gesco.diffusion.samplers.DEFAULT_SAMPLER`),
+            ``"dpmpp-2m"``, ``"ddim"`` or ``"ancestral"`` (the paper's 1000 steps).
         steps: network evaluations of the few-step samplers (ignored by ``"ancestral"``).
         guidance_scale: ``s`` of ``eps_0 + s (eps_y - eps_0)`` (1 = no guidance; the
             paper's Eq. 13 scale is ``s - 1``).
@@ -45,8 +45,8 @@ class SamplingSettings:
         eta: DDIM stochasticity.
     """
 
-    sampler: str = "dpmpp-2m"
-    steps: int = 20
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = DEFAULT_STEPS
     guidance_scale: float = 2.0
     seed: int = 0
     eta: float = 0.0

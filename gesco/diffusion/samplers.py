@@ -46,6 +46,14 @@ Progress = Callable[[int, int], None]
 
 SAMPLERS = ("ancestral", "respaced", "ddim", "dpmpp-2m")
 
+#: The default sampler and step count of the receiver, the CLI and the evaluation, chosen
+#: by the sampler study of the shipped checkpoint (docs/evaluation/samplers.md: on the
+#: 1,100-step CPU checkpoint the respaced ancestral sampler at 50 steps has the best mIoU
+#: and LPIPS; the ODE solvers leave high-frequency noise). Re-run the study when the
+#: checkpoint changes.
+DEFAULT_SAMPLER = "respaced"
+DEFAULT_STEPS = 50
+
 
 # ---------------------------------------------------------------------------- helpers
 def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:

@@ -42,7 +42,7 @@ from gesco.data.synthetic import SPLITS, SceneSample, generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
 from gesco.diffusion.checkpoint import read_card
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
-from gesco.diffusion.samplers import network_evaluations
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, network_evaluations
 from gesco.errors import CheckpointError, GescoInputError
 from gesco.evaluate.methods import (
     CHECKPOINT_ROLES,
@@ -110,8 +110,8 @@ class EvalConfig:
     methods: tuple[str, ...] = DEFAULT_METHODS
     checkpoints: dict[str, str] = field(default_factory=dict)
     channel: str = "awgn"
-    sampler: str = "dpmpp-2m"
-    steps: int = 20
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = DEFAULT_STEPS
     guidance_scale: float = 2.0
     seed: int = 0
     device: str = "auto"

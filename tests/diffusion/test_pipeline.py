@@ -33,11 +33,12 @@ def one_thread():
 def test_generate_shapes_range_and_seed_independence_of_batch(generator, one_thread):
     cond = torch.zeros(3, 36, 16, 32)
     cond[:, 7] = 1
-    s = [SamplingSettings(steps=3, seed=i) for i in (5, 6, 7)]
+    # batch independence is promised for the deterministic samplers (DPM-Solver++, DDIM eta=0)
+    s = [SamplingSettings(sampler="dpmpp-2m", steps=3, seed=i) for i in (5, 6, 7)]
     imgs = generator.generate(cond, s)
     assert imgs.shape == (3, 3, 16, 32)
     assert imgs.min() >= -1 and imgs.max() <= 1
-    alone = generator.generate(cond[1:2], SamplingSettings(steps=3, seed=6))
+    alone = generator.generate(cond[1:2], SamplingSettings(sampler="dpmpp-2m", steps=3, seed=6))
     assert torch.allclose(imgs[1], alone[0], atol=1e-5)
     assert not torch.allclose(imgs[0], imgs[1])
     u8 = SemanticGenerator.to_uint8(imgs)
