@@ -4,7 +4,7 @@ Starts the real services as processes (exactly as ``gesco up`` does) on free loo
 ports and measures, over real HTTP and gRPC:
 
 1. **latency**: one transmission at a time at the default settings (PSNR 10 dB, AWGN,
-   contour codec, dpmpp-2m, 20 steps, guidance 2, FDS), repeated; per stage: decode,
+   contour codec, the default sampler and steps, guidance 2, FDS), repeated; per stage: decode,
    segment, encode (+ PNG/JPEG reference sizes), channel round trip (bits, noise,
    forwarding, durable store), queue wait, FDS, sampling, PNG, and the client's
    end-to-end wall time (POST to result observed done);
@@ -43,6 +43,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS  # noqa: E402
 from gesco.cli import build_parser  # noqa: E402
 from gesco.commands.up import healthy, services_for, stop_services  # noqa: E402
 from gesco.serving.probes import free_port  # noqa: E402
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                   else "checkpoint given with --checkpoint" if args.checkpoint else "shipped"),
         "model_training_steps": card.training.get("steps"),
         "resolution": list(resolution),
-        "settings": "defaults: PSNR 10 dB, awgn, contour, dpmpp-2m, 20 steps, guidance 2, FDS",
+        "settings": f"defaults: PSNR 10 dB, awgn, contour, {DEFAULT_SAMPLER}, {DEFAULT_STEPS} steps, guidance 2, FDS",
         "uploads": "image only (sender segments)" if args.label_free else "image + label + instance maps",
         "torch_threads_per_service": args.threads,
         "device": "cpu",
