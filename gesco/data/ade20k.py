@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gesco.data.files import DatasetLayoutError, FileTriple, PairedFileDataset, check_split, limit, require_dir
+from gesco.data.files import (
+    DatasetLayoutError,
+    FileTriple,
+    PairedFileDataset,
+    check_split,
+    jpg_png_pairs,
+    limit,
+    require_dir,
+)
 from gesco.semantics.classes import get_class_space
 
 SPLIT_DIRS = {"train": "training", "val": "validation"}
@@ -35,15 +43,7 @@ def ade20k_files(root: str | Path, split: str) -> list[FileTriple]:
     base = _base(Path(root))
     img_dir = require_dir(base / "images" / folder, "ade20k images")
     ann_dir = require_dir(base / "annotations" / folder, "ade20k annotations")
-    triples = []
-    for img in sorted(img_dir.glob("*.jpg")):
-        label = ann_dir / f"{img.stem}.png"
-        if not label.is_file():
-            raise DatasetLayoutError(f"ade20k: annotation {label} for image {img} is missing")
-        triples.append(FileTriple(name=img.stem, image=img, label=label))
-    if not triples:
-        raise DatasetLayoutError(f"ade20k: no *.jpg files in {img_dir}")
-    return triples
+    return jpg_png_pairs(img_dir, ann_dir, "ade20k", "annotation")
 
 
 class ADE20KDataset(PairedFileDataset):

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gesco.data.files import DatasetLayoutError, FileTriple, PairedFileDataset, check_split, limit, require_dir
+from gesco.data.files import (
+    FileTriple,
+    PairedFileDataset,
+    check_split,
+    jpg_png_pairs,
+    limit,
+    require_dir,
+)
 from gesco.errors import ClassIdError
 from gesco.semantics.classes import get_class_space
 
@@ -47,15 +54,7 @@ def coco_stuff_files(root: str | Path, split: str) -> list[FileTriple]:
     folder = check_split(split, SPLIT_DIRS, "coco-stuff")
     img_dir = require_dir(root / folder, "coco-stuff images")
     lab_dir = require_dir(root / "stuffthingmaps_trainval2017" / folder, "coco-stuff label maps")
-    triples = []
-    for img in sorted(img_dir.glob("*.jpg")):
-        label = lab_dir / f"{img.stem}.png"
-        if not label.is_file():
-            raise DatasetLayoutError(f"coco-stuff: label map {label} for image {img} is missing")
-        triples.append(FileTriple(name=img.stem, image=img, label=label))
-    if not triples:
-        raise DatasetLayoutError(f"coco-stuff: no *.jpg files in {img_dir}")
-    return triples
+    return jpg_png_pairs(img_dir, lab_dir, "coco-stuff", "label map")
 
 
 class CocoStuffDataset(PairedFileDataset):

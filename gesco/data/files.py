@@ -129,6 +129,22 @@ class PairedFileDataset(torch.utils.data.Dataset):
         return item
 
 
+def jpg_png_pairs(img_dir: Path, label_dir: Path, dataset: str, what: str) -> list[FileTriple]:
+    """``*.jpg`` images of ``img_dir`` paired with the ``<stem>.png`` of ``label_dir``, sorted by name.
+
+    An image without its ``what`` (e.g. "label map") or an empty folder is a :class:`DatasetLayoutError`.
+    """
+    triples = []
+    for img in sorted(img_dir.glob("*.jpg")):
+        label = label_dir / f"{img.stem}.png"
+        if not label.is_file():
+            raise DatasetLayoutError(f"{dataset}: {what} {label} for image {img} is missing")
+        triples.append(FileTriple(name=img.stem, image=img, label=label))
+    if not triples:
+        raise DatasetLayoutError(f"{dataset}: no *.jpg files in {img_dir}")
+    return triples
+
+
 def limit(triples: list[FileTriple], max_items: int | None) -> list[FileTriple]:
     """The first ``max_items`` triples (all when ``None``)."""
     if max_items is None:
