@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
+from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.semantics.classes import get_class_space
@@ -67,6 +67,7 @@ class DiffusionTrainConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     seed: int = 0
+    init_from: str | None = None
     out_dir: str = "runs/diffusion"
     checkpoint_every: int = 250
     log_every: int = 10
@@ -137,6 +138,28 @@ def _device(spec: str, local_rank: int) -> torch.device:
     return torch.device(spec)
 
 
+def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device: torch.device) -> ModelCard:
+    """Load the weights of checkpoint ``config.init_from`` into ``model`` and the EMA.
+
+    For fine-tuning, or continuing a run whose resumable state is gone (only the EMA
+    checkpoint was kept): the model and its EMA both start at the checkpoint's weights, the
+    optimiser starts fresh and the step count at 0; the EMA's warm-up counter starts at the
+    checkpoint's step count, so its averaging stays as slow as the original run's. The checkpoint's U-Net, class space and
+    resolution must equal this run's; otherwise :class:`CheckpointError` names the field.
+    """
+    src, card = load_checkpoint(
+        config.init_from,
+        expect_unet=config.unet,
+        expect_class_space=config.class_space,
+        expect_resolution=(config.height, config.width),
+        map_location=device,
+    )
+    model.load_state_dict(src.state_dict())
+    ema.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+    ema.num_updates = int(card.training.get("steps", 0))
+    return card
+
+
 @dataclass
 class TrainResult:
     """What :func:`train_diffusion` leaves: the EMA checkpoint, the raw model, the step reached."""
@@ -173,6 +196,10 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         step, wall = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
         if dist_info.is_main:
             print(f"resumed from {state_path} at step {step}")
+    elif config.init_from:
+        init_card = warm_start(model, ema, config, device)
+        if dist_info.is_main:
+            print(f"initialised from {config.init_from} ({init_card.training.get('steps')} steps); AdamW starts fresh")
     ddp_model = DDP(model) if dist_info.world_size > 1 else model
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + dist_info.rank)
     log_path = out / "train_log.jsonl"

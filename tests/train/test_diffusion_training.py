@@ -114,3 +114,30 @@ def test_cli_refuses_a_bad_config(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["train", "segmenter", "--set", "steps"]) == 2
     assert "key.sub=value" in capsys.readouterr().err
+
+
+def test_init_from_starts_at_the_checkpoint_weights(tmp_path):
+    first = train_diffusion(DiffusionTrainConfig.from_dict({**TINY, "steps": 2, "out_dir": str(tmp_path / "a")}), progress=False)
+    # lr 0: the warm-started model cannot move, so its EMA checkpoint must equal the source
+    cfg = DiffusionTrainConfig.from_dict(
+        {**TINY, "steps": 1, "lr": 0.0, "init_from": str(first.checkpoint), "out_dir": str(tmp_path / "b")}
+    )
+    second = train_diffusion(cfg, progress=False)
+    a, b = load_file(str(first.checkpoint)), load_file(str(second.checkpoint))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    _, card = load_checkpoint(second.checkpoint)
+    assert card.training["config"]["init_from"] == str(first.checkpoint)
+
+
+def test_init_from_refuses_another_architecture(tmp_path):
+    from gesco.errors import CheckpointError
+
+    first = train_diffusion(DiffusionTrainConfig.from_dict({**TINY, "steps": 1, "out_dir": str(tmp_path / "a")}), progress=False)
+    other = {**TINY["unet"], "base_channels": 16}
+    cfg = DiffusionTrainConfig.from_dict(
+        {**TINY, "unet": other, "steps": 1, "init_from": str(first.checkpoint), "out_dir": str(tmp_path / "b")}
+    )
+    with pytest.raises(CheckpointError, match="base_channels"):
+        train_diffusion(cfg, progress=False)
