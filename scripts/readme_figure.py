@@ -13,6 +13,7 @@ import numpy as np
 
 from gesco.data.synthetic import generate_scene, split_seed
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.link import TransmitSettings, apply_channel, colour_labels, encode_image_frame, received_conditioning
 
 
@@ -21,8 +22,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--scene", type=int, default=0, help="index in the test split")
     ap.add_argument("--psnr", type=float, nargs="+", default=[100.0, 10.0, 1.0])
-    ap.add_argument("--sampler", default="dpmpp-2m")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--sampler", default=DEFAULT_SAMPLER)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--scale", type=int, default=2, help="nearest upscaling of the figure")
     ap.add_argument("--out", default="docs/images/result_example.png")
