@@ -274,7 +274,23 @@ def _table5(index: _Index, plan: dict) -> str:
                      _pm(e, "lpips"), _pm(e, "miou"), _one(e, "fd", 2)])
     if not rows:
         return "_No ablation rows were evaluated._"
-    return _table(["FDS (inference)", "Noisy training", "FDS in training", "Row", "LPIPS ↓", "mIoU ↑", "FD ↓"], rows)
+    table = _table(["FDS (inference)", "Noisy training", "FDS in training", "Row", "LPIPS ↓", "mIoU ↑", "FD ↓"], rows)
+    return table + _budget_warning(plan)
+
+
+def _budget_warning(plan: dict) -> str:
+    """A loud note when the ablation's checkpoints were trained for different numbers of steps."""
+    steps = {}
+    for r in plan["rows"]:
+        m = r["method"]
+        if r.get("status") == "ok" and r.get("checkpoint") and (m["table5"] or m["key"] == "fds-inference-only"):
+            steps[m["checkpoint"]] = (r.get("checkpoint_training") or {}).get("steps")
+    if len(set(steps.values())) <= 1:
+        return ""
+    listed = ", ".join(f"`{role}` {n if n is not None else 'unknown'}" for role, n in sorted(steps.items()))
+    return ("\n\n**Unequal training budgets** (steps: " + listed + "): the rows differ in training length as well "
+            "as in recipe, so this table does not isolate the ablated choice. Map the roles to checkpoints of equal "
+            "budget with `--checkpoint ROLE=PATH`.")
 
 
 def _bits_section(index: _Index, plan: dict) -> str:

@@ -214,3 +214,20 @@ def test_method_and_checkpoint_arguments():
     with pytest.raises(GescoInputError, match="unknown method"):
         select_methods(["ours", "oracle"])
     assert [m.key for m in select_methods(["ours"])] == ["real", "ours"]  # the real row is always evaluated
+
+
+def test_table5_warns_about_unequal_training_budgets(first_run):
+    from gesco.evaluate.report import _budget_warning
+
+    md = (first_run / "report.md").read_text()
+    assert "Unequal training budgets" not in md  # one checkpoint: nothing to compare
+
+    def row(key, role, steps, table5=True):
+        return {"status": "ok", "checkpoint": f"checkpoints/{role}", "checkpoint_training": {"steps": steps},
+                "method": {"key": key, "checkpoint": role, "table5": table5}}
+
+    equal = {"rows": [row("ours", "ours", 1100), row("no-noisy", "clean", 1100), row("fds-inference-only", "nofds", 1100, False)]}
+    assert _budget_warning(equal) == ""
+    unequal = {"rows": [row("ours", "ours", 2400), row("no-noisy", "clean", 1100)]}
+    warning = _budget_warning(unequal)
+    assert "Unequal training budgets" in warning and "`ours` 2400" in warning and "`clean` 1100" in warning
