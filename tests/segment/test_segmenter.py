@@ -18,7 +18,7 @@ from gesco.semantics.classes import CITYSCAPES
 # torch 2.13 deprecates TorchScript in favour of torch.export; user files of both kinds are supported.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
 
-MIOU_FLOOR = 0.48  # the shipped weights get 0.55 on the 16 scenes below; a margin for BLAS differences
+MIOU_FLOOR = 0.53  # the shipped weights get 0.60 on the 16 scenes below; a margin for BLAS differences
 
 SHIPPED = default_checkpoint_dir() / f"{DEFAULT_CHECKPOINT_NAME}.safetensors"
 
@@ -54,8 +54,8 @@ def test_shipped_segmenter_miou_on_test_scenes(shipped, test_scenes):
     scorer = MeanIoU(CITYSCAPES)
     scorer.update(pred, np.stack([s.label for s in test_scenes]))
     result = scorer.compute()
-    # The target was 0.8; the shipped weights (2000 steps on one CPU thread) get 0.55 here and
-    # 0.59 on 500 test scenes (docs/segmenter.md): the large classes are solid, the rare thin
+    # The target was 0.85; the shipped weights (5000 steps on one CPU thread) get 0.60 here and
+    # 0.64 on 500 test scenes (docs/segmenter.md): the large classes are solid, the rare thin
     # ones (bicycle, rider, traffic sign) keep the mean down.
     assert result.miou >= MIOU_FLOOR, result.as_dict()
     for name in ("road", "sidewalk", "building", "vegetation", "sky", "car"):
