@@ -21,22 +21,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gesco.data.synthetic import generate_scene, split_seed
+from gesco.data.synthetic import SyntheticScenes
 from gesco.diffusion.checkpoint import load_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.semantics.classes import get_class_space
-from gesco.semantics.layout import full_conditioning
+from gesco.train.diffusion import make_batch
 
 T_VALUES = (10, 100, 300, 500, 700, 900)
 
 
 def _scenes(n: int, h: int, w: int, space) -> tuple[torch.Tensor, torch.Tensor]:
-    images, conds = [], []
-    for i in range(n):
-        s = generate_scene(split_seed("test", i), h, w)
-        images.append(torch.from_numpy(s.image).permute(2, 0, 1).float() / 127.5 - 1.0)
-        conds.append(full_conditioning(s.label, space, s.instance))
-    return torch.stack(images), torch.stack(conds)
+    """The first ``n`` test scenes: images in [-1, 1] and their clean conditioning, as in training."""
+    batch = make_batch(SyntheticScenes(split="test", size=n, height=h, width=w), list(range(n)), space)
+    return batch["image"], batch["cond"]
 
 
 @torch.inference_mode()
