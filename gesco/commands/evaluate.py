@@ -4,6 +4,7 @@
     gesco evaluate --scenes 20 --psnr 10 100 --methods ours,full-image,real --out runs/eval-small
     gesco evaluate --study samplers                  # quality against network evaluations
     gesco evaluate --report-only --out runs/eval     # rebuild the report from the stored results
+    gesco evaluate --scenes 100 --no-run --out runs/eval  # one report of several partial runs (no evaluation)
 
 Interrupt it at any time: the same command resumes, skipping finished images.
 """
@@ -63,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="images per sampling call (default 16)")
     p.add_argument("--grid-scenes", type=int, default=3, help="scenes shown in sample grids (default 3)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the stored results")
+    p.add_argument("--no-run", action="store_true",
+                   help="evaluate nothing: write the report of these scenes, PSNRs and rows from the results already "
+                        "in --out (to combine partial runs into one report; unfinished cells show (n=k) or 'not run')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=lambda args: _evaluate(args, p))
 
@@ -127,6 +131,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         grid_scenes=args.grid_scenes,
         progress=not args.no_progress,
         command=canonical_command(args, parser),
+        compute=not args.no_run,
     )
     if samplers:
         rows = sampler_rows(steps=tuple(args.sampler_steps or STUDY_STEPS), reference=not args.no_reference)
@@ -134,7 +139,10 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         outcome = run_evaluation(config)
     missing = [p.method.key for p in outcome.rows if p.status != "ok" and p.method.key in config.methods]
-    print(f"evaluated {outcome.units_run} images ({outcome.units_skipped} already done) into {outcome.out}")
+    if args.no_run:
+        print(f"--no-run: evaluated nothing; the report covers the {outcome.units_skipped} stored images of this plan")
+    else:
+        print(f"evaluated {outcome.units_run} images ({outcome.units_skipped} already done) into {outcome.out}")
     if missing:
         print(f"missing rows (no checkpoint; see the report for the commands): {', '.join(missing)}")
     print(f"report: {outcome.report['markdown']}")

@@ -199,7 +199,8 @@ def _metric_table(index: _Index, plan: dict, shown: list[str], key: str, single:
 def _settings_section(plan: dict, commands: list[str]) -> str:
     fs = plan["feature_space"]
     lines = ["## How this report was made", ""]
-    lines.append("Command" + ("s (the run was resumed)" if len(commands) > 1 else "") + ":")
+    lines.append("Command" + ("s (in the order they ran into the same output folder; a resumed or extended "
+                              "run, `--no-run` only writes the report)" if len(commands) > 1 else "") + ":")
     lines.append("")
     lines += [f"    {c}" for c in commands]
     lines.append("")

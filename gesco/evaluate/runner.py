@@ -102,6 +102,9 @@ class EvalConfig:
         table5_psnr: PSNR of the ablation table (the paper's 10 dB).
         progress: show a progress bar.
         command: the command line recorded in the report.
+        compute: evaluate the missing images; ``False`` only writes the report of this plan
+            from the results already stored (``--no-run``: combine partial runs into one
+            report; cells with fewer scenes than planned show ``(n=k)``, empty ones ``not run``).
     """
 
     out: Path
@@ -126,6 +129,7 @@ class EvalConfig:
     table5_psnr: float = 10.0
     progress: bool = True
     command: str | None = None
+    compute: bool = True
 
     def validate(self) -> "EvalConfig":
         start, stop = SPLITS.get(self.split, (0, 0))
@@ -578,6 +582,9 @@ def run_evaluation(
         })
         ctx = _Context(config, resolution, space, scorers, device)
         todo = _pending(store, plans, config)
+        pending = sum(len(left) for _, _, left in todo)
+        if not config.compute:
+            todo = []  # --no-run: report what is stored
         total = sum(len(left) for _, _, left in todo)
         expected = sum(config.scenes * (1 if p.method.kind == "real" else len(config.psnrs))
                        for p in plans if p.status == "ok")
@@ -591,5 +598,5 @@ def run_evaluation(
                     store.add(batch_fn[plan.method.kind](ctx, plan, psnr, idx))
                     bar.update(len(idx))
         report = write_report(out, store)
-    return EvaluationOutcome(out=out, units_run=total, units_skipped=expected - total, rows=plans, report=report)
+    return EvaluationOutcome(out=out, units_run=total, units_skipped=expected - pending, rows=plans, report=report)
 

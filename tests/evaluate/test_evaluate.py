@@ -176,6 +176,36 @@ def test_refuses_to_mix_settings_and_rebuilds_report(first_run, assets, monkeypa
     assert "Table 1: mIoU" in (first_run / "report.md").read_text()
 
 
+def test_no_run_reports_the_stored_results_of_a_wider_plan(first_run, assets, monkeypatch, capsys, tmp_path):
+    """``--no-run`` evaluates nothing and reports partial cells as partial, not as finished."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run, out)
+    monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    with ResultStore(out / "results.sqlite") as store:
+        before = store.count()
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("--no-run must not sample")
+
+    monkeypatch.setattr(SemanticGenerator, "generate", no_sampling)
+    argv = _argv(out, assets, "--no-run")
+    argv[argv.index("--scenes") + 1] = str(SCENES + 2)  # a plan wider than what is stored
+    argv[argv.index("--psnr") + 1:argv.index("--psnr") + 3] = ["10", "100", "5"]
+    assert main(argv) == 0
+    assert "evaluated nothing" in capsys.readouterr().out
+    with ResultStore(out / "results.sqlite") as store:
+        assert store.count() == before
+        assert store.get_meta("commands")[-1].endswith("--no-run")
+    md = (out / "report.md").read_text()
+    assert f"(n={SCENES})" in md  # the stored scenes, marked as fewer than planned
+    assert "not run" in md  # PSNR 5 was never evaluated
+    data = json.loads((out / "results.json").read_text())
+    ours10 = next(r for r in data["results"] if r["row"] == "ours" and r["psnr"] == 10.0)
+    assert ours10["n"] == SCENES and ours10["n_planned"] == SCENES + 2
+
+
 def test_sampler_study_end_to_end(assets, monkeypatch, tmp_path):
     monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
     config = EvalConfig(out=tmp_path / "samplers", scenes=2, psnrs=(10.0,), segmenter=str(assets["segmenter"]),
