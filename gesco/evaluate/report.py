@@ -301,18 +301,20 @@ def _budget_warning(plan: dict) -> str:
 
 def _bits_section(index: _Index, plan: dict) -> str:
     h, w = plan["resolution"]
-    rows = []
+    rows, mean_bits = [], {}
     for e in index.rows(plan["shown"]):
         if e["kind"] == "real":
             continue
         if e["status"] != "ok" or e["n"] == 0:
             rows.append([e["label"]] + ["missing" if e["status"] != "ok" else "not run"] * 7)
             continue
-        # bits and channel uses do not depend on the PSNR: average over every PSNR of the row
+        # the maps, and so the payload and channel uses, do not depend on the PSNR (the header
+        # differs by a few bits: it carries the frame id): average over every PSNR of the row
         alls = [index.get(e["row"], p) for p in plan["psnrs"]]
         alls = [a for a in alls if a and a["n"]]
         avg = lambda k: float(np.mean([a[k] for a in alls if a.get(k) is not None])) if any(a.get(k) is not None for a in alls) else None  # noqa: E731
         bits, raw, png, jpeg = avg("total_bits"), avg("raw_bits"), avg("png_bits"), avg("jpeg_bits")
+        mean_bits[e["row"]] = {"total_bits": bits, "raw_bits": raw, "png_bits": png, "jpeg_bits": jpeg}
         red = lambda ref: "n/a" if not ref or bits is None else f"{100 * (1 - bits / ref):.1f} %"  # noqa: E731
         if e["kind"] == "full-image":  # its bits ARE the raw image
             red = lambda ref: "—"  # noqa: E731
@@ -321,12 +323,11 @@ def _bits_section(index: _Index, plan: dict) -> str:
                      _fmt(avg("downsample"), 2), red(raw), f"{red(png)} / {red(jpeg)}"])
     table = _table(["Row", "bits / image", "bits / pixel", "channel uses / image", "channel uses / pixel",
                     "map downsampling", "bits vs raw image", "bits vs PNG / JPEG"], rows)
-    full = index.get("full-image", plan["psnrs"][0])
-    ours = index.get("ours", plan["psnrs"][0])
+    full, ours = mean_bits.get("full-image"), mean_bits.get("ours")
     lines = [table, ""]
     paper = (f"The paper (Cityscapes, 256x512): the full image needs {PAPER_BITS['full_image']:,} bits, GESCO "
              f"{PAPER_BITS['ours']:,} on average ({100 * (1 - PAPER_BITS['ours'] / PAPER_BITS['full_image']):.0f} % less).")
-    if full and ours and full.get("raw_bits") and ours.get("total_bits"):
+    if full and ours and full.get("raw_bits") and full.get("png_bits") and ours.get("total_bits"):
         lines.append(paper + f" Here ({h}x{w}): the raw image is {full['raw_bits']:,.0f} bits "
                      f"(PNG {full['png_bits']:,.0f}, JPEG {full['jpeg_bits']:,.0f}), the semantic frame "
                      f"{ours['total_bits']:,.0f} bits ({100 * (1 - ours['total_bits'] / full['raw_bits']):.1f} % less "
