@@ -151,6 +151,16 @@ class EvalConfig:
         return self
 
 
+def eval_frame_id(row: str, psnr: float, scene: int) -> str:
+    """The frame id of one evaluated image: 32 hex digits derived from ``(row, psnr, scene)``.
+
+    The id is counted in the frame's header bits; giving it the length of the sender
+    service's ids (``uuid4().hex``) makes the evaluation's bits those of the services and
+    equal across rows and PSNRs for the same scene.
+    """
+    return hashlib.sha256(f"eval-{row}-{psnr:g}-{scene}".encode()).hexdigest()[:32]
+
+
 def scene_seed(seed: int, scene: int) -> int:
     """Seed of scene ``scene``'s transmission: ``seed * 100000 + scene`` (distinct for every pair)."""
     return int(seed) * SEED_STRIDE + int(scene)
@@ -425,7 +435,7 @@ def _semantic_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -
         def encode(factor: int):
             codec, params = codec_choice(cfg.codec, factor)
             frame, _ = encode_image_frame(scene.image, scene.label, scene.instance, space=ctx.space,
-                                          resolution=(h, w), frame_id=f"eval-{plan.method.key}-{psnr:g}-{i}",
+                                          resolution=(h, w), frame_id=eval_frame_id(plan.method.key, psnr, i),
                                           codec=codec, codec_params=params, transmit=transmit)
             return frame
 

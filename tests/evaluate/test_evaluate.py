@@ -129,6 +129,17 @@ def test_numbers_are_in_range(first_run):
     assert any(r["row"] == "no-noisy" and r["status"] == "missing" for r in data["results"])
 
 
+def test_bits_depend_on_the_scene_only(first_run):
+    """The same scene's frame has the same size in every row and at every PSNR (the id has a fixed length)."""
+    with ResultStore(first_run / "results.sqlite") as store:
+        bits = {}
+        for row in ("ours", "no-fds"):  # the rows of the tiny run that send the same frame
+            for psnr in (10.0, 100.0):
+                idx, metrics, _ = store.load(row, psnr, SCENES)
+                bits[(row, psnr)] = [m["total_bits"] for m in metrics]
+    assert len(bits[("ours", 10.0)]) == SCENES and len(set(map(tuple, bits.values()))) == 1, bits
+
+
 def test_real_row_miou_is_the_segmenters_miou(first_run, assets):
     seg = Segmenter.load(assets["segmenter"])
     scenes = [generate_scene(split_seed("test", i), H, W) for i in range(SCENES)]
