@@ -672,14 +672,19 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def write_report(out: str | Path, store: ResultStore) -> dict[str, Path]:
+def write_report(out: str | Path, store: ResultStore, plan: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``results.csv``, ``results.json``, ``plots/*.png`` and the sample grids.
 
+    Args:
+        out: the output folder.
+        store: the results.
+        plan: the plan to report (default: the last plan recorded in the store; a run
+            passes its own, since another process may have recorded a newer one meanwhile).
     Returns:
         ``{"markdown", "csv", "json", "plots": [...], "grids": [...]}`` paths (the lists as lists).
     """
     out = Path(out)
-    plan = store.get_meta("plan")
+    plan = plan if plan is not None else store.get_meta("plan")
     commands = store.get_meta("commands") or []
     entries = summarise(store, plan)
     index = _Index(entries)

@@ -26,6 +26,7 @@ what is done.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -570,7 +571,7 @@ def run_evaluation(
         if not commands or commands[-1] != command:
             commands.append(command)
         store.set_meta("commands", commands)
-        store.set_meta("plan", {
+        plan_meta = {
             "study": study,
             "scenes": config.scenes,
             "psnrs": [float(p) for p in config.psnrs],
@@ -589,7 +590,8 @@ def run_evaluation(
             "segmenter": scorer_meta["segmenter"],
             "table5_psnr": config.table5_psnr,
             "grid_scenes": min(config.grid_scenes, config.scenes),
-        })
+        }
+        store.set_meta("plan", plan_meta)
         ctx = _Context(config, resolution, space, scorers, device)
         todo = _pending(store, plans, config)
         pending = sum(len(left) for _, _, left in todo)
@@ -607,6 +609,6 @@ def run_evaluation(
                     idx = left[start:start + config.batch_size]
                     store.add(batch_fn[plan.method.kind](ctx, plan, psnr, idx))
                     bar.update(len(idx))
-        report = write_report(out, store)
+        report = write_report(out, store, json.loads(json.dumps(plan_meta)))  # as stored (tuples -> lists)
     return EvaluationOutcome(out=out, units_run=total, units_skipped=expected - pending, rows=plans, report=report)
 

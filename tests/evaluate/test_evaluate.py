@@ -217,6 +217,30 @@ def test_no_run_reports_the_stored_results_of_a_wider_plan(first_run, assets, mo
     assert ours10["n"] == SCENES and ours10["n_planned"] == SCENES + 2
 
 
+def test_a_run_reports_its_own_plan_when_another_process_records_one(first_run, assets, monkeypatch, tmp_path):
+    """Two processes sharing a store: each run's report covers its own plan, not the last one recorded."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run, out)
+    monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    with ResultStore(out / "results.sqlite") as store:
+        other = {**store.get_meta("plan"), "psnrs": [100.0]}  # what a concurrent run at 100 dB only records
+    real_add = ResultStore.add
+
+    def add_while_another_run_starts(self, results):
+        real_add(self, results)
+        self.set_meta("plan", other)
+
+    monkeypatch.setattr(ResultStore, "add", add_while_another_run_starts)
+    config = EvalConfig(out=out, scenes=SCENES + 1, psnrs=(10.0, 100.0), methods=("real", "ours"), sampler="ddim",
+                        steps=2, segmenter=str(assets["segmenter"]), device="cpu", batch_size=2, grid_scenes=0,
+                        progress=False)
+    assert run_evaluation(config).units_run == 1 + 2
+    data = json.loads((out / "results.json").read_text())
+    assert sorted({r["psnr"] for r in data["results"] if r["row"] == "ours"}) == [10.0, 100.0]
+
+
 def test_sampler_study_end_to_end(assets, monkeypatch, tmp_path):
     monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
     config = EvalConfig(out=tmp_path / "samplers", scenes=2, psnrs=(10.0,), segmenter=str(assets["segmenter"]),
