@@ -47,10 +47,10 @@ Progress = Callable[[int, int], None]
 SAMPLERS = ("ancestral", "respaced", "ddim", "dpmpp-2m")
 
 #: The default sampler and step count of the receiver, the CLI and the evaluation, chosen
-#: by the sampler study of the shipped checkpoint (docs/evaluation/samplers.md: on the
-#: 1,100-step CPU checkpoint the respaced ancestral sampler at 50 steps has the best mIoU
-#: and LPIPS; the ODE solvers leave high-frequency noise). Re-run the study when the
-#: checkpoint changes.
+#: by the sampler study of the shipped checkpoint (docs/evaluation/samplers/README.md: on
+#: the 2,400-step CPU checkpoint the respaced ancestral sampler at 50 steps is the cheapest
+#: that matches the 1000-step reference in mIoU, LPIPS and Frechet distance; the ODE
+#: solvers leave high-frequency noise). Re-run the study when the checkpoint changes.
 DEFAULT_SAMPLER = "respaced"
 DEFAULT_STEPS = 50
 
