@@ -397,7 +397,10 @@ def plot_metrics(index: _Index, plan: dict, folder: Path) -> list[Path]:
                 ys.append(np.nan if not s or s.get(key if key == "fd" else f"{key}_mean") is None
                           else s[key if key == "fd" else f"{key}_mean"])
                 err.append(0.0 if key == "fd" or not s or s.get(f"{key}_std") is None else s[f"{key}_std"])
-            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, lw=1.5, label=e["label"])
+            counts = sorted({s["n"] for s in (index.get(e["row"], p) for p in psnrs) if s and s["n"]})
+            partial = counts and counts[0] < plan["scenes"]
+            label = e["label"] + (f" (n={'/'.join(map(str, counts))})" if partial else "")
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, lw=1.5, label=label)
         ax.set_xticks(xs, [_psnr_label(p) for p in psnrs])
         ax.set_xlabel("channel PSNR (dB)")
         ax.set_ylabel(title)
