@@ -39,8 +39,11 @@ def test_generate_shapes_range_and_seed_independence_of_batch(generator, one_thr
     assert imgs.shape == (3, 3, 16, 32)
     assert imgs.min() >= -1 and imgs.max() <= 1
     alone = generator.generate(cond[1:2], SamplingSettings(sampler="dpmpp-2m", steps=3, seed=6))
-    assert torch.allclose(imgs[1], alone[0], atol=1e-5)
-    assert not torch.allclose(imgs[0], imgs[1])
+    # even with one thread, oneDNN may pick another conv kernel for another batch size: the
+    # model outputs then differ by ~2e-7 and the x0 amplification (~160) makes that ~3e-5 in
+    # the image (measured on an AVX-512 AMD EPYC); another seed's image differs by O(1)
+    assert torch.allclose(imgs[1], alone[0], atol=2e-4)
+    assert not torch.allclose(imgs[0], imgs[1], atol=2e-4)
     u8 = SemanticGenerator.to_uint8(imgs)
     assert u8.shape == (3, 16, 32, 3) and u8.dtype.name == "uint8"
 
