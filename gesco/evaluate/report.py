@@ -308,8 +308,8 @@ def _bits_section(index: _Index, plan: dict) -> str:
         if e["status"] != "ok" or e["n"] == 0:
             rows.append([e["label"]] + ["missing" if e["status"] != "ok" else "not run"] * 7)
             continue
-        # the maps, and so the payload and channel uses, do not depend on the PSNR (the header
-        # differs by a few bits: it carries the frame id): average over every PSNR of the row
+        # bits and channel uses do not depend on the PSNR (stores made before the fixed-length
+        # frame ids of runner.eval_frame_id differ by a few header bits): average over every PSNR
         alls = [index.get(e["row"], p) for p in plan["psnrs"]]
         alls = [a for a in alls if a and a["n"]]
         avg = lambda k: float(np.mean([a[k] for a in alls if a.get(k) is not None])) if any(a.get(k) is not None for a in alls) else None  # noqa: E731
