@@ -552,6 +552,9 @@ def run_evaluation(
     space = CITYSCAPES  # the synthetic scenes' label ids
     device = _resolve_device(config.device)
     out = Path(config.out)
+    if not config.compute and not (out / "results.sqlite").is_file():
+        raise GescoInputError(f"--no-run: {out / 'results.sqlite'} does not exist; there are no stored results to "
+                              "report (check --out, or run without --no-run first)")
     out.mkdir(parents=True, exist_ok=True)
 
     with ResultStore(out / "results.sqlite") as store:

@@ -215,6 +215,10 @@ def test_no_run_reports_the_stored_results_of_a_wider_plan(first_run, assets, mo
     data = json.loads((out / "results.json").read_text())
     ours10 = next(r for r in data["results"] if r["row"] == "ours" and r["psnr"] == 10.0)
     assert ours10["n"] == SCENES and ours10["n_planned"] == SCENES + 2
+    # a mistyped --out holds nothing to report: a clear error, and no empty store left behind
+    empty = tmp_path / "typo"
+    assert main(_argv(empty, assets, "--no-run")) == 2
+    assert "no stored results" in capsys.readouterr().err and not empty.exists()
 
 
 def test_a_run_reports_its_own_plan_when_another_process_records_one(first_run, assets, monkeypatch, tmp_path):
