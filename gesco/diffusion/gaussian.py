@@ -116,6 +116,38 @@ def _mean_flat(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=tuple(range(1, x.dim())))
 
 
+def multiscale_mse(err: torch.Tensor, factors: tuple[int, ...] = (1, 2, 4, 8, 16)) -> torch.Tensor:
+    """Per-sample MSE of ``err`` averaged over spatial scales, each scale normalised by its noise variance.
+
+    For each factor ``d`` the error is average-pooled over ``d x d`` blocks; pooling divides the
+    variance of white noise by ``d^2``, so the pooled MSE is multiplied by ``d^2`` (every scale then
+    weighs the same for an error as large as the noise itself). The last scale is the per-channel
+    spatial mean (the image's mean colour), weighted by the number of pixels ``H * W``:
+
+        L_ms = mean over scales s of  n_s * mean((pool_s(eps - eps_hat))^2),  n_s = pixels pooled
+
+    This is the multiscale loss of Hoogeboom, Heek & Salimans (2023, "simple diffusion", Sec. 3.3)
+    with the global mean added as the coarsest scale. Plain epsilon-MSE weighs the mean colour
+    by ``1 / (H W)`` of the loss (1 / 8192 at 64x128), so a network can ignore it and still reach a
+    low loss; samplers then turn the starting noise's mean into a whole-image colour cast.
+
+    Args:
+        err: ``(B, C, H, W)`` error ``eps - eps_hat``.
+        factors: pooling factors; factors that do not divide ``H`` and ``W`` are skipped.
+    Returns:
+        ``(B,)`` loss.
+    """
+    h, w = err.shape[-2:]
+    terms = []
+    for d in factors:
+        if h % d or w % d:
+            continue
+        pooled = err if d == 1 else torch.nn.functional.avg_pool2d(err, d)
+        terms.append(_mean_flat(pooled**2) * d * d)
+    terms.append(_mean_flat(err.mean(dim=(-2, -1)) ** 2) * h * w)
+    return torch.stack(terms).mean(0)
+
+
 class GaussianDiffusion:
     """The schedule and the closed forms of a (possibly respaced) Gaussian diffusion.
 
@@ -236,12 +268,15 @@ class GaussianDiffusion:
         t: torch.Tensor,
         noise: torch.Tensor,
         mse_weight: torch.Tensor | None = None,
+        multiscale: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Eq. (10), per sample: ``mse_weight * ||eps - eps_theta||^2 + lambda * T * L_t``.
 
         Args:
             model_out: ``(B, 2C, H, W)`` (``eps``, ``v``) or ``(B, C, H, W)`` without a learned variance.
             mse_weight: optional ``(B,)`` weights of the epsilon-MSE (e.g. min-SNR); 1 in the paper.
+            multiscale: replace the epsilon-MSE of ``L_simple`` by :func:`multiscale_mse` (a
+                deviation from the paper; the reported ``mse`` stays the plain one).
         Returns:
             dict of ``(B,)`` tensors: ``loss``, ``mse``, ``vb``.
         """
@@ -252,7 +287,10 @@ class GaussianDiffusion:
             eps, v = model_out, None
         mse = _mean_flat((noise - eps) ** 2)
         out = {"mse": mse}
-        loss = mse if mse_weight is None else mse * mse_weight
+        simple = mse
+        if multiscale:
+            simple = out["mse_ms"] = multiscale_mse(noise - eps)
+        loss = simple if mse_weight is None else simple * mse_weight
         if v is not None:
             # the VLB trains only the variance: the mean sees a stopped gradient
             vb = self.vlb_terms(x0, xt, t, eps.detach(), v) * self.num_steps

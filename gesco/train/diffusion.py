@@ -63,6 +63,8 @@ class DiffusionTrainConfig:
     p_uncond: float = 0.2
     mse_weighting: str = "uniform"
     min_snr_gamma: float = 5.0
+    multiscale_loss: bool = False
+    time_budget_s: float | None = None
     noisy: NoisyMapsConfig = field(default_factory=NoisyMapsConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -138,8 +140,15 @@ def _device(spec: str, local_rank: int) -> torch.device:
     return torch.device(spec)
 
 
+#: U-Net fields a warm start may change: they shape no weight.
+WARM_START_FREE_FIELDS = ("num_groups",)
+
+
 def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device: torch.device) -> ModelCard:
     """Load the weights of checkpoint ``config.init_from`` into ``model`` and the EMA.
+
+    The U-Net may differ from the checkpoint's only in ``num_groups`` (GroupNorm grouping has
+    no weights of its own, so the weights carry over; see :data:`WARM_START_FREE_FIELDS`).
 
     For fine-tuning, or continuing a run whose resumable state is gone (only the EMA
     checkpoint was kept): the model and its EMA both start at the checkpoint's weights, the
@@ -147,9 +156,13 @@ def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device:
     checkpoint's step count, so its averaging stays as slow as the original run's. The checkpoint's U-Net, class space and
     resolution must equal this run's; otherwise :class:`CheckpointError` names the field.
     """
+    from gesco.diffusion.checkpoint import read_card
+
+    free = {f: getattr(config.unet, f) for f in WARM_START_FREE_FIELDS}
+    src_unet = UNetConfig.from_dict({**config.unet.to_dict(), **{f: getattr(read_card(config.init_from).unet, f) for f in free}})
     src, card = load_checkpoint(
         config.init_from,
-        expect_unet=config.unet,
+        expect_unet=src_unet,
         expect_class_space=config.class_space,
         expect_resolution=(config.height, config.width),
         map_location=device,
@@ -234,7 +247,14 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         bar = tqdm(total=config.steps, initial=step, desc="train diffusion", dynamic_ncols=True)
     n_data = len(dataset)
     t_last = time.time()
-    while step < config.steps:
+    budget = config.time_budget_s
+    if budget is not None and budget <= 0:
+        raise ValueError(f"time_budget_s must be > 0, got {budget}")
+
+    def out_of_time() -> bool:
+        return budget is not None and wall >= budget
+
+    while step < config.steps and not out_of_time():
         t0 = time.time()
         # The data order is a pure function of the step, so a resumed run sees the same scenes.
         gen.manual_seed(config.seed * 1_000_003 + dist_info.rank + 7919 * step)
@@ -245,13 +265,16 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         t = torch.randint(0, diffusion.num_steps, (x0.shape[0],), generator=gen).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         xt = diffusion.q_sample(x0, t, noise)
-        lr = lr_at(step, config.lr, config.warmup_steps, config.steps, config.lr_schedule, config.lr_final_frac)
+        lr = lr_at(
+            step, config.lr, config.warmup_steps, config.steps, config.lr_schedule, config.lr_final_frac,
+            progress=None if budget is None else wall / budget,
+        )
         for g in opt.param_groups:
             g["lr"] = lr
         with autocast_context(device, config.amp):
             model_out = ddp_model(xt, t, y)
         weight = diffusion.min_snr_weight(t, config.min_snr_gamma) if config.mse_weighting == "min-snr" else None
-        losses = diffusion.training_losses(model_out.float(), x0, xt, t, noise, weight)
+        losses = diffusion.training_losses(model_out.float(), x0, xt, t, noise, weight, multiscale=config.multiscale_loss)
         loss = losses["loss"].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -278,7 +301,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.1e}")
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if step % config.checkpoint_every == 0 or step == config.steps or out_of_time():
                 save_training_state(state_path, model, ema, opt, {"step": step, "wall_time_s": wall})
                 ema_model = SpadeUNet(config.unet)
                 ema.copy_to(ema_model)

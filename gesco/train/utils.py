@@ -51,13 +51,28 @@ class EMA:
         model.load_state_dict({k: v.to(own[k].dtype) for k, v in self.shadow.items()})
 
 
-def lr_at(step: int, base_lr: float, warmup: int, total: int, schedule: str = "cosine", final_frac: float = 0.1) -> float:
-    """Linear warm-up over ``warmup`` steps, then constant or cosine decay to ``final_frac * base_lr``."""
+def lr_at(
+    step: int,
+    base_lr: float,
+    warmup: int,
+    total: int,
+    schedule: str = "cosine",
+    final_frac: float = 0.1,
+    progress: float | None = None,
+) -> float:
+    """Linear warm-up over ``warmup`` steps, then constant or cosine decay to ``final_frac * base_lr``.
+
+    The decay follows ``(step - warmup) / (total - warmup)``, or ``progress`` in ``[0, 1]`` when
+    given (a wall-clock budget: the fraction of the budget spent).
+    """
     if warmup > 0 and step < warmup:
         return base_lr * (step + 1) / warmup
-    if schedule == "constant" or total <= warmup:
+    if schedule == "constant" or (progress is None and total <= warmup):
         return base_lr
-    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    if progress is not None:
+        p = min(1.0, max(0.0, progress))
+    else:
+        p = min(1.0, (step - warmup) / max(1, total - warmup))
     return base_lr * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 

@@ -240,3 +240,37 @@ def test_linear_schedule_refuses_degenerate_chains():
     assert float(make_betas("linear", 1000)[-1]) == _pytest.approx(0.02)
     with _pytest.raises(ValueError, match="num_timesteps > 20"):
         make_betas("linear", 20)
+
+
+def test_multiscale_mse_weighs_every_scale_like_white_noise():
+    from gesco.diffusion.gaussian import multiscale_mse
+
+    # White unit-variance error: every scale's normalised MSE is ~1, so the mean is ~1.
+    g = torch.Generator().manual_seed(0)
+    err = torch.randn(256, 3, 32, 64, generator=g)
+    assert float(multiscale_mse(err).mean()) == pytest.approx(1.0, abs=0.05)
+    # A constant error c: the pooled MSE at factor d is c^2 d^2, the mean-colour term c^2 H W.
+    c = 0.1
+    flat = torch.full((2, 3, 32, 64), c)
+    factors = (1, 2, 4, 8, 16)
+    expected = (sum(c * c * d * d for d in factors) + c * c * 32 * 64) / (len(factors) + 1)
+    torch.testing.assert_close(multiscale_mse(flat), torch.full((2,), expected), rtol=1e-5, atol=0)
+    # Factors that do not divide the image are skipped (12 x 20: 1, 2, 4 and the mean).
+    odd = torch.full((1, 3, 12, 20), c)
+    expected = (c * c * (1 + 4 + 16) + c * c * 240) / 4
+    torch.testing.assert_close(multiscale_mse(odd), torch.full((1,), expected), rtol=1e-5, atol=0)
+
+
+def test_training_losses_multiscale_replaces_the_simple_term():
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.tensor([10, 900])
+    xt = FULL.q_sample(x0, t, noise)
+    out = torch.randn(2, 6, 16, 16, generator=g)
+    plain = FULL.training_losses(out, x0, xt, t, noise)
+    ms = FULL.training_losses(out, x0, xt, t, noise, multiscale=True)
+    torch.testing.assert_close(ms["mse"], plain["mse"])  # the logged MSE stays the plain one
+    from gesco.diffusion.gaussian import multiscale_mse
+
+    torch.testing.assert_close(ms["loss"] - plain["loss"], multiscale_mse(noise - out[:, :3]) - plain["mse"])

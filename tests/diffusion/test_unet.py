@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from gesco.diffusion.unet import Attention, ResBlock, SPADE, SpadeUNet, UNetConfig
@@ -83,3 +84,18 @@ def test_config_round_trip_and_unknown_field(tiny_unet_config):
         assert "nonsense" in str(e)
     else:
         raise AssertionError("unknown field accepted")
+
+
+@pytest.mark.parametrize("num_groups, sees_mean", [(32, False), (8, True)])
+def test_output_head_sees_the_feature_mean_only_with_shared_groups(num_groups, sees_mean):
+    """The colour-cast cause (docs/training.md): GroupNorm with one channel per group is an
+    InstanceNorm, so the output's spatial mean cannot depend on the features' means."""
+    from gesco.diffusion.unet import SpadeUNet, UNetConfig
+
+    torch.manual_seed(0)
+    m = SpadeUNet(UNetConfig(base_channels=32, num_groups=num_groups)).eval()
+    torch.nn.init.normal_(m.out[2].weight, std=0.05)  # the zero-initialised output conv
+    h = torch.randn(2, 32, 16, 32)
+    with torch.no_grad():
+        change = (m.out(h + torch.randn(1, 32, 1, 1)) - m.out(h)).mean((2, 3)).abs().max()
+    assert (float(change) > 1e-2) == sees_mean
