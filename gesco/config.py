@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,22 @@ def load_config_file(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
+# YAML 1.1 (PyYAML) reads "2e-4" as a string: it wants a dot ("2.0e-4"). Overrides typed on a
+# command line should not depend on that.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _parse_value(raw: str) -> Any:
+    """An override's value as YAML, with ``1e-4``-style numbers read as floats."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides; values are parsed as YAML (numbers, lists, booleans)."""
     out = json.loads(json.dumps(config))
@@ -36,10 +53,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
         if "=" not in item:
             raise GescoInputError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
+        value = _parse_value(raw)
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:

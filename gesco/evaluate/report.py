@@ -6,9 +6,16 @@ rebuilds the report of an interrupted or finished run without sampling anything.
 
 Statistics of a row at one PSNR over its ``n`` scenes:
 
-* mIoU, LPIPS, SSIM: mean and sample standard deviation (``ddof = 1``) of the per-image
-  values (the paper's "mean +- std"); mIoU also pooled over all images (one confusion
-  matrix for the whole set, the Cityscapes benchmark's definition) in the CSV / JSON;
+* mIoU, LPIPS, SSIM and the colour errors (``mean_colour_error``, ``class_colour_error``:
+  :mod:`gesco.evaluate.metrics.colour`, generated vs sent image, 0-255 units): mean and
+  sample standard deviation (``ddof = 1``) of the per-image values (the paper's "mean +-
+  std"); mIoU also pooled over all images (one confusion matrix for the whole set, the
+  Cityscapes benchmark's definition) in the CSV / JSON;
+* the per-class colour error: for each class, mean and std over the images whose sent
+  label map has at least ``MIN_CLASS_PIXELS`` pixels of it (JSON ``class_colour``,
+  ``colour_per_class.csv``, the report's per-class tables). Results stored before the
+  colour errors existed have none: their cells read "n/a" (a cell averaged over fewer
+  images than the row has says ``(n=k)``);
 * the Frechet distance between the row's images and the same scenes' real images, one
   number per set (no +-), in the feature space named in the table title: the standard FID
   only with the user's Inception weights, otherwise "FD-AlexNet-relu5 (substitute; not
@@ -29,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gesco.evaluate.metrics import MeanIoU, frechet_distance
+from gesco.evaluate.metrics import MIN_CLASS_PIXELS, MeanIoU, frechet_distance
 from gesco.evaluate.metrics.frechet import FeatureStatistics
 from gesco.evaluate.store import ResultStore
 from gesco.semantics.classes import get_class_space
@@ -47,10 +54,14 @@ MATCH_TOLERANCE = 0.01
 #: (added after the 6-scene study of the 2,400-step checkpoint, docs/evaluation/samplers/).
 FD_REL_TOLERANCE = 0.25
 
+#: per-image colour errors (0-255 units, :mod:`gesco.evaluate.metrics.colour`); absent in stores made before them
+COLOUR_KEYS = ("mean_colour_error", "class_colour_error")
+
 CSV_FIELDS = ["study", "row", "label", "status", "psnr", "n", "n_planned", "miou_mean", "miou_std", "miou_pooled", "lpips_mean",
-              "lpips_std", "ssim_mean", "ssim_std", "fd", "fd_metric", "total_bits", "channel_uses",
-              "channel_uses_per_pixel", "png_bits", "jpeg_bits", "raw_bits", "downsample", "seconds", "sampler",
-              "steps", "nfe", "passes"]
+              "lpips_std", "ssim_mean", "ssim_std", "mean_colour_error_mean", "mean_colour_error_std",
+              "class_colour_error_mean", "class_colour_error_std", "colour_n", "fd", "fd_metric", "total_bits",
+              "channel_uses", "channel_uses_per_pixel", "png_bits", "jpeg_bits", "raw_bits", "downsample", "seconds",
+              "sampler", "steps", "nfe", "passes"]
 
 
 # --------------------------------------------------------------------------- statistics
@@ -113,6 +124,12 @@ def summarise(store: ResultStore, plan: dict[str, Any]) -> list[dict[str, Any]]:
                 entry["miou_pooled"] = _pooled_miou(metrics, space) if metrics else None
                 for key in ("lpips", "ssim"):
                     entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std([x.get(key) for x in metrics])
+                for key in COLOUR_KEYS:
+                    vals = [x.get(key) for x in metrics]
+                    entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std(vals)
+                    entry[f"{key}_n"] = sum(v is not None for v in vals)  # < n: some images have no value
+                entry["colour_n"] = entry["mean_colour_error_n"]
+                entry["class_colour"] = _per_class_colour(metrics, space)
                 paired = [real_pos[s] for s in idx if s in real_pos]
                 entry["fd"] = _frechet(feats, real_feats[paired]) if len(paired) == len(idx) and idx else None
                 entry["fd_n"] = len(idx)
@@ -121,6 +138,27 @@ def summarise(store: ResultStore, plan: dict[str, Any]) -> list[dict[str, Any]]:
                     entry[key] = float(np.mean(vals)) if vals else None
                 entry["per_scene"] = {"miou": [x.get("miou") for x in metrics], "lpips": [x.get("lpips") for x in metrics]}
             out.append(entry)
+    return out
+
+
+def _per_class_colour(metrics: list[dict], space_name: str) -> dict[str, dict[str, Any]]:
+    """Per class, the colour error over the images that have the class (>= ``MIN_CLASS_PIXELS`` pixels).
+
+    Returns:
+        ``{class name: {"id", "mean", "std", "n" (images), "pixels" (mean pixels per such image)}}``
+        in label-id order; empty when the results hold no per-class colour errors.
+    """
+    names = get_class_space(space_name).names
+    values: dict[int, list[tuple[float, int]]] = {}
+    for m in metrics:
+        for c, (err, pixels) in (m.get("class_colour") or {}).items():
+            values.setdefault(int(c), []).append((float(err), int(pixels)))
+    out = {}
+    for c in sorted(values):
+        mean, std = _mean_std([e for e, _ in values[c]])
+        name = names[c] if 0 <= c < len(names) else str(c)
+        out[name] = {"id": c, "mean": mean, "std": std, "n": len(values[c]),
+                     "pixels": float(np.mean([p for _, p in values[c]]))}
     return out
 
 
@@ -144,12 +182,20 @@ def _pm(entry: dict | None, key: str, digits: int = 3) -> str:
     if mean is None:
         return "n/a"
     text = f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
-    return text + _partial(entry)
+    return text + _partial(entry, key)
 
 
-def _partial(entry: dict) -> str:
-    """`` (n=4)`` when a row has fewer scenes than planned (an interrupted run), else ``""``."""
-    return f" (n={entry['n']})" if entry["n"] < entry.get("n_planned", entry["n"]) else ""
+def _partial(entry: dict, key: str | None = None) -> str:
+    """`` (n=4)`` when a cell averages fewer scenes than planned, else ``""``.
+
+    Fewer scenes: an interrupted run, or (``key`` given) a metric some of the row's stored
+    images lack (colour errors of results stored before they existed).
+    """
+    n = entry["n"]
+    k = entry.get(f"{key}_n") if key else None
+    if k is not None and k < n:
+        n = k
+    return f" (n={n})" if n < entry.get("n_planned", entry["n"]) else ""
 
 
 def _one(entry: dict | None, key: str, digits: int = 3) -> str:
@@ -277,10 +323,12 @@ def _table5(index: _Index, plan: dict) -> str:
             continue
         e = index.get(m["key"], p)
         rows.append([yes(m["fds"]), yes(m["noisy_training"]), yes(m["fds_training"]), m["label"],
-                     _pm(e, "lpips"), _pm(e, "miou"), _one(e, "fd", 2)])
+                     _pm(e, "lpips"), _pm(e, "miou"), _one(e, "fd", 2), _pm(e, "mean_colour_error", 2),
+                     _pm(e, "class_colour_error", 2)])
     if not rows:
         return "_No ablation rows were evaluated._"
-    table = _table(["FDS (inference)", "Noisy training", "FDS in training", "Row", "LPIPS ↓", "mIoU ↑", "FD ↓"], rows)
+    table = _table(["FDS (inference)", "Noisy training", "FDS in training", "Row", "LPIPS ↓", "mIoU ↑", "FD ↓",
+                    "Mean colour error ↓", "Class colour error ↓"], rows)
     return table + _budget_warning(plan)
 
 
@@ -360,6 +408,83 @@ def _equal_uses_section(index: _Index, plan: dict) -> str:
     ])
 
 
+def _colour_note(index: _Index, plan: dict) -> str:
+    """What the two colour figures say, and which rows lack them (results stored before they existed)."""
+    lines = ["Both colour errors compare each generated image with the sent image (the real scene), in 0-255 RGB "
+             "units: the whole-image one shows a colour cast over the image, the per-class one a wrong colour "
+             "region by region (it is at least the whole-image one when every pixel is in a scored class). A "
+             "constant offset of (10, 0, 0) gives 10 for both. The real row is the sent image: 0."]
+    lacking = sorted({e["label"] for e in index.entries if e["row"] in plan["shown"] and e["status"] == "ok"
+                      and e["n"] and (e.get("colour_n") or 0) < e["n"]})
+    if lacking:
+        lines.append("")
+        lines.append("**Colour errors missing** for some stored images of: " + "; ".join(lacking) + ". They were "
+                     "stored before the colour errors existed (n/a, or `(n=k)` over the images that have them); the "
+                     "images themselves are not stored, so evaluate into a new `--out` folder to get them.")
+    return "\n".join(lines)
+
+
+def _class_order(entries: list[dict]) -> list[str]:
+    """Classes with a per-class colour error in any entry, largest (pixels over the scenes) first."""
+    size: dict[str, tuple[float, int]] = {}
+    for e in entries:
+        for name, c in (e.get("class_colour") or {}).items():
+            total = c["n"] * c["pixels"]
+            if total > size.get(name, (-1.0, 0))[0]:
+                size[name] = (total, c["id"])
+    return sorted(size, key=lambda k: (-size[k][0], size[k][1]))
+
+
+def _per_class_colour_section(index: _Index, plan: dict) -> str:
+    """Rows: classes; columns: the shown rows; one table per PSNR (mean over the scenes that have the class)."""
+    entries = [e for e in index.entries if e["row"] in plan["shown"]]
+    classes = _class_order(entries)
+    if not classes:
+        return "_No per-class colour errors in the stored results (stored before they existed, or not run)._"
+    heads = index.rows(plan["shown"])
+    real = index.get("real", None)
+    lines = [f"Per class of the sent label maps (classes with >= {MIN_CLASS_PIXELS} pixels in a scene), the distance "
+             "between the mean RGB of the generated and of the sent image over that class's pixels (0-255), "
+             "averaged over the scenes that have the class (std in `results.json` and `colour_per_class.csv`). "
+             "`scenes` and `pixels / scene` are those of the real images.", ""]
+
+    def cell(e: dict | None, name: str, rc: dict | None) -> str:
+        if e is None:
+            return "—"
+        if e["status"] != "ok":
+            return "missing"
+        if e["n"] == 0:
+            return "not run"
+        c = (e.get("class_colour") or {}).get(name)
+        if c is None or c["mean"] is None:
+            return "n/a"
+        fewer = f" (n={c['n']})" if rc and c["n"] < rc["n"] else ""  # fewer scenes than the real row's
+        return f"{c['mean']:.1f}{fewer}"
+
+    for p in sorted(plan["psnrs"], reverse=True):
+        rows = []
+        for name in classes:
+            rc = ((real or {}).get("class_colour") or {}).get(name)
+            rows.append([name, str(rc["n"]) if rc else "n/a", f"{rc['pixels']:.0f}" if rc else "n/a"]
+                        + [cell(index.get(h["row"], p), name, rc) for h in heads])
+        lines += [f"### PSNR {_psnr_label(p)} dB", "",
+                  _table(["Class", "scenes", "pixels / scene"] + [h["label"] for h in heads], rows), ""]
+    return "\n".join(lines).rstrip()
+
+
+COLOUR_CSV_FIELDS = ["study", "row", "label", "psnr", "class_id", "class", "n", "pixels", "error_mean", "error_std"]
+
+
+def _colour_csv_rows(entries: list[dict]) -> list[dict[str, Any]]:
+    rows = []
+    for e in entries:
+        for name, c in (e.get("class_colour") or {}).items():
+            rows.append({"study": e["study"], "row": e["row"], "label": e["label"], "psnr": e["psnr"],
+                         "class_id": c["id"], "class": name, "n": c["n"], "pixels": c["pixels"],
+                         "error_mean": c["mean"], "error_std": c["std"]})
+    return rows
+
+
 # --------------------------------------------------------------------------- plots and grids
 def _plt():
     import matplotlib
@@ -378,7 +503,9 @@ def plot_metrics(index: _Index, plan: dict, folder: Path) -> list[Path]:
     xs = np.arange(len(psnrs))
     fs = plan["feature_space"]
     metrics = [("miou", "mIoU ↑"), ("lpips", "LPIPS ↓"), ("ssim", "SSIM ↑"),
-               ("fd", ("FID" if fs["key"] == "fid" else "FD-AlexNet (substitute; not FID)") + " ↓")]
+               ("fd", ("FID" if fs["key"] == "fid" else "FD-AlexNet (substitute; not FID)") + " ↓"),
+               ("mean_colour_error", "mean colour error (0-255) ↓"),
+               ("class_colour_error", "class colour error (0-255) ↓")]
     paths = []
     missing = [e["label"] for e in index.rows(plan["shown"]) if e["status"] != "ok"]
     for key, title in metrics:
@@ -615,10 +742,11 @@ def _samplers_markdown(index: _Index, plan: dict, commands: list[str], choice: d
                 continue
             e = index.get(r["method"]["key"], p)
             rows.append([r["sampler"], str(r["steps"]), str(r["nfe"]), str(r["passes"]), _pm(e, "miou"),
-                         _pm(e, "lpips"), _one(e, "fd", 2), _one(e, "seconds", 3)])
+                         _pm(e, "lpips"), _one(e, "fd", 2), _pm(e, "mean_colour_error", 2),
+                         _pm(e, "class_colour_error", 2), _one(e, "seconds", 3)])
         lines += [f"## PSNR {_psnr_label(p)} dB", "",
                   _table(["Sampler", "Steps", "Network forwards", "Image passes", "mIoU ↑", "LPIPS ↓",
-                          "FD ↓", "s / image"], rows), ""]
+                          "FD ↓", "Mean colour error ↓", "Class colour error ↓", "s / image"], rows), ""]
     lines += ["## Choice", "",
               (f"**{choice['sampler']}, {choice['steps']} steps.** " if choice.get("choice") else "**No choice.** ")
               + choice["reason"] + ".", ""]
@@ -646,15 +774,25 @@ def _channel_markdown(index: _Index, plan: dict, commands: list[str], plots: lis
              _fd_note(plan), "",
              f"## SSIM ↑ (generated vs real image; mean ± std over {n} scenes)", "",
              _metric_table(index, plan, shown, "ssim"), "",
+             f"## Mean colour error ↓ (distance of the whole-image mean RGB, generated vs sent image, 0-255; "
+             f"mean ± std over {n} scenes)", "",
+             _metric_table(index, plan, shown, "mean_colour_error", digits=2), "",
+             f"## Class colour error ↓ (per class of the sent label map with >= {MIN_CLASS_PIXELS} pixels, distance "
+             f"of the class's mean RGB, generated vs sent image, pixel-weighted over the classes, 0-255; mean ± std "
+             f"over {n} scenes)", "",
+             _metric_table(index, plan, shown, "class_colour_error", digits=2), "",
+             _colour_note(index, plan), "",
              f"## Table 5: ablation at PSNR {float(plan.get('table5_psnr', 10.0)):g} dB", "", _table5(index, plan), "",
              "## Bits and channel uses", "", _bits_section(index, plan), "",
              "## Equal channel uses", "", _equal_uses_section(index, plan), "",
+             "## Per-class colour error", "", _per_class_colour_section(index, plan), "",
              "## Notes", "",
              "* mean ± std: sample standard deviation over the scenes of the per-image values (mIoU per image: "
              "mean IoU over the classes present in that image's label map or prediction). The CSV / JSON also give "
              "the mIoU pooled over all images (one confusion matrix, the Cityscapes benchmark's definition).",
              "* The real-images row does not depend on the channel: the same value stands in every column. Its "
-             "mIoU is the segmenter's own accuracy, the ceiling of every row.",
+             "mIoU is the segmenter's own accuracy, the ceiling of every row; its colour errors are computed like "
+             "every row's and are 0 (it is the sent image).",
              "* Every row at a given scene uses the same seed (channel noise and sampling noise): differences between "
              "rows are not differences of random draws.",
              "* Sampling seconds per image (CSV `seconds`) are wall-clock on the device above, batch time / batch size.",
@@ -676,7 +814,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def write_report(out: str | Path, store: ResultStore, plan: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``report.md``, ``results.csv``, ``results.json``, ``plots/*.png`` and the sample grids.
+    """Write ``report.md``, ``results.csv``, ``results.json``, ``colour_per_class.csv``, ``plots/*.png`` and the sample grids.
 
     Args:
         out: the output folder.
@@ -684,7 +822,7 @@ def write_report(out: str | Path, store: ResultStore, plan: dict[str, Any] | Non
         plan: the plan to report (default: the last plan recorded in the store; a run
             passes its own, since another process may have recorded a newer one meanwhile).
     Returns:
-        ``{"markdown", "csv", "json", "plots": [...], "grids": [...]}`` paths (the lists as lists).
+        ``{"markdown", "csv", "json", "colour_csv", "plots": [...], "grids": [...]}`` paths (the lists as lists).
     """
     out = Path(out)
     plan = plan if plan is not None else store.get_meta("plan")
@@ -702,13 +840,18 @@ def write_report(out: str | Path, store: ResultStore, plan: dict[str, Any] | Non
         extra = {}
         markdown = _channel_markdown(index, plan, commands, plots, grids, out)
     paths: dict[str, Any] = {"markdown": out / "report.md", "csv": out / "results.csv", "json": out / "results.json",
-                             "plots": plots, "grids": grids}
+                             "colour_csv": out / "colour_per_class.csv", "plots": plots, "grids": grids}
     paths["markdown"].write_text(markdown)
     with open(paths["csv"], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for e in entries:
             writer.writerow({k: ("" if e.get(k) is None else e.get(k)) for k in CSV_FIELDS})
+    with open(paths["colour_csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLOUR_CSV_FIELDS)
+        writer.writeheader()
+        for r in _colour_csv_rows(entries):
+            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLOUR_CSV_FIELDS})
     slim = [{k: v for k, v in e.items() if k not in ("per_scene", "scenes")} for e in entries]
     paths["json"].write_text(json.dumps(_jsonable({"plan": plan, "commands": commands, "results": slim,
                                                    "notes": {"fd": _fd_note(plan)}, **extra}), indent=2) + "\n")

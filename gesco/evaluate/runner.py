@@ -12,8 +12,9 @@ split (:func:`gesco.data.synthetic.generate_scene` at the model's resolution):
 * the real row keeps the image.
 
 Each output image is scored against the real scene (:class:`Scorers`): mIoU of the
-segmenter's prediction against the transmitted label map, LPIPS, SSIM, and its Frechet
-features (the distance itself needs whole sets; :mod:`gesco.evaluate.report` computes it).
+segmenter's prediction against the transmitted label map, LPIPS, SSIM, the colour errors
+against the sent image over its label map (:func:`gesco.evaluate.metrics.colour_errors`),
+and its Frechet features (the distance itself needs whole sets; :mod:`gesco.evaluate.report` computes it).
 
 Reproducibility: scene ``i`` uses the seed ``seed * 100000 + i``
 (:func:`scene_seed`) for the channel noise (through :func:`gesco.link.stage_seed`, as the
@@ -54,7 +55,7 @@ from gesco.evaluate.methods import (
     equal_use_factor,
     select_methods,
 )
-from gesco.evaluate.metrics import LPIPS, AlexNetRelu5Features, FrechetScorer, MeanIoU, ssim
+from gesco.evaluate.metrics import LPIPS, AlexNetRelu5Features, FrechetScorer, MeanIoU, colour_errors, ssim
 from gesco.evaluate.store import ResultStore, UnitResult
 from gesco.link import (
     TransmitSettings,
@@ -196,7 +197,7 @@ class SegmenterLike(Protocol):
 
 
 class Scorers:
-    """The per-image metrics: segmenter mIoU, LPIPS, SSIM and Frechet features.
+    """The per-image metrics: segmenter mIoU, LPIPS, SSIM, colour errors and Frechet features.
 
     Args:
         segmenter: predicts label maps of generated images (the mIoU evaluator).
@@ -227,7 +228,12 @@ class Scorers:
             ``(metrics, features)``: one dict per image with ``miou`` (mean IoU over the
             classes present in that image's target or prediction, ``None`` if none),
             ``confusion`` (sparse ``{target * C + predicted: pixels}``), ``lpips``,
-            ``ssim``; and the ``(B, D)`` float32 Frechet features of ``images``.
+            ``ssim``, ``mean_colour_error``, ``class_colour_error`` (0-255 units, ``None``
+            when no class of the label map has ``MIN_CLASS_PIXELS`` pixels) and
+            ``class_colour`` (``{"<label id>": [error, pixels]}``), all against ``real``
+            (:func:`~gesco.evaluate.metrics.colour_errors`; 0 for the real row by
+            construction, computed like every other row); and the ``(B, D)`` float32
+            Frechet features of ``images``.
         """
         x = images.to(self.device, torch.float32).clamp(-1.0, 1.0)
         y = real.to(self.device, torch.float32)
@@ -235,6 +241,7 @@ class Scorers:
         lp = self.lpips(x, y).float().cpu()
         ss = ssim((x + 1.0) / 2.0, (y + 1.0) / 2.0).float().cpu()  # SSIM takes [0, 1]
         feats = self.extractor(x).float().cpu().numpy()
+        colour = colour_errors(x, y, labels, value_range=(-1.0, 1.0)).records()
         out = []
         for b in range(x.shape[0]):
             scorer = MeanIoU(self.space)
@@ -246,6 +253,7 @@ class Scorers:
                 "confusion": {str(int(k)): int(scorer.confusion.flat[k]) for k in nz},
                 "lpips": float(lp[b]),
                 "ssim": float(ss[b]),
+                **colour[b],
             })
         return out, feats
 

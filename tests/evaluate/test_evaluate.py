@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -24,7 +25,7 @@ from gesco.diffusion.pipeline import SemanticGenerator
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import GescoInputError
 from gesco.evaluate.methods import equal_use_factor, parse_checkpoint_overrides, select_methods
-from gesco.evaluate.metrics import mean_iou
+from gesco.evaluate.metrics import colour_errors, mean_iou
 from gesco.evaluate.runner import EvalConfig, run_evaluation
 from gesco.evaluate.sampler_study import run_sampler_study, sampler_rows
 from gesco.evaluate.store import ResultStore
@@ -78,11 +79,13 @@ def test_files_tables_and_missing_row(first_run):
     out = first_run
     for name in ("report.md", "results.csv", "results.json", "results.sqlite", "sample_grid_scene000.png",
                  "plots/miou_vs_psnr.png", "plots/lpips_vs_psnr.png", "plots/fd_vs_psnr.png", "plots/ssim_vs_psnr.png",
+                 "plots/mean_colour_error_vs_psnr.png", "plots/class_colour_error_vs_psnr.png", "colour_per_class.csv",
                  "samples/ours/psnr10/scene000.png", "samples/label/scene000.png"):
         assert (out / name).is_file(), name
     md = (out / "report.md").read_text()
     for title in ("Table 1: mIoU", "Table 2: LPIPS", "Table 3: Frechet distance, FD-AlexNet-relu5 (substitute; not FID)",
-                  "Table 5: ablation at PSNR", "Bits and channel uses", "Equal channel uses", "Missing rows"):
+                  "Table 5: ablation at PSNR", "Bits and channel uses", "Equal channel uses", "Missing rows",
+                  "Mean colour error", "Class colour error", "Per-class colour error"):
         assert title in md, title
     assert "| FID" not in md  # the substitute is never called FID
     for label in ("Real images (ceiling)", "Full image (pixels through the channel)", "Our method (noisy training + FDS)",
@@ -96,7 +99,13 @@ def test_files_tables_and_missing_row(first_run):
     assert "gesco evaluate --scenes 3 --psnr 10 100 --methods real,full-image,ours,no-fds,no-noisy,equal-uses" in md
     table5 = md.split("## Table 5")[1].split("## Bits")[0]
     assert "| ✓ | ✓ | ✓ | Our method (noisy training + FDS) |" in table5
-    assert "| ✓ | ✗ | ✗ | No noisy training | missing | missing | missing |" in table5
+    assert "| ✓ | ✗ | ✗ | No noisy training | missing | missing | missing | missing | missing |" in table5
+    colour = md.split("## Mean colour error")[1].split("## Class colour error")[0]
+    assert "| Real images (ceiling) | 0.00 ± 0.00 | 0.00 ± 0.00 |" in colour and "| No noisy training | missing | missing |" in colour
+    assert "Colour errors missing" not in md  # every stored image has them
+    per_class = md.split("## Per-class colour error")[1].split("## Notes")[0]
+    assert "### PSNR 100 dB" in per_class and "### PSNR 10 dB" in per_class
+    assert "| road |" in per_class and "| Real images (ceiling) |" in per_class.split("\n|---")[0]
 
 
 def test_numbers_are_in_range(first_run):
@@ -114,10 +123,16 @@ def test_numbers_are_in_range(first_run):
     assert float(real["lpips_mean"]) == pytest.approx(0.0, abs=1e-6)
     assert float(real["ssim_mean"]) == pytest.approx(1.0, abs=1e-6)
     assert float(real["fd"]) == pytest.approx(0.0, abs=1e-3)
+    # the real row is the sent image: colour errors 0, computed (its per-class entries exist), not written in
+    assert float(real["mean_colour_error_mean"]) == 0.0 and float(real["class_colour_error_mean"]) == 0.0
+    for r in ok:
+        assert int(r["colour_n"]) == SCENES
+        assert float(r["mean_colour_error_mean"]) >= 0.0 and float(r["class_colour_error_mean"]) >= 0.0
     # full image: 3 channel uses per pixel, 24 raw bits per pixel; PSNR 100 dB is nearly lossless
     full = by[("full-image", "100.0")]
     assert float(full["channel_uses_per_pixel"]) == 3.0 and float(full["total_bits"]) == 24 * H * W
     assert float(full["ssim_mean"]) > 0.99
+    assert float(full["mean_colour_error_mean"]) < 1.0 and float(full["class_colour_error_mean"]) < 1.0
     assert float(by[("full-image", "10.0")]["ssim_mean"]) < float(full["ssim_mean"])
     # semantic frames: fewer bits than the raw image; one channel use per map pixel unless downsampled
     ours, equal = by[("ours", "10.0")], by[("equal-uses", "10.0")]
@@ -126,6 +141,11 @@ def test_numbers_are_in_range(first_run):
     assert float(equal["channel_uses_per_pixel"]) <= 3.0 and float(equal["downsample"]) >= 2.0
     data = json.loads((first_run / "results.json").read_text())
     assert data["plan"]["feature_space"]["key"] == "fd-alexnet"
+    real_json = next(r for r in data["results"] if r["row"] == "real")
+    assert "road" in real_json["class_colour"]
+    assert all(c["mean"] == 0.0 and c["n"] >= 1 for c in real_json["class_colour"].values())
+    per_class = list(csv.DictReader(open(first_run / "colour_per_class.csv")))
+    assert {(r["row"], r["class"]) for r in per_class} >= {("real", "road"), ("ours", "road")}
     assert any(r["row"] == "no-noisy" and r["status"] == "missing" for r in data["results"])
 
 
@@ -151,6 +171,50 @@ def test_real_row_miou_is_the_segmenters_miou(first_run, assets):
     real = next(r for r in csv.DictReader(open(first_run / "results.csv")) if r["row"] == "real")
     assert float(real["miou_mean"]) == pytest.approx(float(np.mean(per_image)), abs=1e-9)
     assert float(real["miou_pooled"]) == pytest.approx(pooled, abs=1e-9)
+
+
+def test_stored_colour_errors_are_the_metric_on_the_generated_image(first_run):
+    """The stored colour errors of a generated image are ``colour_errors`` of it (its saved PNG) against the scene."""
+    scene = generate_scene(split_seed("test", 0), H, W)
+    png = cv2.imread(str(first_run / "samples" / "ours" / "psnr10" / "scene000.png"), cv2.IMREAD_COLOR)[:, :, ::-1]
+    expected = colour_errors(np.ascontiguousarray(png), scene.image, scene.label.astype(np.int64)).records()[0]
+    with ResultStore(first_run / "results.sqlite") as store:
+        _, metrics, _ = store.load("ours", 10.0, 1)
+    stored = metrics[0]
+    assert stored["mean_colour_error"] == pytest.approx(expected["mean_colour_error"], abs=0.9)  # PNG: 8-bit rounding
+    assert stored["class_colour_error"] == pytest.approx(expected["class_colour_error"], abs=0.9)
+    assert set(stored["class_colour"]) == set(expected["class_colour"])
+
+
+def test_report_of_a_store_without_colour_errors(first_run, tmp_path):
+    """Results stored before the colour errors existed still load: n/a (or ``(n=k)``), a note, no crash."""
+    import shutil
+    import sqlite3
+
+    out = tmp_path / "old"
+    shutil.copytree(first_run, out)
+    db = sqlite3.connect(str(out / "results.sqlite"))
+    with db:
+        for row, psnr, scene, m in db.execute("SELECT row, psnr, scene, metrics FROM results").fetchall():
+            if row == "ours" or (row == "full-image" and scene == 0):
+                old = {k: v for k, v in json.loads(m).items()
+                       if k not in ("mean_colour_error", "class_colour_error", "class_colour")}
+                db.execute("UPDATE results SET metrics = ? WHERE row = ? AND psnr = ? AND scene = ?",
+                           (json.dumps(old), row, psnr, scene))
+    db.close()
+    assert main(["evaluate", "--report-only", "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    colour = md.split("## Mean colour error")[1].split("## Class colour error")[0]
+    assert "| Our method (noisy training + FDS) | n/a | n/a |" in colour
+    full = next(line for line in colour.splitlines() if line.startswith("| Full image"))
+    assert full.count(f"(n={SCENES - 1})") == 2  # the scenes that have the value
+    assert "Colour errors missing" in md
+    per_class = md.split("## Per-class colour error")[1].split("### PSNR 10 dB")[0]
+    road = next(line for line in per_class.splitlines() if line.startswith("| road |"))
+    assert f"| road | {SCENES} |" in road and f"(n={SCENES - 1})" in road and "| n/a |" in road
+    rows = {(r["row"], r["psnr"]): r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows[("ours", "10.0")]["mean_colour_error_mean"] == "" and rows[("ours", "10.0")]["colour_n"] == "0"
+    assert rows[("real", "")]["mean_colour_error_mean"] == "0.0"
 
 
 def test_resume_skips_done_work_and_extends(first_run, assets, monkeypatch, tmp_path):
