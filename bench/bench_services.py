@@ -126,10 +126,24 @@ def scene(seed: int, height: int, width: int) -> dict[str, bytes]:
     return {"image": encode_png(s.image), "label": encode_png(s.label.astype(np.uint8)), "instance": inst.tobytes()}
 
 
-def transmit(client: httpx.Client, stack: Stack, files: dict[str, bytes], poll_s: float = 0.02) -> dict:
-    """POST one transmission and poll until done; return timings."""
+def parse_setting(spec: str) -> tuple[str, dict[str, str]]:
+    """``LABEL=SAMPLER:STEPS:GUIDANCE`` -> ``(label, form fields)``; ``LABEL=default`` sends no field."""
+    label, sep, rest = spec.partition("=")
+    if not sep or not label:
+        raise SystemExit(f"--compare {spec!r}: expected LABEL=SAMPLER:STEPS:GUIDANCE or LABEL=default")
+    if rest == "default":
+        return label, {}
+    parts = rest.split(":")
+    if len(parts) != 3:
+        raise SystemExit(f"--compare {spec!r}: expected LABEL=SAMPLER:STEPS:GUIDANCE")
+    return label, {"sampler": parts[0], "steps": parts[1], "guidance_scale": parts[2]}
+
+
+def transmit(client: httpx.Client, stack: Stack, files: dict[str, bytes], poll_s: float = 0.02,
+             form: dict[str, str] | None = None) -> dict:
+    """POST one transmission (with optional form fields) and poll until done; return timings."""
     t0 = time.perf_counter()
-    r = client.post(stack.sender + "/transmit", files={k: (f"{k}.png", v) for k, v in files.items()})
+    r = client.post(stack.sender + "/transmit", files={k: (f"{k}.png", v) for k, v in files.items()}, data=form or {})
     if r.status_code != 202:
         raise RuntimeError(f"POST /transmit: HTTP {r.status_code}: {r.text}")
     accepted = r.json()
@@ -159,6 +173,32 @@ def bench_latency(stack: Stack, repeats: int, label_free: bool, resolution) -> d
         rows = [transmit(client, stack, f) for f in files[1:]]
     stages = {k: round(median(rows, k), 4) for k in (*STAGES_SENDER, *STAGES_RECEIVER, "wall_s")}
     return {"repeats": repeats, "median_s": stages, "runs": rows}
+
+
+def bench_compare(stack: Stack, settings: list[tuple[str, dict]], repeats: int, label_free: bool, resolution) -> dict:
+    """End-to-end latency of several sampling settings, interleaved (A, B, A, B, ...) on one stack.
+
+    Interleaving makes the settings share the machine's load, so their ratio is fair on a
+    noisy machine. Returns per setting the median stages and the ratio of its median wall
+    time to the first setting's.
+    """
+    files = [scene(3000 + i, 2 * resolution[0], 2 * resolution[1]) for i in range(repeats)]
+    if label_free:
+        files = [{"image": f["image"]} for f in files]
+    rows: dict[str, list[dict]] = {label: [] for label, _ in settings}
+    with httpx.Client(timeout=1200) as client:
+        for label, form in settings:
+            transmit(client, stack, files[0], form=form)  # warm-up of each setting
+        for f in files:
+            for label, form in settings:
+                rows[label].append(transmit(client, stack, f, form=form))
+    out = {}
+    base = median(rows[settings[0][0]], "wall_s")
+    for label, form in settings:
+        med = {k: round(median(rows[label], k), 4) for k in (*STAGES_SENDER, *STAGES_RECEIVER, "wall_s")}
+        out[label] = {"form": form or "receiver defaults", "median_s": med,
+                      "wall_ratio_to_first": round(med["wall_s"] / base, 3), "runs": rows[label]}
+    return {"repeats": repeats, "settings": out}
 
 
 def bench_throughput(stack: Stack, clients: int, per_client: int, resolution) -> dict:
@@ -208,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or os.cpu_count(),
                    help="torch threads of each service")
+    p.add_argument("--compare", action="append", default=[], metavar="LABEL=SAMPLER:STEPS:GUIDANCE",
+                   help="also time these settings end to end, interleaved on the first stack (LABEL=default: the "
+                        "receiver's defaults); e.g. --compare old=respaced:50:2 --compare new=default")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "services.json"))
     args = p.parse_args(argv)
 
@@ -246,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
             run = {"startup_s": round(stack.startup_s, 2)}
             if bs == args.batch_sizes[0]:
                 run["latency"] = bench_latency(stack, args.repeats, args.label_free, resolution)
+                if args.compare:
+                    run["compare"] = bench_compare(stack, [parse_setting(c) for c in args.compare], args.repeats,
+                                                   args.label_free, resolution)
+                    for label, r in run["compare"]["settings"].items():
+                        print(f"compare {label}: wall {r['median_s']['wall_s']} s, sampling {r['median_s']['sampling_s']} s, "
+                              f"ratio to first {r['wall_ratio_to_first']}", flush=True)
             run["throughput"] = bench_throughput(stack, args.clients, args.per_client, resolution)
             run["receiver_peak_rss_mib"] = round(stack.receiver_peak_rss_mib(), 1)
         finally:
