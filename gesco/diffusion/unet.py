@@ -53,7 +53,18 @@ class UNetConfig:
         learn_sigma: also predict the variance interpolation ``v`` (Eq. 7).
         dropout: dropout rate inside residual blocks.
         num_groups: GroupNorm groups (32 in the paper; reduced automatically when a
-            layer has fewer channels than groups).
+            layer has fewer channels than groups). With one channel per group (32 groups on
+            32 channels) a GroupNorm is an InstanceNorm: it removes each channel's spatial
+            mean, so the output head cannot pass the input's mean colour through (see
+            ``mean_skip``).
+        mean_skip: add ``G(t) mean(x_t)`` to the predicted epsilon, ``G(t)`` a ``C x C``
+            matrix read off the time embedding by a zero-initialised linear layer (so a
+            model warm-started with it computes what it did before). Epsilon prediction at
+            high noise needs ``mean(eps_hat) ~ k(t) mean(x_t)`` with ``k`` near 1 for
+            ``t > 700`` (the noise's own mean is ~1/sqrt(H W) and ``x0_hat`` divides its
+            error by ``sqrt(abar_t)``, 1/156 at ``t = 999``); a network whose normalisations
+            remove per-channel means cannot compute it, and samples then take the starting
+            noise's mean as their colour (docs/training.md, "The colour cast").
     """
 
     image_channels: int = 3
@@ -68,6 +79,7 @@ class UNetConfig:
     learn_sigma: bool = True
     dropout: float = 0.0
     num_groups: int = 32
+    mean_skip: bool = False
 
     def __post_init__(self) -> None:
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
@@ -293,6 +305,8 @@ class SpadeUNet(nn.Module):
             nn.GroupNorm(_groups(cur, g), cur), nn.SiLU(), zero_module(nn.Conv2d(cur, cfg.out_channels, 3, padding=1))
         )
         self._bottom = bottom
+        c = cfg.image_channels
+        self.mean_skip = zero_module(nn.Linear(emb_dim, c * c)) if cfg.mean_skip else None
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -329,4 +343,11 @@ class SpadeUNet(nn.Module):
                     h = m(F.interpolate(h, scale_factor=2.0, mode="nearest"))
                 else:
                     h = m(h)
-        return self.out(h)
+        out = self.out(h)
+        if self.mean_skip is not None:
+            # eps_hat += G(t) mean(x_t): (B, C, C) @ (B, C, 1), broadcast over the pixels
+            c = cfg.image_channels
+            gain = self.mean_skip(F.silu(temb)).view(-1, c, c)
+            dc = torch.bmm(gain, x.mean(dim=(2, 3)).unsqueeze(-1).to(gain.dtype))[..., None]
+            out = torch.cat([out[:, :c] + dc.to(out.dtype), out[:, c:]], dim=1)
+        return out

@@ -99,3 +99,30 @@ def test_output_head_sees_the_feature_mean_only_with_shared_groups(num_groups, s
     with torch.no_grad():
         change = (m.out(h + torch.randn(1, 32, 1, 1)) - m.out(h)).mean((2, 3)).abs().max()
     assert (float(change) > 1e-2) == sees_mean
+
+
+def test_mean_skip_starts_at_zero_and_passes_the_input_mean(tiny_unet_config):
+    from dataclasses import replace
+
+    from gesco.diffusion.unet import SpadeUNet
+
+    torch.manual_seed(0)
+    plain = SpadeUNet(tiny_unet_config).eval()
+    skip = SpadeUNet(replace(tiny_unet_config, mean_skip=True)).eval()
+    missing, unexpected = skip.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("mean_skip.") for k in missing) and missing
+    torch.nn.init.normal_(plain.out[2].weight, std=0.05)
+    skip.out[2].weight.data.copy_(plain.out[2].weight)
+    c, h, w = tiny_unet_config.image_channels, 16, 32
+    x = torch.randn(2, c, h, w)
+    t = torch.tensor([999, 10])
+    y = torch.zeros(2, tiny_unet_config.label_channels, h, w)
+    with torch.no_grad():
+        torch.testing.assert_close(skip(x, t, y), plain(x, t, y))  # zero-initialised: the same model
+        torch.nn.init.zeros_(skip.mean_skip.weight)
+        skip.mean_skip.bias.copy_(torch.eye(c).flatten())  # G(t) = I
+        shift = torch.tensor([0.3, -0.2, 0.1])[None, :, None, None]
+        d_eps = skip(x + shift, t, y)[:, :c] - skip(x, t, y)[:, :c]
+        d_plain = plain(x + shift, t, y)[:, :c] - plain(x, t, y)[:, :c]
+    # the skip adds exactly G(t) * shift to every pixel of eps; the variance output is untouched
+    torch.testing.assert_close(d_eps - d_plain, shift.expand(2, c, h, w), atol=1e-5, rtol=0)
