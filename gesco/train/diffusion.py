@@ -7,6 +7,12 @@ it to the all-zero null label with probability ``p_uncond`` (classifier-free gui
 draw ``t`` uniformly and ``eps``, and minimise the hybrid loss of Eq. (10)
 (optionally with min-SNR weighting of the epsilon-MSE).
 
+The clean scenes of a step are a pure function of the step; they are rendered in the
+training process or, with ``num_workers > 0``, by DataLoader workers
+(:mod:`gesco.train.data`); the corruption and all draws stay here, so both give the same
+run. ``noise_draws`` trains each rendered scene with several independent corruptions,
+``t`` and ``eps`` per step.
+
 Runs single-process or under ``torchrun`` (DDP; each rank draws different scenes, the
 gradients are averaged, so the weights stay identical). Checkpoints: EMA weights as a
 :mod:`gesco.diffusion.checkpoint` (safetensors + JSON) and a resumable training state.
@@ -28,8 +34,8 @@ from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoi
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.semantics.classes import get_class_space
-from gesco.semantics.layout import full_conditioning
 from gesco.semantics.noisy import NoisyMapsConfig, corrupt_conditioning
+from gesco.train.data import StepBatches, clean_batches, make_batch  # noqa: F401  (make_batch: public here too)
 from gesco.train.utils import (
     EMA,
     autocast_context,
@@ -64,7 +70,10 @@ class DiffusionTrainConfig:
     mse_weighting: str = "uniform"
     min_snr_gamma: float = 5.0
     multiscale_loss: bool = False
+    trainable: list[str] | None = None
     time_budget_s: float | None = None
+    num_workers: int = 0
+    noise_draws: int = 1
     noisy: NoisyMapsConfig = field(default_factory=NoisyMapsConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -99,19 +108,6 @@ class DiffusionTrainConfig:
         return cls(**d)
 
 
-def make_batch(dataset, indices: list[int], space) -> dict[str, torch.Tensor]:
-    """Stack dataset items and build the clean padded conditioning ``(B, C + 1, H, W)``."""
-    items = [dataset[i] for i in indices]
-    images = torch.stack([it["image"] for it in items])
-    conds, edges = [], []
-    for it in items:
-        inst = it.get("instance")
-        inst_np = None if inst is None else inst.numpy()
-        conds.append(full_conditioning(it["label"].numpy(), space, inst_np))
-        edges.append(inst is not None)
-    return {"image": images, "cond": torch.stack(conds), "has_edges": torch.tensor(edges)}
-
-
 def conditioning_for_training(
     cond: torch.Tensor,
     has_edges: torch.Tensor,
@@ -120,8 +116,44 @@ def conditioning_for_training(
 ) -> torch.Tensor:
     """Noisy maps (channel + FDS) and the classifier-free-guidance drop to the null label."""
     noisy, _ = corrupt_conditioning(cond, has_edges, config.noisy, generator)
-    drop = torch.rand(cond.shape[0], generator=generator) < config.p_uncond
+    drop = torch.rand(cond.shape[0], generator=generator, device=cond.device) < config.p_uncond
     return noisy * (~drop).to(noisy.dtype)[:, None, None, None]
+
+
+def training_inputs(
+    batch: dict[str, torch.Tensor],
+    config: DiffusionTrainConfig,
+    diffusion: GaussianDiffusion,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step's model inputs from its clean batch of ``B`` scenes.
+
+    Each scene is repeated ``n = config.noise_draws`` times; every copy gets its own noisy
+    maps, guidance drop, ``t`` and ``eps``, all drawn from ``generator`` (seeded per step) in
+    this order: corruption, drop, ``t``, ``eps``. They are computed on the generator's device
+    (the trainer's is the CPU: :func:`corrupt_conditioning` draws its PSNRs there) and the
+    results moved to ``device``.
+
+    Args:
+        batch: ``image`` ``(B, 3, H, W)``, ``cond`` ``(B, C + 1, H, W)``, ``has_edges`` ``(B,)``.
+    Returns:
+        ``x0`` ``(B n, 3, H, W)``, ``y`` ``(B n, C + 1, H, W)`` (the corrupted conditioning),
+        ``t`` ``(B n,)`` int64 and ``noise`` ``(B n, 3, H, W)``, on ``device``.
+    """
+    n, on = config.noise_draws, generator.device
+    image, cond, has_edges = (batch[k].to(on).repeat_interleave(n, dim=0) for k in ("image", "cond", "has_edges"))
+    y = conditioning_for_training(cond, has_edges, config, generator)
+    t = torch.randint(0, diffusion.num_steps, (image.shape[0],), generator=generator, device=on)
+    noise = torch.randn(image.shape, generator=generator, device=on)
+    return tuple(v.to(device, non_blocking=True) for v in (image, y, t, noise))
+
+
+def _clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _training_dataset(config: DiffusionTrainConfig):
@@ -140,15 +172,35 @@ def _device(spec: str, local_rank: int) -> torch.device:
     return torch.device(spec)
 
 
+def trainable_parameters(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
+    """The parameters to train: all (``prefixes`` None), or those whose name starts with a prefix.
+
+    The others are frozen (``requires_grad = False``), e.g. ``["mean_skip."]`` fits only the
+    mean-colour path of a warm-started model. A prefix matching nothing is an error.
+    """
+    if prefixes is None:
+        return list(model.parameters())
+    chosen = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(any(name.startswith(pre) for pre in prefixes))
+        if p.requires_grad:
+            chosen.append(p)
+    if not chosen:
+        raise ValueError(f"trainable prefixes {prefixes} match no parameter")
+    return chosen
+
+
 #: U-Net fields a warm start may change: they shape no weight.
-WARM_START_FREE_FIELDS = ("num_groups",)
+WARM_START_FREE_FIELDS = ("num_groups", "mean_skip")
 
 
 def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device: torch.device) -> ModelCard:
     """Load the weights of checkpoint ``config.init_from`` into ``model`` and the EMA.
 
-    The U-Net may differ from the checkpoint's only in ``num_groups`` (GroupNorm grouping has
-    no weights of its own, so the weights carry over; see :data:`WARM_START_FREE_FIELDS`).
+    The U-Net may differ from the checkpoint's only in :data:`WARM_START_FREE_FIELDS`:
+    ``num_groups`` (GroupNorm grouping has no weights of its own, so the weights carry over)
+    and ``mean_skip`` (its layer is zero-initialised, so the model computes what the
+    checkpoint did until it is trained).
 
     For fine-tuning, or continuing a run whose resumable state is gone (only the EMA
     checkpoint was kept): the model and its EMA both start at the checkpoint's weights, the
@@ -167,7 +219,9 @@ def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device:
         expect_resolution=(config.height, config.width),
         map_location=device,
     )
-    model.load_state_dict(src.state_dict())
+    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("mean_skip.") for k in missing):
+        raise ValueError(f"warm start from {config.init_from}: missing weights {missing}, unexpected {unexpected}")
     ema.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     ema.num_updates = int(card.training.get("steps", 0))
     return card
@@ -182,12 +236,67 @@ class TrainResult:
     steps: int
 
 
+def optimization_step(
+    model: torch.nn.Module,
+    net: torch.nn.Module,
+    ema: EMA,
+    opt: torch.optim.Optimizer,
+    diffusion: GaussianDiffusion,
+    config: DiffusionTrainConfig,
+    inputs: tuple[torch.Tensor, ...],
+    lr: float,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Forward, loss, backward, clipping, AdamW and EMA on one step's ``(x0, y, t, noise)``.
+
+    ``net`` is ``model`` or its DDP wrapper. The forward runs under :func:`autocast_context`
+    (bf16 on CUDA with ``amp = "auto"``); the loss is computed outside it, in float32.
+
+    Returns:
+        the per-sample losses (``loss``, ``mse``, ``vb``: ``(B n,)`` each) and the gradient norm.
+    """
+    x0, y, t, noise = inputs
+    for g in opt.param_groups:
+        g["lr"] = lr
+    xt = diffusion.q_sample(x0, t, noise)
+    with autocast_context(x0.device, config.amp):
+        model_out = net(xt, t, y)
+    weight = diffusion.min_snr_weight(t, config.min_snr_gamma) if config.mse_weighting == "min-snr" else None
+    losses = diffusion.training_losses(model_out.float(), x0, xt, t, noise, weight, multiscale=config.multiscale_loss)
+    opt.zero_grad(set_to_none=True)
+    losses["loss"].mean().backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    opt.step()
+    ema.update(model)
+    return losses, gnorm
+
+
+def _check_config(config: DiffusionTrainConfig) -> None:
+    if config.time_budget_s is not None and config.time_budget_s <= 0:
+        raise ValueError(f"time_budget_s must be > 0, got {config.time_budget_s}")
+    if config.num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {config.num_workers}")
+    if config.noise_draws < 1:
+        raise ValueError(f"noise_draws must be >= 1, got {config.noise_draws}")
+
+
 def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train (or resume) a diffusion model up to ``config.steps``."""
+    """Train (or resume) a diffusion model up to ``config.steps`` (or ``config.time_budget_s``).
+
+    Each step takes ``batch_size`` clean scenes (rendered here, or by ``num_workers``
+    DataLoader workers), repeats each ``noise_draws`` times and trains on the
+    ``batch_size * noise_draws`` samples (:func:`training_inputs`, :func:`optimization_step`).
+    The log records, per step and averaged over the log interval, ``data_s`` (waiting for
+    the batch, corruption and draws; ``wait_s`` of it waiting for the clean batch, which
+    includes rendering it when ``num_workers = 0``) and ``net_s`` (forward, backward,
+    optimiser, EMA).
+    """
+    _check_config(config)
     dist_info = init_distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
     device = _device(config.device, dist_info.local_rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolutions
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     space = get_class_space(config.class_space)
@@ -201,7 +310,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     model = SpadeUNet(config.unet).to(device)
     diffusion = GaussianDiffusion(config.diffusion)
     ema = EMA(model, config.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(trainable_parameters(model, config.trainable), lr=config.lr, weight_decay=config.weight_decay)
     state_path = out / "state"
     step, wall = 0, 0.0
     if resume and state_path.with_suffix(".json").exists():
@@ -214,6 +323,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         if dist_info.is_main:
             print(f"initialised from {config.init_from} ({init_card.training.get('steps')} steps); AdamW starts fresh")
     ddp_model = DDP(model) if dist_info.world_size > 1 else model
+    # on the CPU: corrupt_conditioning draws its PSNRs from CPU weights (docs/training.md, "Trainer throughput")
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + dist_info.rank)
     log_path = out / "train_log.jsonl"
 
@@ -245,67 +355,65 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         from tqdm import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc="train diffusion", dynamic_ncols=True)
-    n_data = len(dataset)
-    t_last = time.time()
     budget = config.time_budget_s
-    if budget is not None and budget <= 0:
-        raise ValueError(f"time_budget_s must be > 0, got {budget}")
 
     def out_of_time() -> bool:
         return budget is not None and wall >= budget
 
+    # The data order is a pure function of the step, so a resumed run sees the same scenes.
+    source = StepBatches(dataset, space, config.batch_size, config.seed, dist_info.rank, dist_info.world_size)
+    batches = clean_batches(source, step, config.steps, config.num_workers, pin_memory=device.type == "cuda")
+    t_last = time.perf_counter()
+    timing = dict.fromkeys(("data_s", "wait_s", "net_s", "steps"), 0.0)  # sums since the last log record
     while step < config.steps and not out_of_time():
-        t0 = time.time()
-        # The data order is a pure function of the step, so a resumed run sees the same scenes.
+        t0 = _clock(device)
         gen.manual_seed(config.seed * 1_000_003 + dist_info.rank + 7919 * step)
-        base = (step * dist_info.world_size + dist_info.rank) * config.batch_size
-        batch = make_batch(dataset, [(base + j) % n_data for j in range(config.batch_size)], space)
-        x0 = batch["image"].to(device)
-        y = conditioning_for_training(batch["cond"], batch["has_edges"], config, gen).to(device)
-        t = torch.randint(0, diffusion.num_steps, (x0.shape[0],), generator=gen).to(device)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
-        xt = diffusion.q_sample(x0, t, noise)
+        batch = next(batches)
+        t_wait = time.perf_counter()
+        inputs = training_inputs(batch, config, diffusion, gen, device)
+        t1 = _clock(device)
         lr = lr_at(
             step, config.lr, config.warmup_steps, config.steps, config.lr_schedule, config.lr_final_frac,
             progress=None if budget is None else wall / budget,
         )
-        for g in opt.param_groups:
-            g["lr"] = lr
-        with autocast_context(device, config.amp):
-            model_out = ddp_model(xt, t, y)
-        weight = diffusion.min_snr_weight(t, config.min_snr_gamma) if config.mse_weighting == "min-snr" else None
-        losses = diffusion.training_losses(model_out.float(), x0, xt, t, noise, weight, multiscale=config.multiscale_loss)
-        loss = losses["loss"].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        ema.update(model)
+        losses, gnorm = optimization_step(model, ddp_model, ema, opt, diffusion, config, inputs, lr)
+        t2 = _clock(device)
         step += 1
-        wall += time.time() - t0
+        wall += t2 - t0
+        timing["data_s"] += t1 - t0
+        timing["wait_s"] += t_wait - t0
+        timing["net_s"] += t2 - t1
+        timing["steps"] += 1
+        loss = float(losses["loss"].detach().mean())
         if dist_info.is_main:
             if step % config.log_every == 0 or step == config.steps:
+                n = timing["steps"]
                 rec = {
                     "step": step,
-                    "loss": round(float(loss.detach()), 5),
+                    "loss": round(loss, 5),
                     "mse": round(float(losses["mse"].detach().mean()), 5),
                     "vb": round(float(losses.get("vb", torch.zeros(1)).detach().mean()), 5),
                     "lr": lr,
                     "grad_norm": round(float(gnorm), 4),
-                    "s_per_step": round((time.time() - t_last) / config.log_every, 3),
+                    "s_per_step": round((time.perf_counter() - t_last) / config.log_every, 3),
+                    "data_s": round(timing["data_s"] / n, 4),
+                    "wait_s": round(timing["wait_s"] / n, 4),
+                    "net_s": round(timing["net_s"] / n, 4),
                     "wall_time_s": round(wall, 1),
                 }
-                t_last = time.time()
+                t_last = time.perf_counter()
+                timing = dict.fromkeys(timing, 0.0)
                 with log_path.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.1e}")
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
             if step % config.checkpoint_every == 0 or step == config.steps or out_of_time():
                 save_training_state(state_path, model, ema, opt, {"step": step, "wall_time_s": wall})
                 ema_model = SpadeUNet(config.unet)
                 ema.copy_to(ema_model)
                 save_checkpoint(out / "ema", ema_model, card(step, wall))
+    batches.close()  # stops the DataLoader workers, if any
     if bar is not None:
         bar.close()
     if dist_info.world_size > 1:
