@@ -1,4 +1,4 @@
-"""``gesco train {diffusion,segmenter}``: train from a config file plus overrides."""
+"""``gesco train {diffusion,distill,segmenter}``: train from a config file plus overrides."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = tsub.add_parser("diffusion", help="train the semantic diffusion model (runs under torchrun for DDP)")
     add_config_arguments(d, "--set steps=200 --set noisy.enabled=false")
     d.set_defaults(handler=_train_diffusion)
+    ds = tsub.add_parser("distill", help="distil a guided diffusion checkpoint into a few-step student "
+                                         "(progressive distillation, guidance folded in; docs/distillation.md)")
+    add_config_arguments(ds, "--set teacher=checkpoints/diffusion-synthetic-64x128 --set rounds=3")
+    ds.set_defaults(handler=_train_distill)
     try:
         from gesco.segment.train import register_cli as register_segmenter
     except ModuleNotFoundError:
@@ -27,4 +31,13 @@ def _train_diffusion(args: argparse.Namespace) -> int:
     config = config_from_args(args, DiffusionTrainConfig, "training")
     result = train_diffusion(config, resume=not args.no_resume, progress=not args.no_progress)
     print(f"checkpoint: {result.checkpoint} (step {result.steps})")
+    return 0
+
+
+def _train_distill(args: argparse.Namespace) -> int:
+    from gesco.train.distill import DistillConfig, train_distill
+
+    config = config_from_args(args, DistillConfig, "distillation")
+    result = train_distill(config, resume=not args.no_resume, progress=not args.no_progress)
+    print(f"checkpoint: {result.checkpoint} ({result.steps} steps; sample with --sampler distilled --steps {result.steps})")
     return 0

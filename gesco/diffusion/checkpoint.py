@@ -5,7 +5,14 @@ A checkpoint is a directory (or a pair of files sharing a stem)::
     <name>.safetensors   the weights (EMA weights when trained with EMA)
     <name>.json          {"format": "gesco-diffusion/1", "unet": UNetConfig, "diffusion":
                           DiffusionConfig, "class_space": str, "resolution": [H, W],
-                          "conditioning": {...}, "training": {steps, data, seed, wall_time_s, ...}}
+                          "conditioning": {...}, "training": {steps, data, seed, wall_time_s, ...},
+                          "distilled": {...}}   (only in distilled students, see below)
+
+A distilled student (``gesco train distill``, :mod:`gesco.diffusion.distill`) has the same
+U-Net and diffusion fields as its teacher plus ``"distilled": {"steps": N, "guidance_scale":
+s, "parametrisation": "v", "teacher": path, "timesteps": [...], ...}``: the pipeline then
+samples it only with the ``"distilled"`` sampler at ``N`` steps and scale ``s``. Cards
+without the key (every ordinary checkpoint) load and write exactly as before.
 
 Weights are never unpickled. Loading refuses a checkpoint whose config disagrees with
 the one requested, naming the field; a missing or corrupt file raises
@@ -39,9 +46,12 @@ class ModelCard:
     resolution: tuple[int, int] = (64, 128)
     conditioning: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    #: ``None`` for an ordinary checkpoint; a distilled student's record otherwise
+    #: (:data:`DISTILLED_KEYS` at least).
+    distilled: dict[str, Any] | None = None
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "format": FORMAT,
             "unet": self.unet.to_dict(),
             "diffusion": self.diffusion.to_dict(),
@@ -50,6 +60,9 @@ class ModelCard:
             "conditioning": self.conditioning,
             "training": self.training,
         }
+        if self.distilled is not None:
+            d["distilled"] = self.distilled
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "checkpoint") -> "ModelCard":
@@ -63,9 +76,33 @@ class ModelCard:
                 resolution=tuple(d["resolution"]),
                 conditioning=d.get("conditioning", {}),
                 training=d.get("training", {}),
+                distilled=_check_distilled(d.get("distilled"), source),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{source}: malformed config ({e})") from None
+
+
+#: fields every ``"distilled"`` record has
+DISTILLED_KEYS = ("steps", "guidance_scale", "parametrisation", "teacher")
+
+
+def _check_distilled(rec: Any, source: str) -> dict[str, Any] | None:
+    """The ``"distilled"`` record of a card, checked (``None`` when absent)."""
+    if rec is None:
+        return None
+    from gesco.diffusion.samplers import PARAMETRISATIONS
+
+    if not isinstance(rec, dict) or any(k not in rec for k in DISTILLED_KEYS):
+        raise CheckpointError(f"{source}: malformed 'distilled' record {rec!r}; needs {', '.join(DISTILLED_KEYS)}")
+    steps, param = rec["steps"], rec["parametrisation"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise CheckpointError(f"{source}: distilled.steps must be a positive int, got {steps!r}")
+    if param not in PARAMETRISATIONS:
+        raise CheckpointError(f"{source}: distilled.parametrisation {param!r} is not one of {', '.join(PARAMETRISATIONS)}")
+    ts = rec.get("timesteps")
+    if ts is not None and (not isinstance(ts, list) or len(ts) != steps):
+        raise CheckpointError(f"{source}: distilled.timesteps must list {steps} time indices, got {ts!r}")
+    return rec
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, card: ModelCard) -> Path:

@@ -11,6 +11,13 @@ deterministic samplers (``"ddim"`` with ``eta = 0``, ``"dpmpp-2m"``) give the sa
 for the same seed whatever else is in the batch. The stochastic samplers
 (``"ancestral"``, ``"respaced"``, DDIM with ``eta > 0``) draw their per-step noise from a
 generator seeded with the first seed of the batch: reproducible for the same batch.
+
+Distilled checkpoints (``gesco train distill``; their card has a ``"distilled"`` record)
+sample only with ``sampler="distilled"`` at the recorded step count and guidance scale
+(:func:`~gesco.diffusion.samplers.sample_distilled`: one unguided forward per step, the
+guidance being folded into the student); anything else raises
+:class:`~gesco.diffusion.samplers.DistilledSamplerError`, as does ``"distilled"`` on an
+ordinary checkpoint. The distilled sampler is deterministic, like DDIM with ``eta = 0``.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ import torch
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import guided_denoiser
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, sample
+from gesco.diffusion.samplers import (
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    DISTILLED_SAMPLERS,
+    KNOWN_SAMPLERS,
+    DistilledSamplerError,
+    sample,
+    sample_distilled,
+)
 from gesco.errors import GescoInputError, ShapeError
 from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 from gesco.semantics.classes import ClassSpace, get_class_space
@@ -37,7 +52,8 @@ class SamplingSettings:
 
     Attributes:
         sampler: ``"respaced"`` (default, :data:`~gesco.diffusion.samplers.DEFAULT_SAMPLER`),
-            ``"dpmpp-2m"``, ``"ddim"`` or ``"ancestral"`` (the paper's 1000 steps).
+            ``"dpmpp-2m"``, ``"ddim"`` or ``"ancestral"`` (the paper's 1000 steps); ``"distilled"``
+            for (and only for) a distilled checkpoint.
         steps: network evaluations of the few-step samplers (ignored by ``"ancestral"``).
         guidance_scale: ``s`` of ``eps_0 + s (eps_y - eps_0)`` (1 = no guidance; the
             paper's Eq. 13 scale is ``s - 1``).
@@ -52,8 +68,8 @@ class SamplingSettings:
     eta: float = 0.0
 
     def validate(self) -> "SamplingSettings":
-        if self.sampler not in SAMPLERS:
-            raise GescoInputError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
+        if self.sampler not in KNOWN_SAMPLERS:
+            raise GescoInputError(f"unknown sampler {self.sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
         if self.sampler != "ancestral" and not 1 <= int(self.steps) <= 1000:
             raise GescoInputError(f"steps must be in [1, 1000], got {self.steps}")
         if not np.isfinite(self.guidance_scale) or not 0.0 <= self.guidance_scale <= 20.0:
@@ -101,6 +117,41 @@ class SemanticGenerator:
         if cond.dim() != 4 or tuple(cond.shape[1:]) != want:
             raise ShapeError(f"conditioning must be (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(cond.shape)}")
 
+    @property
+    def distilled(self) -> dict | None:
+        """The card's ``"distilled"`` record (``None`` for an ordinary checkpoint)."""
+        return getattr(self.card, "distilled", None)
+
+    def check_settings(self, s: SamplingSettings) -> None:
+        """Refuse settings this checkpoint cannot sample (see the module docstring).
+
+        Raises:
+            DistilledSamplerError: a distilled checkpoint with another sampler, step count or
+                guidance scale than it was distilled for, or ``"distilled"`` on an ordinary one.
+        """
+        d = self.distilled
+        if d is None:
+            if s.sampler in DISTILLED_SAMPLERS:
+                raise DistilledSamplerError(
+                    f"sampler {s.sampler!r} needs a distilled checkpoint (made by `gesco train distill`); "
+                    "this one is an ordinary guided model: use respaced, ddim, dpmpp-2m or ancestral"
+                )
+            return
+        n, scale = int(d["steps"]), float(d["guidance_scale"])
+        fix = f"use sampler='distilled', steps={n}, guidance scale {scale:g}"
+        if s.sampler not in DISTILLED_SAMPLERS:
+            raise DistilledSamplerError(
+                f"this checkpoint is a distilled {n}-step student (parametrisation {d['parametrisation']!r}, "
+                f"guidance {scale:g} folded in); sampler {s.sampler!r} cannot run it: {fix}"
+            )
+        if int(s.steps) != n:
+            raise DistilledSamplerError(f"this checkpoint is distilled to {n} steps, got steps={s.steps}: {fix}")
+        if abs(float(s.guidance_scale) - scale) > 1e-6:
+            raise DistilledSamplerError(
+                f"this checkpoint has guidance scale {scale:g} folded in; it cannot sample at scale "
+                f"{float(s.guidance_scale):g}: {fix} (or distil again at that scale)"
+            )
+
     @torch.inference_mode()
     def generate(
         self,
@@ -125,6 +176,7 @@ class SemanticGenerator:
             raise GescoInputError(f"{len(per)} sampling settings for {b} conditionings")
         for s in per:
             s.validate()
+            self.check_settings(s)
         out = torch.empty((b, self.card.unet.image_channels, *self.resolution))
         groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(per):
@@ -139,6 +191,14 @@ class SemanticGenerator:
                 ]
             ).to(self.device)
             gen = torch.Generator(device=self.device).manual_seed(s0.seed)
+            d = self.distilled
+            if d is not None:  # guidance folded in: one plain conditional forward per step
+                student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
+                imgs = sample_distilled(student, self.diffusion, tuple(x_T.shape), steps=int(d["steps"]),
+                                        parametrisation=d["parametrisation"], timesteps=d.get("timesteps"),
+                                        generator=gen, device=self.device, x_T=x_T, progress=progress)
+                out[idx] = imgs.float().cpu()
+                continue
             denoiser = guided_denoiser(self.model, y, s0.guidance_scale, self.card.unet.image_channels)
             imgs = sample(
                 denoiser,

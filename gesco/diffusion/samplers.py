@@ -21,6 +21,10 @@ Samplers (all noise comes from the ``torch.Generator`` given; same seed, same im
 * :func:`sample_ddim`: DDIM (Song, Meng & Ermon 2021, Eq. 12), deterministic for ``eta = 0``.
 * :func:`sample_dpmpp_2m`: DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2),
   the second-order multistep ODE solver in the data-prediction form.
+* :func:`sample_distilled`: deterministic DDIM over the chain of a *distilled* student
+  (:mod:`gesco.diffusion.distill`, progressive distillation with guidance folded in): one
+  unguided forward per step; the student's output is read in its parametrisation (``"v"``
+  by default), not as ``eps``. Registered as ``"distilled"`` in :data:`DISTILLED_SAMPLERS`.
 * :func:`sample`: one entry point by name; :func:`network_evaluations`: the cost of a call.
 
 Time steps of the few-step samplers (:func:`spaced_chain`): ``steps`` original indices from
@@ -45,6 +49,22 @@ Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each network evaluation of a sampler."""
 
 SAMPLERS = ("ancestral", "respaced", "ddim", "dpmpp-2m")
+
+#: Samplers of distilled checkpoints (``gesco train distill``): they run a student whose card
+#: records ``{"distilled": {"steps", "guidance_scale", "parametrisation", ...}}``, at exactly its
+#: step count, one unguided forward per step. Kept apart from :data:`SAMPLERS` (the samplers of
+#: an ordinary epsilon-predicting checkpoint, which a distilled checkpoint refuses).
+DISTILLED_SAMPLER = "distilled"
+DISTILLED_SAMPLERS: tuple[str, ...] = (DISTILLED_SAMPLER,)
+#: every sampler name :func:`sample` and :func:`network_evaluations` accept
+KNOWN_SAMPLERS: tuple[str, ...] = SAMPLERS + DISTILLED_SAMPLERS
+#: how a distilled student's first ``C`` output channels are read (:func:`prediction_to_x0`)
+PARAMETRISATIONS: tuple[str, ...] = ("v", "x0", "eps")
+
+
+class DistilledSamplerError(GescoInputError):
+    """A distilled checkpoint asked for with a non-distilled sampler, another step count or
+    guidance scale, or the ``"distilled"`` sampler asked of an ordinary checkpoint."""
 
 #: The default sampler and step count of the receiver, the CLI and the evaluation, chosen
 #: by the sampler study of the shipped checkpoint (docs/evaluation/samplers/README.md: on
@@ -307,6 +327,111 @@ def sample_dpmpp_2m(
     raise AssertionError("unreachable: the loop returns at its last step")
 
 
+# ---------------------------------------------------------------------------- distilled students
+def distilled_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """Original time indices of a distilled chain of ``steps`` steps, ascending.
+
+    ``t_p = round(p T / steps) - 1`` for ``p = 1..steps`` (rounded half up, in integers), the
+    uniform grid of Salimans & Ho (2022) on ``T`` discrete steps; position ``p = 0`` is the
+    clean image (``abar = 1``) that the last step lands on. The grids are nested: the grid of
+    ``K`` steps is every other point of the grid of ``2K`` steps (``t_p`` of ``K`` equals
+    ``t_{2p}`` of ``2K``), so one student step spans exactly two teacher steps.
+
+    Raises:
+        GescoInputError: ``steps`` not an int in ``[1, num_timesteps]``.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_timesteps:
+        raise GescoInputError(f"steps must be an int in [1, {num_timesteps}], got {steps!r}")
+    return [(2 * p * num_timesteps + steps) // (2 * steps) - 1 for p in range(1, steps + 1)]
+
+
+def prediction_to_x0(pred: torch.Tensor, x: torch.Tensor, alpha, sigma, parametrisation: str) -> torch.Tensor:
+    """The clean-image estimate of a network output in ``parametrisation``.
+
+    With ``x = alpha x0 + sigma eps`` (``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)``):
+
+    * ``"v"`` (Salimans & Ho 2022): ``v = alpha eps - sigma x0``, so ``x0 = alpha x - sigma v``;
+    * ``"x0"``: the output is ``x0``;
+    * ``"eps"``: ``x0 = (x - sigma eps) / alpha`` (unstable as ``alpha -> 0``).
+
+    ``alpha`` and ``sigma`` are floats or tensors broadcasting against ``x``.
+    """
+    if parametrisation == "v":
+        return alpha * x - sigma * pred
+    if parametrisation == "x0":
+        return pred
+    if parametrisation == "eps":
+        return (x - sigma * pred) / alpha
+    raise GescoInputError(f"unknown parametrisation {parametrisation!r}; known: {', '.join(PARAMETRISATIONS)}")
+
+
+@torch.no_grad()
+def sample_distilled(
+    student: Denoiser,
+    diffusion: GaussianDiffusion,
+    shape: tuple[int, ...],
+    *,
+    steps: int,
+    parametrisation: str = "v",
+    timesteps: list[int] | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    x_T: torch.Tensor | None = None,
+    clip: bool = True,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Deterministic DDIM over a distilled student's chain (one network evaluation per step).
+
+    Positions ``p = steps, ..., 1`` of :func:`distilled_timesteps` (or ``timesteps``, as the
+    student's card records them), with ``a = abar_{t_p}`` and ``a' = abar_{t_{p-1}}``
+    (``a' = 1`` at ``p = 1``)::
+
+        pred, _   = student(x, t_p)                  (first C output channels; no guidance pass)
+        x0_hat    = prediction_to_x0(pred, x, sqrt(a), sqrt(1 - a), parametrisation)   (clamped if clip)
+        eps_hat   = (x - sqrt(a) x0_hat) / sqrt(1 - a)
+        x         = sqrt(a') x0_hat + sqrt(1 - a') eps_hat
+
+    so the last step returns ``x0_hat``. This is :func:`sample_ddim` with ``eta = 0`` on the
+    student's own grid (which has no evaluation at ``t = 0``), with the output read in the
+    student's parametrisation.
+
+    Args:
+        student: ``(x, t) -> (pred, anything)``, e.g. ``guided_denoiser(model, y, 1.0)``: the
+            guidance is folded into the student, so it is called once per step with the condition.
+        diffusion: the full chain (``timesteps`` index it).
+        steps: the student's step count (network evaluations).
+        parametrisation: ``"v"``, ``"x0"`` or ``"eps"`` (:func:`prediction_to_x0`).
+        timesteps: ascending indices of the chain (``steps`` of them); default
+            :func:`distilled_timesteps`.
+        Other arguments as :func:`sample_ancestral` (``generator`` only draws ``x_T``).
+    Returns:
+        ``shape`` float32 samples on ``device``.
+    """
+    grid = distilled_timesteps(diffusion.num_steps, steps) if timesteps is None else [int(t) for t in timesteps]
+    if len(grid) != steps or grid != sorted(set(grid)) or grid[0] < 0 or grid[-1] >= diffusion.num_steps:
+        raise GescoInputError(
+            f"timesteps must be {steps} strictly increasing indices in [0, {diffusion.num_steps}), got {grid}"
+        )
+    if parametrisation not in PARAMETRISATIONS:
+        raise GescoInputError(f"unknown parametrisation {parametrisation!r}; known: {', '.join(PARAMETRISATIONS)}")
+    abar = [float(diffusion.alphas_cumprod[t]) for t in grid]
+    x = _initial(shape, x_T, generator, device)
+    for k, p in enumerate(reversed(range(steps))):
+        a, a_prev = abar[p], (abar[p - 1] if p > 0 else 1.0)
+        pred, _ = student(x, _times(diffusion.timesteps[grid[p]], x.shape[0], device))
+        x0 = prediction_to_x0(pred.float(), x, math.sqrt(a), math.sqrt(1.0 - a), parametrisation)
+        if clip:
+            x0 = x0.clamp(-1.0, 1.0)
+        if p == 0:
+            x = x0
+        else:
+            eps = (x - math.sqrt(a) * x0) / math.sqrt(1.0 - a)
+            x = math.sqrt(a_prev) * x0 + math.sqrt(1.0 - a_prev) * eps
+        if progress is not None:
+            progress(k + 1, steps)
+    return x
+
+
 # ---------------------------------------------------------------------------- entry point
 def sample(
     denoiser: Denoiser,
@@ -322,6 +447,7 @@ def sample(
     x_T: torch.Tensor | None = None,
     clip: bool = True,
     progress: Progress | None = None,
+    parametrisation: str = "v",
 ) -> torch.Tensor:
     """Draw ``shape`` images with the sampler named ``sampler``.
 
@@ -331,7 +457,8 @@ def sample(
         shape: ``(B, C, H, W)``.
         sampler: ``"ancestral"`` (all ``T`` steps, the paper's; ``steps`` must be ``None`` or
             ``T``), ``"respaced"`` (ancestral on ``diffusion.respaced(steps)``), ``"ddim"``
-            (``eta`` applies) or ``"dpmpp-2m"``.
+            (``eta`` applies) or ``"dpmpp-2m"``; ``"distilled"`` (:func:`sample_distilled`: the
+            denoiser is a distilled student, read in ``parametrisation``, on its default grid).
         steps: network evaluations (``1..T``).
         spacing: time steps of the few-step samplers (:func:`spaced_chain`); ``None`` picks
             ``"uniform"`` for ``"respaced"`` and ``"logsnr"`` for ``"ddim"`` and ``"dpmpp-2m"``.
@@ -361,7 +488,9 @@ def sample(
         return sample_ddim(denoiser, diffusion, shape, steps=steps, eta=eta, spacing=spacing or "logsnr", **common)
     if sampler == "dpmpp-2m":
         return sample_dpmpp_2m(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr", **common)
-    raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+    if sampler == DISTILLED_SAMPLER:
+        return sample_distilled(denoiser, diffusion, shape, steps=steps, parametrisation=parametrisation, **common)
+    raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
 
 
 class NetworkEvaluations(NamedTuple):
@@ -369,7 +498,8 @@ class NetworkEvaluations(NamedTuple):
 
     Attributes:
         forwards: network forward calls (a guided step is one batched call of size ``2B``).
-        batch_factor: images per sample in each forward (2 with guidance, else 1).
+        batch_factor: images per sample in each forward (2 with guidance, else 1; always 1
+            for ``"distilled"``, whose guidance is folded into the student).
     """
 
     forwards: int
@@ -385,17 +515,19 @@ def network_evaluations(sampler: str, steps: int | None, guided: bool, num_times
     """How many network forwards :func:`sample` makes (one per step for every sampler here).
 
     Args:
-        sampler: a name of :data:`SAMPLERS`.
+        sampler: a name of :data:`KNOWN_SAMPLERS`.
         steps: as for :func:`sample` (ignored by ``"ancestral"``, which runs ``num_timesteps``).
         guided: classifier-free guidance with a scale other than 0 and 1 (batch ``2B``).
         num_timesteps: ``T`` of the full chain.
     """
-    if sampler not in SAMPLERS:
-        raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+    if sampler not in KNOWN_SAMPLERS:
+        raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
     if sampler == "ancestral":
         n = num_timesteps
     elif steps is None or not 1 <= steps <= num_timesteps:
         raise GescoInputError(f"steps must be an int in [1, {num_timesteps}], got {steps!r}")
     else:
         n = int(steps)
+    if sampler in DISTILLED_SAMPLERS:
+        return NetworkEvaluations(forwards=n, batch_factor=1)
     return NetworkEvaluations(forwards=n, batch_factor=2 if guided else 1)
