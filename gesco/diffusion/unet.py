@@ -57,9 +57,14 @@ class UNetConfig:
             32 channels) a GroupNorm is an InstanceNorm: it removes each channel's spatial
             mean, so the output head cannot pass the input's mean colour through (see
             ``mean_skip``).
-        mean_skip: add ``G(t) mean(x_t)`` to the predicted epsilon, ``G(t)`` a ``C x C``
-            matrix read off the time embedding by a zero-initialised linear layer (so a
-            model warm-started with it computes what it did before). Epsilon prediction at
+        mean_skip: add ``G(t) mean(x_t) + Q(t) mean(y)`` to the predicted epsilon: ``G(t)`` a
+            ``C x C`` and ``Q(t)`` a ``C x L`` matrix read off the time embedding by
+            zero-initialised linear layers (so a model warm-started with them computes what
+            it did before); ``mean(y)`` is the fraction of pixels of each label map. This is
+            the form of the Bayes-optimal estimate of the noise's mean under a Gaussian prior
+            on the image's mean colour centred on a label-dependent colour ``mu(y)``,
+            ``mean(eps) = k(t) (mean(x_t) - sqrt(abar_t) mu(y)) / sqrt(1 - abar_t)``, with
+            ``mu(y)`` linear in the class fractions. Epsilon prediction at
             high noise needs ``mean(eps_hat) ~ k(t) mean(x_t)`` with ``k`` near 1 for
             ``t > 700`` (the noise's own mean is ~1/sqrt(H W) and ``x0_hat`` divides its
             error by ``sqrt(abar_t)``, 1/156 at ``t = 999``); a network whose normalisations
@@ -307,6 +312,7 @@ class SpadeUNet(nn.Module):
         self._bottom = bottom
         c = cfg.image_channels
         self.mean_skip = zero_module(nn.Linear(emb_dim, c * c)) if cfg.mean_skip else None
+        self.mean_prior = zero_module(nn.Linear(emb_dim, c * cfg.label_channels)) if cfg.mean_skip else None
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -345,9 +351,13 @@ class SpadeUNet(nn.Module):
                     h = m(h)
         out = self.out(h)
         if self.mean_skip is not None:
-            # eps_hat += G(t) mean(x_t): (B, C, C) @ (B, C, 1), broadcast over the pixels
+            # eps_hat += G(t) mean(x_t) + Q(t) mean(y): (B, C, C) @ (B, C, 1) + (B, C, L) @ (B, L, 1),
+            # broadcast over the pixels
             c = cfg.image_channels
-            gain = self.mean_skip(F.silu(temb)).view(-1, c, c)
-            dc = torch.bmm(gain, x.mean(dim=(2, 3)).unsqueeze(-1).to(gain.dtype))[..., None]
+            e = F.silu(temb)
+            gain = self.mean_skip(e).view(-1, c, c)
+            prior = self.mean_prior(e).view(-1, c, cfg.label_channels)
+            dc = torch.bmm(gain, x.mean(dim=(2, 3)).unsqueeze(-1).to(gain.dtype))
+            dc = (dc + torch.bmm(prior, y.mean(dim=(2, 3)).unsqueeze(-1).to(prior.dtype)))[..., None]
             out = torch.cat([out[:, :c] + dc.to(out.dtype), out[:, c:]], dim=1)
         return out

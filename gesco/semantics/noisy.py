@@ -76,17 +76,18 @@ def corrupt_conditioning(
         cond: ``(B, C + 1, H, W)`` clean padded conditioning in {0, 1}.
         has_edges: whether each sample's last map is a real edge map.
         config: the :class:`NoisyMapsConfig`.
-        generator: torch generator for the PSNR draw and the noise.
+        generator: torch generator for the PSNR draw and the noise, on ``cond``'s device
+            (everything is computed there: a CUDA trainer corrupts on the GPU).
     Returns:
         ``(noisy conditioning (B, C + 1, H, W), PSNR per sample (B,) float64)``; when
         ``config.enabled`` is false the input is returned with PSNR ``inf``.
     """
     b = cond.shape[0]
     if not config.enabled:
-        return cond, torch.full((b,), float("inf"), dtype=torch.float64)
-    w = torch.tensor(config.weights, dtype=torch.float64)
+        return cond, torch.full((b,), float("inf"), dtype=torch.float64, device=cond.device)
+    w = torch.tensor(config.weights, dtype=torch.float64, device=cond.device)
     idx = torch.multinomial(w, b, replacement=True, generator=generator)
-    psnr = torch.tensor(config.psnrs_db, dtype=torch.float64)[idx]
+    psnr = torch.tensor(config.psnrs_db, dtype=torch.float64, device=cond.device)[idx]
     mask = present_mask(cond, has_edges)[:, :, None, None].expand_as(cond)
     out = get_channel(config.channel).transmit(cond, psnr, mask=mask, generator=generator).received
     if config.fds:

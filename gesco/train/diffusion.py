@@ -132,8 +132,7 @@ def training_inputs(
     Each scene is repeated ``n = config.noise_draws`` times; every copy gets its own noisy
     maps, guidance drop, ``t`` and ``eps``, all drawn from ``generator`` (seeded per step) in
     this order: corruption, drop, ``t``, ``eps``. They are computed on the generator's device
-    (the trainer's is the CPU: :func:`corrupt_conditioning` draws its PSNRs there) and the
-    results moved to ``device``.
+    (the trainer's is the training device) and the results moved to ``device``.
 
     Args:
         batch: ``image`` ``(B, 3, H, W)``, ``cond`` ``(B, C + 1, H, W)``, ``has_edges`` ``(B,)``.
@@ -220,7 +219,7 @@ def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device:
         map_location=device,
     )
     missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("mean_skip.") for k in missing):
+    if unexpected or any(not k.startswith(("mean_skip.", "mean_prior.")) for k in missing):
         raise ValueError(f"warm start from {config.init_from}: missing weights {missing}, unexpected {unexpected}")
     ema.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     ema.num_updates = int(card.training.get("steps", 0))
@@ -324,7 +323,9 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
             print(f"initialised from {config.init_from} ({init_card.training.get('steps')} steps); AdamW starts fresh")
     ddp_model = DDP(model) if dist_info.world_size > 1 else model
     # on the CPU: corrupt_conditioning draws its PSNRs from CPU weights (docs/training.md, "Trainer throughput")
-    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + dist_info.rank)
+    # The step's random draws (corruption, drop, t, eps) happen on the training device: on a GPU
+    # the channel + FDS of 100+ maps per step would otherwise cost more than the step itself.
+    gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + dist_info.rank)
     log_path = out / "train_log.jsonl"
 
     def card(steps_done: int, wall_s: float) -> ModelCard:

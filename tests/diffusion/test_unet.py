@@ -110,7 +110,7 @@ def test_mean_skip_starts_at_zero_and_passes_the_input_mean(tiny_unet_config):
     plain = SpadeUNet(tiny_unet_config).eval()
     skip = SpadeUNet(replace(tiny_unet_config, mean_skip=True)).eval()
     missing, unexpected = skip.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("mean_skip.") for k in missing) and missing
+    assert not unexpected and all(k.startswith(("mean_skip.", "mean_prior.")) for k in missing) and missing
     torch.nn.init.normal_(plain.out[2].weight, std=0.05)
     skip.out[2].weight.data.copy_(plain.out[2].weight)
     c, h, w = tiny_unet_config.image_channels, 16, 32
@@ -126,3 +126,12 @@ def test_mean_skip_starts_at_zero_and_passes_the_input_mean(tiny_unet_config):
         d_plain = plain(x + shift, t, y)[:, :c] - plain(x, t, y)[:, :c]
     # the skip adds exactly G(t) * shift to every pixel of eps; the variance output is untouched
     torch.testing.assert_close(d_eps - d_plain, shift.expand(2, c, h, w), atol=1e-5, rtol=0)
+
+    # Q(t) mean(y): a label-dependent constant added to eps, zero for the null label
+    with torch.no_grad():
+        torch.nn.init.zeros_(skip.mean_skip.bias)
+        skip.mean_prior.bias.fill_(0.5)
+        y1 = torch.zeros_like(y)
+        y1[:, 0, : h // 2] = 1.0  # class 0 covers half the image
+        d_prior = skip(x, t, y1)[:, :c] - plain(x, t, y1)[:, :c]
+    torch.testing.assert_close(d_prior, torch.full((2, c, h, w), 0.25), atol=1e-5, rtol=0)
