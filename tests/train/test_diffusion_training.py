@@ -192,3 +192,41 @@ def test_init_from_refuses_another_architecture(tmp_path):
     )
     with pytest.raises(CheckpointError, match="base_channels"):
         train_diffusion(cfg, progress=False)
+
+
+def test_warm_start_into_a_mean_path_trains_only_the_chosen_prefixes(tmp_path):
+    """The colour fix's recipe: the checkpoint's weights, a zero-initialised mean path, the rest frozen."""
+    first = train_diffusion(DiffusionTrainConfig.from_dict({**TINY, "steps": 2, "out_dir": str(tmp_path / "a")}), progress=False)
+    cfg = DiffusionTrainConfig.from_dict({
+        **TINY, "steps": 3, "lr": 1e-2, "ema_decay": 0.0, "init_from": str(first.checkpoint), "out_dir": str(tmp_path / "b"),
+        "unet": {**TINY["unet"], "mean_skip": True, "num_groups": 2}, "trainable": ["mean_skip.", "mean_prior."],
+        "multiscale_loss": True, "time_budget_s": 600.0,
+    })
+    second = train_diffusion(cfg, progress=False)
+    a, b = load_file(str(first.checkpoint)), load_file(str(second.checkpoint))
+    assert set(b) - set(a) == {"mean_skip.weight", "mean_skip.bias", "mean_prior.weight", "mean_prior.bias"}
+    for k in a:  # frozen: unchanged
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    assert float(b["mean_skip.bias"].abs().max()) > 0  # the new path was trained from zero
+    _, card = load_checkpoint(second.checkpoint)
+    assert card.unet.mean_skip and card.unet.num_groups == 2
+
+
+def test_trainable_prefixes_matching_nothing_are_refused(tmp_path):
+    cfg = DiffusionTrainConfig.from_dict({**TINY, "steps": 1, "trainable": ["no_such_layer."], "out_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="match no parameter"):
+        train_diffusion(cfg, progress=False)
+
+
+def test_time_budget_stops_the_run_and_drives_the_schedule(tmp_path):
+    from gesco.train.utils import lr_at
+
+    cfg = DiffusionTrainConfig.from_dict({**TINY, "steps": 10_000, "time_budget_s": 1e-6, "out_dir": str(tmp_path)})
+    result = train_diffusion(cfg, progress=False)
+    assert result.steps == 1  # the budget is spent after the first step, which is checkpointed
+    assert (tmp_path / "ema.safetensors").exists()
+    # the cosine follows the fraction of the budget spent, not the step count
+    assert lr_at(500, 1.0, 0, 10_000, progress=0.5) == pytest.approx(0.55)
+    assert lr_at(500, 1.0, 0, 10_000, progress=1.0) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        train_diffusion(DiffusionTrainConfig.from_dict({**TINY, "time_budget_s": 0, "out_dir": str(tmp_path / "z")}), progress=False)
