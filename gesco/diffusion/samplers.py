@@ -67,10 +67,11 @@ class DistilledSamplerError(GescoInputError):
     guidance scale, or the ``"distilled"`` sampler asked of an ordinary checkpoint."""
 
 #: The default sampler and step count of the receiver, the CLI and the evaluation, chosen
-#: by the sampler study of the shipped checkpoint (docs/evaluation/samplers/README.md: on
-#: the 2,400-step CPU checkpoint the respaced ancestral sampler at 50 steps is the cheapest
-#: that matches the 1000-step reference in mIoU, LPIPS and Frechet distance; the ODE
-#: solvers leave high-frequency noise). Re-run the study when the checkpoint changes.
+#: by the sampler studies: on the 2,400-step CPU checkpoint (docs/evaluation/samplers/README.md)
+#: the respaced ancestral sampler at 50 steps was the cheapest to match the 1000-step reference
+#: in mIoU, LPIPS and Frechet distance; on the shipped mean-path checkpoint
+#: (docs/evaluation/samplers-mean-path/README.md) DDIM and DPM-Solver++ keep the layout from 10
+#: steps on but stay at 1.6x its Frechet distance (grain). Re-run the study when the checkpoint changes.
 DEFAULT_SAMPLER = "respaced"
 DEFAULT_STEPS = 50
 
