@@ -12,7 +12,8 @@ the receiver's pipeline :class:`~gesco.diffusion.pipeline.SemanticGenerator`):
   then carries ``mean(x_T) / a`` (156x at ``t = 999``) as a colour.
 * ``x0``: the mean colour error of the clean-image estimate at ``t = 999``;
 * per sampler / guidance setting: the mean colour error of the generated image against the
-  sent scene (Euclidean distance of the mean RGB, 0-255 units), and its spread over seeds
+  sent scene (Euclidean distance of the mean RGB, 0-255 units: the evaluation's
+  :func:`gesco.evaluate.metrics.colour_errors`), and its spread over seeds
   (standard deviation over seeds of the generated mean RGB, RMS over channels, mean over
   scenes). A cast that follows the noise has a spread close to its error.
 * ``data``: do the training scenes carry a random global tint? The spread of scene mean
@@ -40,6 +41,7 @@ from gesco.data.synthetic import SyntheticScenes
 from gesco.diffusion.checkpoint import load_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
+from gesco.evaluate.metrics import colour_errors
 from gesco.link import decode_image, encode_png
 from gesco.semantics.classes import get_class_space
 from gesco.train.diffusion import make_batch
@@ -64,13 +66,21 @@ def _to255(x: torch.Tensor) -> torch.Tensor:
     return x * 127.5
 
 
-def scenes(n: int, h: int, w: int, space) -> tuple[torch.Tensor, torch.Tensor]:
-    batch = make_batch(SyntheticScenes(split="test", size=n, height=h, width=w), list(range(n)), space)
-    return batch["image"], batch["cond"]
+def scenes(n: int, h: int, w: int, space) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first ``n`` test scenes: images in [-1, 1], their clean conditioning and label maps."""
+    ds = SyntheticScenes(split="test", size=n, height=h, width=w)
+    batch = make_batch(ds, list(range(n)), space)
+    labels = torch.stack([ds[i]["label"] for i in range(n)])
+    return batch["image"], batch["cond"], labels
+
+
+def mean_colour_error(images: torch.Tensor, sent: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Per image, the evaluation's whole-image colour error (0-255 units)."""
+    return colour_errors(images, sent, labels, value_range=(-1.0, 1.0)).mean_colour_error
 
 
 @torch.inference_mode()
-def dc_gain(model, diffusion: GaussianDiffusion, x0: torch.Tensor, cond: torch.Tensor) -> list[dict]:
+def dc_gain(model, diffusion: GaussianDiffusion, x0: torch.Tensor, cond: torch.Tensor, labels: torch.Tensor) -> list[dict]:
     """Rows ``{t, gain, ideal, x0_mean_colour_err}``: the network's mean-colour response."""
     n_pix = x0.shape[-2] * x0.shape[-1]
     v0 = float(x0.mean((2, 3)).var())
@@ -89,12 +99,13 @@ def dc_gain(model, diffusion: GaussianDiffusion, x0: torch.Tensor, cond: torch.T
         gain = float((eps1 - eps0).mean((2, 3)).mean() / delta * s2**0.5)
         ideal = (s2 / n_pix) / (a2 * v0 + s2 / n_pix)
         x0_hat = diffusion.predict_x0(xt, t, eps0).clamp(-1, 1)
-        err = _to255(x0_hat.mean((2, 3)) - x0.mean((2, 3))).norm(dim=1).mean()
+        err = mean_colour_error(x0_hat, x0, labels).mean()
         rows.append({"t": tv, "gain": round(gain, 4), "ideal": round(ideal, 4), "x0_mean_colour_err": round(float(err), 2)})
     return rows
 
 
-def sample_setting(gen: SemanticGenerator, cond: torch.Tensor, x0: torch.Tensor, name: str, seeds: int) -> dict:
+def sample_setting(gen: SemanticGenerator, cond: torch.Tensor, x0: torch.Tensor, labels: torch.Tensor, name: str,
+                   seeds: int) -> dict:
     sampler, steps, scale = SETTINGS[name]
     n = cond.shape[0]
     cond_rep = cond.repeat_interleave(seeds, 0)
@@ -103,9 +114,9 @@ def sample_setting(gen: SemanticGenerator, cond: torch.Tensor, x0: torch.Tensor,
     t0 = time.perf_counter()
     imgs = gen.generate(cond_rep, per)
     wall = time.perf_counter() - t0
+    err = mean_colour_error(imgs, x0.repeat_interleave(seeds, 0), labels.repeat_interleave(seeds, 0))
     mean_gen = _to255(imgs.mean((2, 3))).view(n, seeds, 3)
     mean_ref = _to255(x0.mean((2, 3)))[:, None, :]
-    err = (mean_gen - mean_ref).norm(dim=2)  # (n, seeds)
     spread = mean_gen.std(dim=1, unbiased=True).pow(2).mean(1).sqrt() if seeds > 1 else torch.zeros(n)
     signed = (mean_gen - mean_ref).mean((0, 1))
     return {
@@ -195,13 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         model, card = load_checkpoint(path)
         gen = SemanticGenerator(model, card, "cpu")
         space = get_class_space(card.class_space)
-        x0, cond = scenes(args.scenes, *card.resolution, space)
-        entry = {"name": name, "path": path, "dc": dc_gain(model, gen.diffusion, x0, cond), "samples": []}
+        x0, cond, labels = scenes(args.scenes, *card.resolution, space)
+        entry = {"name": name, "path": path, "dc": dc_gain(model, gen.diffusion, x0, cond, labels), "samples": []}
         for s in [s for s in args.settings.split(",") if s]:
             if s not in SETTINGS:
                 raise SystemExit(f"unknown setting {s!r}; known: {', '.join(SETTINGS)}")
             k = args.reference_scenes if s == "ancestral-g2" else args.scenes
-            row = sample_setting(gen, cond[:k], x0[:k], s, args.seeds)
+            row = sample_setting(gen, cond[:k], x0[:k], labels[:k], s, args.seeds)
             print(name, row, flush=True)
             entry["samples"].append(row)
         result["checkpoints"].append(entry)

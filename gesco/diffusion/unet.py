@@ -139,6 +139,11 @@ class UNetConfig:
         )
 
 
+#: parameter-name prefixes of the mean-colour path (``UNetConfig.mean_skip``): the layers a
+#: warm start may add to a checkpoint that has none, and what ``trainable`` fits alone.
+MEAN_PATH_PREFIXES = ("mean_skip.", "mean_prior.")
+
+
 def _groups(channels: int, num_groups: int) -> int:
     g = min(num_groups, channels)
     while channels % g:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
-from gesco.diffusion.unet import SpadeUNet, UNetConfig
+from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet, UNetConfig
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig, corrupt_conditioning
 from gesco.train.data import StepBatches, clean_batches, make_batch  # noqa: F401  (make_batch: public here too)
@@ -209,8 +209,8 @@ def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device:
     """
     from gesco.diffusion.checkpoint import read_card
 
-    free = {f: getattr(config.unet, f) for f in WARM_START_FREE_FIELDS}
-    src_unet = UNetConfig.from_dict({**config.unet.to_dict(), **{f: getattr(read_card(config.init_from).unet, f) for f in free}})
+    src_fields = read_card(config.init_from).unet
+    src_unet = replace(config.unet, **{f: getattr(src_fields, f) for f in WARM_START_FREE_FIELDS})
     src, card = load_checkpoint(
         config.init_from,
         expect_unet=src_unet,
@@ -219,7 +219,7 @@ def warm_start(model: SpadeUNet, ema: EMA, config: DiffusionTrainConfig, device:
         map_location=device,
     )
     missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
-    if unexpected or any(not k.startswith(("mean_skip.", "mean_prior.")) for k in missing):
+    if unexpected or any(not k.startswith(MEAN_PATH_PREFIXES) for k in missing):
         raise ValueError(f"warm start from {config.init_from}: missing weights {missing}, unexpected {unexpected}")
     ema.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     ema.num_updates = int(card.training.get("steps", 0))
@@ -276,6 +276,9 @@ def _check_config(config: DiffusionTrainConfig) -> None:
         raise ValueError(f"num_workers must be >= 0, got {config.num_workers}")
     if config.noise_draws < 1:
         raise ValueError(f"noise_draws must be >= 1, got {config.noise_draws}")
+    t = config.trainable
+    if t is not None and (not isinstance(t, list) or not t or not all(isinstance(x, str) and x for x in t)):
+        raise ValueError(f"trainable must be a non-empty list of parameter-name prefixes, got {t!r}")
 
 
 def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -322,7 +325,6 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         if dist_info.is_main:
             print(f"initialised from {config.init_from} ({init_card.training.get('steps')} steps); AdamW starts fresh")
     ddp_model = DDP(model) if dist_info.world_size > 1 else model
-    # on the CPU: corrupt_conditioning draws its PSNRs from CPU weights (docs/training.md, "Trainer throughput")
     # The step's random draws (corruption, drop, t, eps) happen on the training device: on a GPU
     # the channel + FDS of 100+ maps per step would otherwise cost more than the step itself.
     gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + dist_info.rank)

@@ -104,13 +104,13 @@ def test_output_head_sees_the_feature_mean_only_with_shared_groups(num_groups, s
 def test_mean_skip_starts_at_zero_and_passes_the_input_mean(tiny_unet_config):
     from dataclasses import replace
 
-    from gesco.diffusion.unet import SpadeUNet
+    from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet
 
     torch.manual_seed(0)
     plain = SpadeUNet(tiny_unet_config).eval()
     skip = SpadeUNet(replace(tiny_unet_config, mean_skip=True)).eval()
     missing, unexpected = skip.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith(("mean_skip.", "mean_prior.")) for k in missing) and missing
+    assert not unexpected and all(k.startswith(MEAN_PATH_PREFIXES) for k in missing) and missing
     torch.nn.init.normal_(plain.out[2].weight, std=0.05)
     skip.out[2].weight.data.copy_(plain.out[2].weight)
     c, h, w = tiny_unet_config.image_channels, 16, 32

@@ -218,6 +218,19 @@ def test_trainable_prefixes_matching_nothing_are_refused(tmp_path):
         train_diffusion(cfg, progress=False)
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("trainable", "mean_skip.", "list of parameter-name prefixes"),  # a string would match by its letters
+    ("trainable", [], "list of parameter-name prefixes"),
+    ("noise_draws", 0, "noise_draws must be >= 1"),
+    ("num_workers", -1, "num_workers must be >= 0"),
+])
+def test_bad_trainer_settings_are_refused_before_training(tmp_path, field, value, message):
+    cfg = DiffusionTrainConfig.from_dict({**TINY, "steps": 1, field: value, "out_dir": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match=message):
+        train_diffusion(cfg, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_time_budget_stops_the_run_and_drives_the_schedule(tmp_path):
     from gesco.train.utils import lr_at
 
