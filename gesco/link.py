@@ -42,7 +42,7 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -75,6 +75,9 @@ from gesco.wire.frames import (
     validate_received_frame,
 )
 from gesco.codecs.accounting import frame_bits
+
+if TYPE_CHECKING:
+    from gesco.diffusion.pipeline import SamplingSettings
 
 #: JPEG quality of the budget's reference (libjpeg's default)
 DEFAULT_JPEG_QUALITY = 75
@@ -144,6 +147,14 @@ class TransmitSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_sampling(self) -> "SamplingSettings":
+        """The receiver's sampling settings of this transmission (the one conversion, used by
+        the receiver and the evaluation alike)."""
+        from gesco.diffusion.pipeline import SamplingSettings
+
+        return SamplingSettings(sampler=self.sampler, steps=int(self.steps),
+                                guidance_scale=float(self.guidance_scale), seed=int(self.seed))
 
 
 def codec_choice(codec: str = DEFAULT_CODEC, downsample: int = 1) -> tuple[str, dict[str, int | str]]:

@@ -51,12 +51,7 @@ def load_generator(checkpoint: str | Path | None, device: str = "auto") -> Gener
 
 def sampling_settings(settings: TransmitSettings) -> Any:
     """A job's :class:`TransmitSettings` -> the pipeline's ``SamplingSettings``."""
-    from gesco.diffusion.pipeline import SamplingSettings
-
-    return SamplingSettings(
-        sampler=settings.sampler, steps=int(settings.steps), guidance_scale=float(settings.guidance_scale),
-        seed=int(settings.seed),
-    )
+    return settings.to_sampling()
 
 
 def check_sampling(settings: TransmitSettings, num_timesteps: int) -> None:

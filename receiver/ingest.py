@@ -20,8 +20,10 @@ log = logging.getLogger("gesco.receiver.ingest")
 
 
 def batch_key(settings: TransmitSettings) -> str:
-    """Jobs with equal keys can be sampled in one call (same sampler, steps, guidance)."""
-    return json.dumps([settings.sampler, int(settings.steps), float(settings.guidance_scale)])
+    """Jobs with equal keys are sampled in one call: the pipeline's own grouping key
+    (``SamplingSettings.group_key``), so the store never hands the worker a batch the
+    pipeline would split."""
+    return json.dumps(list(settings.to_sampling().group_key()))
 
 
 class Ingest:

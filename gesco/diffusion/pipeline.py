@@ -6,11 +6,12 @@ into images ``(B, 3, H, W)`` in ``[-1, 1]`` with classifier-free guidance
 (:mod:`gesco.diffusion.guidance`) and one of the samplers of
 :mod:`gesco.diffusion.samplers`.
 
-Reproducibility: each image's starting noise ``x_T`` is drawn from its own seed, so
-deterministic samplers (``"ddim"`` with ``eta = 0``, ``"dpmpp-2m"``) give the same image
-for the same seed whatever else is in the batch. The stochastic samplers
-(``"ancestral"``, ``"respaced"``, DDIM with ``eta > 0``) draw their per-step noise from a
-generator seeded with the first seed of the batch: reproducible for the same batch.
+Reproducibility: each image has its own random generator, seeded with its
+``SamplingSettings.seed``; its starting noise ``x_T`` and, for the stochastic samplers
+(``"ancestral"``, ``"respaced"``, DDIM with ``eta > 0``), every per-step noise draw come
+from that generator alone. A seed therefore gives the same image whether it is sampled
+alone or batched with other jobs, for every sampler (up to float rounding of batched
+convolutions, ~1e-6).
 
 Distilled checkpoints (``gesco train distill``; their card has a ``"distilled"`` record)
 sample only with ``sampler="distilled"`` at the recorded step count and guidance scale
@@ -80,6 +81,12 @@ class SamplingSettings:
 
     def group_key(self) -> tuple:
         return (self.sampler, self.steps if self.sampler != "ancestral" else None, self.guidance_scale, self.eta)
+
+
+def _initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+    """``(len(generators), *shape)`` float32 standard normal noise on the CPU, row ``i`` from
+    ``generators[i]`` (each image's ``x_T``, drawn first from its own generator)."""
+    return torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -184,13 +191,9 @@ class SemanticGenerator:
         for idx in groups.values():
             s0 = per[idx[0]]
             y = cond[idx].to(self.device, torch.float32)
-            x_T = torch.cat(
-                [
-                    torch.randn((1, self.card.unet.image_channels, *self.resolution), generator=torch.Generator().manual_seed(per[i].seed))
-                    for i in idx
-                ]
-            ).to(self.device)
-            gen = torch.Generator(device=self.device).manual_seed(s0.seed)
+            # one generator per image: x_T and every later draw of image i come from its seed
+            gen = [torch.Generator().manual_seed(per[i].seed) for i in idx]
+            x_T = _initial_noise(gen, (self.card.unet.image_channels, *self.resolution)).to(self.device)
             d = self.distilled
             if d is not None:  # guidance folded in: one plain conditional forward per step
                 student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)

@@ -37,7 +37,7 @@ for the linear schedule) and the sampler returns its clean estimate.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence, Union
 
 import torch
 
@@ -77,14 +77,26 @@ DEFAULT_STEPS = 50
 
 
 # ---------------------------------------------------------------------------- helpers
-def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
+#: one generator for the whole batch, or one per image (row ``i`` of every draw comes from
+#: ``generators[i]``, so an image's noise does not depend on what else is in the batch)
+Generators = Union[torch.Generator, Sequence[torch.Generator], None]
+
+
+def _noise(shape: tuple[int, ...], generator: Generators, device: torch.device | str) -> torch.Tensor:
     """Standard normal noise ``shape`` float32 on ``device``, drawn on the generator's device.
 
     Drawing on the generator's device (then moving) keeps a CPU generator usable, and its
-    samples identical, whatever ``device`` the model runs on.
+    samples identical, whatever ``device`` the model runs on. With one generator per image
+    (a sequence of ``shape[0]`` generators), row ``i`` is drawn from ``generator[i]``.
     """
-    draw_on = generator.device if generator is not None else torch.device(device)
-    return torch.randn(shape, generator=generator, device=draw_on, dtype=torch.float32).to(device)
+    if generator is None or isinstance(generator, torch.Generator):
+        draw_on = generator.device if generator is not None else torch.device(device)
+        return torch.randn(shape, generator=generator, device=draw_on, dtype=torch.float32).to(device)
+    gens = list(generator)
+    if len(gens) != shape[0]:
+        raise GescoInputError(f"{len(gens)} generators for a batch of {shape[0]}")
+    rows = [torch.randn(tuple(shape[1:]), generator=g, device=g.device, dtype=torch.float32).to(device) for g in gens]
+    return torch.stack(rows)
 
 
 def _initial(shape, x_T, generator, device) -> torch.Tensor:
@@ -159,7 +171,7 @@ def sample_ancestral(
     diffusion: GaussianDiffusion,
     shape: tuple[int, ...],
     *,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: torch.device | str = "cpu",
     x_T: torch.Tensor | None = None,
     clip: bool = True,
@@ -185,7 +197,8 @@ def sample_ancestral(
         denoiser: ``(x (B,C,H,W) float32, t (B,) long) -> (eps, v or None)``, each ``(B,C,H,W)``.
         diffusion: the chain to run (full or respaced).
         shape: ``(B, C, H, W)`` of the images.
-        generator: source of every random draw (``x_T`` and the ``z``).
+        generator: source of every random draw (``x_T`` and the ``z``): one generator, or one
+            per image (:data:`Generators`).
         device: where ``x`` and ``t`` live.
         x_T: optional start ``shape``; noise from ``generator`` if omitted.
         clip: clamp ``x0_hat`` to ``[-1, 1]``.
@@ -217,7 +230,7 @@ def sample_ddim(
     steps: int,
     eta: float = 0.0,
     spacing: str = "logsnr",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: torch.device | str = "cpu",
     x_T: torch.Tensor | None = None,
     clip: bool = True,
@@ -271,7 +284,7 @@ def sample_dpmpp_2m(
     *,
     steps: int,
     spacing: str = "logsnr",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: torch.device | str = "cpu",
     x_T: torch.Tensor | None = None,
     clip: bool = True,
@@ -375,7 +388,7 @@ def sample_distilled(
     steps: int,
     parametrisation: str = "v",
     timesteps: list[int] | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: torch.device | str = "cpu",
     x_T: torch.Tensor | None = None,
     clip: bool = True,
@@ -441,7 +454,7 @@ def sample(
     *,
     sampler: str,
     steps: int | None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device: torch.device | str = "cpu",
     eta: float = 0.0,
     spacing: str | None = None,

@@ -43,7 +43,7 @@ from gesco.codecs.budget import image_bits
 from gesco.data.synthetic import SPLITS, SceneSample, generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
 from gesco.diffusion.checkpoint import read_card
-from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
+from gesco.diffusion.pipeline import SemanticGenerator
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, network_evaluations
 from gesco.errors import CheckpointError, GescoInputError
 from gesco.evaluate.methods import (
@@ -465,8 +465,7 @@ def _semantic_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -
             "downsample": factor, "measured_snr_db": record["measured_snr_db"],
         })
         # the receiver samples with the frame's settings and seed (receiver/generation.py)
-        settings.append(SamplingSettings(sampler=transmit.sampler, steps=transmit.steps,
-                                         guidance_scale=transmit.guidance_scale, seed=transmit.seed))
+        settings.append(transmit.to_sampling())
     generator = ctx.generator(plan.checkpoint)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     images = generator.generate(torch.stack(conds), settings)

@@ -123,3 +123,17 @@ def test_rest_shows_queued_and_failed_jobs(store, tiny_generator):
         assert doc["status"] == "failed" and doc["reason"] == "sampling failed: boom"
         assert client.get("/result/missing").status_code == 404
         assert client.get("/healthz").json()["jobs"]["failed"] == 1
+
+
+def test_batch_key_is_the_pipelines_grouping_key():
+    """The store batches exactly the jobs the pipeline samples in one call: the ancestral
+    sampler ignores steps (two ancestral jobs share a batch), the others do not."""
+    a = TransmitSettings(sampler="ancestral", steps=10, seed=1)
+    b = TransmitSettings(sampler="ancestral", steps=50, seed=2)
+    assert batch_key(a) == batch_key(b)
+    assert a.to_sampling().group_key() == b.to_sampling().group_key()
+    c = TransmitSettings(sampler="respaced", steps=10)
+    d = TransmitSettings(sampler="respaced", steps=50)
+    assert batch_key(c) != batch_key(d)
+    assert batch_key(c) != batch_key(TransmitSettings(sampler="respaced", steps=10, guidance_scale=1.5))
+    assert batch_key(c) == batch_key(TransmitSettings(sampler="respaced", steps=10, seed=99, psnr_db=1))
