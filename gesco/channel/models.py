@@ -171,7 +171,7 @@ class AWGNChannel(ChannelModel):
         )
 
 
-#: noise standard deviation per nominal PSNR in the authors' public code (see reference-facts.md)
+#: noise standard deviation per nominal PSNR in the authors' public code (see docs/authors-code.md)
 AUTHORS_NOISE_STD: dict[float, float] = {
     100.0: 0.0,
     30.0: 0.05,

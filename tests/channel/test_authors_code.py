@@ -1,7 +1,7 @@
 """The authors'-code channel preset (gesco.channel.models.AuthorsCodeChannel).
 
 The public GESCO code adds noise to the un-normalised 0/1 maps with a standard deviation
-looked up per nominal PSNR (shared/reference-facts.md); the table does not follow Eq. (1).
+looked up per nominal PSNR (docs/authors-code.md); the table does not follow Eq. (1).
 """
 
 from __future__ import annotations
