@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
+    p.add_argument("--study-samplers", nargs="+", default=None, metavar="NAME",
+                   help="--study samplers: the few-step samplers to compare (default respaced ddim dpmpp-2m dpmpp-2m-sde)")
     p.add_argument("--no-reference", action="store_true",
                    help="--study samplers: skip the 1000-step ancestral reference (slow on a CPU)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -104,7 +106,14 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from gesco.errors import GescoInputError
     from gesco.evaluate.methods import parse_checkpoint_overrides
     from gesco.evaluate.runner import EvalConfig, run_evaluation
-    from gesco.evaluate.sampler_study import STUDY_PSNRS, STUDY_SCENES, STUDY_STEPS, run_sampler_study, sampler_rows
+    from gesco.evaluate.sampler_study import (
+        FEW_STEP_SAMPLERS,
+        STUDY_PSNRS,
+        STUDY_SCENES,
+        STUDY_STEPS,
+        run_sampler_study,
+        sampler_rows,
+    )
 
     samplers = args.study == "samplers"
     out = Path(args.out or (DEFAULT_SAMPLER_OUT if samplers else DEFAULT_OUT))
@@ -134,7 +143,8 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         compute=not args.no_run,
     )
     if samplers:
-        rows = sampler_rows(steps=tuple(args.sampler_steps or STUDY_STEPS), reference=not args.no_reference)
+        rows = sampler_rows(samplers=tuple(args.study_samplers or FEW_STEP_SAMPLERS),
+                            steps=tuple(args.sampler_steps or STUDY_STEPS), reference=not args.no_reference)
         outcome = run_sampler_study(config, rows)
     else:
         outcome = run_evaluation(config)

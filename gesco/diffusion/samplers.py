@@ -21,6 +21,10 @@ Samplers (all noise comes from the ``torch.Generator`` given; same seed, same im
 * :func:`sample_ddim`: DDIM (Song, Meng & Ermon 2021, Eq. 12), deterministic for ``eta = 0``.
 * :func:`sample_dpmpp_2m`: DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2),
   the second-order multistep ODE solver in the data-prediction form.
+* :func:`sample_dpmpp_2m_sde`: SDE-DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", its
+  solver for the reverse diffusion SDE), the same multistep scheme with noise: it injects fresh noise at
+  every step, like the ancestral sampler, so errors of the network at one step are partly
+  washed out by the next (Karras et al. 2022, section 4) instead of being carried to the end.
 * :func:`sample_distilled`: deterministic DDIM over the chain of a *distilled* student
   (:mod:`gesco.diffusion.distill`, progressive distillation with guidance folded in): one
   unguided forward per step; the student's output is read in its parametrisation (``"v"``
@@ -30,7 +34,7 @@ Samplers (all noise comes from the ``torch.Generator`` given; same seed, same im
 Time steps of the few-step samplers (:func:`spaced_chain`): ``steps`` original indices from
 ``T - 1`` down to ``0``, both ends included (``steps = 1``: ``T - 1`` only), evenly spaced in
 time for the respaced ancestral sampler (improved DDPM) and in log-SNR for DDIM and
-DPM-Solver++ by default. The last network evaluation is at ``t = 0`` (``sigma_0 = 0.01``
+both DPM-Solver++ variants by default. The last network evaluation is at ``t = 0`` (``sigma_0 = 0.01``
 for the linear schedule) and the sampler returns its clean estimate.
 """
 
@@ -48,7 +52,7 @@ from gesco.errors import GescoInputError
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each network evaluation of a sampler."""
 
-SAMPLERS = ("ancestral", "respaced", "ddim", "dpmpp-2m")
+SAMPLERS = ("ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde")
 
 #: Samplers of distilled checkpoints (``gesco train distill``): they run a student whose card
 #: records ``{"distilled": {"steps", "guidance_scale", "parametrisation", ...}}``, at exactly its
@@ -341,6 +345,69 @@ def sample_dpmpp_2m(
     raise AssertionError("unreachable: the loop returns at its last step")
 
 
+def sample_dpmpp_2m_sde(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    shape: tuple[int, ...],
+    *,
+    steps: int,
+    spacing: str = "logsnr",
+    generator: Generators = None,
+    device: torch.device | str = "cpu",
+    x_T: torch.Tensor | None = None,
+    clip: bool = True,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", the SDE solver), ``steps`` evaluations.
+
+    The stochastic counterpart of :func:`sample_dpmpp_2m`, in the same notation (times of
+    :func:`spaced_chain`, ``D_i = x0_hat(x_{t_i}, t_i)``, ``h_i = lambda_{t_i} - lambda_{t_{i-1}}``,
+    ``r_i = h_{i-1} / h_i``), with fresh noise ``z_i ~ N(0, I)`` at every step::
+
+        x_{t_i} = (sigma_i / sigma_{i-1}) exp(-h_i) x_{t_{i-1}}
+                  + alpha_i (1 - exp(-2 h_i)) D_{i-1}
+                  + alpha_i (1 - exp(-2 h_i)) / (2 r_i) (D_{i-1} - D_{i-2})   (from the 2nd step)
+                  + sigma_i sqrt(1 - exp(-2 h_i)) z_i
+        final step: the clean estimate D_{N-1}.
+
+    Without the second-order term this is the DDPM posterior step ``q(x_{t_i} | x_{t_{i-1}},
+    x0 = D_{i-1})`` (DDIM with ``eta = 1``): mean and variance ``sigma_i^2 (1 - exp(-2 h_i))``.
+    The learned variance ``v`` is not used.
+
+    Args:
+        steps: number of network evaluations, ``1 <= steps <= diffusion.num_steps``.
+        spacing: ``"logsnr"`` or ``"uniform"`` (:func:`spaced_chain`).
+        Other arguments as :func:`sample_ancestral` (``generator`` draws ``x_T`` and the ``z_i``).
+    Returns:
+        ``shape`` float32 samples on ``device``.
+    """
+    chain = spaced_chain(diffusion, steps, spacing)
+    abar = list(reversed(chain.alphas_cumprod.tolist()))  # index 0: the noisiest step
+    times = list(reversed(chain.timesteps.tolist()))
+    alpha = [math.sqrt(a) for a in abar]
+    sigma = [math.sqrt(1.0 - a) for a in abar]
+    lam = [math.log(al / si) for al, si in zip(alpha, sigma)]
+
+    x = _initial(shape, x_T, generator, device)
+    d_prev: torch.Tensor | None = None
+    for i, t in enumerate(times):
+        eps, _ = denoiser(x, _times(t, x.shape[0], device))
+        d = _x0_from_eps(x, eps, abar[i], clip)
+        if progress is not None:
+            progress(i + 1, len(times))
+        if i == len(times) - 1:
+            return d  # final step: the clean estimate
+        h = lam[i + 1] - lam[i]
+        keep = -math.expm1(-2.0 * h)  # 1 - exp(-2h)
+        x = (sigma[i + 1] / sigma[i]) * math.exp(-h) * x + alpha[i + 1] * keep * d
+        if d_prev is not None:
+            r = (lam[i] - lam[i - 1]) / h
+            x = x + alpha[i + 1] * keep / (2.0 * r) * (d - d_prev)
+        x = x + sigma[i + 1] * math.sqrt(keep) * _noise(tuple(x.shape), generator, device)
+        d_prev = d
+    raise AssertionError("unreachable: the loop returns at its last step")
+
+
 # ---------------------------------------------------------------------------- distilled students
 def distilled_timesteps(num_timesteps: int, steps: int) -> list[int]:
     """Original time indices of a distilled chain of ``steps`` steps, ascending.
@@ -471,11 +538,11 @@ def sample(
         shape: ``(B, C, H, W)``.
         sampler: ``"ancestral"`` (all ``T`` steps, the paper's; ``steps`` must be ``None`` or
             ``T``), ``"respaced"`` (ancestral on ``diffusion.respaced(steps)``), ``"ddim"``
-            (``eta`` applies) or ``"dpmpp-2m"``; ``"distilled"`` (:func:`sample_distilled`: the
+            (``eta`` applies), ``"dpmpp-2m"`` or ``"dpmpp-2m-sde"``; ``"distilled"`` (:func:`sample_distilled`: the
             denoiser is a distilled student, read in ``parametrisation``, on its default grid).
         steps: network evaluations (``1..T``).
         spacing: time steps of the few-step samplers (:func:`spaced_chain`); ``None`` picks
-            ``"uniform"`` for ``"respaced"`` and ``"logsnr"`` for ``"ddim"`` and ``"dpmpp-2m"``.
+            ``"uniform"`` for ``"respaced"`` and ``"logsnr"`` for the others.
         generator, device, x_T, clip, progress: as :func:`sample_ancestral`.
     Returns:
         ``shape`` float32 images on ``device``.
@@ -502,6 +569,8 @@ def sample(
         return sample_ddim(denoiser, diffusion, shape, steps=steps, eta=eta, spacing=spacing or "logsnr", **common)
     if sampler == "dpmpp-2m":
         return sample_dpmpp_2m(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr", **common)
+    if sampler == "dpmpp-2m-sde":
+        return sample_dpmpp_2m_sde(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr", **common)
     if sampler == DISTILLED_SAMPLER:
         return sample_distilled(denoiser, diffusion, shape, steps=steps, parametrisation=parametrisation, **common)
     raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from gesco.diffusion.samplers import SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.evaluate.methods import METHODS, Method
 from gesco.evaluate.runner import EvalConfig, EvaluationOutcome, SegmenterLike, run_evaluation
 
 #: few-step samplers of the study and their step counts
-FEW_STEP_SAMPLERS: tuple[str, ...] = ("respaced", "ddim", "dpmpp-2m")
+FEW_STEP_SAMPLERS: tuple[str, ...] = ("respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde")
 STUDY_STEPS: tuple[int, ...] = (10, 20, 50)
 #: the study's default PSNRs: the noiseless channel and the paper's ablation PSNR
 STUDY_PSNRS: tuple[float, ...] = (100.0, 10.0)
@@ -27,6 +28,9 @@ STUDY_SCENES = 20
 def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int, ...] = STUDY_STEPS,
                  reference: bool = True) -> list[Method]:
     """The study's rows (the real row first: the Frechet distance needs it)."""
+    unknown = [s for s in samplers if s not in SAMPLERS or s == "ancestral"]
+    if unknown:
+        raise GescoInputError(f"unknown few-step samplers {unknown}; known: {', '.join(FEW_STEP_SAMPLERS)}")
     if any(int(s) < 1 for s in steps):
         raise GescoInputError(f"step counts must be >= 1, got {list(steps)}")
     ours = METHODS["ours"]

@@ -364,3 +364,12 @@ def test_table5_warns_about_unequal_training_budgets(first_run):
     unequal = {"rows": [row("ours", "ours", 2400), row("no-noisy", "clean", 1100)]}
     warning = _budget_warning(unequal)
     assert "Unequal training budgets" in warning and "`ours` 2400" in warning and "`clean` 1100" in warning
+
+
+def test_sampler_rows_name_every_few_step_sampler_and_refuse_unknown_ones():
+    keys = [r.key for r in sampler_rows(steps=(10,), reference=False)]
+    assert keys == ["real", "respaced-10", "ddim-10", "dpmpp-2m-10", "dpmpp-2m-sde-10"]
+    with pytest.raises(GescoInputError, match="unknown few-step samplers"):
+        sampler_rows(samplers=("ancestral",))
+    with pytest.raises(GescoInputError, match="unknown few-step samplers"):
+        sampler_rows(samplers=("euler",))
