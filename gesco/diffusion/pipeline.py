@@ -45,6 +45,7 @@ from gesco.diffusion.samplers import (
 from gesco.errors import GescoInputError, ShapeError
 from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 from gesco.semantics.classes import ClassSpace, get_class_space
+from gesco.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,6 @@ def _initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) ->
     return torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class SemanticGenerator:
     """A trained semantic diffusion model ready to sample.
 
@@ -105,7 +100,7 @@ class SemanticGenerator:
     """
 
     def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu") -> None:
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.card = card
         self.space: ClassSpace = get_class_space(card.class_space)
@@ -115,7 +110,7 @@ class SemanticGenerator:
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> "SemanticGenerator":
         """Load a checkpoint (default: the shipped one); raises CheckpointError when missing or corrupt."""
-        dev = _resolve_device(device)
+        dev = resolve_device(device)
         model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_DIFFUSION), map_location=dev)
         return cls(model, card, dev)
 

@@ -70,6 +70,7 @@ from gesco.link import (
 )
 from gesco.semantics.classes import CITYSCAPES, ClassSpace
 from gesco.wire.frames import n_maps
+from gesco.devices import resolve_device
 
 #: scenes per seed: scene ``i`` of seed ``s`` uses ``s * SEED_STRIDE + i`` (the test split's size)
 SEED_STRIDE = SPLITS["test"][1] - SPLITS["test"][0]
@@ -166,12 +167,6 @@ def eval_frame_id(row: str, psnr: float, scene: int) -> str:
 def scene_seed(seed: int, scene: int) -> int:
     """Seed of scene ``scene``'s transmission: ``seed * 100000 + scene`` (distinct for every pair)."""
     return int(seed) * SEED_STRIDE + int(scene)
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def file_digest(path: str | Path) -> str | None:
@@ -557,7 +552,7 @@ def run_evaluation(
     plans = plan_rows(methods, config)
     resolution = _resolution(plans, config)
     space = CITYSCAPES  # the synthetic scenes' label ids
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     out = Path(config.out)
     if not config.compute and not (out / "results.sqlite").is_file():
         raise GescoInputError(f"--no-run: {out / 'results.sqlite'} does not exist; there are no stored results to "

@@ -36,6 +36,7 @@ from gesco.segment.evaluate import evaluation_record, score
 from gesco.segment.model import SegmenterConfig, SegmenterNet, count_parameters
 from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco.train.utils import EMA, load_training_state, lr_at, save_training_state
+from gesco.devices import resolve_device
 
 
 @dataclass
@@ -164,8 +165,7 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
     config.check()
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if config.device == "auto" else config.device))
+    device = resolve_device(config.device)
     space: ClassSpace = get_class_space(config.class_space)
     if config.model.num_classes != space.num_classes:
         raise GescoInputError(

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
 from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet, UNetConfig
@@ -165,12 +166,6 @@ def _training_dataset(config: DiffusionTrainConfig):
     return build_dataset(config.data, config.data_root, "train", config.height, config.width, hflip=True)
 
 
-def _device(spec: str, local_rank: int) -> torch.device:
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
-
-
 def trainable_parameters(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
     """The parameters to train: all (``prefixes`` None), or those whose name starts with a prefix.
 
@@ -296,7 +291,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     dist_info = init_distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = _device(config.device, dist_info.local_rank)
+    device = resolve_device(config.device, dist_info.local_rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolutions
     out = Path(config.out_dir)

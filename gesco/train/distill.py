@@ -50,6 +50,7 @@ from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig
 from gesco.train.diffusion import DiffusionTrainConfig, conditioning_for_training, make_batch
 from gesco.train.utils import EMA, autocast_context, load_training_state, lr_at, save_training_state
+from gesco.devices import resolve_device
 
 METHOD = "progressive distillation (Salimans & Ho 2022, Alg. 2), guidance folded in (Meng et al. 2023)"
 
@@ -206,12 +207,6 @@ def plan_rounds(config: DistillConfig, teacher_card: ModelCard) -> list[RoundPla
     return plans
 
 
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
-
-
 def _dataset(config: DistillConfig, height: int, width: int):
     if config.data == "synthetic":
         from gesco.data.synthetic import SyntheticScenes
@@ -311,7 +306,7 @@ def train_distill(config: DistillConfig, resume: bool = True, progress: bool = T
     config.validate()
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = _device(config.device)
+    device = resolve_device(config.device)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
