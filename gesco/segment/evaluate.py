@@ -1,4 +1,4 @@
-"""Scoring a segmenter with :class:`gesco.evaluate.metrics.miou.MeanIoU`.
+"""Scoring a segmenter with :class:`gesco.semantics.miou.MeanIoU`.
 
 Used by training (the mIoU recorded in a checkpoint) and by the robustness check:
 the same scenes, clean or after a mild Gaussian blur or Gaussian noise, as a proxy for
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from gesco.errors import GescoInputError
-from gesco.evaluate.metrics.miou import MeanIoU, MIoUResult
+from gesco.semantics.miou import MeanIoU, MIoUResult
 from gesco.segment.augment import gaussian_blur
 from gesco.semantics.classes import ClassSpace
 

@@ -26,7 +26,7 @@ from gesco.evaluate.metrics.frechet import (
     frechet_distance,
 )
 from gesco.evaluate.metrics.lpips import DEFAULT_LPIPS_WEIGHTS, LPIPS
-from gesco.evaluate.metrics.miou import MeanIoU, MIoUResult, mean_iou
+from gesco.semantics.miou import MeanIoU, MIoUResult, mean_iou
 from gesco.evaluate.metrics.ssim import ssim
 
 __all__ = [
