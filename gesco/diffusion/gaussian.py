@@ -31,11 +31,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from gesco.config_base import ConfigBase
 from gesco.errors import GescoInputError
 
 
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(ConfigBase):
     """Settings of the Gaussian diffusion.
 
     Attributes:
@@ -49,16 +50,6 @@ class DiffusionConfig:
     beta_schedule: str = "linear"
     learn_sigma: bool = True
     vlb_weight: float = 0.001
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DiffusionConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown DiffusionConfig fields {sorted(unknown)}")
-        return cls(**d)
 
 
 def make_betas(schedule: str, num_timesteps: int) -> torch.Tensor:

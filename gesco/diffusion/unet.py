@@ -31,9 +31,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gesco.config_base import ConfigBase
+
 
 @dataclass
-class UNetConfig:
+class UNetConfig(ConfigBase):
     """Architecture of the SPADE U-Net.
 
     Attributes:
@@ -106,18 +108,6 @@ class UNetConfig:
     @property
     def downsample_factor(self) -> int:
         return 2 ** (len(self.channel_mult) - 1)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown UNetConfig fields {sorted(unknown)}")
-        return cls(**d)
 
     @classmethod
     def paper_cityscapes(cls) -> "UNetConfig":

@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from gesco.config_base import ConfigBase
+
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(ConfigBase):
     """Ranges of the random augmentations (image values in ``[-1, 1]``).
 
     Attributes:
@@ -42,16 +44,6 @@ class AugmentConfig:
     blur_sigma_max: float = 1.2
     noise_p: float = 0.4
     noise_std_max: float = 0.12
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "AugmentConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown augmentation fields {sorted(unknown)}")
-        return cls(**d)
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

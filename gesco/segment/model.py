@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gesco.config_base import ConfigBase
 from gesco.errors import DTypeError, ShapeError
 
 
 @dataclass(frozen=True)
-class SegmenterConfig:
+class SegmenterConfig(ConfigBase):
     """Architecture of :class:`SegmenterNet`.
 
     Attributes:
@@ -62,23 +63,6 @@ class SegmenterConfig:
     def stride(self) -> int:
         """Total down-sampling factor; input sides must be multiples of it."""
         return self.patch * 2 ** (len(self.widths) - 1)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["widths"] = list(self.widths)
-        d["context_dilations"] = list(self.context_dilations)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SegmenterConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown segmenter config fields {sorted(unknown)}")
-        d = dict(d)
-        for k in ("widths", "context_dilations"):
-            if k in d:
-                d[k] = tuple(int(v) for v in d[k])
-        return cls(**d)
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:

@@ -22,12 +22,13 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gesco.config_base import ConfigBase
 from gesco.config import add_config_arguments, config_from_args
 from gesco.errors import GescoInputError
 from gesco.segment.augment import AugmentConfig, augment_batch
@@ -40,8 +41,10 @@ from gesco.devices import resolve_device
 
 
 @dataclass
-class SegmenterTrainConfig:
+class SegmenterTrainConfig(ConfigBase):
     """Everything a segmenter training run depends on (saved into the checkpoint's record)."""
+
+    config_name: ClassVar[str] = "segmenter training config"
 
     name: str = "segmenter-synthetic-64x128"
     data: str = "synthetic"
@@ -72,26 +75,6 @@ class SegmenterTrainConfig:
     export_to: str | None = None
     device: str = "cpu"
     threads: int | None = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["augment"] = self.augment.to_dict()
-        d["model"] = self.model.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SegmenterTrainConfig":
-        d = dict(d)
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown segmenter training config fields {sorted(unknown)}")
-        if "augment" in d:
-            d["augment"] = AugmentConfig.from_dict(d["augment"])
-        if "model" in d:
-            d["model"] = SegmenterConfig.from_dict(d["model"])
-        config = cls(**d)
-        config.check()
-        return config
 
     def check(self) -> None:
         stride = self.model.stride

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from gesco.config_base import ConfigBase
 from gesco.channel import PAPER_PSNRS_DB, get_channel
 from gesco.errors import ChannelParameterError
 from gesco.semantics.fds import fds_filter
 
 
 @dataclass
-class NoisyMapsConfig:
+class NoisyMapsConfig(ConfigBase):
     """How training corrupts the conditioning.
 
     Attributes:
@@ -47,10 +48,6 @@ class NoisyMapsConfig:
             raise ChannelParameterError(f"{len(self.psnrs_db)} PSNR values but {len(self.weights)} weights")
         if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
             raise ChannelParameterError(f"PSNR weights must be >= 0 with a positive sum, got {self.weights}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
 def present_mask(cond: torch.Tensor, has_edges: torch.Tensor | bool) -> torch.Tensor:

@@ -24,12 +24,13 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from gesco.config_base import ConfigBase
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
@@ -48,8 +49,10 @@ from gesco.train.utils import (
 
 
 @dataclass
-class DiffusionTrainConfig:
+class DiffusionTrainConfig(ConfigBase):
     """Everything a diffusion training run depends on (saved into the checkpoint's record)."""
+
+    config_name: ClassVar[str] = "training config"
 
     name: str = "gesco-synthetic-64x128"
     data: str = "synthetic"
@@ -86,27 +89,6 @@ class DiffusionTrainConfig:
     amp: str = "auto"
     device: str = "auto"
     threads: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["noisy"] = self.noisy.to_dict()
-        d["unet"] = self.unet.to_dict()
-        d["diffusion"] = self.diffusion.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DiffusionTrainConfig":
-        d = dict(d)
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown training config fields {sorted(unknown)}")
-        if "noisy" in d:
-            d["noisy"] = NoisyMapsConfig(**d["noisy"])
-        if "unet" in d:
-            d["unet"] = UNetConfig.from_dict(d["unet"])
-        if "diffusion" in d:
-            d["diffusion"] = DiffusionConfig.from_dict(d["diffusion"])
-        return cls(**d)
 
 
 def conditioning_for_training(

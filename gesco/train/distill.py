@@ -37,10 +37,11 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from gesco.config_base import ConfigBase
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.distill import LOSS_WEIGHTINGS, DistillGrid, distillation_loss, two_step_target, x0_predictor
 from gesco.diffusion.gaussian import GaussianDiffusion
@@ -56,7 +57,7 @@ METHOD = "progressive distillation (Salimans & Ho 2022, Alg. 2), guidance folded
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(ConfigBase):
     """Everything a distillation run depends on (saved into each student's card).
 
     Attributes:
@@ -82,6 +83,8 @@ class DistillConfig:
         amp: ``"auto"`` / ``"bf16"`` (bf16 autocast on CUDA), ``"fp16"``, or off on the CPU.
         device: ``"auto"`` (CUDA when available), ``"cuda"``, ``"cpu"``, ...
     """
+
+    config_name: ClassVar[str] = "distillation config"
 
     name: str = "gesco-synthetic-64x128-distilled"
     teacher: str | None = None
@@ -115,21 +118,6 @@ class DistillConfig:
     amp: str = "auto"
     device: str = "auto"
     threads: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["noisy"] = None if self.noisy is None else self.noisy.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DistillConfig":
-        d = dict(d)
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown distillation config fields {sorted(unknown)}")
-        if d.get("noisy") is not None:
-            d["noisy"] = NoisyMapsConfig(**d["noisy"])
-        return cls(**d)
 
     def validate(self) -> "DistillConfig":
         if not self.teacher:
