@@ -66,6 +66,32 @@ def check_fields(prefix: str, requested: dict, found: dict, source: Path | str) 
         check_field(f"{prefix}.{k}", requested.get(k), found.get(k), source)
 
 
+def check_expected(
+    source: Path | str,
+    card: Any,
+    arch_field: str,
+    expect_arch: Any | None = None,
+    expect_class_space: str | None = None,
+    expect_resolution: tuple[int, int] | None = None,
+) -> None:
+    """Refuse a card that differs from what the caller expects (``None``: anything goes).
+
+    Args:
+        source: the card's path, for the message.
+        card: a model card with ``class_space``, ``resolution`` and the architecture config
+            in the attribute ``arch_field`` (``"unet"``, ``"model"``).
+        expect_arch: the expected architecture config (a ``ConfigBase``), compared field by field.
+    Raises:
+        CheckpointError: naming the first differing field.
+    """
+    if expect_arch is not None:
+        check_fields(arch_field, expect_arch.to_dict(), getattr(card, arch_field).to_dict(), source)
+    if expect_class_space is not None:
+        check_field("class_space", expect_class_space, card.class_space, source)
+    if expect_resolution is not None:
+        check_field("resolution", tuple(expect_resolution), tuple(card.resolution), source)
+
+
 def load_weights(
     model: torch.nn.Module, path: str | Path, what: str, hint: str, map_location: str | torch.device = "cpu"
 ) -> torch.nn.Module:

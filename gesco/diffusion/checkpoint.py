@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from gesco.checkpoint_io import check_field, check_fields, checkpoint_paths, load_weights, read_card_json, write_checkpoint
+from gesco.checkpoint_io import check_expected, checkpoint_paths, load_weights, read_card_json, write_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import CheckpointError
@@ -134,11 +134,6 @@ def load_checkpoint(
     """
     card = read_card(path)
     _, source = checkpoint_paths(path)
-    if expect_unet is not None:
-        check_fields("unet", expect_unet.to_dict(), card.unet.to_dict(), source)
-    if expect_class_space is not None:
-        check_field("class_space", expect_class_space, card.class_space, source)
-    if expect_resolution is not None:
-        check_field("resolution", tuple(expect_resolution), tuple(card.resolution), source)
+    check_expected(source, card, "unet", expect_unet, expect_class_space, expect_resolution)
     model = load_weights(SpadeUNet(card.unet), path, "diffusion", TRAIN_HINT, map_location)
     return model, card

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from gesco.checkpoint_io import check_field, check_fields, checkpoint_paths, load_weights, read_card_json, write_checkpoint
+from gesco.checkpoint_io import check_expected, checkpoint_paths, load_weights, read_card_json, write_checkpoint
 from gesco.errors import CheckpointError
 from gesco.segment.model import SegmenterConfig, SegmenterNet
 
@@ -113,11 +113,6 @@ def load_checkpoint(
     """
     card = read_card(path)
     _, source = checkpoint_paths(path)
-    if expect_model is not None:
-        check_fields("model", expect_model.to_dict(), card.model.to_dict(), source)
-    if expect_class_space is not None:
-        check_field("class_space", expect_class_space, card.class_space, source)
-    if expect_resolution is not None:
-        check_field("resolution", tuple(expect_resolution), tuple(card.resolution), source)
+    check_expected(source, card, "model", expect_model, expect_class_space, expect_resolution)
     model = load_weights(SegmenterNet(card.model), path, "segmenter", TRAIN_HINT, map_location)
     return model, card
