@@ -27,7 +27,7 @@ values, and the model is still called with the original time indices.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 

@@ -23,7 +23,7 @@ ordinary checkpoint. The distilled sampler is deterministic, like DDIM with ``et
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

@@ -25,7 +25,7 @@ layer; each layer keeps its own ``gamma`` / ``beta`` convolutions.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn

@@ -11,7 +11,7 @@ nearest-neighbour sampling, so no new ids appear.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

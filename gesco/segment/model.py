@@ -21,7 +21,7 @@ and ``W`` divisible by :attr:`SegmenterNet.stride` (``p * 2 ** (len(widths) - 1)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -18,11 +18,10 @@ noisy), recorded in the checkpoint, and optionally copied to ``export_to``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,8 +35,8 @@ from gesco.segment.checkpoint import SegmenterCard, save_checkpoint
 from gesco.segment.evaluate import evaluation_record, score
 from gesco.segment.model import SegmenterConfig, SegmenterNet, count_parameters
 from gesco.semantics.classes import ClassSpace, get_class_space
-from gesco.train.utils import EMA, load_training_state, lr_at, save_training_state
-from gesco.devices import resolve_device
+from gesco.train.run import TrainingRun, set_lr
+from gesco.train.utils import EMA, lr_at
 
 
 @dataclass
@@ -146,16 +145,14 @@ def _predict_with(model: SegmenterNet, device: torch.device):
 def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Train (or resume) a segmenter; returns the path of the final (EMA) checkpoint's weights."""
     config.check()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    run = TrainingRun(config.out_dir, config.steps, config.log_every, config.checkpoint_every, config.device,
+                      config.threads)
+    device, out = run.torch_device, run.out
     space: ClassSpace = get_class_space(config.class_space)
     if config.model.num_classes != space.num_classes:
         raise GescoInputError(
             f"model.num_classes = {config.model.num_classes} but class space {space.name} has {space.num_classes} ids"
         )
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     images, labels = load_pool(config.data, config.data_root, "train", config.pool_size,
                                config.height, config.width, progress)
@@ -169,14 +166,8 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
     model = SegmenterNet(config.model).to(device)
     ema = EMA(model, config.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state_path = out / "state"
-    step, wall = 0, 0.0
-    if resume and state_path.with_suffix(".json").exists():
-        meta = load_training_state(state_path, model, ema, opt)
-        step, wall = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
-        print(f"resumed from {state_path} at step {step}")
+    step, wall = run.resume(model, ema, opt, enabled=resume)
     ema_model = SegmenterNet(config.model).to(device)
-    log_path = out / "train_log.jsonl"
     gen = torch.Generator()
 
     def card(steps_done: int, evaluation: dict | None = None) -> SegmenterCard:
@@ -199,11 +190,7 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
             evaluation=evaluation or {},
         )
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.steps, initial=step, desc="train segmenter", dynamic_ncols=True)
+    bar = run.progress_bar(progress, step, "train segmenter")
     model.train()
     t_log, loss_sum, n_sum = time.time(), 0.0, 0
     while step < config.steps:
@@ -213,8 +200,7 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
         x, y = _batch(images, labels, index)
         x, y = augment_batch(x, y, config.augment, gen, config.crop_width)
         lr = lr_at(step, config.lr, config.warmup_steps, config.steps, config.lr_schedule, config.lr_final_frac)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_lr(opt, lr)
         logits = model(x.to(device))
         loss = F.cross_entropy(logits, y.to(device), weight=weights)
         opt.zero_grad(set_to_none=True)
@@ -227,20 +213,19 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{config.batch_size / (time.time() - t0):.0f}")
-        if step % config.log_every == 0 or step == config.steps:
+        if run.log_due(step):
             rec = {"step": step, "loss": round(loss_sum / n_sum, 4), "lr": lr,
                    "img_per_s": round(n_sum * config.batch_size / (time.time() - t_log), 1),
                    "wall_time_s": round(wall, 1)}
             loss_sum, n_sum, t_log = 0.0, 0, time.time()
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if run.checkpoint_due(step):
                 ema.copy_to(ema_model)
                 ema_model.eval()
                 rec["val_miou_ema"] = round(score(_predict_with(ema_model, device), mon_images, mon_labels, space).miou, 4)
-                save_training_state(state_path, model, ema, opt, {"step": step, "wall_time_s": wall})
+                run.save_state(model, ema, opt, step, wall)
                 save_checkpoint(out / "segmenter", ema_model, card(step))
                 t_log = time.time()
-            with log_path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+            run.log(rec)
             if bar is not None and "val_miou_ema" in rec:
                 bar.write(f"step {step}: loss {rec['loss']}, val mIoU (EMA, {len(mon_images)} scenes) {rec['val_miou_ema']}")
     if bar is not None:

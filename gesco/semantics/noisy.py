@@ -11,7 +11,7 @@ This is the same channel and FDS code the services run.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 

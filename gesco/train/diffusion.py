@@ -20,31 +20,27 @@ gradients are averaged, so the weights stay identical). Checkpoints: EMA weights
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gesco.config_base import ConfigBase
-from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
 from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet, UNetConfig
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig, corrupt_conditioning
 from gesco.train.data import StepBatches, clean_batches, make_batch  # noqa: F401  (make_batch: public here too)
+from gesco.train.run import StepTimer, TrainingRun, set_lr
 from gesco.train.utils import (
     EMA,
     autocast_context,
     init_distributed,
-    load_training_state,
     lr_at,
-    save_training_state,
 )
 
 
@@ -231,8 +227,7 @@ def optimization_step(
         the per-sample losses (``loss``, ``mse``, ``vb``: ``(B n,)`` each) and the gradient norm.
     """
     x0, y, t, noise = inputs
-    for g in opt.param_groups:
-        g["lr"] = lr
+    set_lr(opt, lr)
     xt = diffusion.q_sample(x0, t, noise)
     with autocast_context(x0.device, config.amp):
         model_out = net(xt, t, y)
@@ -271,13 +266,11 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     """
     _check_config(config)
     dist_info = init_distributed()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device, dist_info.local_rank)
+    run = TrainingRun(config.out_dir, config.steps, config.log_every, config.checkpoint_every, config.device,
+                      config.threads, dist_info.local_rank, dist_info.is_main)
+    device, out = run.torch_device, run.out
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolutions
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     space = get_class_space(config.class_space)
     if config.unet.label_channels != space.label_channels:
         raise ValueError(
@@ -290,14 +283,8 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     diffusion = GaussianDiffusion(config.diffusion)
     ema = EMA(model, config.ema_decay)
     opt = torch.optim.AdamW(trainable_parameters(model, config.trainable), lr=config.lr, weight_decay=config.weight_decay)
-    state_path = out / "state"
-    step, wall = 0, 0.0
-    if resume and state_path.with_suffix(".json").exists():
-        meta = load_training_state(state_path, model, ema, opt)
-        step, wall = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
-        if dist_info.is_main:
-            print(f"resumed from {state_path} at step {step}")
-    elif config.init_from:
+    step, wall = run.resume(model, ema, opt, enabled=resume)
+    if step == 0 and config.init_from:  # a fresh run (not a resumed one) from another checkpoint
         init_card = warm_start(model, ema, config, device)
         if dist_info.is_main:
             print(f"initialised from {config.init_from} ({init_card.training.get('steps')} steps); AdamW starts fresh")
@@ -305,7 +292,6 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     # The step's random draws (corruption, drop, t, eps) happen on the training device: on a GPU
     # the channel + FDS of 100+ maps per step would otherwise cost more than the step itself.
     gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + dist_info.rank)
-    log_path = out / "train_log.jsonl"
 
     def card(steps_done: int, wall_s: float) -> ModelCard:
         return ModelCard(
@@ -330,11 +316,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
             },
         )
 
-    bar = None
-    if progress and dist_info.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.steps, initial=step, desc="train diffusion", dynamic_ncols=True)
+    bar = run.progress_bar(progress, step, "train diffusion")
     budget = config.time_budget_s
 
     def out_of_time() -> bool:
@@ -343,8 +325,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     # The data order is a pure function of the step, so a resumed run sees the same scenes.
     source = StepBatches(dataset, space, config.batch_size, config.seed, dist_info.rank, dist_info.world_size)
     batches = clean_batches(source, step, config.steps, config.num_workers, pin_memory=device.type == "cuda")
-    t_last = time.perf_counter()
-    timing = dict.fromkeys(("data_s", "wait_s", "net_s", "steps"), 0.0)  # sums since the last log record
+    timer = StepTimer("data_s", "wait_s", "net_s")  # per-step means since the last log record
     while step < config.steps and not out_of_time():
         t0 = _clock(device)
         gen.manual_seed(config.seed * 1_000_003 + dist_info.rank + 7919 * step)
@@ -360,39 +341,31 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         t2 = _clock(device)
         step += 1
         wall += t2 - t0
-        timing["data_s"] += t1 - t0
-        timing["wait_s"] += t_wait - t0
-        timing["net_s"] += t2 - t1
-        timing["steps"] += 1
+        timer.add(data_s=t1 - t0, wait_s=t_wait - t0, net_s=t2 - t1)
         loss = float(losses["loss"].detach().mean())
-        if dist_info.is_main:
-            if step % config.log_every == 0 or step == config.steps:
-                n = timing["steps"]
-                rec = {
-                    "step": step,
-                    "loss": round(loss, 5),
-                    "mse": round(float(losses["mse"].detach().mean()), 5),
-                    "vb": round(float(losses.get("vb", torch.zeros(1)).detach().mean()), 5),
-                    "lr": lr,
-                    "grad_norm": round(float(gnorm), 4),
-                    "s_per_step": round((time.perf_counter() - t_last) / config.log_every, 3),
-                    "data_s": round(timing["data_s"] / n, 4),
-                    "wait_s": round(timing["wait_s"] / n, 4),
-                    "net_s": round(timing["net_s"] / n, 4),
-                    "wall_time_s": round(wall, 1),
-                }
-                t_last = time.perf_counter()
-                timing = dict.fromkeys(timing, 0.0)
-                with log_path.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
-            if step % config.checkpoint_every == 0 or step == config.steps or out_of_time():
-                save_training_state(state_path, model, ema, opt, {"step": step, "wall_time_s": wall})
-                ema_model = SpadeUNet(config.unet)
-                ema.copy_to(ema_model)
-                save_checkpoint(out / "ema", ema_model, card(step, wall))
+        if run.log_due(step):
+            times = timer.averages()
+            run.log({
+                "step": step,
+                "loss": round(loss, 5),
+                "mse": round(float(losses["mse"].detach().mean()), 5),
+                "vb": round(float(losses.get("vb", torch.zeros(1)).detach().mean()), 5),
+                "lr": lr,
+                "grad_norm": round(float(gnorm), 4),
+                "s_per_step": times["s_per_step"],
+                "data_s": times["data_s"],
+                "wait_s": times["wait_s"],
+                "net_s": times["net_s"],
+                "wall_time_s": round(wall, 1),
+            })
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
+        if (run.checkpoint_due(step) or out_of_time()) and dist_info.is_main:
+            run.save_state(model, ema, opt, step, wall)
+            ema_model = SpadeUNet(config.unet)
+            ema.copy_to(ema_model)
+            save_checkpoint(out / "ema", ema_model, card(step, wall))
     batches.close()  # stops the DataLoader workers, if any
     if bar is not None:
         bar.close()

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +50,7 @@ from gesco.errors import GescoInputError
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig
 from gesco.train.diffusion import DiffusionTrainConfig, conditioning_for_training, make_batch
+from gesco.train.run import set_lr
 from gesco.train.utils import EMA, autocast_context, load_training_state, lr_at, save_training_state
 from gesco.devices import resolve_device
 
@@ -402,8 +403,7 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
         target = target.float()
         lr = lr_at(step, config.lr, config.warmup_steps, plan.train_steps, config.lr_schedule, config.lr_final_frac,
                    progress=None if budget is None else wall / budget)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_lr(opt, lr)
         with autocast_context(device, config.amp):
             out = student(z, t, y)
         losses = distillation_loss(out.float(), z, alpha, sigma, target, config.parametrisation, config.loss_weighting)
