@@ -13,6 +13,7 @@ from gesco import __version__
 from gesco.serving.models import BitBudget
 
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
+from receiver.viewer import viewer_router
 
 JobId = Annotated[str, Path(description="The transmission / job id returned by the sender's POST /transmit.")]
 
@@ -92,7 +93,8 @@ def get_store(request: Request) -> JobStore:
 Store = Annotated[JobStore, Depends(get_store)]
 
 
-def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True) -> FastAPI:
+def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True,
+               sender_url: str = "http://127.0.0.1:8000") -> FastAPI:
     """Build the REST app.
 
     Args:
@@ -100,6 +102,7 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         model_info: what ``/healthz`` says about the model.
         max_batch: reported by ``/healthz``.
         worker_alive: callable, whether the worker thread runs.
+        sender_url: the sender as the browser reaches it (the viewer page POSTs there).
     """
     app = FastAPI(
         title="gesco receiver",
@@ -182,4 +185,5 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
     def get_denoised_maps(job_id: JobId, store: Store) -> FileResponse:
         return file_response(store, job_id, DENOISED_FILE)
 
+    app.include_router(viewer_router(sender_url, model_info))
     return app

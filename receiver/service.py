@@ -52,7 +52,8 @@ class ReceiverService:
             max_message_bytes=settings.max_message_bytes,
         )
         self.app: FastAPI = create_app(
-            self.store, describe(self.generator), settings.max_batch, worker_alive=lambda: self.worker.alive
+            self.store, describe(self.generator), settings.max_batch, worker_alive=lambda: self.worker.alive,
+            sender_url=settings.sender_url,
         )
         self._started = False
 

@@ -33,4 +33,7 @@ class ReceiverSettings(BaseSettings):
     grpc_workers: int = Field(8, ge=1, description="gRPC worker threads.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default).")
+    sender_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the sender as browsers reach it (the viewer page POSTs there)."
+    )
     log_level: str = Field("INFO", description="Python logging level.")

@@ -274,6 +274,18 @@ class JobStore:
         out.update({r["status"]: int(r["n"]) for r in rows})
         return out
 
+    def recent(self, limit: int = 50, before: str | None = None) -> list[Job]:
+        """The newest jobs first (at most ``limit``); ``before``: only jobs stored before that id."""
+        with self._lock:
+            if before is None:
+                rows = self._db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (int(limit),)).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM jobs WHERE seq < (SELECT seq FROM jobs WHERE id = ?) ORDER BY seq DESC LIMIT ?",
+                    (before, int(limit)),
+                ).fetchall()
+        return [_job(r) for r in rows]
+
     def _row(self, job_id: str) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
 

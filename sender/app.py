@@ -48,6 +48,7 @@ from gesco.serving.grpc_kit import channel_options
 from gesco.serving.models import BitBudget
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
 
+from sender.cors import allow_viewer
 from sender.settings import SenderSettings
 
 log = logging.getLogger("gesco.sender")
@@ -252,6 +253,7 @@ def create_app(
     app.state.settings = settings
     app.state.channel = channel
     app.state.segmenter = slot
+    allow_viewer(app, settings.receiver_url)
     max_body = 3 * settings.max_upload_bytes + 64 * 1024
 
     @app.middleware("http")

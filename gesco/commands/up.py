@@ -81,6 +81,7 @@ def services_for(args: argparse.Namespace) -> list[Service]:
         "GESCO_RECEIVER_DATA_DIR": str(data_dir),
         "GESCO_RECEIVER_DEVICE": args.device,
         "GESCO_RECEIVER_MAX_BATCH": str(args.batch_size),
+        "GESCO_RECEIVER_SENDER_URL": f"http://{public}:{args.sender_port}",
     }
     if args.checkpoint:
         receiver["GESCO_RECEIVER_CHECKPOINT"] = str(Path(args.checkpoint).resolve())
@@ -167,6 +168,7 @@ def _up(args: argparse.Namespace) -> int:
                 f"  sender    http://{public}:{args.sender_port}   (POST /transmit, docs at /docs)\n"
                 f"  channel   grpc {public}:{args.channel_port}\n"
                 f"  receiver  http://{public}:{args.receiver_port}   (GET /result/<id>), grpc {public}:{args.receiver_grpc_port}\n"
+                f"  viewer    http://{public}:{args.receiver_port}/viewer   (the result viewer, open it in a browser)\n"
                 f"  data      {Path(args.data_dir).resolve()}\n"
                 "Press Ctrl-C to stop.",
                 flush=True,

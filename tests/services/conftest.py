@@ -75,8 +75,12 @@ class Stack:
         return self.budget_log.read_text().splitlines() if self.budget_log.exists() else []
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, tiny_generator):
+@contextlib.contextmanager
+def run_stack(tmp: Path, generator, segmenter=None, resolution: tuple[int, int] = TINY_RESOLUTION):
+    """The receiver (with ``generator``), the channel and a sender on free loopback ports.
+
+    ``segmenter``: the sender's segmenter (``None``: uploads need a label map).
+    """
     from channel.server import create_server
     from channel.settings import ChannelSettings
     from receiver.service import ReceiverService
@@ -84,13 +88,13 @@ def stack(tmp_path_factory, tiny_generator):
     from sender.app import create_app
     from sender.settings import SenderSettings
 
-    tmp = tmp_path_factory.mktemp("stack")
     rest, rgrpc, cport, sport = (free_port() for _ in range(4))
     exits = contextlib.ExitStack()
     with exits:
         receiver = ReceiverService(
-            ReceiverSettings(port=rest, grpc_port=rgrpc, data_dir=tmp / "data", device="cpu", fsync=False, max_batch=4),
-            generator=tiny_generator,
+            ReceiverSettings(port=rest, grpc_port=rgrpc, data_dir=tmp / "data", device="cpu", fsync=False, max_batch=4,
+                             sender_url=f"http://127.0.0.1:{sport}"),
+            generator=generator,
         ).start()
         exits.callback(receiver.stop)
         exits.enter_context(UvicornThread(receiver.app, rest))
@@ -98,8 +102,14 @@ def stack(tmp_path_factory, tiny_generator):
         channel = create_server(ChannelSettings(port=cport, receiver_address=f"127.0.0.1:{rgrpc}", budget_log=budget_log)).start()
         exits.callback(channel.stop)
         sender = create_app(SenderSettings(port=sport, channel_address=f"127.0.0.1:{cport}",
-                                           receiver_url=f"http://127.0.0.1:{rest}", height=TINY_RESOLUTION[0],
-                                           width=TINY_RESOLUTION[1], load_segmenter=False))
+                                           receiver_url=f"http://127.0.0.1:{rest}", height=resolution[0],
+                                           width=resolution[1], load_segmenter=False), segmenter=segmenter)
         exits.enter_context(UvicornThread(sender, sport))
         yield Stack(tmp=tmp, receiver=receiver, channel=channel, receiver_url=f"http://127.0.0.1:{rest}",
                     sender_url=f"http://127.0.0.1:{sport}", channel_address=f"127.0.0.1:{cport}", budget_log=budget_log)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tiny_generator):
+    with run_stack(tmp_path_factory.mktemp("stack"), tiny_generator) as s:
+        yield s

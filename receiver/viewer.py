@@ -1,0 +1,215 @@
+"""The result viewer: a web page on the receiver, its configuration, the history API.
+
+The page (``GET /viewer``) is plain HTML + one script + one style sheet from
+``receiver/viewer_files/`` (no build chain, nothing from the internet). In the browser it
+
+* POSTs the upload straight to the sender's ``/transmit`` (cross-origin: the sender
+  allows the origin of its ``receiver_url``, see :mod:`sender.cors`);
+* polls this receiver's ``/result/{id}`` and shows its images (same origin);
+* lists the history from the durable store (``GET /results``);
+* shows the uploaded image from the file itself (``URL.createObjectURL``: the sender
+  never forwards the image, only its semantic maps) and the uploaded label map
+  colour-coded by ``POST /viewer/label.png`` (:func:`gesco.link.decode_label_map` and
+  :func:`gesco.link.colour_labels`; nothing is stored).
+
+Everything is served with a Content-Security-Policy that allows scripts, styles and
+images from this origin only (plus ``blob:`` images for the upload) and connections to
+this origin and the sender: the page cannot fetch anything from elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, File, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from gesco.channel import CHANNELS
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from gesco.errors import GescoInputError
+from gesco.link import (
+    DEFAULT_MAX_PIXELS,
+    PSNR_RANGE_DB,
+    ImageTooLargeError,
+    UnsupportedImageError,
+    colour_labels,
+    decode_label_map,
+    encode_png,
+)
+from gesco.semantics.classes import ClassSpace, get_class_space
+
+from receiver.store import JobStore
+
+#: the page's files (shipped as package data)
+FILES_DIR = Path(__file__).with_name("viewer_files")
+#: name -> media type of the files ``/viewer/static/{name}`` serves (nothing else is served)
+STATIC_FILES = {"viewer.js": "text/javascript", "viewer.css": "text/css", "favicon.svg": "image/svg+xml"}
+#: PSNRs (dB) of the compare view: the paper's Fig. 9 sweep
+COMPARE_PSNRS_DB = (1.0, 5.0, 10.0, 20.0, 100.0)
+#: largest label map the page may ask to colour-code
+MAX_LABEL_BYTES = 20 * 1024 * 1024
+
+
+class ClassInfo(BaseModel):
+    id: int
+    name: str
+    color: list[int] = Field(description="RGB, 0-255.")
+
+
+class ViewerConfig(BaseModel):
+    """What the page needs to build its form (``GET /viewer/config.json``)."""
+
+    sender_url: str = Field(description="Base URL of the sender as the browser reaches it (POST /transmit).")
+    class_space: str
+    resolution: list[int] = Field(description="[H, W] of the model (uploads are resized to it).")
+    classes: list[ClassInfo]
+    samplers: list[str]
+    default_sampler: str
+    default_steps: int
+    channels: list[str]
+    psnr_range_db: list[float]
+    compare_psnrs_db: list[float]
+
+
+class ResultSummary(BaseModel):
+    """One line of the history."""
+
+    id: str
+    status: str
+    created_at: str
+    psnr_db: float | None = None
+    channel: str | None = None
+    sampler: str | None = None
+    steps: int | None = None
+    seed: int | None = None
+    total_bits: int | None = None
+    measured_snr_db: float | None = None
+    url: str = Field(description="The result document (GET /result/{id}).")
+
+
+class ResultList(BaseModel):
+    """``GET /results``: the newest results first."""
+
+    results: list[ResultSummary]
+
+
+def sender_origin(sender_url: str) -> str:
+    """``scheme://host[:port]`` of the sender's URL (for the page's Content-Security-Policy)."""
+    parts = urlsplit(sender_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"sender_url must be an http(s) URL, got {sender_url!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(sender_url: str) -> str:
+    """Only this origin for scripts, styles and images (``blob:`` for the upload); connections to it and the sender."""
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+            f"connect-src 'self' {sender_origin(sender_url)}; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
+
+
+def _label_error(e: GescoInputError) -> HTTPException:
+    """The sender's status codes for a bad label map: 415 not a PNG, 413 too large, 422 otherwise."""
+    if isinstance(e, UnsupportedImageError):
+        return HTTPException(415, f"label: {e}")
+    if isinstance(e, ImageTooLargeError):
+        return HTTPException(413, f"label: {e}")
+    return HTTPException(422, f"label: {e}")
+
+
+def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
+    """Routes of the viewer and the history API.
+
+    Args:
+        sender_url: the sender's base URL as the browser reaches it.
+        model_info: the receiver's model description (``class_space``, ``resolution``).
+    """
+    csp = content_security_policy(sender_url)
+    router = APIRouter()
+
+    def model_space() -> ClassSpace:
+        if "class_space" not in model_info or "resolution" not in model_info:
+            raise HTTPException(503, f"the receiver's model description has no class space / resolution: {model_info}")
+        return get_class_space(model_info["class_space"])
+
+    def config() -> ViewerConfig:
+        space = model_space()
+        return ViewerConfig(
+            sender_url=sender_url.rstrip("/"),
+            class_space=space.name,
+            resolution=list(model_info["resolution"]),
+            classes=[ClassInfo(id=i, name=n, color=list(c)) for i, (n, c) in enumerate(zip(space.names, space.colors))],
+            samplers=list(SAMPLERS),
+            default_sampler=DEFAULT_SAMPLER,
+            default_steps=DEFAULT_STEPS,
+            channels=sorted(CHANNELS),
+            psnr_range_db=list(PSNR_RANGE_DB),
+            compare_psnrs_db=list(COMPARE_PSNRS_DB),
+        )
+
+    def page_file(name: str, media_type: str) -> FileResponse:
+        return FileResponse(FILES_DIR / name, media_type=media_type,
+                            headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"})
+
+    @router.get("/viewer", response_class=FileResponse, summary="The result viewer (HTML page)")
+    def viewer_page() -> FileResponse:
+        return page_file("index.html", "text/html; charset=utf-8")
+
+    @router.get("/viewer/static/{name}", response_class=FileResponse, summary="The viewer's script and style sheet",
+                responses={404: {"description": "Not one of the viewer's files."}})
+    def viewer_static(name: str) -> FileResponse:
+        if name not in STATIC_FILES:
+            raise HTTPException(404, f"the viewer has no file {name!r}")
+        return page_file(name, STATIC_FILES[name])
+
+    @router.get("/viewer/config.json", response_model=ViewerConfig, summary="Settings the viewer page needs")
+    def viewer_config() -> ViewerConfig:
+        return config()
+
+    @router.post(
+        "/viewer/label.png", response_class=Response, summary="Colour-code an uploaded label map (nothing is stored)",
+        responses={200: {"content": {"image/png": {}}}, 413: {"description": "Too large."},
+                   415: {"description": "Not a PNG."}, 422: {"description": "Not a map of this class space's ids."}},
+    )
+    async def colour_label_map(label: Annotated[UploadFile, File(description="PNG of class ids (8 or 16 bit).")]) -> Response:
+        space = model_space()
+        data = await label.read(MAX_LABEL_BYTES + 1)
+        try:
+            if len(data) > MAX_LABEL_BYTES:
+                raise ImageTooLargeError(f"the file is over the limit of {MAX_LABEL_BYTES} bytes")
+            ids = decode_label_map(data, "label map", MAX_LABEL_BYTES, DEFAULT_MAX_PIXELS)
+            png = encode_png(colour_labels(ids, space))
+        except GescoInputError as e:
+            raise _label_error(e) from None
+        return Response(png, media_type="image/png")
+
+    @router.get("/results", response_model=ResultList, summary="History: the newest results in the store")
+    def list_results(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=500, description="Most results returned.")] = 50,
+        before: Annotated[str | None, Query(description="Only results stored before this id (paging).")] = None,
+    ) -> ResultList:
+        store: JobStore = request.app.state.store
+        if before is not None and store.get(before) is None:
+            raise HTTPException(404, f"no job with id {before!r}")
+        out = []
+        for job in store.recent(limit, before):
+            s, b = job.settings, job.budget
+            out.append(ResultSummary(
+                id=job.id, status=job.status.value, created_at=_iso(job.created_at),
+                psnr_db=s.get("psnr_db"), channel=s.get("channel"), sampler=s.get("sampler"), steps=s.get("steps"),
+                seed=s.get("seed"), total_bits=b.get("total_bits"), measured_snr_db=b.get("measured_snr_db"),
+                url=str(request.url_for("get_result", job_id=job.id)),
+            ))
+        return ResultList(results=out)
+
+    return router
+
+
+def _iso(t: float) -> str:
+    from receiver.app import _iso as iso  # the REST API's time format, one implementation
+
+    return iso(t)
