@@ -46,7 +46,7 @@ from receiver.store import JobStore
 #: the page's files (shipped as package data)
 FILES_DIR = Path(__file__).with_name("viewer_files")
 #: name -> media type of the files ``/viewer/static/{name}`` serves (nothing else is served)
-STATIC_FILES = {"viewer.js": "text/javascript", "viewer.css": "text/css", "favicon.svg": "image/svg+xml"}
+STATIC_FILES = {"viewer.js": "text/javascript", "viewer.css": "text/css", "favicon.png": "image/png"}
 #: PSNRs (dB) of the compare view: the paper's Fig. 9 sweep
 COMPARE_PSNRS_DB = (1.0, 5.0, 10.0, 20.0, 100.0)
 #: largest label map the page may ask to colour-code

@@ -67,6 +67,8 @@ def test_post_poll_image_and_budget(services):
         assert accepted["budget"][key] == doc["budget"][key] == mine[0][key], key
     assert mine[0]["total_bits"] < mine[0]["png_bits"]
     assert abs(mine[0]["measured_snr_db"] - 10.0) < 0.5
+    # gesco up tells the receiver's viewer page where the sender is
+    assert httpx.get(services["receiver"] + "/viewer/config.json").json()["sender_url"] == services["sender"]
 
 
 def test_gesco_send_and_budget(services, tmp_path, capsys):
