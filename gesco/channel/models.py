@@ -31,10 +31,8 @@ from typing import ClassVar
 
 import torch
 
+from gesco.defaults import PAPER_PSNRS_DB  # noqa: F401 - re-exported
 from gesco.errors import ChannelParameterError, ShapeError
-
-#: PSNR values (dB) of the paper's experiments (Tables 1-5).
-PAPER_PSNRS_DB: tuple[float, ...] = (1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 100.0)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
-from gesco.channel import PAPER_PSNRS_DB
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from gesco.defaults import PAPER_PSNRS_DB
 
 DEFAULT_OUT = "runs/eval"
 DEFAULT_SAMPLER_OUT = "runs/eval-samplers"

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoError, GescoInputError
 
 

@@ -1,4 +1,8 @@
-"""``gesco train {diffusion,distill,segmenter}``: train from a config file plus overrides."""
+"""``gesco train {diffusion,distill,segmenter}``: train from a config file plus overrides.
+
+The trainers import torch; they are imported by the handlers, not here, so that building
+the parser (``gesco --help``) stays fast.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "(progressive distillation, guidance folded in; docs/distillation.md)")
     add_config_arguments(ds, "--set teacher=checkpoints/diffusion-synthetic-64x128 --set rounds=3")
     ds.set_defaults(handler=_train_distill)
-    try:
-        from gesco.segment.train import register_cli as register_segmenter
-    except ModuleNotFoundError:
-        register_segmenter = None
-    if register_segmenter is not None:
-        register_segmenter(tsub)
+    sg = tsub.add_parser("segmenter", help="train the segmenter (sender default and mIoU evaluator)")
+    add_config_arguments(sg, "--set steps=200 --set augment.blur_p=0")
+    sg.set_defaults(handler=_train_segmenter)
 
 
 def _train_diffusion(args: argparse.Namespace) -> int:
@@ -32,6 +33,12 @@ def _train_diffusion(args: argparse.Namespace) -> int:
     result = train_diffusion(config, resume=not args.no_resume, progress=not args.no_progress)
     print(f"checkpoint: {result.checkpoint} (step {result.steps})")
     return 0
+
+
+def _train_segmenter(args: argparse.Namespace) -> int:
+    from gesco.segment.train import run_cli
+
+    return run_cli(args)
 
 
 def _train_distill(args: argparse.Namespace) -> int:

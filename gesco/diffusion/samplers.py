@@ -47,12 +47,12 @@ import torch
 
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import Denoiser
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS  # noqa: F401 - re-exported
 from gesco.errors import GescoInputError
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each network evaluation of a sampler."""
 
-SAMPLERS = ("ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde")
 
 #: Samplers of distilled checkpoints (``gesco train distill``): they run a student whose card
 #: records ``{"distilled": {"steps", "guidance_scale", "parametrisation", ...}}``, at exactly its
@@ -70,14 +70,6 @@ class DistilledSamplerError(GescoInputError):
     """A distilled checkpoint asked for with a non-distilled sampler, another step count or
     guidance scale, or the ``"distilled"`` sampler asked of an ordinary checkpoint."""
 
-#: The default sampler and step count of the receiver, the CLI and the evaluation, chosen
-#: by the sampler studies: on the 2,400-step CPU checkpoint (docs/evaluation/samplers/README.md)
-#: the respaced ancestral sampler at 50 steps was the cheapest to match the 1000-step reference
-#: in mIoU, LPIPS and Frechet distance; on the shipped mean-path checkpoint
-#: (docs/evaluation/samplers-mean-path/README.md) DDIM and DPM-Solver++ keep the layout from 10
-#: steps on but stay at 1.6x its Frechet distance (grain). Re-run the study when the checkpoint changes.
-DEFAULT_SAMPLER = "respaced"
-DEFAULT_STEPS = 50
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gesco.diffusion.checkpoint import checkpoint_paths
 from gesco.errors import GescoInputError
 from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 
@@ -182,6 +181,8 @@ def checkpoint_path(role: str, overrides: dict[str, str]) -> Path:
 
 def checkpoint_exists(path: Path) -> bool:
     """Both files of a checkpoint (``.safetensors`` and ``.json``) are there."""
+    from gesco.checkpoint_io import checkpoint_paths  # imports torch: not at module level (``gesco --help``)
+
     weights, config = checkpoint_paths(path)
     return weights.is_file() and config.is_file()
 

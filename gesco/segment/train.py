@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from gesco.config_base import ConfigBase
-from gesco.config import add_config_arguments, config_from_args
+from gesco.config import config_from_args
 from gesco.errors import GescoInputError
 from gesco.segment.augment import AugmentConfig, augment_batch
 from gesco.segment.checkpoint import SegmenterCard, save_checkpoint
@@ -250,15 +250,8 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
 
 
 # --------------------------------------------------------------------------- CLI
-def register_cli(tsub: argparse._SubParsersAction) -> None:
-    """Add ``gesco train segmenter`` to the ``gesco train`` sub-commands."""
-    p = tsub.add_parser("segmenter", help="train the segmenter (sender default and mIoU evaluator)")
-    add_config_arguments(p, "--set steps=200 --set augment.blur_p=0")
-    p.set_defaults(handler=run_cli)
-
-
 def run_cli(args: argparse.Namespace) -> int:
-    """Handler of ``gesco train segmenter``."""
+    """Handler of ``gesco train segmenter`` (its parser is built in :mod:`gesco.commands.train`)."""
     config = config_from_args(args, SegmenterTrainConfig, "segmenter training")
     path = train_segmenter(config, resume=not args.no_resume, progress=not args.no_progress)
     print(f"checkpoint: {path}")
