@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoError, GescoInputError
+
+
+#: environment variable with the sender's base URL (``--sender`` overrides it)
+SENDER_URL_ENV = "GESCO_SENDER_URL"
+DEFAULT_SENDER_URL = "http://127.0.0.1:8000"
+
+
+def sender_url(flag: str | None) -> str:
+    """The sender's base URL: ``--sender``, else ``$GESCO_SENDER_URL``, else ``http://127.0.0.1:8000``."""
+    return flag or os.environ.get(SENDER_URL_ENV) or DEFAULT_SENDER_URL
 
 
 class ServiceError(GescoError):
@@ -38,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")
     p.add_argument("--out", default="result.png", help="where to save the generated image (default result.png)")
     p.add_argument("--maps-out", help="also save the received and denoised maps as PREFIX_received.png / _denoised.png")
-    p.add_argument("--sender", default="http://127.0.0.1:8000", help="sender base URL")
+    p.add_argument("--sender", default=None,
+                   help=f"sender base URL (default ${SENDER_URL_ENV}, else {DEFAULT_SENDER_URL})")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the result")
     p.add_argument("--json", action="store_true", help="print the final result document as JSON")
     p.set_defaults(handler=_send)
@@ -94,6 +106,8 @@ def format_budget(budget: dict) -> str:
 
 def _send(args: argparse.Namespace) -> int:
     import httpx
+
+    args.sender = sender_url(args.sender)
 
     files = {"image": (Path(args.image).name, _read(args.image, "image"))}
     if args.label:

@@ -2,7 +2,9 @@
 
 Each service runs as ``python -m sender`` / ``channel`` / ``receiver`` with its settings
 passed as ``GESCO_*`` environment variables (the same settings as in
-``docker-compose.yml``). The command waits until the three are healthy, prints their
+``docker-compose.yml``). Ports come from the flags, else from ``GESCO_SENDER_PORT``,
+``GESCO_CHANNEL_PORT``, ``GESCO_RECEIVER_PORT`` and ``GESCO_RECEIVER_GRPC_PORT``, else
+8000-8003; a port in use stops the command before anything starts. The command waits until the three are healthy, prints their
 URLs, and on Ctrl-C (or SIGTERM) stops them (SIGTERM to each, then a grace period):
 every service finishes what it is doing, and no accepted job is half-stored (jobs
 still queued at the receiver are resumed by the next start).
@@ -32,14 +34,21 @@ class Service:
     process: subprocess.Popen | None = None
 
 
+#: ``(flag, args attribute, environment variable, default, what listens)`` of each port
+PORT_OPTIONS: list[tuple[str, str, str, int, str]] = [
+    ("--sender-port", "sender_port", "GESCO_SENDER_PORT", 8000, "sender HTTP"),
+    ("--channel-port", "channel_port", "GESCO_CHANNEL_PORT", 8001, "channel gRPC"),
+    ("--receiver-port", "receiver_port", "GESCO_RECEIVER_PORT", 8002, "receiver REST"),
+    ("--receiver-grpc-port", "receiver_grpc_port", "GESCO_RECEIVER_GRPC_PORT", 8003, "receiver gRPC"),
+]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="start the sender, channel and receiver services on this machine",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="interface of all services (default: loopback)")
-    p.add_argument("--sender-port", type=int, default=8000, help="sender HTTP port (default 8000)")
-    p.add_argument("--channel-port", type=int, default=8001, help="channel gRPC port (default 8001)")
-    p.add_argument("--receiver-port", type=int, default=8002, help="receiver REST port (default 8002)")
-    p.add_argument("--receiver-grpc-port", type=int, default=8003, help="receiver gRPC port (default 8003)")
+    for flag, _attr, env, default, what in PORT_OPTIONS:
+        p.add_argument(flag, type=int, default=None, help=f"{what} port (default ${env}, else {default})")
     p.add_argument("--data-dir", default="gesco-data", help="job store and bit-budget log (default ./gesco-data)")
     p.add_argument("--checkpoint", help="diffusion checkpoint (default: the shipped one)")
     p.add_argument("--segmenter", help="segmenter checkpoint for uploads without a label map (default: the shipped one)")
@@ -49,6 +58,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-log", help="bit-budget log (default DATA_DIR/budget.jsonl)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the services to be healthy")
     p.set_defaults(handler=_up)
+
+
+def resolve_ports(args: argparse.Namespace) -> list:
+    """Each port from its flag, else its service's setting (``GESCO_*_PORT``), else the default.
+
+    Sets ``args.sender_port`` etc. to the numbers used and returns them as
+    :class:`gesco.serving.ports.PortSpec` (with where each came from).
+
+    Raises:
+        GescoError: a ``GESCO_*`` variable of a service does not validate.
+    """
+    from pydantic import ValidationError
+
+    from channel.settings import ChannelSettings
+    from gesco.serving.ports import PortSpec
+    from receiver.settings import ReceiverSettings
+    from sender.settings import SenderSettings
+
+    try:
+        from_env = {"sender_port": SenderSettings().port, "channel_port": ChannelSettings().port,
+                    "receiver_port": ReceiverSettings().port, "receiver_grpc_port": ReceiverSettings().grpc_port}
+    except ValidationError as e:
+        raise GescoError(f"bad GESCO_* setting in the environment: {e}") from None
+    specs = []
+    for flag, attr, env, _default, what in PORT_OPTIONS:
+        if getattr(args, attr) is not None:
+            source = flag
+        else:
+            setattr(args, attr, from_env[attr])
+            source = env if env in os.environ else "default"
+        specs.append(PortSpec(what, int(getattr(args, attr)), source))
+    return specs
 
 
 def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
@@ -68,6 +109,8 @@ def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
 
 def services_for(args: argparse.Namespace) -> list[Service]:
     """The three services (receiver, channel, sender) with their environment, from ``gesco up``'s options."""
+    if any(getattr(args, attr) is None for _flag, attr, *_rest in PORT_OPTIONS):
+        resolve_ports(args)
     class_space, height, width = _model_settings(args.checkpoint)
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +183,10 @@ def stop_services(services: list[Service], grace: float = 20.0) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from gesco.serving.ports import check_ports_free
+
+    ports = resolve_ports(args)
+    check_ports_free(args.host, ports)  # PortInUseError: "port 8001 is in use (channel gRPC, ...)"
     services = services_for(args)
     stopping = {"signal": None}
 

@@ -45,6 +45,17 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[
     ]
 
 
+def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    """:func:`channel_options` plus ``grpc.so_reuseport = 0``.
+
+    grpcio sets ``SO_REUSEPORT`` on its listening sockets by default, so a second server
+    (a second ``gesco up``) could bind a port that one already serves and the kernel
+    would split the connections between them. With the option off, binding a taken port
+    fails (:func:`make_server` raises ``OSError``).
+    """
+    return channel_options(max_message_bytes) + [("grpc.so_reuseport", 0)]
+
+
 def tolerant_unary(handler: Handler, request_type: type[Message], response_type: type[Message]) -> grpc.RpcMethodHandler:
     """A unary method handler that maps bad input to ``INVALID_ARGUMENT``.
 
@@ -89,11 +100,11 @@ def make_server(
         ``(server, health servicer, bound port)``; the health status of ``""`` and of
         ``service`` is ``NOT_SERVING`` until :func:`set_serving` is called.
     Raises:
-        OSError: the address cannot be bound.
+        OSError: the address cannot be bound (in use: port reuse is off, :func:`server_options`).
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service.rsplit(".", 1)[-1].lower()),
-        options=channel_options(max_message_bytes),
+        options=server_options(max_message_bytes),
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
     health_servicer = health.HealthServicer()
