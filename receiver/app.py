@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from gesco import __version__
+from gesco.serving.api_docs import add_offline_docs
 from gesco.serving.models import BitBudget
 
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
@@ -108,7 +109,10 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         title="gesco receiver",
         version=__version__,
         description="Results of generative semantic transmissions: status, bit budget, timings and images.",
+        docs_url=None,  # served offline by add_offline_docs
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.state.store = store
 
     def find(store: JobStore, job_id: str) -> Job:

@@ -45,6 +45,7 @@ from gesco.link import (
 )
 from gesco.semantics.classes import get_class_space
 from gesco.serving.grpc_kit import channel_options
+from gesco.serving.api_docs import add_offline_docs
 from gesco.serving.models import BitBudget
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
 
@@ -249,7 +250,10 @@ def create_app(
         description="Send an image as its semantic maps over a simulated noisy channel "
         "(generative semantic communication, GESCO).",
         lifespan=lifespan,
+        docs_url=None,  # served offline by add_offline_docs
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.state.settings = settings
     app.state.channel = channel
     app.state.segmenter = slot
