@@ -12,9 +12,11 @@ through HTTP and gRPC and a number measured in a loop come from identical code::
 
 Stages (paper section 3):
 
-1. :func:`encode_image_frame` (sender, section 3.2): resize the image (area when
-   shrinking) and the label / instance maps (nearest) to the model resolution, segment
-   the image when no label map is given, one-hot encode and keep the present classes
+1. :func:`encode_image_frame` (sender, section 3.2): fit the image (area when
+   shrinking) and the label / instance maps (nearest) to the model resolution, centre-
+   cropping or letterboxing another aspect ratio (:mod:`gesco.data.aspect`), segment
+   the image when no label map is given and score how sure the segmenter is
+   (:mod:`gesco.segment.domain`), one-hot encode and keep the present classes
    (:func:`gesco.semantics.layout.encode_layout`), code the maps
    (:mod:`gesco.codecs`) into a ``SemanticFrame``, and record the size of the resized
    image as PNG and JPEG for the budget.
@@ -51,7 +53,7 @@ import torch
 from gesco.channel import get_channel
 from gesco.codecs import DEFAULT_CODEC, get_codec
 from gesco.codecs.budget import image_bits
-from gesco.data.transforms import resize_image, resize_labels
+from gesco.data.aspect import DEFAULT_ASPECT, PAD_LABEL, AspectReport, check_aspect_mode, fit_aspect
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import (
     ChannelParameterError,
@@ -62,6 +64,7 @@ from gesco.errors import (
 )
 from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
+from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD, DomainReport, check_threshold, domain_report, segment_scored
 from gesco.semantics.layout import encode_layout, pad_maps
 from gesco.wire import gesco_pb2 as pb
 from gesco.wire.frames import (
@@ -336,6 +339,8 @@ def encode_image_frame(
     transmit: TransmitSettings | None = None,
     segmenter: Segmenter | None = None,
     jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+    aspect: str = DEFAULT_ASPECT,
+    domain_threshold: float = DEFAULT_DOMAIN_THRESHOLD,
 ) -> tuple[pb.SemanticFrame, dict[str, float]]:
     """The sender's stage: an image (and optionally its maps) -> a ``SemanticFrame``.
 
@@ -351,9 +356,13 @@ def encode_image_frame(
         transmit: channel and receiver settings carried in the frame.
         segmenter: used when ``label`` is ``None``.
         jpeg_quality: quality of the JPEG reference size.
+        aspect: how an upload of another aspect ratio is fitted (``"crop"``,
+            ``"letterbox"``, ``"stretch"``; :mod:`gesco.data.aspect`).
+        domain_threshold: a segmented upload whose segmenter confidence is below this is
+            flagged out of domain (:mod:`gesco.segment.domain`); it is still sent.
     Returns:
-        ``(frame, timings)``: the validated frame with payload, reference sizes and
-        transmit settings; seconds spent per stage: ``"resize"``, ``"segment"`` (0 with a
+        ``(frame, timings)``: the validated frame with payload, reference sizes, transmit
+        settings and ``frame.upload`` (aspect handling, domain score, notes); seconds spent per stage: ``"resize"``, ``"segment"`` (0 with a
         given label map), ``"encode"`` (one-hot + codec), ``"reference"`` (PNG/JPEG sizes).
     Raises:
         ShapeError, DTypeError: malformed image or maps, or maps of another size than the image.
@@ -379,28 +388,38 @@ def encode_image_frame(
     height, width = (int(s) for s in resolution)
     timings: dict[str, float] = {}
 
+    check_aspect_mode(aspect)
+    check_threshold(domain_threshold)
     t0 = time.perf_counter()
-    image = resize_image(image_rgb, height, width)
     if label is not None:
         space.check_ids(np.asarray(label))  # before resizing, so that every bad id is reported
-        label = resize_labels(np.asarray(label), height, width)
+        label = np.asarray(label)
     if instance is not None:
-        instance = resize_labels(np.asarray(instance), height, width)
+        instance = np.asarray(instance)
+    image, label, instance, fit = fit_aspect(image_rgb, label, instance, (height, width), aspect)
     timings["resize"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if label is None:
+    domain = None
+    segmented = label is None
+    if segmented:
         if segmenter is None:
             raise GescoInputError("no label map given and no segmenter available")
-        label = np.asarray(segmenter.predict_numpy(image))
+        label, confidence = segment_scored(segmenter, image)
         if label.shape != (height, width):
             raise ShapeError(f"segmenter returned a {_hw(label.shape)} map for a {height}x{width} image")
+        content = fit.content_mask()
+        if not content.all():  # letterbox bars are padding, whatever the segmenter saw there
+            label = label.copy()
+            label[~content] = PAD_LABEL
+        domain = domain_report(confidence, domain_threshold, content, str(getattr(segmenter, "source", "")))
     timings["segment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     layout = encode_layout(label, space, instance)
     frame = make_frame(layout, get_codec(codec, **(codec_params or {})), frame_id, class_space=space.name)
     frame.transmit.CopyFrom(transmit.to_message())
+    frame.upload.CopyFrom(upload_info(fit, segmented, domain))
     timings["encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -409,6 +428,46 @@ def encode_image_frame(
     timings["reference"] = time.perf_counter() - t0
     validate_frame(frame)
     return frame, timings
+
+
+def upload_info(fit: AspectReport, segmented: bool, domain: DomainReport | None) -> pb.UploadInfo:
+    """The frame's ``UploadInfo``: how the upload was fitted and, when segmented, its domain score."""
+    info = pb.UploadInfo(
+        source_height=fit.source_size[0], source_width=fit.source_size[1], aspect=fit.mode,
+        aspect_adjusted=fit.adjusted, source_box=list(fit.source_box), content_box=list(fit.content_box),
+        segmented=segmented,
+    )
+    notes = [fit.note] if fit.adjusted else []
+    if domain is not None:
+        info.domain_threshold = domain.threshold
+        if domain.scored:
+            info.domain_scored = True
+            info.domain_score = domain.score
+            info.confident_fraction = domain.confident_fraction
+            info.out_of_domain = domain.out_of_domain
+        if domain.message:
+            notes.append(domain.message)
+    info.notes.extend(notes)
+    return info
+
+
+def upload_report(info: pb.UploadInfo) -> dict[str, Any]:
+    """A frame's ``UploadInfo`` as the JSON the sender and the receiver return (``UploadReport``)."""
+    scored = bool(info.domain_scored)
+    return {
+        "source_size": [int(info.source_height), int(info.source_width)],
+        "aspect": info.aspect or "stretch",
+        "aspect_adjusted": bool(info.aspect_adjusted),
+        "source_box": [int(v) for v in info.source_box] or None,
+        "content_box": [int(v) for v in info.content_box] or None,
+        "segmented": bool(info.segmented),
+        "domain_scored": scored,
+        "domain_score": round(float(info.domain_score), 4) if scored else None,
+        "confident_fraction": round(float(info.confident_fraction), 4) if scored else None,
+        "domain_threshold": round(float(info.domain_threshold), 4) if info.segmented else None,
+        "out_of_domain": bool(info.out_of_domain),
+        "notes": list(info.notes),
+    }
 
 
 def _hw(shape: tuple[int, ...]) -> str:
@@ -639,4 +698,6 @@ __all__ = [
     "received_maps",
     "receiver_maps",
     "stage_seed",
+    "upload_info",
+    "upload_report",
 ]

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from gesco import __version__
 from gesco.serving.api_docs import add_offline_docs
-from gesco.serving.models import BitBudget
+from gesco.serving.models import BitBudget, UploadReport
 
+from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
 from receiver.viewer import viewer_router
 
@@ -43,6 +44,17 @@ class JobTimings(BaseModel):
     device: str | None = Field(None, description="Device that sampled ('cpu', 'cuda:0', ...).")
 
 
+class JobProgress(BaseModel):
+    """Where a running job is (``receiver.progress``); null while queued or once finished."""
+
+    stage: Literal["preparing", "sampling", "writing"] = Field(description="FDS and conditioning, sampling, or writing the PNGs.")
+    step: int = Field(description="Network evaluations done in the batch's sampling call (k).")
+    steps: int = Field(description="Network evaluations of the call (n; 0 until sampling starts).")
+    elapsed_s: float = Field(description="Seconds since sampling started.")
+    eta_s: float | None = Field(description="Estimated seconds until sampling ends: elapsed_s / k * (n - k); null before step 1.")
+    batch_size: int = Field(description="Jobs sampled together with this one (itself included).")
+
+
 class JobLinks(BaseModel):
     """URLs of the job's resources (the images only once the job is done)."""
 
@@ -64,6 +76,10 @@ class JobResult(BaseModel):
     attempts: int = Field(description="How many times a worker started it (more than 1 after a restart).")
     settings: JobSettings
     budget: BitBudget
+    upload: UploadReport | None = Field(None, description="How the sender prepared the upload (aspect handling, "
+                                        "segmenter confidence, out-of-domain warning); null for frames without it.")
+    warnings: list[str] = Field(default_factory=list, description="Notes the user should read (from `upload`).")
+    progress: JobProgress | None = Field(None, description="Sampling step k of n and an ETA while the job runs.")
     timings: JobTimings
     links: JobLinks
 
@@ -95,7 +111,8 @@ Store = Annotated[JobStore, Depends(get_store)]
 
 
 def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True,
-               sender_url: str = "http://127.0.0.1:8000") -> FastAPI:
+               sender_url: str = "http://127.0.0.1:8000",
+               progress: ProgressBoard | None = None) -> FastAPI:
     """Build the REST app.
 
     Args:
@@ -104,6 +121,7 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         max_batch: reported by ``/healthz``.
         worker_alive: callable, whether the worker thread runs.
         sender_url: the sender as the browser reaches it (the viewer page POSTs there).
+        progress: the worker's progress board (``None``: results carry no progress).
     """
     app = FastAPI(
         title="gesco receiver",
@@ -120,6 +138,12 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         if job is None:
             raise HTTPException(404, f"no job with id {job_id!r}")
         return job
+
+    def progress_of(job: Job) -> JobProgress | None:
+        if progress is None or job.status != JobStatus.RUNNING:
+            return None
+        p = progress.get(job.id)
+        return None if p is None else JobProgress(**p.to_dict())
 
     def links(request: Request, job: Job) -> JobLinks:
         def url(name: str) -> str:
@@ -157,6 +181,9 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
             attempts=job.attempts,
             settings=JobSettings(**job.settings),
             budget=BitBudget(**job.budget),
+            upload=UploadReport(**job.upload) if job.upload else None,
+            warnings=list(job.upload.get("notes", [])) if job.upload else [],
+            progress=progress_of(job),
             timings=JobTimings(**{k: v for k, v in job.timings.items() if k in JobTimings.model_fields}),
             links=links(request, job),
         )

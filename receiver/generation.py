@@ -27,8 +27,9 @@ class Generator(Protocol):
     resolution: tuple[int, int]
     device: torch.device
 
-    def generate(self, cond: torch.Tensor, settings: Any) -> torch.Tensor:
-        """``(B, C + 1, H, W)`` conditioning, per-sample settings -> ``(B, 3, H, W)`` in [-1, 1]."""
+    def generate(self, cond: torch.Tensor, settings: Any, progress: Any = None) -> torch.Tensor:
+        """``(B, C + 1, H, W)`` conditioning, per-sample settings -> ``(B, 3, H, W)`` in [-1, 1];
+        ``progress(done, total)`` after each network evaluation."""
         ...
 
     @staticmethod

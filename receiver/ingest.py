@@ -10,7 +10,7 @@ from typing import Callable
 import grpc
 
 from gesco.errors import ClassIdError, ShapeError
-from gesco.link import TransmitSettings, budget_record, received_maps
+from gesco.link import TransmitSettings, budget_record, received_maps, upload_report
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 
 from receiver.generation import Generator, check_sampling, num_timesteps
@@ -77,6 +77,7 @@ class Ingest:
                 settings=settings.to_dict(),
                 budget=budget_record(header, received.report),
                 batch_key=batch_key(settings),
+                upload=upload_report(header.upload) if header.HasField("upload") else None,
             )
         except DuplicateJobError as e:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(e))

@@ -54,6 +54,7 @@ class ReceiverService:
         self.app: FastAPI = create_app(
             self.store, describe(self.generator), settings.max_batch, worker_alive=lambda: self.worker.alive,
             sender_url=settings.sender_url,
+            progress=self.worker.progress,
         )
         self._started = False
 

@@ -82,6 +82,7 @@ class Job:
     batch_key: str = ""
     reason: str | None = None
     timings: dict[str, Any] = field(default_factory=dict)
+    upload: dict[str, Any] | None = None
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
@@ -153,8 +154,12 @@ class JobStore:
         return self.path(job_id, FRAME_FILE).read_bytes()
 
     # ------------------------------------------------------------------ rows
-    def add(self, job_id: str, frame: bytes, settings: dict[str, Any], budget: dict[str, Any], batch_key: str) -> bool:
+    def add(self, job_id: str, frame: bytes, settings: dict[str, Any], budget: dict[str, Any], batch_key: str,
+            upload: dict[str, Any] | None = None) -> bool:
         """Store a new queued job durably: the frame file first, then the row.
+
+        ``upload`` (how the sender prepared the upload, :func:`gesco.link.upload_report`)
+        is kept in the settings column under ``"upload"`` and comes back as :attr:`Job.upload`.
 
         Returns:
             ``True`` for a new job, ``False`` when the same id was stored with the same
@@ -178,7 +183,8 @@ class JobStore:
             try:
                 self._db.execute(
                     "INSERT INTO jobs (id, status, batch_key, settings, budget, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (job_id, JobStatus.QUEUED.value, batch_key, json.dumps(settings), json.dumps(budget), time.time()),
+                    (job_id, JobStatus.QUEUED.value, batch_key, json.dumps(_with_upload(settings, upload)),
+                     json.dumps(budget), time.time()),
                 )
             except BaseException:
                 self.path(job_id, FRAME_FILE).unlink(missing_ok=True)
@@ -290,11 +296,20 @@ class JobStore:
         return self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
 
+def _with_upload(settings: dict[str, Any], upload: dict[str, Any] | None) -> dict[str, Any]:
+    if "upload" in settings:
+        raise ValueError("'upload' is not a transmission setting")
+    return settings if upload is None else {**settings, "upload": upload}
+
+
 def _job(row: sqlite3.Row) -> Job:
+    settings = json.loads(row["settings"])
+    upload = settings.pop("upload", None)
     return Job(
         id=row["id"],
         status=JobStatus(row["status"]),
-        settings=json.loads(row["settings"]),
+        settings=settings,
+        upload=upload,
         budget=json.loads(row["budget"]),
         created_at=row["created_at"],
         batch_key=row["batch_key"],

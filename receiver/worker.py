@@ -29,6 +29,7 @@ from gesco.link import ReceiverMaps, TransmitSettings, colour_labels, encode_png
 from gesco.wire import ReceivedFrame
 
 from receiver.generation import Generator, sampling_settings
+from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStore
 
 log = logging.getLogger("gesco.receiver.worker")
@@ -52,11 +53,13 @@ class Worker:
         max_batch: most jobs per sampling call.
         fds_kernel: FDS window.
         poll_s: idle wait between queue checks (:meth:`notify` wakes it at once).
+        progress: where the running batch's step k of n goes (a new board by default).
     """
 
     def __init__(self, store: JobStore, generator: Generator, max_batch: int = 4, fds_kernel: int = 3,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0, progress: ProgressBoard | None = None) -> None:
         self.store = store
+        self.progress = progress or ProgressBoard()
         self.generator = generator
         self.max_batch = max_batch
         self.fds_kernel = fds_kernel
@@ -99,6 +102,13 @@ class Worker:
 
     def process(self, jobs: list[Job]) -> None:
         """Run one claimed batch to the end (every job ends done or failed)."""
+        self.progress.begin([j.id for j in jobs])
+        try:
+            self._process(jobs)
+        finally:
+            self.progress.end()
+
+    def _process(self, jobs: list[Job]) -> None:
         prepared = []
         for job in jobs:
             t0 = time.perf_counter()
@@ -118,10 +128,12 @@ class Worker:
         if not prepared:
             return
         cond = torch.stack([p.maps.conditioning for p in prepared])
+        self.progress.sampling([p.job.id for p in prepared])
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
-                images = self.generator.generate(cond, [sampling_settings(p.settings) for p in prepared])
+                images = self.generator.generate(cond, [sampling_settings(p.settings) for p in prepared],
+                                                 progress=self.progress.step)
             pixels = self.generator.to_uint8(images)
         except Exception as e:  # noqa: BLE001
             log.exception("sampling failed for jobs %s", [p.job.id for p in prepared])
@@ -129,6 +141,7 @@ class Worker:
                 self.store.mark_failed(p.job.id, f"sampling failed: {type(e).__name__}: {e}")
             return
         sampling_s = time.perf_counter() - t0
+        self.progress.writing()
         for (job, _settings, maps, timings), image in zip(prepared, pixels):
             try:
                 t0 = time.perf_counter()

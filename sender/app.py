@@ -42,11 +42,12 @@ from gesco.link import (
     decode_image,
     decode_label_map,
     encode_image_frame,
+    upload_report,
 )
 from gesco.semantics.classes import get_class_space
 from gesco.serving.grpc_kit import channel_options
 from gesco.serving.api_docs import add_offline_docs
-from gesco.serving.models import BitBudget
+from gesco.serving.models import BitBudget, UploadReport
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
 
 from sender.cors import allow_viewer
@@ -119,6 +120,9 @@ class TransmitAccepted(BaseModel):
     result_url: str = Field(description="Receiver URL of the job's status and results (poll it).")
     image_url: str = Field(description="Receiver URL of the generated image once the job is done.")
     segmented: bool = Field(description="True when the label map came from the sender's segmenter.")
+    upload: UploadReport = Field(description="Aspect-ratio handling and, for a segmented upload, the segmenter's "
+                                 "confidence; `out_of_domain` warns that the result will not resemble the upload.")
+    warnings: list[str] = Field(description="Notes the user should read (aspect handling, out-of-domain upload).")
     settings: dict[str, Any] = Field(description="The transmission settings as sent in the frame.")
     budget: BitBudget
     timings: SenderTimings
@@ -130,6 +134,7 @@ class Health(BaseModel):
     resolution: list[int] = Field(description="[H, W] that uploads are resized to.")
     class_space: str = Field(description="Class space of the label ids.")
     segmenter: str = Field(description="'ready', or why uploads need a label map.")
+    aspect: str = Field(description="How uploads of another aspect ratio are fitted: 'crop', 'letterbox' or 'stretch'.")
     channel_address: str = Field(description="Where frames go (gRPC).")
 
 
@@ -272,6 +277,7 @@ def create_app(
                 slot: Annotated[SegmenterSlot, Depends(get_segmenter_slot)]) -> Health:
         return Health(status="ok", version=__version__, resolution=list(resolution), class_space=space.name,
                       segmenter="ready" if slot.segmenter is not None else (slot.error or "not loaded"),
+                      aspect=settings.aspect,
                       channel_address=settings.channel_address)
 
     errors = {code: {"model": ErrorDetail, "description": text} for code, text in {
@@ -335,6 +341,7 @@ def create_app(
                     decoded["image"], decoded.get("label"), decoded.get("instance"),
                     space=space, resolution=resolution, frame_id=job_id, codec=codec, codec_params=codec_params,
                     transmit=params.transmit_settings(), segmenter=seg, jpeg_quality=settings.jpeg_quality,
+                    aspect=settings.aspect, domain_threshold=settings.domain_threshold,
                 )
             except GescoInputError as e:
                 raise _input_error(None, e) from None
@@ -352,12 +359,17 @@ def create_app(
         if ack.status != ACK_ACCEPTED:
             raise HTTPException(422, f"the channel refused the frame: {ack.message}")
         result_url = f"{settings.receiver_url.rstrip('/')}/result/{job_id}"
+        upload = upload_report(frame.upload)
+        if upload["out_of_domain"]:
+            log.info("transmission %s: out of domain (segmenter confidence %.3f)", job_id, upload["domain_score"])
         return TransmitAccepted(
             id=job_id,
             status="accepted",
             result_url=result_url,
             image_url=f"{result_url}/image.png",
             segmented=segment,
+            upload=UploadReport(**upload),
+            warnings=upload["notes"],
             settings=params.transmit_settings().to_dict() | {"codec": codec, "codec_params": codec_params},
             budget=BitBudget(**budget_record(frame, ack.report)),
             timings=SenderTimings(

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from typing import Literal
+
+from gesco.data.aspect import DEFAULT_ASPECT
 from gesco.link import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS
+from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD
 from gesco.serving.grpc_kit import DEFAULT_MAX_MESSAGE_BYTES
 
 
@@ -26,6 +30,14 @@ class SenderSettings(BaseSettings):
     width: int = Field(128, ge=8, le=4096, description="Width of the receiver model's images.")
     segmenter: str | None = Field(
         None, description="Segmenter checkpoint used when no label map is uploaded (default: the shipped one)."
+    )
+    aspect: Literal["crop", "letterbox", "stretch"] = Field(
+        DEFAULT_ASPECT, description="How an upload of another aspect ratio than the model's is fitted: 'crop' "
+        "(centre crop), 'letterbox' (scaled to fit, black bars / label 0) or 'stretch'; reported in every reply.",
+    )
+    domain_threshold: float = Field(
+        DEFAULT_DOMAIN_THRESHOLD, ge=0.0, le=1.0, description="A segmented upload whose mean segmenter confidence "
+        "(max-softmax) is below this is flagged out of domain in the reply and the result (still transmitted).",
     )
     load_segmenter: bool = Field(True, description="Load the segmenter at start-up (otherwise uploads need a label map).")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted file, in bytes (HTTP 413 above).")

@@ -14,7 +14,7 @@ the wire, byte for byte:
 
 The simulator also carries, in the same message, numbers that a real link would not
 send: the sizes of the image as PNG/JPEG (for the comparison) and the receiver's
-sampling settings (``SIMULATION_FIELDS``). By default they are left out of
+sampling settings, how the upload was prepared (``SIMULATION_FIELDS``). By default they are left out of
 ``header_bits``; ``include_simulation_fields=True`` counts them too (the size of the
 whole message minus the payload).
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 #: SemanticFrame fields that only serve the simulation (not sent by a real sender)
-SIMULATION_FIELDS: tuple[str, ...] = ("png_bits", "jpeg_bits", "jpeg_quality", "transmit")
+SIMULATION_FIELDS: tuple[str, ...] = ("png_bits", "jpeg_bits", "jpeg_quality", "transmit", "upload")
 
 
 def header_message(frame: Any, include_simulation_fields: bool = False) -> Any:

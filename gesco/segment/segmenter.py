@@ -116,6 +116,11 @@ class Segmenter:
         return torch.cat(out) if out else torch.empty((0, h, w), dtype=torch.int64)
 
     def _predict_chunk(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        return self._predict_scored_chunk(x, h, w)[0]
+
+    def _predict_scored_chunk(self, x: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, 3, h, w)`` in [-1, 1] -> ``(B, h, w)`` int64 labels and ``(B, h, w)`` float32
+        max-softmax confidence (``None`` for a model whose output is ``"labels"``)."""
         rh, rw = self.resolution
         x = x.to(self.device)
         if (h, w) != (rh, rw):
@@ -127,13 +132,16 @@ class Segmenter:
         y = self.model(x)
         if isinstance(y, (tuple, list)):
             y = y[0]
+        confidence = None
         if self.output == "logits":
             c = self.class_space.num_classes
             if y.ndim != 4 or y.shape[0] != x.shape[0] or y.shape[1] != c:
                 raise ShapeError(f"segmenter {self.source} returned shape {tuple(y.shape)}, expected logits (B, {c}, H, W)")
             if y.shape[-2:] != (rh, rw):
                 y = F.interpolate(y.float(), size=(rh, rw), mode="bilinear", align_corners=False)
-            labels = y.argmax(1)
+            probs = y.float().softmax(1)
+            confidence, labels = probs.max(1)
+            confidence = _nearest_labels(confidence.cpu(), h, w)
         else:
             if y.ndim != 3 or y.shape[0] != x.shape[0]:
                 raise ShapeError(f"segmenter {self.source} returned shape {tuple(y.shape)}, expected labels (B, H, W)")
@@ -141,7 +149,21 @@ class Segmenter:
             if labels.shape[-2:] != (rh, rw):
                 labels = _nearest_labels(labels.cpu(), rh, rw)
             self.class_space.check_ids(labels.cpu().numpy(), f"output of segmenter {self.source}")
-        return _nearest_labels(labels.cpu().long(), h, w)
+        return _nearest_labels(labels.cpu().long(), h, w), confidence
+
+    def predict_numpy_scored(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Label map of one image and the segmenter's confidence per pixel.
+
+        Args:
+            image: uint8 ``(H, W, 3)`` RGB, any size.
+        Returns:
+            ``(labels, confidence)``: uint8 ``(H, W)`` label ids as :meth:`predict_numpy`;
+            float32 ``(H, W)`` max-softmax probability of the predicted class, in
+            ``[1/C, 1]``, or ``None`` when the model outputs labels, not logits (then
+            there is nothing to score; :mod:`gesco.segment.domain` says so).
+        """
+        labels, confidence = self._predict_numpy(image, scored=True)
+        return labels, confidence
 
     def predict_numpy(self, image: np.ndarray) -> np.ndarray:
         """Label map of one image.
@@ -152,6 +174,10 @@ class Segmenter:
             uint8 ``(H, W)`` label ids (the image's own size; nearest-neighbour when the
             model's resolution differs).
         """
+        return self._predict_numpy(image, scored=False)[0]
+
+    @torch.no_grad()
+    def _predict_numpy(self, image: np.ndarray, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
             raise DTypeError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', type(image).__name__)}")
         if image.ndim != 3 or image.shape[2] != 3:
@@ -161,8 +187,11 @@ class Segmenter:
         h, w = image.shape[:2]
         rh, rw = self.resolution
         x = image_to_tensor(resize_image(image, rh, rw))[None]
-        labels = self.predict(x)[0].numpy().astype(np.uint8)
-        return resize_labels(labels, h, w)
+        labels, confidence = self._predict_scored_chunk(x.float(), rh, rw)
+        labels_np = resize_labels(labels[0].numpy().astype(np.uint8), h, w)
+        if not scored or confidence is None:
+            return labels_np, None
+        return labels_np, resize_labels(confidence[0].numpy().astype(np.float32), h, w)
 
 
 # --------------------------------------------------------------------------- replacements

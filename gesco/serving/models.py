@@ -37,3 +37,22 @@ class BitBudget(BaseModel):
     noise_variance: float = Field(description="Noise variance sigma^2 per real symbol in the normalised domain.")
     power_scale: float = Field(description="Power-normalisation scale s (received symbols are multiplied back by s).")
     channel: str = Field(description="Channel preset applied ('awgn' or 'authors-code').")
+
+
+class UploadReport(BaseModel):
+    """How the sender prepared the upload: aspect-ratio handling and, for a segmented
+    upload, how sure the segmenter was (built by :func:`gesco.link.upload_report`)."""
+
+    source_size: list[int] = Field(description="[h, w] of the uploaded image, in pixels.")
+    aspect: str = Field(description="How another aspect ratio is fitted to the model: 'crop' (centre crop), "
+                        "'letterbox' (scaled to fit, black bars / label 0) or 'stretch' (GESCO_SENDER_ASPECT).")
+    aspect_adjusted: bool = Field(description="The upload's aspect ratio differed from the model's, so `aspect` changed what was sent.")
+    source_box: list[int] | None = Field(description="[top, left, bottom, right) of the upload that was kept.")
+    content_box: list[int] | None = Field(description="[top, left, bottom, right) of the model-size frame holding the upload.")
+    segmented: bool = Field(description="The label map came from the sender's segmenter (none was uploaded).")
+    domain_scored: bool = Field(description="The segmenter's confidence could be measured (a logits model).")
+    domain_score: float | None = Field(description="Mean max-softmax of the segmenter over the upload's pixels, in [1/C, 1].")
+    confident_fraction: float | None = Field(description="Fraction of the upload's pixels with max-softmax >= 0.9.")
+    domain_threshold: float | None = Field(description="domain_score below this is out of domain (GESCO_SENDER_DOMAIN_THRESHOLD).")
+    out_of_domain: bool = Field(description="The segmenter does not recognise the upload: the generated image will not resemble it.")
+    notes: list[str] = Field(description="What the user should know: the aspect handling, the out-of-domain warning.")

@@ -44,8 +44,38 @@ class TransmitParams(_message.Message):
     fds: bool
     def __init__(self, psnr_db: _Optional[float] = ..., channel: _Optional[str] = ..., sampler: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., fds: _Optional[bool] = ...) -> None: ...
 
+class UploadInfo(_message.Message):
+    __slots__ = ("source_height", "source_width", "aspect", "aspect_adjusted", "source_box", "content_box", "segmented", "domain_scored", "domain_score", "confident_fraction", "domain_threshold", "out_of_domain", "notes")
+    SOURCE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_BOX_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_BOX_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTED_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_SCORED_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENT_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    source_height: int
+    source_width: int
+    aspect: str
+    aspect_adjusted: bool
+    source_box: _containers.RepeatedScalarFieldContainer[int]
+    content_box: _containers.RepeatedScalarFieldContainer[int]
+    segmented: bool
+    domain_scored: bool
+    domain_score: float
+    confident_fraction: float
+    domain_threshold: float
+    out_of_domain: bool
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, source_height: _Optional[int] = ..., source_width: _Optional[int] = ..., aspect: _Optional[str] = ..., aspect_adjusted: _Optional[bool] = ..., source_box: _Optional[_Iterable[int]] = ..., content_box: _Optional[_Iterable[int]] = ..., segmented: _Optional[bool] = ..., domain_scored: _Optional[bool] = ..., domain_score: _Optional[float] = ..., confident_fraction: _Optional[float] = ..., domain_threshold: _Optional[float] = ..., out_of_domain: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class SemanticFrame(_message.Message):
-    __slots__ = ("id", "height", "width", "num_classes", "class_space", "class_ids", "has_edges", "codec", "codec_params", "payload", "power_scale", "png_bits", "jpeg_bits", "jpeg_quality", "transmit")
+    __slots__ = ("id", "height", "width", "num_classes", "class_space", "class_ids", "has_edges", "codec", "codec_params", "payload", "power_scale", "png_bits", "jpeg_bits", "jpeg_quality", "transmit", "upload")
     ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +91,7 @@ class SemanticFrame(_message.Message):
     JPEG_BITS_FIELD_NUMBER: _ClassVar[int]
     JPEG_QUALITY_FIELD_NUMBER: _ClassVar[int]
     TRANSMIT_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
     id: str
     height: int
     width: int
@@ -76,7 +107,8 @@ class SemanticFrame(_message.Message):
     jpeg_bits: int
     jpeg_quality: int
     transmit: TransmitParams
-    def __init__(self, id: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_space: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., has_edges: _Optional[bool] = ..., codec: _Optional[str] = ..., codec_params: _Optional[_Union[CodecParams, _Mapping]] = ..., payload: _Optional[bytes] = ..., power_scale: _Optional[float] = ..., png_bits: _Optional[int] = ..., jpeg_bits: _Optional[int] = ..., jpeg_quality: _Optional[int] = ..., transmit: _Optional[_Union[TransmitParams, _Mapping]] = ...) -> None: ...
+    upload: UploadInfo
+    def __init__(self, id: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_space: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., has_edges: _Optional[bool] = ..., codec: _Optional[str] = ..., codec_params: _Optional[_Union[CodecParams, _Mapping]] = ..., payload: _Optional[bytes] = ..., power_scale: _Optional[float] = ..., png_bits: _Optional[int] = ..., jpeg_bits: _Optional[int] = ..., jpeg_quality: _Optional[int] = ..., transmit: _Optional[_Union[TransmitParams, _Mapping]] = ..., upload: _Optional[_Union[UploadInfo, _Mapping]] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
     __slots__ = ("psnr_db", "noise_variance", "measured_snr_db", "payload_bits", "header_bits", "channel_uses", "channel", "power_scale")

@@ -97,7 +97,7 @@ def test_a_bad_job_fails_alone_and_sampling_errors_fail_the_batch(store, tiny_ge
     class ExplodingGenerator:  # test double: a generator whose sampling fails
         space, resolution, device = tiny_generator.space, tiny_generator.resolution, "cpu"
 
-        def generate(self, cond, settings):
+        def generate(self, cond, settings, progress=None):
             raise RuntimeError("out of memory")
 
     store_job(store, ingest, received_frame("doomed"))
