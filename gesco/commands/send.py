@@ -1,8 +1,12 @@
 """``gesco send IMAGE``: transmit an image through running services and save the result.
 
 Posts the image (and optionally its label / instance maps) to the sender's
-``POST /transmit``, polls the receiver's result URL with a progress line, saves the
-generated image and prints the bit budget and the timings.
+``POST /transmit`` (``--sender``, else ``$GESCO_SENDER_URL``, else
+http://127.0.0.1:8000), prints the sender's warnings (aspect handling, an upload the
+segmenter does not recognise), polls the receiver's result URL, saves the generated
+image and prints the bit budget and the timings. Progress (sampling step k of n and an
+ETA) is one line rewritten in place on a terminal, and one line per state change
+(queued, preparing, sampling, writing, done) when stderr is a file or a pipe.
 """
 
 from __future__ import annotations
@@ -73,12 +77,34 @@ def _detail(reply) -> str:
     return str(detail)
 
 
-def _progress(line: str, final: bool = False) -> None:
-    if sys.stderr.isatty():
+def _progress(line: str, final: bool = False, tty: bool = False) -> None:
+    if tty:
         sys.stderr.write("\r\033[K" + line + ("\n" if final else ""))
     else:
         sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+def progress_state(result: dict) -> tuple:
+    """What counts as a state change for a log: the status and, while running, the stage."""
+    p = result.get("progress") or {}
+    return result["status"], p.get("stage")
+
+
+def progress_line(job_id: str, result: dict, elapsed: float) -> str:
+    """``job ID: running, sampling step 12/50, ETA 3.1 s (8.0 s)`` from a result document."""
+    line = f"job {job_id}: {result['status']}"
+    p = result.get("progress")
+    if p:
+        if p.get("stage") == "sampling" and p.get("steps"):
+            line += f", sampling step {p['step']}/{p['steps']}"
+            if p.get("eta_s") is not None:
+                line += f", ETA {p['eta_s']:.1f} s"
+        else:
+            line += f", {p.get('stage')}"
+        if p.get("batch_size", 1) > 1:
+            line += f" (batch of {p['batch_size']})"
+    return line + f" ({elapsed:.1f} s)"
 
 
 def format_budget(budget: dict) -> str:
@@ -129,9 +155,12 @@ def _send(args: argparse.Namespace) -> int:
             raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}")
         accepted = reply.json()
         job_id, result_url = accepted["id"], accepted["result_url"]
-        _progress(f"sent {job_id}: {accepted['budget']['total_bits']:,} bits; waiting for the receiver ...")
+        for note in accepted.get("warnings", []):
+            print(f"gesco send: warning: {note}", file=sys.stderr, flush=True)
+        tty = sys.stderr.isatty()
+        _progress(f"sent {job_id}: {accepted['budget']['total_bits']:,} bits; waiting for the receiver ...", tty=tty)
         start = time.monotonic()
-        status = None
+        status, last_state = None, None
         while True:
             try:
                 r = client.get(result_url)
@@ -143,9 +172,14 @@ def _send(args: argparse.Namespace) -> int:
             status = result["status"]
             elapsed = time.monotonic() - start
             if status in ("done", "failed"):
-                _progress(f"job {job_id}: {status} after {elapsed:.1f} s", final=True)
+                _progress(f"job {job_id}: {status} after {elapsed:.1f} s", final=True, tty=tty)
                 break
-            _progress(f"job {job_id}: {status} ({elapsed:.1f} s)")
+            state = progress_state(result)
+            if tty:  # one line, rewritten in place
+                _progress(progress_line(job_id, result, elapsed), tty=True)
+            elif state != last_state:  # a log: one line per state change
+                _progress(progress_line(job_id, result, elapsed), tty=False)
+            last_state = state
             if elapsed > args.timeout:
                 raise ServiceError(f"job {job_id} is still {status} after {args.timeout:.0f} s; see {result_url}")
             time.sleep(0.25 if elapsed < 10 else 1.0)
@@ -175,4 +209,24 @@ def _send(args: argparse.Namespace) -> int:
             ("PNG", t_r.get("png_s")),
         ) if v is not None
     ) + f"  [batch {t_r.get('batch_size')}, {t_r.get('device')}]")
+    upload = result.get("upload") or accepted.get("upload")
+    if upload:
+        print("upload: " + format_upload(upload))
+    for note in result.get("warnings") or accepted.get("warnings", []):
+        print(f"warning: {note}")
     return 0
+
+
+def format_upload(upload: dict) -> str:
+    """One line on how the upload was prepared: its size, aspect handling and domain score."""
+    h, w = upload["source_size"]
+    parts = [f"{w}x{h}", f"aspect {upload['aspect']}" + (" (adjusted)" if upload["aspect_adjusted"] else "")]
+    if not upload["segmented"]:
+        parts.append("label map uploaded")
+    elif upload["domain_scored"]:
+        verdict = "OUT OF DOMAIN" if upload["out_of_domain"] else "in domain"
+        parts.append(f"segmented, confidence {upload['domain_score']:.2f} "
+                     f"(threshold {upload['domain_threshold']:.2f}): {verdict}")
+    else:
+        parts.append("segmented, confidence not measurable")
+    return ", ".join(parts)

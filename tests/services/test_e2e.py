@@ -79,8 +79,15 @@ def test_gesco_send_and_budget(services, tmp_path, capsys):
     code = cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"),
                 "--instance", str(tmp_path / "instance.png"), "--psnr", "5", "--steps", "2",
                 "--out", str(out), "--maps-out", str(tmp_path / "maps"), "--sender", services["sender"]])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert code == 0, printed
+    # stderr is not a terminal here: one progress line per state change, none repeated
+    progress = [line for line in captured.err.splitlines() if line.startswith("job ")]
+    assert progress and progress[-1].split(":")[1].strip().startswith("done"), captured.err
+    states = [line.rsplit(" (", 1)[0].split(", sampling step")[0] for line in progress]
+    assert len(states) == len(set(states)) and len(progress) <= 6, captured.err
+    assert "upload: 96x48, aspect crop" in printed
     assert cv2.imread(str(out)).shape == (*TINY_RESOLUTION, 3)
     assert (tmp_path / "maps_received.png").is_file() and (tmp_path / "maps_denoised.png").is_file()
     assert "total bits" in printed and "PSNR 5 dB requested" in printed
