@@ -161,13 +161,3 @@ def test_replacement_errors(tmp_path):
         load_segmenter(junk)
     with pytest.raises(CheckpointError, match="gesco train segmenter"):
         load_segmenter(tmp_path / "no-such-checkpoint")
-
-
-def test_onnx_without_onnxruntime_says_what_to_install(tmp_path):
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        with pytest.raises(CheckpointError, match="install onnxruntime"):
-            load_segmenter(tmp_path / "model.onnx")
-    else:
-        pytest.skip("onnxruntime is installed")
