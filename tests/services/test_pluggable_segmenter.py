@@ -118,3 +118,34 @@ def test_the_sender_segments_uploads_with_a_plugged_onnx_model(stack, tmp_path, 
     body = r.json()
     assert body["segmented"] and body["budget"]["present_classes"] == [ROAD, SKY]
     assert body["upload"]["domain_scored"]
+
+
+class FakeTrainIdNet(torch.nn.Module):
+    """Stands in for a Cityscapes model: 19 train-id logits at 1/4 resolution, as SegFormer gives.
+
+    Train id 10 (sky) where blue dominates, 0 (road) elsewhere.
+    """
+
+    def forward(self, x: torch.Tensor):
+        small = torch.nn.functional.avg_pool2d(x, 4)
+        blue = (small[:, 2] - small[:, 0]).unsqueeze(1)
+        logits = torch.zeros(x.shape[0], 19, *small.shape[-2:])
+        logits = logits + torch.nn.functional.one_hot(torch.tensor(0), 19).view(1, 19, 1, 1) * 1.0
+        logits = logits + torch.nn.functional.one_hot(torch.tensor(10), 19).view(1, 19, 1, 1) * 6.0 * blue
+        return (logits,)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+def test_a_train_id_model_exported_with_gesco_segment_export(tmp_path, suffix):
+    from gesco.segment.export import TrainIdLogits, export_segmenter
+
+    path = tmp_path / f"cityscapes{suffix}"
+    sidecar = export_segmenter(TrainIdLogits(FakeTrainIdNet(), mean=None, std=None), path, (32, 64))
+    assert json.loads(sidecar.read_text())["input_range"] == "[0,1]"
+    seg = load_segmenter(path)
+    labels, conf = seg.predict_numpy_scored(_image())
+    assert set(np.unique(labels[:20])) == {SKY} and set(np.unique(labels[28:])) == {ROAD}
+    # road pixels (RGB 120, 110, 100): road logit 1, sky 6 (b - r) = -0.47, 17 train ids at 0; the 16
+    # other label ids get ~0 probability (were they open, the confidence would be 0.075, not 0.134)
+    sky = np.exp(6 * (100 - 120) / 255)
+    assert conf[40, 64] == pytest.approx(np.e / (np.e + 17 + sky), abs=1e-4)
