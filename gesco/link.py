@@ -109,7 +109,8 @@ class TransmitSettings:
         psnr_db: channel PSNR of Eq. (1), in dB.
         channel: channel preset (``"awgn"``: Eq. 1 with power normalisation;
             ``"authors-code"``: the authors' noise table).
-        sampler: the receiver's sampler (``"dpmpp-2m"``, ``"ddim"``, ``"respaced"``, ``"ancestral"``).
+        sampler: the receiver's sampler (``"dpmpp-2m-sde"``, ``"respaced"``, ``"dpmpp-2m"``, ``"ddim"``,
+            ``"ancestral"``).
         steps: sampling steps (network evaluations).
         guidance_scale: classifier-free guidance scale ``s`` (1 = no guidance).
         seed: seed of the channel noise (through :func:`stage_seed`) and of the sampling noise.

@@ -82,9 +82,9 @@ class TransmitParams(BaseModel):
         description="Classifier-free guidance scale s (paper Eq. 13 with s = s' + 1; 1 = no guidance).",
     )
     sampler: SamplerName = Field(
-        DEFAULT_SAMPLER, description="Receiver's sampler: 'respaced' (default: ancestral on a respaced chain, "
-        "the best of the sampler study on the shipped checkpoint), 'dpmpp-2m' (DPM-Solver++(2M)), 'ddim', "
-        "'ancestral' (the paper's 1000 steps; 'steps' is ignored)."
+        DEFAULT_SAMPLER, description="Receiver's sampler: 'dpmpp-2m-sde' (default: SDE-DPM-Solver++(2M), "
+        "the best of the sampler study on the shipped checkpoint), 'respaced' (ancestral on a respaced chain), "
+        "'dpmpp-2m' (DPM-Solver++(2M)), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' is ignored)."
     )
     steps: int = Field(DEFAULT_STEPS, ge=1, le=1000, description="Sampling steps (network evaluations).")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
     p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"respaced, dpmpp-2m, ddim or ancestral (default {DEFAULT_SAMPLER})")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"dpmpp-2m-sde, respaced, dpmpp-2m, ddim or ancestral (default {DEFAULT_SAMPLER})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel and sampling noise")
     p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")

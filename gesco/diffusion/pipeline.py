@@ -53,8 +53,8 @@ class SamplingSettings:
     """How to sample one image.
 
     Attributes:
-        sampler: ``"respaced"`` (default, :data:`~gesco.diffusion.samplers.DEFAULT_SAMPLER`),
-            ``"dpmpp-2m"``, ``"ddim"`` or ``"ancestral"`` (the paper's 1000 steps); ``"distilled"``
+        sampler: ``"dpmpp-2m-sde"`` (default, :data:`~gesco.diffusion.samplers.DEFAULT_SAMPLER`),
+            ``"respaced"``, ``"dpmpp-2m"``, ``"ddim"`` or ``"ancestral"`` (the paper's 1000 steps); ``"distilled"``
             for (and only for) a distilled checkpoint.
         steps: network evaluations of the few-step samplers (ignored by ``"ancestral"``).
         guidance_scale: ``s`` of ``eps_0 + s (eps_y - eps_0)`` (1 = no guidance; the
@@ -136,7 +136,7 @@ class SemanticGenerator:
             if s.sampler in DISTILLED_SAMPLERS:
                 raise DistilledSamplerError(
                     f"sampler {s.sampler!r} needs a distilled checkpoint (made by `gesco train distill`); "
-                    "this one is an ordinary guided model: use respaced, ddim, dpmpp-2m or ancestral"
+                    "this one is an ordinary guided model: use dpmpp-2m-sde, respaced, ddim, dpmpp-2m or ancestral"
                 )
             return
         n, scale = int(d["steps"]), float(d["guidance_scale"])
