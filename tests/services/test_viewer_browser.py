@@ -19,6 +19,8 @@ import cv2
 import httpx
 import pytest
 
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+
 from conftest import run_stack
 from svc_helpers import REPO
 
@@ -157,8 +159,8 @@ def test_upload_with_label_map_shows_result_and_budget(driver, shipped_stack, tm
     from selenium.webdriver.common.by import By
 
     open_viewer(driver, shipped_stack)
-    # ddim with 10 steps here (the README's screenshot); the other tests take 2 or 4
-    fill_form(driver, SCENE, LABELS, psnr="5", steps="10")
+    # the receiver's default sampler and steps here (the README's screenshot); the other tests take ddim 2 or 4
+    fill_form(driver, SCENE, LABELS, psnr="5", sampler=DEFAULT_SAMPLER, steps=str(DEFAULT_STEPS))
     driver.find_element(By.ID, "send-button").click()
     job_id = wait_done(driver)
     height, width = shipped_stack.receiver.generator.resolution
@@ -172,7 +174,8 @@ def test_upload_with_label_map_shows_result_and_budget(driver, shipped_stack, tm
     assert text(driver, "label-note").startswith(LABELS.name)
 
     doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
-    assert doc["settings"]["sampler"] == "ddim" and doc["settings"]["steps"] == 10 and doc["settings"]["psnr_db"] == 5
+    assert doc["settings"]["sampler"] == DEFAULT_SAMPLER and doc["settings"]["steps"] == DEFAULT_STEPS
+    assert doc["settings"]["psnr_db"] == 5
     budget = table_values(driver, "budget-table")
     assert set(budget) >= {"total_bits", "png_bits", "jpeg_bits", "channel_uses_per_pixel", "bits_per_pixel"}
     for field, shown in budget.items():
