@@ -7,7 +7,6 @@ SIGINT / SIGTERM stop the server cleanly (running calls get 5 s to finish).
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -26,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-log", dest="budget_log")
     args = p.parse_args(argv)
     settings = ChannelSettings(**{k: v for k, v in vars(args).items() if v is not None})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s channel %(levelname)s %(message)s")
+    from gesco.serving.logs import configure_logging
+
+    configure_logging("channel", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     server = create_server(settings).start()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import grpc
 
 from gesco.link import apply_channel, budget_record
-from gesco.serving.grpc_kit import CHANNEL_SERVICE, channel_options, make_server, set_serving, tolerant_unary
+from gesco.serving import auth, tls
+from gesco.serving.grpc_kit import CHANNEL_SERVICE, make_server, set_serving, tolerant_unary
+from gesco.serving.logs import bind_job
+from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics, start_metrics_server
 from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck, gesco_pb2_grpc
 
 from channel.budget_log import BudgetLog
@@ -24,22 +28,34 @@ class ChannelService:
         settings: the service settings.
         receiver: a ``ReceiverStub`` (or anything with ``Deliver(request, timeout=)``).
         budget_log: where accepted transmissions are logged.
+        metrics: stage latencies and bits (a fresh registry by default).
+        receiver_key: API key sent to the receiver (its gRPC server with keys on).
     """
 
-    def __init__(self, settings: ChannelSettings, receiver: gesco_pb2_grpc.ReceiverStub, budget_log: BudgetLog) -> None:
+    def __init__(self, settings: ChannelSettings, receiver: gesco_pb2_grpc.ReceiverStub, budget_log: BudgetLog,
+                 metrics: ServiceMetrics | None = None, receiver_key: str | None = None) -> None:
         self.settings = settings
         self.receiver = receiver
         self.budget_log = budget_log
+        self.metrics = metrics or ServiceMetrics("channel")
+        self.receiver_key = receiver_key
 
     def transmit(self, frame: SemanticFrame, context: grpc.ServicerContext) -> TransmitAck:
+        bind_job(frame.id or None)
+        owner = auth.owner_from_metadata(context)  # the sender's client, passed on to the receiver
         # GescoInputError (bad frame, corrupt payload, bad PSNR / preset) -> INVALID_ARGUMENT
+        t0 = time.perf_counter()
         received = apply_channel(frame)
+        self.metrics.stage_seconds.labels("channel").observe(time.perf_counter() - t0)
         timeout = self.settings.receiver_timeout_s
         remaining = context.time_remaining()
         if remaining is not None:
             timeout = max(0.001, min(timeout, remaining))
         try:
-            ack: DeliverAck = self.receiver.Deliver(received, timeout=timeout)
+            t0 = time.perf_counter()
+            ack: DeliverAck = self.receiver.Deliver(received, timeout=timeout,
+                                                    metadata=auth.bearer_metadata(self.receiver_key, owner))
+            self.metrics.stage_seconds.labels("deliver").observe(time.perf_counter() - t0)
         except grpc.RpcError as e:
             code, detail = e.code(), e.details()
             where = f"receiver at {self.settings.receiver_address}"
@@ -48,13 +64,15 @@ class ChannelService:
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"{where} is unavailable: {detail}")
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{where} did not acknowledge within {timeout:.1f} s")
-            if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.RESOURCE_EXHAUSTED):
+            if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        grpc.StatusCode.PERMISSION_DENIED):
                 context.abort(code, f"{where} refused the frame: {detail}")
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{where} failed ({code.name}): {detail}")
         if ack.status != ACK_ACCEPTED:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"receiver rejected the frame: {ack.message}")
         record = budget_record(frame, received.report)
         self.budget_log.append(record)
+        self.metrics.count_transmission(record["payload_bits"], record["header_bits"], record["channel_uses"])
         log.info(
             "frame %s: %d + %d bits, %d channel uses, PSNR %.1f dB (measured %.2f), %s",
             frame.id, record["payload_bits"], record["header_bits"], record["channel_uses"],
@@ -73,12 +91,17 @@ class ChannelServer:
 
     def __init__(self, settings: ChannelSettings, receiver_channel: grpc.Channel | None = None) -> None:
         self.settings = settings
+        keys = auth.ApiKeys(auth.read_keys(settings.grpc_api_keys, settings.grpc_api_keys_file))
+        tls_on = tls.check_pair(settings.tls_cert, settings.tls_key, "channel gRPC server")
         self._own_channel = receiver_channel is None
-        self._receiver_channel = receiver_channel or grpc.insecure_channel(
-            settings.receiver_address, options=channel_options(settings.max_message_bytes)
+        self._receiver_channel = receiver_channel or tls.client_channel(
+            settings.receiver_address, settings.max_message_bytes, settings.receiver_tls_ca
         )
+        self.metrics = ServiceMetrics("channel")
         self.service = ChannelService(
-            settings, gesco_pb2_grpc.ReceiverStub(self._receiver_channel), BudgetLog(settings.budget_log)
+            settings, gesco_pb2_grpc.ReceiverStub(self._receiver_channel), BudgetLog(settings.budget_log),
+            metrics=self.metrics,
+            receiver_key=auth.read_secret(settings.receiver_api_key, settings.receiver_api_key_file),
         )
         methods = {"Transmit": tolerant_unary(self.service.transmit, SemanticFrame, TransmitAck)}
         self.server, self.health, self.port = make_server(
@@ -87,11 +110,20 @@ class ChannelServer:
             f"{settings.host}:{settings.port}",
             max_workers=settings.max_workers,
             max_message_bytes=settings.max_message_bytes,
+            interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(keys)),
+            credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if tls_on else None,
         )
         self.address = f"{settings.host}:{self.port}"
+        self.metrics_server = None
+        self.metrics_port: int | None = None
         self._stopped = threading.Event()
 
     def start(self) -> "ChannelServer":
+        if self.settings.metrics_port is not None:
+            self.metrics_server, _thread = start_metrics_server(self.metrics, self.settings.metrics_port,
+                                                                self.settings.metrics_host)
+            self.metrics_port = self.metrics_server.server_port
+            log.info("channel metrics on http://%s:%d/metrics", self.settings.metrics_host, self.metrics_port)
         self.server.start()
         set_serving(self.health, CHANNEL_SERVICE, True)
         log.info("channel listening on %s, forwarding to %s, budget log %s",
@@ -105,6 +137,9 @@ class ChannelServer:
         self._stopped.set()
         set_serving(self.health, CHANNEL_SERVICE, False)
         self.server.stop(grace).wait()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
         if self._own_channel:
             self._receiver_channel.close()
 

@@ -23,4 +23,17 @@ class ChannelSettings(BaseSettings):
     max_workers: int = Field(8, ge=1, description="gRPC worker threads.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
     torch_threads: int = Field(1, ge=0, description="torch intra-op threads (0 = torch's default).")
+    # access control, TLS, metrics (docs/security.md)
+    grpc_api_keys: str = Field("", description="Comma-separated keys the sender must send on Channel.Transmit.")
+    grpc_api_keys_file: Path | None = Field(None, description="File of gRPC keys, one per line.")
+    receiver_api_key: str | None = Field(None, description="Key this channel sends to the receiver's gRPC server.")
+    receiver_api_key_file: Path | None = Field(None, description="File holding receiver_api_key.")
+    tls_cert: Path | None = Field(None, description="Certificate (PEM) of the gRPC TLS server, with tls_key.")
+    tls_key: Path | None = Field(None, description="Private key (PEM) of the gRPC TLS server.")
+    receiver_tls_ca: Path | None = Field(None, description="CA certificate (PEM) of the receiver's TLS server: "
+                                         "set it to talk TLS to the receiver.")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of the Prometheus /metrics HTTP "
+                                     "server (unset: none).")
+    metrics_host: str = Field("127.0.0.1", description="Interface of the metrics server.")
+    log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

@@ -7,7 +7,6 @@ Exits with status 2 and a one-line message when the checkpoint is missing.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import torch
@@ -28,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", dest="max_batch", type=int)
     args = p.parse_args(argv)
     settings = ReceiverSettings(**{k: v for k, v in vars(args).items() if v is not None})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s receiver %(levelname)s %(message)s")
+    from gesco.serving.logs import configure_logging
+
+    configure_logging("receiver", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     from receiver.service import ReceiverService

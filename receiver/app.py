@@ -1,17 +1,27 @@
-"""The receiver's REST API (FastAPI): job status, bit budget, timings and result images."""
+"""The receiver's REST API (FastAPI): job status, bit budget, timings and result images.
+
+With API keys configured (:mod:`gesco.serving.auth`), ``/result/...`` needs
+``Authorization: Bearer <key>`` (401 otherwise) and shows a job only to the key that
+created it at the sender (403 otherwise). Result links are built from the configured
+public URL (or as paths), never from the request's ``Host`` header. ``GET /healthz``
+(alive), ``GET /readyz`` (model, store, worker, gRPC) and ``GET /metrics`` need no key.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from gesco import __version__
+from gesco.serving import auth
 from gesco.serving.api_docs import add_offline_docs
+from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
+from gesco.serving.readiness import READYZ_RESPONSES, run_checks
 
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
@@ -110,9 +120,11 @@ def get_store(request: Request) -> JobStore:
 Store = Annotated[JobStore, Depends(get_store)]
 
 
-def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True,
-               sender_url: str = "http://127.0.0.1:8000",
-               progress: ProgressBoard | None = None) -> FastAPI:
+def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True, *,
+               sender_url: str = "http://127.0.0.1:8000", progress: ProgressBoard | None = None,
+               keys: auth.ApiKeys | None = None, public_url: str | None = None, allowed_origins: str = "",
+               metrics: ServiceMetrics | None = None,
+               ready_checks: dict[str, Callable[[], str | None]] | None = None) -> FastAPI:
     """Build the REST app.
 
     Args:
@@ -122,6 +134,11 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         worker_alive: callable, whether the worker thread runs.
         sender_url: the sender as the browser reaches it (the viewer page POSTs there).
         progress: the worker's progress board (``None``: results carry no progress).
+        keys: accepted API keys (``None`` / empty: no key needed, every job visible).
+        public_url: base URL of result links (``None``: links are absolute paths).
+        allowed_origins: comma-separated extra origins allowed to POST from a browser.
+        metrics: the receiver's metrics (a fresh registry by default); served at ``/metrics``.
+        ready_checks: name -> check of ``/readyz`` (:func:`gesco.serving.readiness.run_checks`).
     """
     app = FastAPI(
         title="gesco receiver",
@@ -132,11 +149,26 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
     )
     add_offline_docs(app)
     app.state.store = store
+    keys = keys or auth.ApiKeys([])
+    metrics = metrics or ServiceMetrics("receiver")
+    metrics.job_gauge(store.counts)
+    app.state.metrics = metrics
+    app.add_middleware(auth.HttpGuard, config=auth.GuardConfig(
+        keys=keys, trusted_origins=frozenset(auth.parse_origins(allowed_origins)
+                                             + (auth.with_loopback_aliases(auth.origin_of(public_url))
+                                                if public_url else [])),
+        open_prefixes=("/viewer",),  # a static page (issue 12) loads without a key; its API calls need one
+    ))
+    install_http(app, metrics)
+    base = public_url.rstrip("/") if public_url else ""
 
-    def find(store: JobStore, job_id: str) -> Job:
+    def find(store: JobStore, job_id: str, request: Request) -> Job:
         job = store.get(job_id)
         if job is None:
             raise HTTPException(404, f"no job with id {job_id!r}")
+        if keys.enabled and job.owner != auth.client_identity(request):
+            raise HTTPException(403, f"job {job_id} belongs to another API key" if job.owner else
+                                f"job {job_id} was stored without an API key; no key may read it")
         return job
 
     def progress_of(job: Job) -> JobProgress | None:
@@ -147,7 +179,7 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
 
     def links(request: Request, job: Job) -> JobLinks:
         def url(name: str) -> str:
-            return str(request.url_for(name, job_id=job.id))
+            return base + app.url_path_for(name, job_id=job.id)
 
         done = job.status == JobStatus.DONE
         return JobLinks(
@@ -163,14 +195,21 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         return Health(status="ok" if alive else "degraded", version=__version__, model=model_info,
                       jobs=store.counts(), max_batch=max_batch)
 
+    @app.get("/readyz", summary="Readiness: model loaded, store writable, worker and gRPC serving (503 otherwise)",
+             responses=READYZ_RESPONSES)
+    def readyz():
+        return run_checks(ready_checks or {"store": lambda: f"{sum(store.counts().values())} jobs"})
+
     @app.get(
         "/result/{job_id}",
         response_model=JobResult,
-        responses={404: {"model": ErrorDetail, "description": "Unknown id."}},
+        responses={401: {"model": ErrorDetail, "description": "No or unknown API key (keys configured)."},
+                   403: {"model": ErrorDetail, "description": "The job belongs to another API key."},
+                   404: {"model": ErrorDetail, "description": "Unknown id."}},
         summary="Status, bit budget, timings and links of a transmission",
     )
     def get_result(job_id: JobId, request: Request, store: Store) -> JobResult:
-        job = find(store, job_id)
+        job = find(store, job_id, request)
         return JobResult(
             id=job.id,
             status=job.status.value,
@@ -188,8 +227,8 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
             links=links(request, job),
         )
 
-    def file_response(store: JobStore, job_id: str, name: str) -> FileResponse:
-        job = find(store, job_id)
+    def file_response(store: JobStore, job_id: str, name: str, request: Request) -> FileResponse:
+        job = find(store, job_id, request)
         if job.status != JobStatus.DONE:
             what = f"failed: {job.reason}" if job.status == JobStatus.FAILED else f"is {job.status.value}"
             raise HTTPException(409, f"job {job_id} {what}; its images exist once it is done")
@@ -199,22 +238,24 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         return FileResponse(path, media_type="image/png")
 
     png = {200: {"content": {"image/png": {}}, "description": "PNG image."},
+           401: {"model": ErrorDetail, "description": "No or unknown API key (keys configured)."},
+           403: {"model": ErrorDetail, "description": "The job belongs to another API key."},
            404: {"model": ErrorDetail, "description": "Unknown id."},
            409: {"model": ErrorDetail, "description": "The job is not done (queued, running or failed)."}}
 
     @app.get("/result/{job_id}/image.png", response_class=FileResponse, responses=png, summary="The generated image")
-    def get_image(job_id: JobId, store: Store) -> FileResponse:
-        return file_response(store, job_id, IMAGE_FILE)
+    def get_image(job_id: JobId, store: Store, request: Request) -> FileResponse:
+        return file_response(store, job_id, IMAGE_FILE, request)
 
     @app.get("/result/{job_id}/received.png", response_class=FileResponse, responses=png,
              summary="Received maps before FDS (argmax over present classes, colour-coded)")
-    def get_received_maps(job_id: JobId, store: Store) -> FileResponse:
-        return file_response(store, job_id, RECEIVED_FILE)
+    def get_received_maps(job_id: JobId, store: Store, request: Request) -> FileResponse:
+        return file_response(store, job_id, RECEIVED_FILE, request)
 
     @app.get("/result/{job_id}/denoised.png", response_class=FileResponse, responses=png,
              summary="Maps after FDS (argmax over present classes, colour-coded)")
-    def get_denoised_maps(job_id: JobId, store: Store) -> FileResponse:
-        return file_response(store, job_id, DENOISED_FILE)
+    def get_denoised_maps(job_id: JobId, store: Store, request: Request) -> FileResponse:
+        return file_response(store, job_id, DENOISED_FILE, request)
 
     app.include_router(viewer_router(sender_url, model_info))
     return app

@@ -11,10 +11,12 @@ import grpc
 
 from gesco.errors import ClassIdError, ShapeError
 from gesco.link import TransmitSettings, budget_record, received_maps, upload_report
+from gesco.serving.auth import owner_from_metadata
+from gesco.serving.logs import bind_job
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 
 from receiver.generation import Generator, check_sampling, num_timesteps
-from receiver.store import DuplicateJobError, JobStore, check_job_id
+from receiver.store import DuplicateJobError, JobOwnerError, JobStore, check_job_id
 
 log = logging.getLogger("gesco.receiver.ingest")
 
@@ -68,6 +70,8 @@ class Ingest:
         return settings
 
     def deliver(self, received: ReceivedFrame, context: grpc.ServicerContext) -> DeliverAck:
+        bind_job(received.header.id or None)
+        owner = owner_from_metadata(context)  # identity of the sender's client (API keys on), else None
         settings = self.check(received)  # GescoInputError -> INVALID_ARGUMENT (see grpc_kit)
         header = received.header
         try:
@@ -78,7 +82,10 @@ class Ingest:
                 budget=budget_record(header, received.report),
                 batch_key=batch_key(settings),
                 upload=upload_report(header.upload) if header.HasField("upload") else None,
+                owner=owner,
             )
+        except JobOwnerError as e:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         except DuplicateJobError as e:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(e))
         except (OSError, sqlite3.Error) as e:

@@ -7,6 +7,10 @@ import logging
 import uvicorn
 from fastapi import FastAPI
 
+from gesco.serving import auth, tls
+from gesco.serving.logs import uvicorn_log_options
+from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics
+from gesco.serving.readiness import NotReady, directory_writable
 from gesco.serving.runner import run_uvicorn
 from gesco.serving.grpc_kit import RECEIVER_SERVICE, make_server, set_serving, tolerant_unary
 from gesco.wire import DeliverAck, ReceivedFrame
@@ -42,7 +46,12 @@ class ReceiverService:
         requeued, failed = self.store.recover(settings.max_attempts)
         if requeued or failed:
             log.warning("recovered after a restart: %d job(s) requeued, %d failed after too many attempts", requeued, failed)
-        self.worker = Worker(self.store, self.generator, settings.max_batch, settings.fds_kernel, settings.poll_s)
+        self.metrics = ServiceMetrics("receiver")
+        stages = {k: k[:-2] for k in ("queue_wait_s", "fds_s", "sampling_s", "png_s", "total_s")}
+        self.worker = Worker(self.store, self.generator, settings.max_batch, settings.fds_kernel, settings.poll_s,
+                             on_done=lambda timings: self.metrics.observe_stages(timings, stages))
+        grpc_keys = auth.ApiKeys(auth.read_keys(settings.grpc_api_keys, settings.grpc_api_keys_file))
+        self.tls = tls.check_pair(settings.tls_cert, settings.tls_key, "receiver")
         self.ingest = Ingest(self.store, self.generator, on_queued=self.worker.notify)
         self.server, self.health, self.grpc_port = make_server(
             RECEIVER_SERVICE,
@@ -50,13 +59,41 @@ class ReceiverService:
             f"{settings.host}:{settings.grpc_port}",
             max_workers=settings.grpc_workers,
             max_message_bytes=settings.max_message_bytes,
+            interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(grpc_keys)),
+            credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if self.tls else None,
         )
         self.app: FastAPI = create_app(
             self.store, describe(self.generator), settings.max_batch, worker_alive=lambda: self.worker.alive,
             sender_url=settings.sender_url,
             progress=self.worker.progress,
+            keys=auth.ApiKeys(auth.read_keys(settings.api_keys, settings.api_keys_file)),
+            public_url=self.public_url(), allowed_origins=settings.allowed_origins, metrics=self.metrics,
+            ready_checks={"model": self._model_ready, "store": lambda: directory_writable(self.store.data_dir),
+                          "worker": self._worker_ready, "grpc": self._grpc_ready},
         )
         self._started = False
+
+    def public_url(self) -> str:
+        """Base of result links: the setting, else this server on a loopback address (never a Host header)."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        host = self.settings.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
+        return f"{'https' if self.tls else 'http'}://{host}:{self.settings.port}"
+
+    def _model_ready(self) -> str:
+        info = describe(self.generator)
+        return f"loaded ({info.get('class_space')}, {info.get('resolution')}, {info.get('device')})"
+
+    def _worker_ready(self) -> str:
+        if not self.worker.alive:
+            raise NotReady("the worker thread is not running")
+        return f"running, {self.store.counts()['queued']} queued"
+
+    def _grpc_ready(self) -> str:
+        if not self._started:
+            raise NotReady("the gRPC server is not started")
+        return f"serving on port {self.grpc_port}"
 
     def start(self) -> "ReceiverService":
         """Start the worker and the gRPC server (the REST app is served separately)."""
@@ -80,8 +117,10 @@ class ReceiverService:
         self.store.close()
 
     def uvicorn_config(self, **kwargs) -> uvicorn.Config:
+        options = {**tls.uvicorn_ssl(self.settings.tls_cert, self.settings.tls_key),
+                   **uvicorn_log_options(self.settings.log_json), **kwargs}
         return uvicorn.Config(self.app, host=self.settings.host, port=self.settings.port,
-                              log_level=self.settings.log_level.lower(), **kwargs)
+                              log_level=self.settings.log_level.lower(), **options)
 
     def run(self) -> None:
         """Start, serve REST until SIGINT / SIGTERM, stop."""

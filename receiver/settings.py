@@ -36,4 +36,17 @@ class ReceiverSettings(BaseSettings):
     sender_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL of the sender as browsers reach it (the viewer page POSTs there)."
     )
+    # access control, TLS (docs/security.md)
+    api_keys: str = Field("", description="Comma-separated API keys for the REST API (the same keys as the "
+                          "sender's: a client reads only the jobs it created with its key).")
+    api_keys_file: Path | None = Field(None, description="File of REST API keys, one per line (e.g. a Docker secret).")
+    grpc_api_keys: str = Field("", description="Comma-separated keys the channel must send on Receiver.Deliver.")
+    grpc_api_keys_file: Path | None = Field(None, description="File of gRPC keys, one per line.")
+    tls_cert: Path | None = Field(None, description="Certificate (PEM) of both servers (HTTPS and gRPC TLS), with tls_key.")
+    tls_key: Path | None = Field(None, description="Private key (PEM) of both servers.")
+    public_url: str | None = Field(None, description="Base URL of this REST API as clients reach it, for result "
+                                   "links (default: http(s)://127.0.0.1:<port>; never the request's Host header).")
+    allowed_origins: str = Field("", description="Comma-separated browser origins allowed to POST besides this "
+                                 "service's own loopback origin.")
+    log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gesco.errors import GescoInputError, PayloadError
+from gesco.errors import GescoError, GescoInputError, PayloadError
 
 #: ids the store accepts (they name a folder): letters, digits, '.', '_', '-', at most 128
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts    INTEGER NOT NULL DEFAULT 0,
     created_at  REAL NOT NULL,
     started_at  REAL,
-    finished_at REAL
+    finished_at REAL,
+    owner       TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, batch_key, seq);
 """
@@ -70,6 +71,10 @@ class DuplicateJobError(GescoInputError):
     """A job with this id exists already, with a different frame."""
 
 
+class JobOwnerError(GescoError):
+    """A job with this id exists already and belongs to another client (API-key identity)."""
+
+
 @dataclass
 class Job:
     """One row of the store (times are Unix seconds)."""
@@ -86,6 +91,7 @@ class Job:
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
+    owner: str | None = None  # identity of the API key that created it (None: created without keys)
 
 
 def check_job_id(job_id: str) -> str:
@@ -117,6 +123,9 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "owner" not in columns:  # a store made before API keys existed
+            self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -155,7 +164,7 @@ class JobStore:
 
     # ------------------------------------------------------------------ rows
     def add(self, job_id: str, frame: bytes, settings: dict[str, Any], budget: dict[str, Any], batch_key: str,
-            upload: dict[str, Any] | None = None) -> bool:
+            upload: dict[str, Any] | None = None, owner: str | None = None) -> bool:
         """Store a new queued job durably: the frame file first, then the row.
 
         ``upload`` (how the sender prepared the upload, :func:`gesco.link.upload_report`)
@@ -164,14 +173,20 @@ class JobStore:
         Returns:
             ``True`` for a new job, ``False`` when the same id was stored with the same
             frame bytes before (a repeated delivery: nothing changes).
+        Args:
+            owner: identity of the client's API key (:func:`gesco.serving.auth.key_identity`), if any.
         Raises:
+            JobOwnerError: the id exists and belongs to another owner.
             DuplicateJobError: the id exists with another frame.
             PayloadError: an id that cannot name a folder.
             OSError, sqlite3.Error: the disk or the database failed (nothing is queued).
         """
         check_job_id(job_id)
         with self._lock:
-            if self._row(job_id) is not None:
+            row = self._row(job_id)
+            if row is not None:
+                if row["owner"] != owner:
+                    raise JobOwnerError(f"job {job_id} exists already and belongs to another client")
                 try:
                     same = self.read_frame(job_id) == frame
                 except OSError:
@@ -182,9 +197,10 @@ class JobStore:
             self.write_file(job_id, FRAME_FILE, frame)
             try:
                 self._db.execute(
-                    "INSERT INTO jobs (id, status, batch_key, settings, budget, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO jobs (id, status, batch_key, settings, budget, created_at, owner) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (job_id, JobStatus.QUEUED.value, batch_key, json.dumps(_with_upload(settings, upload)),
-                     json.dumps(budget), time.time()),
+                     json.dumps(budget), time.time(), owner),
                 )
             except BaseException:
                 self.path(job_id, FRAME_FILE).unlink(missing_ok=True)
@@ -318,4 +334,5 @@ def _job(row: sqlite3.Row) -> Job:
         attempts=row["attempts"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        owner=row["owner"],
     )

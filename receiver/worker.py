@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -54,10 +54,13 @@ class Worker:
         fds_kernel: FDS window.
         poll_s: idle wait between queue checks (:meth:`notify` wakes it at once).
         progress: where the running batch's step k of n goes (a new board by default).
+        on_done: called with each finished job's timings (the service's metrics).
     """
 
     def __init__(self, store: JobStore, generator: Generator, max_batch: int = 4, fds_kernel: int = 3,
-                 poll_s: float = 1.0, progress: ProgressBoard | None = None) -> None:
+                 poll_s: float = 1.0, progress: ProgressBoard | None = None,
+                 on_done: Callable[[dict], None] = lambda timings: None) -> None:
+        self.on_done = on_done
         self.store = store
         self.progress = progress or ProgressBoard()
         self.generator = generator
@@ -154,6 +157,7 @@ class Worker:
                 )
                 timings["total_s"] = time.time() - job.created_at
                 self.store.mark_done(job.id, _rounded(timings))
+                self.on_done(timings)
                 log.info("job %s done (batch of %d, sampling %.2f s)", job.id, len(prepared), sampling_s)
             except Exception as e:  # noqa: BLE001
                 log.exception("job %s: cannot write the results", job.id)

@@ -12,7 +12,9 @@ import sys
 import torch
 import uvicorn
 
+from gesco.serving.logs import configure_logging, uvicorn_log_options
 from gesco.serving.runner import run_uvicorn
+from gesco.serving.tls import uvicorn_ssl
 from sender.app import create_app
 from sender.settings import SenderSettings
 
@@ -26,11 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segmenter", help="segmenter checkpoint (default: the shipped one)")
     args = p.parse_args(argv)
     settings = SenderSettings(**{k: v for k, v in vars(args).items() if v is not None})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s sender %(levelname)s %(message)s")
+    configure_logging("sender", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                            log_level=settings.log_level.lower())
+    app = create_app(settings)
+    if not (settings.api_keys or settings.api_keys_file) and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("gesco.sender").warning(
+            "listening on %s without API keys: anyone who reaches this port can transmit (docs/security.md)",
+            settings.host)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                            **uvicorn_ssl(settings.tls_cert, settings.tls_key), **uvicorn_log_options(settings.log_json))
     run_uvicorn(config)
     return 0
 

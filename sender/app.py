@@ -9,14 +9,20 @@ Status codes of ``POST /transmit``:
   class ids, a parameter out of range or not a number, an unknown form field;
 * 503: no segmenter and no label map, or the channel or the receiver is down
   (nothing was stored); 504: they did not answer before the deadline.
+
+With API keys configured: 401 without a valid ``Authorization: Bearer <key>``; any
+unsafe request from a browser page of another origin: 403; a client over its rate
+limit: 429 with ``Retry-After`` (:mod:`gesco.serving.auth`, ``docs/security.md``).
+``GET /healthz`` (alive), ``GET /readyz`` (segmenter loaded, channel reachable) and
+``GET /metrics`` (Prometheus) need no key.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
-import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -45,9 +51,13 @@ from gesco.link import (
     upload_report,
 )
 from gesco.semantics.classes import get_class_space
-from gesco.serving.grpc_kit import channel_options
+from gesco.serving import auth, tls
 from gesco.serving.api_docs import add_offline_docs
+from gesco.serving.logs import bind_job
+from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
+from gesco.serving.probes import grpc_health_on
+from gesco.serving.readiness import READYZ_RESPONSES, NotReady, run_checks
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
 
 from sender.cors import allow_viewer
@@ -174,16 +184,28 @@ class SegmenterSlot:
 
 
 class ChannelClient:
-    """gRPC client of ``Channel.Transmit`` with the settings' deadline."""
+    """gRPC client of ``Channel.Transmit`` with the settings' deadline.
 
-    def __init__(self, address: str, timeout_s: float, max_message_bytes: int) -> None:
+    Args:
+        api_key: sent as ``authorization: Bearer`` metadata (channel with keys on).
+        tls_ca: CA of the channel's TLS certificate (``None``: plaintext).
+    """
+
+    def __init__(self, address: str, timeout_s: float, max_message_bytes: int, api_key: str | None = None,
+                 tls_ca=None) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        self.api_key = api_key
+        self._channel = tls.client_channel(address, max_message_bytes, tls_ca)
         self._stub = gesco_pb2_grpc.ChannelStub(self._channel)
 
-    def transmit(self, frame: SemanticFrame) -> TransmitAck:
-        return self._stub.Transmit(frame, timeout=self.timeout_s)
+    def transmit(self, frame: SemanticFrame, owner: str | None = None) -> TransmitAck:
+        """Send ``frame``; ``owner`` (the client key's identity) travels as metadata to the receiver."""
+        return self._stub.Transmit(frame, timeout=self.timeout_s, metadata=auth.bearer_metadata(self.api_key, owner))
+
+    def health(self, timeout: float = 1.0) -> str:
+        """The channel's gRPC health status over this client's connection (TLS included)."""
+        return grpc_health_on(self._channel, timeout=timeout)
 
     def close(self) -> None:
         self._channel.close()
@@ -236,8 +258,13 @@ def create_app(
     space = get_class_space(settings.class_space)
     resolution = (settings.height, settings.width)
     own_channel = channel is None
-    channel = channel or ChannelClient(settings.channel_address, settings.channel_timeout_s, settings.max_message_bytes)
+    keys = auth.ApiKeys(auth.read_keys(settings.api_keys, settings.api_keys_file))
+    channel = channel or ChannelClient(
+        settings.channel_address, settings.channel_timeout_s, settings.max_message_bytes,
+        api_key=auth.read_secret(settings.channel_api_key, settings.channel_api_key_file), tls_ca=settings.channel_tls_ca,
+    )
     slot = SegmenterSlot(segmenter)
+    metrics = ServiceMetrics("sender")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -262,7 +289,16 @@ def create_app(
     app.state.settings = settings
     app.state.channel = channel
     app.state.segmenter = slot
+    app.state.metrics = metrics
+    limiter = (auth.RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+               if settings.rate_limit_per_s > 0 else None)
+    app.add_middleware(auth.HttpGuard, config=auth.GuardConfig(
+        keys=keys, rate_limiter=limiter, rate_limited=frozenset({("POST", "/transmit")}),
+        trusted_origins=frozenset(auth.with_loopback_aliases(auth.origin_of(settings.receiver_url))
+                                  + auth.parse_origins(settings.allowed_origins)),
+    ))
     allow_viewer(app, settings.receiver_url)
+    install_http(app, metrics)  # outermost: counts the guard's 401 / 403 / 429 too
     max_body = 3 * settings.max_upload_bytes + 64 * 1024
 
     @app.middleware("http")
@@ -280,9 +316,30 @@ def create_app(
                       aspect=settings.aspect,
                       channel_address=settings.channel_address)
 
+    @app.get("/readyz", summary="Readiness: segmenter loaded, channel reachable (503 otherwise)",
+             responses=READYZ_RESPONSES)
+    def readyz():
+        def segmenter() -> str:
+            if slot.segmenter is not None:
+                return "ok"
+            if segmenter is None and not settings.load_segmenter:
+                return "disabled (uploads need a label map)"
+            raise NotReady(slot.error or "not loaded yet")
+
+        def downstream() -> str:
+            status = channel.health()
+            if status != "SERVING":
+                raise NotReady(f"channel at {channel.address}: {status}")
+            return "ok"
+
+        return run_checks({"segmenter": segmenter, "channel": downstream})
+
     errors = {code: {"model": ErrorDetail, "description": text} for code, text in {
+        401: "No or unknown API key (only when the sender is configured with keys).",
+        403: "A browser request from another origin.",
         409: "A job with this id exists already at the receiver.",
         413: "A file or the image is over the size limit.",
+        429: "Too many requests from this client; retry after the Retry-After header's seconds.",
         415: "A file is not a PNG or JPEG image (label / instance maps: not a PNG).",
         422: "Corrupt image, maps of the wrong shape or with unknown class ids, bad parameters.",
         503: "The channel or the receiver is down, or no segmenter for an upload without a label map.",
@@ -320,7 +377,9 @@ def create_app(
             raise HTTPException(422, str(e)) from None
         if "instance" in files and "label" not in files:
             raise HTTPException(422, "instance: an instance map needs its label map (upload 'label' too)")
-        job_id = uuid.uuid4().hex
+        job_id = new_job_id()
+        bind_job(job_id)
+        owner = auth.client_identity(request)
         segment = "label" not in files
 
         def encode() -> tuple[SemanticFrame, dict[str, float]]:
@@ -351,13 +410,17 @@ def create_app(
         frame, timings = await run_in_threadpool(encode)
         t1 = time.perf_counter()
         try:
-            ack = await run_in_threadpool(channel.transmit, frame)
+            ack = await run_in_threadpool(channel.transmit, frame, owner)
         except grpc.RpcError as e:
             log.warning("transmission %s failed: %s %s", job_id, e.code().name, e.details())
             raise http_error_for_rpc(e, channel.address) from None
         channel_s = time.perf_counter() - t1
         if ack.status != ACK_ACCEPTED:
             raise HTTPException(422, f"the channel refused the frame: {ack.message}")
+        timings["channel"] = channel_s
+        metrics.observe_stages(timings, {k: k for k in ("decode", "resize", "segment", "encode", "reference", "channel")})
+        metrics.count_transmission(ack.report.payload_bits, ack.report.header_bits, ack.report.channel_uses)
+        log.info("transmission %s accepted: %d bits", job_id, ack.report.payload_bits + ack.report.header_bits)
         result_url = f"{settings.receiver_url.rstrip('/')}/result/{job_id}"
         upload = upload_report(frame.upload)
         if upload["out_of_domain"]:
@@ -379,6 +442,11 @@ def create_app(
         )
 
     return app
+
+
+def new_job_id() -> str:
+    """A job id: 128 random bits from the OS's CSPRNG as 32 hex digits (unguessable, unlike a uuid4's 122)."""
+    return secrets.token_hex(16)
 
 
 def _input_error(field: str | None, e: GescoInputError) -> HTTPException:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,4 +47,20 @@ class SenderSettings(BaseSettings):
     jpeg_quality: int = Field(DEFAULT_JPEG_QUALITY, ge=1, le=100, description="JPEG quality of the budget's JPEG reference.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
     torch_threads: int = Field(1, ge=0, description="torch intra-op threads (0 = torch's default).")
+    # access control, TLS, limits (docs/security.md)
+    api_keys: str = Field("", description="Comma-separated API keys clients must send as 'Authorization: Bearer <key>' "
+                          "(empty, with api_keys_file unset: no key needed).")
+    api_keys_file: Path | None = Field(None, description="File of API keys, one per line (e.g. a Docker secret).")
+    channel_api_key: str | None = Field(None, description="Key this sender sends to the channel's gRPC server.")
+    channel_api_key_file: Path | None = Field(None, description="File holding channel_api_key.")
+    channel_tls_ca: Path | None = Field(None, description="CA certificate (PEM) of the channel's TLS server: "
+                                        "set it to talk TLS to the channel.")
+    tls_cert: Path | None = Field(None, description="Certificate (PEM) of this HTTPS server (with tls_key).")
+    tls_key: Path | None = Field(None, description="Private key (PEM) of this HTTPS server.")
+    allowed_origins: str = Field("", description="Comma-separated browser origins allowed to POST besides this "
+                                 "service's own loopback origin and the receiver_url's origin.")
+    rate_limit_per_s: float = Field(10.0, ge=0, description="POST /transmit requests per second per client "
+                                    "(API key, else IP address); 0 = no limit.")
+    rate_limit_burst: int = Field(20, ge=1, description="Requests a client may make at once before the rate applies.")
+    log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

@@ -89,6 +89,8 @@ def make_server(
     address: str,
     max_workers: int = 8,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    interceptors: tuple[grpc.ServerInterceptor, ...] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.Server, health.HealthServicer, int]:
     """Build (not start) a server for one gesco service plus health checking.
 
@@ -96,6 +98,10 @@ def make_server(
         service: full service name (:data:`CHANNEL_SERVICE` or :data:`RECEIVER_SERVICE`).
         methods: method name -> handler (:func:`tolerant_unary`).
         address: ``host:port`` to bind (port 0 picks a free port).
+        interceptors: server interceptors, outermost first (metrics, API keys:
+            :mod:`gesco.serving.metrics`, :mod:`gesco.serving.auth`).
+        credentials: TLS credentials (:func:`gesco.serving.tls.server_credentials`);
+            ``None`` serves plaintext.
     Returns:
         ``(server, health servicer, bound port)``; the health status of ``""`` and of
         ``service`` is ``NOT_SERVING`` until :func:`set_serving` is called.
@@ -105,6 +111,7 @@ def make_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service.rsplit(".", 1)[-1].lower()),
         options=server_options(max_message_bytes),
+        interceptors=interceptors,
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
     health_servicer = health.HealthServicer()
@@ -112,7 +119,7 @@ def make_server(
     for name in ("", service):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     try:
-        port = server.add_insecure_port(address)
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError as e:  # grpcio raises RuntimeError when it cannot bind
         raise OSError(f"cannot bind gRPC server to {address}: {e}") from None
     if port == 0:

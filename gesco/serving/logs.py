@@ -1,0 +1,72 @@
+"""Service logging: plain text (default) or one JSON object per line, with the job id.
+
+``configure_logging(service, level, json_logs=True)`` makes every record a JSON line::
+
+    {"time": "2026-12-01T05:12:03.120Z", "level": "INFO", "service": "sender",
+     "logger": "gesco.sender", "message": "...", "job_id": "3f2a..."}
+
+``job_id`` is the record's ``extra={"job_id": ...}`` or else the id bound with
+:func:`bind_job` in the current context (the sender's request, the channel's and the
+receiver's gRPC handler); records outside a job have no ``job_id`` key. Exceptions
+appear as ``"exc_info"`` (the formatted traceback). uvicorn's own loggers go through the
+same handler (the services pass ``log_config=None`` to uvicorn in JSON mode).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+#: the job the current request / call works on
+JOB_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("gesco_job_id", default=None)
+
+
+def bind_job(job_id: str | None) -> contextvars.Token:
+    """Attach ``job_id`` to the log records of the current context (returns the reset token)."""
+    return JOB_ID.set(job_id)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record (see the module docstring)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job_id = getattr(record, "job_id", None) or JOB_ID.get()
+        if job_id:
+            doc["job_id"] = job_id
+        if record.exc_info:
+            doc["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO", json_logs: bool = False) -> None:
+    """Configure the root logger of a service process (replaces its handlers)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def uvicorn_log_options(json_logs: bool) -> dict:
+    """uvicorn.Config options: in JSON mode, let uvicorn's loggers use the root handler."""
+    return {"log_config": None} if json_logs else {}

@@ -1,0 +1,67 @@
+"""TLS for the services: gRPC credentials, uvicorn's ssl options, a client SSL context.
+
+Certificates are PEM files (``gesco certs`` makes a self-signed CA and a server
+certificate signed by it, :mod:`gesco.commands.certs`). A server is given its
+certificate and key (``GESCO_*_TLS_CERT`` / ``..._TLS_KEY``); a client is given the CA
+that signed it (``GESCO_SENDER_CHANNEL_TLS_CA``, ``GESCO_CHANNEL_RECEIVER_TLS_CA``) and
+then refuses a server whose certificate does not chain to that CA or does not name the
+host it dialled. Without these settings everything is plaintext, as before.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import grpc
+
+from gesco.serving.auth import ConfigError
+from gesco.serving.grpc_kit import channel_options
+
+
+def _read(path: Path | str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the {what} {path}: {e}") from None
+
+
+def check_pair(cert: Path | str | None, key: Path | str | None, what: str) -> bool:
+    """Whether a certificate / key pair is configured (``True``) or not (``False``).
+
+    Raises:
+        ConfigError: only one of the two is set, or a file cannot be read.
+    """
+    if bool(cert) != bool(key):
+        raise ConfigError(f"{what}: set both the TLS certificate and its key, or neither")
+    if cert:
+        _read(cert, "TLS certificate")
+        _read(key, "TLS key")
+    return bool(cert)
+
+
+def server_credentials(cert: Path | str, key: Path | str) -> grpc.ServerCredentials:
+    """gRPC server credentials from a PEM certificate (chain) and its private key."""
+    return grpc.ssl_server_credentials([(_read(key, "TLS key"), _read(cert, "TLS certificate"))])
+
+
+def client_channel(address: str, max_message_bytes: int, ca: Path | str | None = None) -> grpc.Channel:
+    """A gRPC channel to ``address``: TLS trusting ``ca`` when given, plaintext otherwise."""
+    options = channel_options(max_message_bytes)
+    if ca is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_read(ca, "TLS CA")),
+                               options=options)
+
+
+def uvicorn_ssl(cert: Path | str | None, key: Path | str | None) -> dict[str, str]:
+    """uvicorn's ``ssl_certfile`` / ``ssl_keyfile`` options (empty: plain HTTP)."""
+    if not check_pair(cert, key, "HTTP server"):
+        return {}
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def client_ssl_context(ca: Path | str) -> ssl.SSLContext:
+    """An SSL context for HTTPS clients that trusts ``ca`` (and verifies host names)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    return context
