@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "gesco.commands.send",
     "gesco.commands.budget",
     "gesco.commands.evaluate",
+    "gesco.commands.certs",
 ]
 
 

@@ -319,7 +319,7 @@ def create_app(
     @app.get("/readyz", summary="Readiness: segmenter loaded, channel reachable (503 otherwise)",
              responses=READYZ_RESPONSES)
     def readyz():
-        def segmenter() -> str:
+        def segmenter_loaded() -> str:
             if slot.segmenter is not None:
                 return "ok"
             if segmenter is None and not settings.load_segmenter:
@@ -332,7 +332,7 @@ def create_app(
                 raise NotReady(f"channel at {channel.address}: {status}")
             return "ok"
 
-        return run_checks({"segmenter": segmenter, "channel": downstream})
+        return run_checks({"segmenter": segmenter_loaded, "channel": downstream})
 
     errors = {code: {"model": ErrorDetail, "description": text} for code, text in {
         401: "No or unknown API key (only when the sender is configured with keys).",

@@ -7,6 +7,11 @@ segmenter does not recognise), polls the receiver's result URL, saves the genera
 image and prints the bit budget and the timings. Progress (sampling step k of n and an
 ETA) is one line rewritten in place on a terminal, and one line per state change
 (queued, preparing, sampling, writing, done) when stderr is a file or a pipe.
+
+Services with API keys (docs/security.md): the key is read from the environment
+variable ``GESCO_API_KEY`` (never from the command line, where other users of the
+machine could read it in the process list) and sent as ``Authorization: Bearer``.
+HTTPS services with a private CA: ``--ca ca.pem`` (or ``GESCO_CA``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoError, GescoInputError
@@ -30,6 +36,12 @@ DEFAULT_SENDER_URL = "http://127.0.0.1:8000"
 def sender_url(flag: str | None) -> str:
     """The sender's base URL: ``--sender``, else ``$GESCO_SENDER_URL``, else ``http://127.0.0.1:8000``."""
     return flag or os.environ.get(SENDER_URL_ENV) or DEFAULT_SENDER_URL
+
+
+#: environment variable holding the API key
+API_KEY_ENV = "GESCO_API_KEY"
+#: environment variable holding the CA certificate path
+CA_ENV = "GESCO_CA"
 
 
 class ServiceError(GescoError):
@@ -57,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"sender base URL (default ${SENDER_URL_ENV}, else {DEFAULT_SENDER_URL})")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the result")
     p.add_argument("--json", action="store_true", help="print the final result document as JSON")
+    p.add_argument("--ca", default=os.environ.get(CA_ENV) or None,
+                   help=f"CA certificate (PEM) of HTTPS services (default: ${CA_ENV}; `gesco certs` makes one)")
     p.set_defaults(handler=_send)
 
 
@@ -146,11 +160,21 @@ def _send(args: argparse.Namespace) -> int:
         "seed": str(args.seed), "fds": "false" if args.no_fds else "true",
     }
     url = args.sender.rstrip("/") + "/transmit"
-    with httpx.Client(timeout=httpx.Timeout(60.0)) as client:
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    verify = True
+    if args.ca:
+        from gesco.serving.tls import client_ssl_context
+
+        verify = client_ssl_context(args.ca)
+    with httpx.Client(timeout=httpx.Timeout(60.0), headers=headers, verify=verify) as client:
         try:
             reply = client.post(url, files=files, data=form)
         except httpx.HTTPError as e:
             raise ServiceError(f"cannot reach the sender at {args.sender} ({e}); is `gesco up` running?") from None
+        if reply.status_code in (401, 403) and not key:
+            raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}; "
+                               f"set {API_KEY_ENV} to your API key")
         if reply.status_code != 202:
             raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}")
         accepted = reply.json()
@@ -185,14 +209,14 @@ def _send(args: argparse.Namespace) -> int:
             time.sleep(0.25 if elapsed < 10 else 1.0)
         if status == "failed":
             raise ServiceError(f"job {job_id} failed: {result.get('reason')}")
-        image = client.get(result["links"]["image"])
+        image = client.get(urljoin(result_url, result["links"]["image"]))
         image.raise_for_status()
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(image.content)
         if args.maps_out:
-            for key, suffix in (("received_maps", "received"), ("denoised_maps", "denoised")):
-                r = client.get(result["links"][key])
+            for link, suffix in (("received_maps", "received"), ("denoised_maps", "denoised")):
+                r = client.get(urljoin(result_url, result["links"][link]))
                 r.raise_for_status()
                 Path(f"{args.maps_out}_{suffix}.png").write_bytes(r.content)
     if args.json:

@@ -6,7 +6,7 @@
      "logger": "gesco.sender", "message": "...", "job_id": "3f2a..."}
 
 ``job_id`` is the record's ``extra={"job_id": ...}`` or else the id bound with
-:func:`bind_job` in the current context (the sender's request, the channel's and the
+:func:`bind_job` in the context that logged it (:class:`JobIdFilter`) (the sender's request, the channel's and the
 receiver's gRPC handler); records outside a job have no ``job_id`` key. Exceptions
 appear as ``"exc_info"`` (the formatted traceback). uvicorn's own loggers go through the
 same handler (the services pass ``log_config=None`` to uvicorn in JSON mode).
@@ -29,6 +29,19 @@ def bind_job(job_id: str | None) -> contextvars.Token:
     return JOB_ID.set(job_id)
 
 
+class JobIdFilter(logging.Filter):
+    """Copies the context's job id into each record as it is emitted (``record.job_id``).
+
+    Attached to the handler, so that the id is taken in the thread and context that
+    logged the record, even when the record is formatted later.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "job_id", None) is None:
+            record.job_id = JOB_ID.get()
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record (see the module docstring)."""
 
@@ -45,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        job_id = getattr(record, "job_id", None) or JOB_ID.get()
+        job_id = getattr(record, "job_id", None)
         if job_id:
             doc["job_id"] = job_id
         if record.exc_info:
@@ -56,6 +69,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(service: str, level: str = "INFO", json_logs: bool = False) -> None:
     """Configure the root logger of a service process (replaces its handlers)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(JobIdFilter())
     if json_logs:
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -44,10 +44,12 @@ def make_tiny_checkpoint(path: Path, resolution: tuple[int, int] = TINY_RESOLUTI
 class UvicornThread:
     """Serve an ASGI app on a background thread (``with UvicornThread(app, port): ...``)."""
 
-    def __init__(self, app, port: int, host: str = "127.0.0.1") -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    def __init__(self, app, port: int, host: str = "127.0.0.1", **config) -> None:
+        """``config``: more ``uvicorn.Config`` options (``ssl_certfile`` / ``ssl_keyfile``: served over https)."""
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                                    **config))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://{host}:{port}"
+        self.url = f"{'https' if config.get('ssl_certfile') else 'http'}://{host}:{port}"
 
     def __enter__(self) -> "UvicornThread":
         self.thread.start()
