@@ -9,6 +9,7 @@ both files too.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shlex
 import shutil
@@ -21,6 +22,7 @@ from svc_helpers import REPO
 
 COMPOSE = REPO / "docker-compose.yml"
 GPU = REPO / "docker-compose.gpu.yml"
+SECURE = REPO / "docker-compose.secure.yml"
 DOCKERFILE = REPO / "Dockerfile"
 
 
@@ -57,8 +59,9 @@ def test_three_services_from_one_image(compose):
 
 def test_ports_volume_and_dependencies(compose):
     services = compose["services"]
-    assert services["sender"]["ports"] == ["8000:8000"]
-    assert services["receiver"]["ports"] == ["8002:8002"]
+    # published on loopback unless GESCO_BIND says otherwise (docs/security.md)
+    assert services["sender"]["ports"] == ["${GESCO_BIND:-127.0.0.1}:8000:8000"]
+    assert services["receiver"]["ports"] == ["${GESCO_BIND:-127.0.0.1}:8002:8002"]
     assert "ports" not in services["channel"]  # internal: only the sender talks to it
     assert "gesco-data" in compose["volumes"]
     for s in services.values():
@@ -95,6 +98,53 @@ def test_health_checks_probe_the_right_ports(compose):
             assert f"127.0.0.1:{port}" in text, (name, port)
 
 
+def test_containers_are_unprivileged_and_read_only(compose):
+    for name, s in compose["services"].items():
+        assert s["read_only"] is True and "/tmp" in s["tmpfs"], name
+        uid = str(s["user"]).split(":")[0]
+        assert uid.isdigit() and int(uid) != 0, name
+        assert s["cap_drop"] == ["ALL"] and "no-new-privileges:true" in s["security_opt"]
+        writable = {v.split(":")[1] for v in s["volumes"]} | set(s["tmpfs"])
+        for key, value in s["environment"].items():  # every path a service writes is writable
+            if str(value).startswith("/") and key.endswith(("DATA_DIR", "BUDGET_LOG")):
+                assert any(str(value).startswith(w + "/") for w in writable), (key, value)
+    users = re.findall(r"^USER\s+(\S+)", DOCKERFILE.read_text(), flags=re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert "useradd --create-home --uid 1000" in DOCKERFILE.read_text()
+
+
+def test_secure_override_wires_keys_and_certificates_from_secrets(compose):
+    secure = yaml.safe_load(SECURE.read_text())
+    declared = secure["secrets"]
+    for name, s in secure["services"].items():
+        assert name in compose["services"]
+        cls = settings_class(name)
+        prefix = cls.model_config["env_prefix"]
+        mounted = set(s["secrets"])
+        assert mounted <= set(declared), name
+        for key, value in s["environment"].items():
+            if key == "GESCO_PROBE_CA":  # read by gesco.serving.probes, the health checks
+                assert value == "/run/secrets/tls_ca"
+                continue
+            field = key[len(prefix):].lower()
+            assert key.startswith(prefix) and field in cls.model_fields, key
+            if str(value).startswith("/"):
+                assert value.startswith("/run/secrets/") and value.rsplit("/", 1)[1] in mounted, (key, value)
+        env = s["environment"]
+        assert f"{prefix}TLS_CERT" in env and f"{prefix}TLS_KEY" in env
+        assert any(k.endswith("API_KEYS_FILE") for k in env), name
+        text = json.dumps(s["healthcheck"]["test"])
+        if name != "channel":
+            assert "https://127.0.0.1:" in text, name
+    # every hop has a key and a CA on the client side
+    assert "GESCO_SENDER_CHANNEL_API_KEY_FILE" in secure["services"]["sender"]["environment"]
+    assert "GESCO_SENDER_CHANNEL_TLS_CA" in secure["services"]["sender"]["environment"]
+    assert "GESCO_CHANNEL_RECEIVER_API_KEY_FILE" in secure["services"]["channel"]["environment"]
+    assert "GESCO_CHANNEL_RECEIVER_TLS_CA" in secure["services"]["channel"]["environment"]
+    for name in ("secrets",):
+        assert f"/{name}/" in (REPO / ".gitignore").read_text().split() and name in (REPO / ".dockerignore").read_text().split()
+
+
 def test_gpu_override_reserves_a_gpu_for_the_receiver():
     gpu = yaml.safe_load(GPU.read_text())
     assert set(gpu["services"]) == {"receiver"}
@@ -116,7 +166,7 @@ def test_dockerfile_copies_what_exists_and_is_not_ignored():
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
-@pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, GPU]], ids=["cpu", "gpu"])
+@pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, GPU], [COMPOSE, SECURE]], ids=["cpu", "gpu", "secure"])
 def test_docker_compose_config_accepts_the_files(files):
     args = ["docker-compose"] + [a for f in files for a in ("-f", str(f))] + ["config", "--quiet"]
     run = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
