@@ -87,7 +87,9 @@ class Stack:
         self.log = open(data_dir / "services.log", "ab")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GESCO_RECEIVER_TORCH_THREADS": str(threads),
                "GESCO_RECEIVER_LOG_LEVEL": "WARNING", "GESCO_SENDER_LOG_LEVEL": "WARNING",
-               "GESCO_CHANNEL_LOG_LEVEL": "WARNING", "GESCO_RECEIVER_FSYNC": "true"}
+               "GESCO_CHANNEL_LOG_LEVEL": "WARNING", "GESCO_RECEIVER_FSYNC": "true",
+               # throughput is measured, not the per-client limit (bench_access.py measures that)
+               "GESCO_SENDER_RATE_LIMIT_PER_S": os.environ.get("GESCO_SENDER_RATE_LIMIT_PER_S", "0")}
         for s in self.services:
             s.process = subprocess.Popen([sys.executable, "-m", s.module], env={**env, **s.env}, cwd=REPO,
                                          stdout=self.log, stderr=subprocess.STDOUT)
