@@ -89,6 +89,13 @@ def main() -> int:
     files = scene(3, 48, 96)
     out: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
                  "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": "tiny random weights"}
+    from sender.settings import SenderSettings
+
+    defaults = SenderSettings.model_fields
+    # the sender's default limit (bench_services.Stack turns it off unless the environment sets it)
+    os.environ["GESCO_SENDER_RATE_LIMIT_PER_S"] = str(defaults["rate_limit_per_s"].default)
+    os.environ["GESCO_SENDER_RATE_LIMIT_BURST"] = str(defaults["rate_limit_burst"].default)
+    out["rate_limit"] = {"per_s": defaults["rate_limit_per_s"].default, "burst": defaults["rate_limit_burst"].default}
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = tiny_checkpoint(Path(tmp), RESOLUTION)
         stack = Stack(ckpt, 4, Path(tmp) / "open", segmenter=False, threads=1)
