@@ -120,7 +120,7 @@ class Worker:
                 settings = TransmitSettings(**job.settings)
                 maps = receiver_maps(received, fds=settings.fds, kernel=self.fds_kernel)
             except Exception as e:  # noqa: BLE001 - any failure fails this job alone, with its reason
-                log.exception("job %s: cannot prepare the conditioning", job.id)
+                log.exception("job %s: cannot prepare the conditioning", job.id, extra={"job_id": job.id})
                 self.store.mark_failed(job.id, f"cannot prepare the conditioning: {type(e).__name__}: {e}")
                 continue
             timings = {
@@ -158,9 +158,9 @@ class Worker:
                 timings["total_s"] = time.time() - job.created_at
                 self.store.mark_done(job.id, _rounded(timings))
                 self.on_done(timings)
-                log.info("job %s done (batch of %d, sampling %.2f s)", job.id, len(prepared), sampling_s)
+                log.info("job %s done (batch of %d, sampling %.2f s)", job.id, len(prepared), sampling_s, extra={"job_id": job.id})
             except Exception as e:  # noqa: BLE001
-                log.exception("job %s: cannot write the results", job.id)
+                log.exception("job %s: cannot write the results", job.id, extra={"job_id": job.id})
                 self.store.mark_failed(job.id, f"cannot write the results: {type(e).__name__}: {e}")
 
     def _write_pngs(self, job_id: str, maps: ReceiverMaps, image: np.ndarray) -> None:

@@ -297,8 +297,8 @@ def create_app(
         trusted_origins=frozenset(auth.with_loopback_aliases(auth.origin_of(settings.receiver_url))
                                   + auth.parse_origins(settings.allowed_origins)),
     ))
+    # the viewer's CORS outside the guard: its refusals (401 / 403 / 429) carry CORS headers too
     allow_viewer(app, settings.receiver_url)
-    install_http(app, metrics)  # outermost: counts the guard's 401 / 403 / 429 too
     max_body = 3 * settings.max_upload_bytes + 64 * 1024
 
     @app.middleware("http")
@@ -307,6 +307,8 @@ def create_app(
         if length is not None and length.isdigit() and int(length) > max_body:
             return JSONResponse({"detail": f"request body is {length} bytes, the limit is {max_body}"}, status_code=413)
         return await call_next(request)
+
+    install_http(app, metrics)  # outermost: counts the 413s above and the guard's 401 / 403 / 429 too
 
     @app.get("/healthz", response_model=Health, summary="Liveness and configuration")
     def healthz(settings: Annotated[SenderSettings, Depends(get_settings)],

@@ -267,6 +267,8 @@ class HttpGuard:
             if why:
                 return 403, why, []
         identity = None
+        if method == "OPTIONS":  # CORS preflights never carry credentials; they reach no handler
+            return None
         if cfg.keys.enabled and path not in cfg.open_paths and not path.startswith(cfg.open_prefixes):
             token = bearer_token(headers.get("authorization"))
             identity = cfg.keys.identify(token)

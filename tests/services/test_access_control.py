@@ -271,3 +271,28 @@ def _value(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{name} not in the metrics")
+
+
+def test_preflight_needs_no_key(secured):
+    """A CORS preflight carries no credentials: the key check lets it through (no handler runs)."""
+    with secured.client() as c:
+        r = c.options(secured.sender_url + "/transmit", headers={"Origin": secured.receiver_url,
+                                                                 "Access-Control-Request-Method": "POST"})
+    assert r.status_code != 401
+
+
+def test_gesco_send_takes_the_key_from_the_environment(secured, files, tmp_path, monkeypatch, capsys):
+    from gesco.cli import main
+
+    for name in ("image", "label", "instance"):
+        (tmp_path / f"{name}.png").write_bytes(files[name])
+    argv = ["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--instance",
+            str(tmp_path / "instance.png"), "--steps", "2", "--sender", secured.sender_url,
+            "--ca", str(secured.certs["ca.pem"]), "--out", str(tmp_path / "out.png"), "--maps-out", str(tmp_path / "m")]
+    monkeypatch.delenv("GESCO_API_KEY", raising=False)
+    assert main(argv) == 2
+    assert "set GESCO_API_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("GESCO_API_KEY", BOB)
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "m_denoised.png").exists()
+    assert BOB not in capsys.readouterr().out
