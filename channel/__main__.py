@@ -7,6 +7,7 @@ SIGINT / SIGTERM stop the server cleanly (running calls get 5 s to finish).
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -30,7 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("channel", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    server = create_server(settings).start()
+    from gesco.errors import GescoError
+    from gesco.serving.auth import ApiKeys, read_keys, warn_if_exposed
+
+    try:
+        server = create_server(settings)
+    except GescoError as e:  # an unusable key file, a short key, half a TLS pair
+        print(f"channel: cannot start: {e}", file=sys.stderr, flush=True)
+        return 2
+    warn_if_exposed("the channel", settings.host, ApiKeys(read_keys(settings.grpc_api_keys, settings.grpc_api_keys_file)),
+                    logging.getLogger("gesco.channel"))
+    server.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -7,6 +7,7 @@ Exits with status 2 and a one-line message when the checkpoint is missing.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import torch
@@ -34,11 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(settings.torch_threads)
     from receiver.service import ReceiverService
 
+    from gesco.serving.auth import ApiKeys, ConfigError, read_keys, warn_if_exposed
+
     try:
         service = ReceiverService(settings)
-    except CheckpointError as e:
+    except (CheckpointError, ConfigError) as e:
         print(f"receiver: cannot start: {e}", file=sys.stderr, flush=True)
         return 2
+    warn_if_exposed("the receiver", settings.host, ApiKeys(read_keys(settings.api_keys, settings.api_keys_file)),
+                    logging.getLogger("gesco.receiver"))
     service.run()
     return 0
 

@@ -12,6 +12,8 @@ import sys
 import torch
 import uvicorn
 
+from gesco.errors import GescoError
+from gesco.serving.auth import ApiKeys, read_keys, warn_if_exposed
 from gesco.serving.logs import configure_logging, uvicorn_log_options
 from gesco.serving.runner import run_uvicorn
 from gesco.serving.tls import uvicorn_ssl
@@ -31,13 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("sender", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    app = create_app(settings)
-    if not (settings.api_keys or settings.api_keys_file) and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        logging.getLogger("gesco.sender").warning(
-            "listening on %s without API keys: anyone who reaches this port can transmit (docs/security.md)",
-            settings.host)
+    try:
+        app = create_app(settings)
+        ssl = uvicorn_ssl(settings.tls_cert, settings.tls_key)
+    except GescoError as e:  # an unusable key file, a short key, half a TLS pair
+        print(f"sender: cannot start: {e}", file=sys.stderr, flush=True)
+        return 2
+    warn_if_exposed("the sender", settings.host, ApiKeys(read_keys(settings.api_keys, settings.api_keys_file)),
+                    logging.getLogger("gesco.sender"))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                            **uvicorn_ssl(settings.tls_cert, settings.tls_key), **uvicorn_log_options(settings.log_json))
+                            **ssl, **uvicorn_log_options(settings.log_json))
     run_uvicorn(config)
     return 0
 

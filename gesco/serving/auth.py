@@ -161,6 +161,15 @@ def owner_from_metadata(context: grpc.ServicerContext) -> str | None:
     return owner
 
 
+def warn_if_exposed(service: str, host: str, keys: ApiKeys, logger) -> bool:
+    """Log a warning when ``service`` listens beyond loopback without keys; return whether it did."""
+    if keys.enabled or host in LOOPBACK_HOSTS:
+        return False
+    logger.warning("%s listens on %s without API keys: anyone who reaches this port is a client "
+                   "(see docs/security.md)", service, host)
+    return True
+
+
 # --------------------------------------------------------------------------- origins
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of an http(s) URL, lower-case, default ports dropped.

@@ -296,3 +296,26 @@ def test_gesco_send_takes_the_key_from_the_environment(secured, files, tmp_path,
     assert main(argv) == 0, capsys.readouterr().err
     assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "m_denoised.png").exists()
     assert BOB not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("service, env, message", [
+    ("sender", {"GESCO_SENDER_API_KEYS": "short", "GESCO_SENDER_LOAD_SEGMENTER": "false"}, "at least 16 characters"),
+    ("channel", {"GESCO_CHANNEL_TLS_CERT": "cert.pem"}, "set both the TLS certificate and its key"),
+    ("channel", {"GESCO_CHANNEL_GRPC_API_KEYS_FILE": "missing-keys"}, "cannot read the API key file"),
+])
+def test_services_refuse_unusable_security_settings(service, env, message, monkeypatch, capsys):
+    """A short key, half a TLS pair or a missing key file stops the service at start-up with one line (status 2)."""
+    import importlib
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    for k, v in {**env, f"GESCO_{service.upper()}_PORT": str(free_port()), f"GESCO_{service.upper()}_TORCH_THREADS": "0"
+                 }.items():
+        monkeypatch.setenv(k, v)
+    try:
+        assert importlib.import_module(f"{service}.__main__").main([]) == 2
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert err.startswith(f"{service}: cannot start:") and message in err, err
