@@ -170,6 +170,8 @@ def test_grpc_tls_needs_the_ca(secured):
     ca = str(secured.certs["ca.pem"])
     assert grpc_health(secured.channel_address, ca=ca, timeout=5) == "SERVING"
     assert grpc_health(secured.receiver_grpc, ca=ca, timeout=5) == "SERVING"
+    ip = secured.channel_address.replace("localhost", "127.0.0.1")  # the IP SAN (the Docker health checks dial it)
+    assert grpc_health(ip, ca=ca, timeout=5) == "SERVING"
     assert grpc_health(secured.channel_address, timeout=2) == "UNREACHABLE"  # plaintext client, TLS server
     other = make_certificates(secured.certs["ca.pem"].parent.parent / "other-ca-2", ["localhost"], days=1)
     assert grpc_health(secured.channel_address, ca=str(other["ca.pem"]), timeout=2) == "UNREACHABLE"
