@@ -161,6 +161,7 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
     ))
     install_http(app, metrics)
     base = public_url.rstrip("/") if public_url else ""
+    app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
 
     def find(store: JobStore, job_id: str, request: Request) -> Job:
         job = store.get(job_id)

@@ -296,15 +296,23 @@ class JobStore:
         out.update({r["status"]: int(r["n"]) for r in rows})
         return out
 
-    def recent(self, limit: int = 50, before: str | None = None) -> list[Job]:
-        """The newest jobs first (at most ``limit``); ``before``: only jobs stored before that id."""
+    def recent(self, limit: int = 50, before: str | None = None, owner: str | None = None,
+               by_owner: bool = False) -> list[Job]:
+        """The newest jobs first (at most ``limit``); ``before``: only jobs stored before that id.
+
+        ``by_owner``: only the jobs of ``owner`` (an API-key identity; ``None``: jobs stored without a key).
+        """
+        where, params = "", []
+        if by_owner:
+            where, params = " AND owner IS ?", [owner]
         with self._lock:
             if before is None:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (int(limit),)).fetchall()
+                rows = self._db.execute(f"SELECT * FROM jobs WHERE 1 = 1{where} ORDER BY seq DESC LIMIT ?",
+                                        (*params, int(limit))).fetchall()
             else:
                 rows = self._db.execute(
-                    "SELECT * FROM jobs WHERE seq < (SELECT seq FROM jobs WHERE id = ?) ORDER BY seq DESC LIMIT ?",
-                    (before, int(limit)),
+                    f"SELECT * FROM jobs WHERE seq < (SELECT seq FROM jobs WHERE id = ?){where} ORDER BY seq DESC LIMIT ?",
+                    (before, *params, int(limit)),
                 ).fetchall()
         return [_job(r) for r in rows]
 

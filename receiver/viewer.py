@@ -40,6 +40,7 @@ from gesco.link import (
     encode_png,
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
+from gesco.serving.auth import client_identity
 
 from receiver.store import JobStore
 
@@ -195,14 +196,17 @@ def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
         store: JobStore = request.app.state.store
         if before is not None and store.get(before) is None:
             raise HTTPException(404, f"no job with id {before!r}")
+        keys = getattr(request.app.state, "keys", None)
+        mine = keys is not None and keys.enabled  # with API keys, a client lists only its own jobs
+        base = getattr(request.app.state, "link_base", "")  # configured, never the Host header
         out = []
-        for job in store.recent(limit, before):
+        for job in store.recent(limit, before, owner=client_identity(request), by_owner=mine):
             s, b = job.settings, job.budget
             out.append(ResultSummary(
                 id=job.id, status=job.status.value, created_at=_iso(job.created_at),
                 psnr_db=s.get("psnr_db"), channel=s.get("channel"), sampler=s.get("sampler"), steps=s.get("steps"),
                 seed=s.get("seed"), total_bits=b.get("total_bits"), measured_snr_db=b.get("measured_snr_db"),
-                url=str(request.url_for("get_result", job_id=job.id)),
+                url=base + request.app.url_path_for("get_result", job_id=job.id),
             ))
         return ResultList(results=out)
 

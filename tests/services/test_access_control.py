@@ -321,3 +321,21 @@ def test_services_refuse_unusable_security_settings(service, env, message, monke
         root.setLevel(saved[1])
     err = capsys.readouterr().err
     assert err.startswith(f"{service}: cannot start:") and message in err, err
+
+
+def test_history_lists_only_the_callers_jobs(secured, alice_job, files):
+    with secured.client(BOB) as c:
+        bob = upload(c, secured.sender_url, files).json()["id"]
+    with secured.client() as c:
+        assert c.get(secured.receiver_url + "/results").status_code == 401
+    seen = {}
+    for name, key in (("alice", ALICE), ("bob", BOB)):
+        with secured.client(key) as c:
+            r = c.get(secured.receiver_url + "/results", params={"limit": 500}, headers={"Host": "evil.example"})
+            assert r.status_code == 200, r.text
+            seen[name] = {d["id"]: d["url"] for d in r.json()["results"]}
+    assert alice_job["id"] in seen["alice"] and bob not in seen["alice"]
+    assert bob in seen["bob"] and alice_job["id"] not in seen["bob"]
+    owners = {secured.receiver.store.get(i).owner for i in seen["alice"]}
+    assert owners == {key_identity(ALICE)}
+    assert seen["bob"][bob] == f"{secured.receiver_url}/result/{bob}"  # the configured URL, not the Host header
