@@ -11,7 +11,7 @@ import grpc
 from gesco.link import apply_channel, budget_record
 from gesco.serving import auth, tls
 from gesco.serving.grpc_kit import CHANNEL_SERVICE, make_server, set_serving, tolerant_unary
-from gesco.serving.logs import bind_job
+from gesco.serving.logs import job_context
 from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics, start_metrics_server
 from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck, gesco_pb2_grpc
 
@@ -41,7 +41,10 @@ class ChannelService:
         self.receiver_key = receiver_key
 
     def transmit(self, frame: SemanticFrame, context: grpc.ServicerContext) -> TransmitAck:
-        bind_job(frame.id or None)
+        with job_context(frame.id or None):  # log lines of this call carry the job id
+            return self._transmit(frame, context)
+
+    def _transmit(self, frame: SemanticFrame, context: grpc.ServicerContext) -> TransmitAck:
         owner = auth.owner_from_metadata(context)  # the sender's client, passed on to the receiver
         # GescoInputError (bad frame, corrupt payload, bad PSNR / preset) -> INVALID_ARGUMENT
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import grpc
 from gesco.errors import ClassIdError, ShapeError
 from gesco.link import TransmitSettings, budget_record, received_maps, upload_report
 from gesco.serving.auth import owner_from_metadata
-from gesco.serving.logs import bind_job
+from gesco.serving.logs import job_context
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 
 from receiver.generation import Generator, check_sampling, num_timesteps
@@ -70,7 +70,10 @@ class Ingest:
         return settings
 
     def deliver(self, received: ReceivedFrame, context: grpc.ServicerContext) -> DeliverAck:
-        bind_job(received.header.id or None)
+        with job_context(received.header.id or None):  # log lines of this call carry the job id
+            return self._deliver(received, context)
+
+    def _deliver(self, received: ReceivedFrame, context: grpc.ServicerContext) -> DeliverAck:
         owner = owner_from_metadata(context)  # identity of the sender's client (API keys on), else None
         settings = self.check(received)  # GescoInputError -> INVALID_ARGUMENT (see grpc_kit)
         header = received.header

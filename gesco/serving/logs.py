@@ -14,6 +14,7 @@ same handler (the services pass ``log_config=None`` to uvicorn in JSON mode).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -25,8 +26,22 @@ JOB_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("gesco_job_i
 
 
 def bind_job(job_id: str | None) -> contextvars.Token:
-    """Attach ``job_id`` to the log records of the current context (returns the reset token)."""
+    """Attach ``job_id`` to the log records of the current context (returns the reset token).
+
+    For a request handled in its own context (an HTTP request's task). On a thread that
+    serves one call after another (gRPC), use :func:`job_context`, which unbinds at the end.
+    """
     return JOB_ID.set(job_id)
+
+
+@contextlib.contextmanager
+def job_context(job_id: str | None):
+    """``with job_context(id): ...``: the block's log records carry ``job_id``; unbound afterwards."""
+    token = JOB_ID.set(job_id)
+    try:
+        yield
+    finally:
+        JOB_ID.reset(token)
 
 
 class JobIdFilter(logging.Filter):

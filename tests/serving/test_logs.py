@@ -60,3 +60,12 @@ def test_configure_logging_switches_format(capsys):
         assert capsys.readouterr().err.strip().endswith("sender INFO plain")
     finally:
         root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+
+
+def test_job_context_unbinds():
+    from gesco.serving.logs import job_context
+
+    assert JOB_ID.get() is None
+    with job_context("abc"):
+        assert JOB_ID.get() == "abc"
+    assert JOB_ID.get() is None
