@@ -46,3 +46,7 @@ class ImageDecodeError(GescoInputError):
 
 class CheckpointError(GescoError):
     """A model checkpoint is missing, corrupt, or does not match the requested config."""
+
+
+class MissingExtraError(GescoError):
+    """A feature needs an optional dependency group (``pip install -e ".[NAME]"``) that is not installed."""

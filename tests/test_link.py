@@ -125,7 +125,7 @@ def test_channel_refuses_bad_settings(scene):
         apply_channel(frame)
     frame.transmit.psnr_db = 10.0
     frame.transmit.channel = "rayleigh"
-    with pytest.raises(ChannelParameterError, match="unknown channel preset"):
+    with pytest.raises(ChannelParameterError, match="unknown channel model"):
         apply_channel(frame)
     frame.transmit.channel = "authors-code"
     frame.transmit.psnr_db = 12.0  # not in the authors' table

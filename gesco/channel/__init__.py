@@ -1,4 +1,5 @@
-"""Channel models: power normalisation, AWGN per Eq. (1), the authors'-code preset.
+"""Channel models: power normalisation, AWGN per Eq. (1), the authors'-code preset,
+Rayleigh block fading (with and without CSI) and the 3GPP TDL model over OFDM.
 
 Use :func:`get_channel` to pick a model by name and :meth:`ChannelModel.transmit` to
 send a batch of real symbols through it. Training, evaluation and the channel service
@@ -14,7 +15,11 @@ from gesco.channel.models import (
     get_channel,
     noise_variance_for_psnr,
     PAPER_PSNRS_DB,
+    register_channel,
+    validate_channel_params,
 )
+from gesco.channel.fading import RayleighBlockChannel, RayleighNoCSIChannel  # registers the fading models
+from gesco.channel.ofdm import TDLOFDMChannel  # registers "tdl" (Sionna is imported only when it is built)
 from gesco.channel.baseline import transmit_image
 
 __all__ = [
@@ -26,5 +31,10 @@ __all__ = [
     "get_channel",
     "noise_variance_for_psnr",
     "PAPER_PSNRS_DB",
+    "RayleighBlockChannel",
+    "RayleighNoCSIChannel",
+    "TDLOFDMChannel",
+    "register_channel",
     "transmit_image",
+    "validate_channel_params",
 ]

@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gesco.defaults import PAPER_PSNRS_DB  # noqa: F401 - re-exported
 from gesco.errors import ChannelParameterError, ShapeError
@@ -47,6 +48,9 @@ class ChannelResult:
         signal_power: ``(B,)`` mean power ``P`` of the transmitted (normalised) symbols.
         measured_snr_db: ``(B,)`` ``10 log10(P / mean(noise^2))`` measured on this draw.
         channel_uses: ``(B,)`` number of real symbols sent per sample.
+        gains: fading models only: the complex channel coefficient applied to each complex
+            symbol (two consecutive real symbols), ``(B, ceil(n / 2))`` complex64 in the
+            flattened order of the input; ``None`` for the AWGN models.
     """
 
     received: torch.Tensor
@@ -55,6 +59,7 @@ class ChannelResult:
     signal_power: torch.Tensor
     measured_snr_db: torch.Tensor
     channel_uses: torch.Tensor
+    gains: torch.Tensor | None = None
 
 
 def noise_variance_for_psnr(psnr_db: torch.Tensor | float, power: torch.Tensor | float = 1.0) -> torch.Tensor:
@@ -74,11 +79,30 @@ def _check_psnr(psnr_db: torch.Tensor | float | list[float], batch: int) -> torc
     return psnr
 
 
+class NoParams(BaseModel):
+    """Parameters of a model that takes none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class ChannelModel(ABC):
-    """A channel over real symbols. Subclasses implement :meth:`_transmit`."""
+    """A channel over real symbols. Subclasses implement :meth:`_transmit`.
+
+    Each model declares its parameters as a pydantic model :attr:`Params` (unknown
+    fields are refused); :func:`get_channel` validates keyword arguments, strings
+    included (the wire carries them as text), against it.
+    """
 
     #: registry name, e.g. ``"awgn"``
     name: ClassVar[str]
+    #: one-line description (listed by the services and the CLI)
+    summary: ClassVar[str] = ""
+    #: the model's parameters (pydantic, ``extra="forbid"``)
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def params(self) -> dict[str, Any]:
+        """The model's parameters with their defaults filled in (JSON-ready; for the logs)."""
+        return {}
 
     def transmit(
         self,
@@ -138,9 +162,17 @@ class AWGNChannel(ChannelModel):
     """
 
     name = "awgn"
+    summary = "additive white Gaussian noise, power normalised to P = 1 (Eq. 1)"
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        normalize_power: bool = True
 
     def __init__(self, normalize_power: bool = True) -> None:
         self.normalize_power = normalize_power
+
+    def params(self) -> dict[str, Any]:
+        return {"normalize_power": self.normalize_power}
 
     def _transmit(self, x, psnr_db, mask, generator):
         power_in, n = _per_sample_mean(x * x, mask)
@@ -191,6 +223,7 @@ class AuthorsCodeChannel(ChannelModel):
     """
 
     name = "authors-code"
+    summary = "the authors' code: un-normalised maps, noise std looked up per nominal PSNR"
 
     def _transmit(self, x, psnr_db, mask, generator):
         stds = []
@@ -218,16 +251,58 @@ class AuthorsCodeChannel(ChannelModel):
         )
 
 
+#: every channel model by registry name; the fading / OFDM models register from
+#: :mod:`gesco.channel` (``register_channel``)
 CHANNELS: dict[str, type[ChannelModel]] = {
     AWGNChannel.name: AWGNChannel,
     AuthorsCodeChannel.name: AuthorsCodeChannel,
 }
 
 
-def get_channel(name: str = "awgn", **kwargs) -> ChannelModel:
-    """Build a channel model by registry name (``"awgn"`` or ``"authors-code"``)."""
+def register_channel(cls: type[ChannelModel]) -> type[ChannelModel]:
+    """Add a model to :data:`CHANNELS` under ``cls.name`` (usable as a class decorator)."""
+    CHANNELS[cls.name] = cls
+    return cls
+
+
+def validate_channel_params(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check ``params`` against the model's :attr:`ChannelModel.Params`; return them typed, defaults filled.
+
+    Values may be strings (``"64"``, ``"true"``): the wire and the forms carry text.
+
+    Raises:
+        ChannelParameterError: unknown model name (the message lists the models), unknown
+            parameter or a value that does not validate (the message lists the parameters).
+    """
     try:
         cls = CHANNELS[name]
     except KeyError:
-        raise ChannelParameterError(f"unknown channel preset {name!r}; known: {sorted(CHANNELS)}") from None
-    return cls(**kwargs)
+        raise ChannelParameterError(f"unknown channel model {name!r}; known: {sorted(CHANNELS)}") from None
+    try:
+        return cls.Params(**(params or {})).model_dump()
+    except ValidationError as e:
+        fields = ", ".join(f"{k} ({_describe_field(f)})" for k, f in cls.Params.model_fields.items()) or "none"
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}" for err in e.errors())
+        raise ChannelParameterError(
+            f"bad parameters for channel {name!r}: {problems}. Parameters of {name!r}: {fields}"
+        ) from None
+
+
+def _describe_field(field: Any) -> str:
+    from typing import Literal, get_args, get_origin
+
+    if get_origin(field.annotation) is Literal:
+        ann = "one of " + "/".join(repr(a) for a in get_args(field.annotation))
+    else:
+        ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+    return f"{ann}, default {field.default!r}"
+
+
+def get_channel(name: str = "awgn", **kwargs: Any) -> ChannelModel:
+    """Build a channel model by registry name (see :data:`CHANNELS`) and parameters.
+
+    Raises:
+        ChannelParameterError: unknown name (the message lists the known models) or bad parameters.
+    """
+    params = validate_channel_params(name, kwargs)
+    return CHANNELS[name](**params)

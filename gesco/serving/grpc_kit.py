@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gesco.errors import GescoInputError
+from gesco.errors import GescoInputError, MissingExtraError
 from gesco.wire import gesco_pb2
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def tolerant_unary(handler: Handler, request_type: type[Message], response_type:
 
     Args:
         handler: ``(request message, context) -> response message``; may raise
-            :class:`GescoInputError` (-> ``INVALID_ARGUMENT``) or call ``context.abort``.
+            :class:`GescoInputError` (-> ``INVALID_ARGUMENT``), :class:`MissingExtraError`
+            (a needed optional extra is not installed -> ``FAILED_PRECONDITION``) or call ``context.abort``.
         request_type, response_type: the protobuf message classes.
     """
     name = request_type.DESCRIPTOR.name
@@ -77,6 +78,9 @@ def tolerant_unary(handler: Handler, request_type: type[Message], response_type:
         except GescoInputError as e:
             log.info("invalid %s: %s", name, e)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {name}: {e}")
+        except MissingExtraError as e:
+            log.warning("cannot serve %s: %s", name, e)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
 
     return grpc.unary_unary_rpc_method_handler(
         call, request_deserializer=lambda b: b, response_serializer=response_type.SerializeToString

@@ -304,7 +304,7 @@ def test_integer_input_is_sent_as_float():
     torch.testing.assert_close(res.received, x.float(), rtol=0, atol=1e-3)
 
 
-@pytest.mark.parametrize("bad", ["", "AWGN", "rayleigh", "authors"])
+@pytest.mark.parametrize("bad", ["", "AWGN", "Rayleigh", "authors"])
 def test_unknown_channel_name_raises_channel_parameter_error(bad):
     with pytest.raises(ChannelParameterError) as exc:
         get_channel(bad)
