@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import struct
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 import torch
 
-from gesco.channel import get_channel
+from gesco.channel import get_channel, params_to_text, validate_channel_params
 from gesco.codecs import DEFAULT_CODEC, get_codec
 from gesco.codecs.budget import image_bits
 from gesco.data.aspect import DEFAULT_ASPECT, PAD_LABEL, AspectReport, check_aspect_mode, fit_aspect
@@ -87,6 +87,8 @@ DEFAULT_JPEG_QUALITY = 75
 #: range of PSNR values (dB) a transmission may request: below -20 dB the noise is 100x
 #: the signal power; 100 dB is the paper's noiseless channel
 PSNR_RANGE_DB: tuple[float, float] = (-20.0, 100.0)
+#: largest magnitude of a received symbol on the wire (float16)
+F16_MAX = 65504.0
 #: largest upload a caller should accept by default, in pixels (width * height)
 DEFAULT_MAX_PIXELS = 16_000_000
 
@@ -115,6 +117,8 @@ class TransmitSettings:
         guidance_scale: classifier-free guidance scale ``s`` (1 = no guidance).
         seed: seed of the channel noise (through :func:`stage_seed`) and of the sampling noise.
         fds: apply the fast denoising semantic block (Eq. 2) at the receiver.
+        channel_params: parameters of the channel model (``{"block_length": 64}``; see
+            ``docs/channel.md``); empty = the model's defaults.
     """
 
     psnr_db: float = 10.0
@@ -124,6 +128,7 @@ class TransmitSettings:
     guidance_scale: float = 2.0
     seed: int = 0
     fds: bool = True
+    channel_params: dict[str, Any] = field(default_factory=dict)
 
     def to_message(self) -> pb.TransmitParams:
         return pb.TransmitParams(
@@ -134,6 +139,7 @@ class TransmitSettings:
             guidance_scale=float(self.guidance_scale),
             seed=int(self.seed),
             fds=bool(self.fds),
+            channel_params=params_to_text(self.channel_params),
         )
 
     @classmethod
@@ -147,6 +153,7 @@ class TransmitSettings:
             guidance_scale=msg.guidance_scale,
             seed=msg.seed,
             fds=msg.fds,
+            channel_params=dict(msg.channel_params),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -486,7 +493,8 @@ def check_transmit_params(frame: pb.SemanticFrame) -> None:
     lo, hi = PSNR_RANGE_DB
     if not (math.isfinite(t.psnr_db) and lo <= t.psnr_db <= hi):
         raise ChannelParameterError(f"PSNR {t.psnr_db} dB is outside [{lo}, {hi}] dB")
-    get_channel(t.channel or "awgn")  # ChannelParameterError for an unknown preset
+    # ChannelParameterError for an unknown model (listing the models) or bad parameters
+    validate_channel_params(t.channel or "awgn", dict(t.channel_params))
 
 
 def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = None) -> pb.ReceivedFrame:
@@ -517,7 +525,8 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
         generator = torch.Generator().manual_seed(stage_seed(frame.transmit.seed, "channel"))
     preset = frame.transmit.channel or "awgn"
     x = torch.from_numpy(symbols).float().unsqueeze(0)  # (1, N, h, w): one sample
-    result = get_channel(preset).transmit(x, frame.transmit.psnr_db, generator=generator)
+    channel = get_channel(preset, **dict(frame.transmit.channel_params))
+    result = channel.transmit(x, frame.transmit.psnr_db, generator=generator)
     header = pb.SemanticFrame()
     header.CopyFrom(frame)
     header.ClearField("payload")
@@ -534,7 +543,8 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
     )
     return pb.ReceivedFrame(
         header=header,
-        symbols=symbols_to_bytes(result.received[0]),
+        # a ZF equaliser in a deep fade can exceed float16; the receiver's front end saturates
+        symbols=symbols_to_bytes(result.received[0].clamp(-F16_MAX, F16_MAX)),
         symbols_shape=list(symbols.shape),
         report=report,
     )
@@ -668,7 +678,16 @@ def budget_record(frame: pb.SemanticFrame, report: pb.ChannelReport, when: datet
         "noise_variance": float(report.noise_variance),
         "power_scale": float(report.power_scale),
         "channel": report.channel,
+        "channel_params": _channel_params(report.channel or "awgn", frame.transmit.channel_params),
     }
+
+
+def _channel_params(name: str, params: Any) -> dict[str, Any]:
+    """The model's parameters as applied (defaults filled in) for the budget log."""
+    try:
+        return validate_channel_params(name, dict(params))
+    except GescoInputError:  # not a frame the channel accepted; log what it carried
+        return dict(params)
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -30,10 +30,10 @@ import grpc
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from gesco import __version__
-from gesco.channel import CHANNELS
+from gesco.channel import CHANNELS, channel_catalogue, parse_channel_params
 from gesco.codecs.lossless import LOSSLESS_CODECS
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from gesco.errors import GescoInputError
@@ -79,8 +79,13 @@ class TransmitParams(BaseModel):
         "The paper uses 1, 5, 10, 15, 20, 30 and 100 dB.",
     )
     channel: ChannelName = Field(
-        "awgn", description="Channel preset: 'awgn' (Eq. 1, power normalised) or 'authors-code' "
-        "(the authors' noise-std table; only its nominal PSNRs 1, 5, 10, 15, 20, 25, 30, 100 dB)."
+        "awgn", description="Channel model (docs/channel.md): " + channel_catalogue() + ". 'authors-code' "
+        "only knows its nominal PSNRs 1, 5, 10, 15, 20, 25, 30, 100 dB."
+    )
+    channel_params: str = Field(
+        "", description="Parameters of the channel model as a JSON object, e.g. {\"block_length\": 64, "
+        "\"equalizer\": \"zf\"} for 'rayleigh' or {\"model\": \"C\", \"delay_spread_ns\": 300} for 'tdl'; "
+        "empty = the model's defaults. Unknown parameters are refused (422)."
     )
     codec: CodecName = Field("contour", description="Lossless map codec (the inner codec when downsample > 1).")
     downsample: int = Field(
@@ -100,10 +105,16 @@ class TransmitParams(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
     fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
 
+    @model_validator(mode="after")
+    def _check_channel_params(self) -> "TransmitParams":
+        parse_channel_params(self.channel, self.channel_params)  # ChannelParameterError (a ValueError) -> 422
+        return self
+
     def transmit_settings(self) -> TransmitSettings:
         return TransmitSettings(
             psnr_db=self.psnr_db, channel=self.channel, sampler=self.sampler, steps=self.steps,
             guidance_scale=self.guidance_scale, seed=self.seed, fds=self.fds,
+            channel_params=parse_channel_params(self.channel, self.channel_params),
         )
 
 
@@ -224,6 +235,8 @@ def http_error_for_rpc(e: grpc.RpcError, address: str) -> HTTPException:
         return HTTPException(422, f"the frame was refused: {detail}")
     if code == grpc.StatusCode.ALREADY_EXISTS:
         return HTTPException(409, detail)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the channel lacks an optional extra
+        return HTTPException(503, f"the channel cannot serve this request: {detail}")
     return HTTPException(502, f"the channel failed ({code.name}): {detail}")
 
 

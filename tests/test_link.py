@@ -28,10 +28,12 @@ from gesco.link import (
     image_header,
     label_from_maps,
     received_conditioning,
+    received_maps,
     receiver_maps,
     stage_seed,
 )
 from gesco.semantics.classes import get_class_space
+from gesco.wire.frames import frame_channel_symbols
 from gesco.semantics.layout import full_conditioning
 
 SPACE = get_class_space("cityscapes")
@@ -124,13 +126,48 @@ def test_channel_refuses_bad_settings(scene):
     with pytest.raises(ChannelParameterError, match="outside"):
         apply_channel(frame)
     frame.transmit.psnr_db = 10.0
-    frame.transmit.channel = "rayleigh"
-    with pytest.raises(ChannelParameterError, match="unknown channel model"):
+    frame.transmit.channel = "fading"
+    with pytest.raises(ChannelParameterError, match="unknown channel model 'fading'; known: .*'rayleigh'"):
         apply_channel(frame)
+    frame.transmit.channel = "rayleigh"
+    frame.transmit.channel_params["block_length"] = "-3"
+    with pytest.raises(ChannelParameterError, match="block_length"):
+        apply_channel(frame)
+    frame.transmit.channel_params.clear()
+    frame.transmit.channel_params["colour"] = "red"
+    with pytest.raises(ChannelParameterError, match="colour.*Parameters of 'rayleigh'"):
+        apply_channel(frame)
+    frame.transmit.channel_params.clear()
     frame.transmit.channel = "authors-code"
     frame.transmit.psnr_db = 12.0  # not in the authors' table
     with pytest.raises(ChannelParameterError):
         apply_channel(frame)
+
+
+def test_fading_channel_through_the_link_and_the_budget_record(scene):
+    frame, _ = _frame(scene)
+    frame.transmit.channel = "rayleigh"
+    frame.transmit.channel_params["block_length"] = "64"
+    frame.transmit.channel_params["equalizer"] = "zf"
+    rx = apply_channel(frame)
+    assert rx.report.channel == "rayleigh"
+    assert rx.report.channel_uses == frame_channel_symbols(frame).size
+    record = budget_record(frame, rx.report)
+    assert record["channel"] == "rayleigh"
+    assert record["channel_params"] == {"block_length": 64, "equalizer": "zf"}
+    assert TransmitSettings.from_message(frame.transmit).channel_params == {"block_length": "64", "equalizer": "zf"}
+    # the same settings from Python objects give the same message
+    msg = TransmitSettings(channel="rayleigh", channel_params={"block_length": 64, "equalizer": "zf"}).to_message()
+    assert dict(msg.channel_params) == {"block_length": "64", "equalizer": "zf"}
+    # 100 dB with perfect CSI: the maps come back
+    frame.transmit.psnr_db = 100.0
+    maps = received_maps(apply_channel(frame))
+    assert torch.allclose(maps, torch.from_numpy(frame_channel_symbols(frame)).float(), atol=1e-2)
+    # without CSI they do not
+    frame.transmit.channel = "rayleigh-nocsi"
+    del frame.transmit.channel_params["equalizer"]
+    maps = received_maps(apply_channel(frame))
+    assert not torch.allclose(maps, torch.from_numpy(frame_channel_symbols(frame)).float(), atol=0.2)
 
 
 def test_stage_seeds_differ():

@@ -288,6 +288,40 @@ def validate_channel_params(name: str, params: dict[str, Any] | None = None) -> 
         ) from None
 
 
+def parse_channel_params(name: str, text: str | None) -> dict[str, Any]:
+    """Channel parameters from a JSON object (a form field, a CLI option), validated for model ``name``.
+
+    ``""`` means the defaults. Returns the typed parameters with defaults filled in.
+
+    Raises:
+        ChannelParameterError: not a JSON object, unknown model or bad parameters.
+    """
+    import json
+
+    params: Any = {}
+    if text and text.strip():
+        try:
+            params = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ChannelParameterError(f"channel_params must be a JSON object, e.g. {{\"block_length\": 64}}: {e}") from None
+        if not isinstance(params, dict):
+            raise ChannelParameterError(f"channel_params must be a JSON object, got {type(params).__name__}")
+    return validate_channel_params(name, params)
+
+
+def channel_catalogue() -> str:
+    """One line per model, ``name: summary``, for help texts and API descriptions."""
+    return "; ".join(f"'{n}': {CHANNELS[n].summary}" for n in sorted(CHANNELS))
+
+
+def params_to_text(params: dict[str, Any] | None) -> dict[str, str]:
+    """Channel parameters as the wire carries them (``map<string, string>``): ``True`` -> ``"true"``."""
+    out: dict[str, str] = {}
+    for k, v in (params or {}).items():
+        out[str(k)] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return out
+
+
 def _describe_field(field: Any) -> str:
     from typing import Literal, get_args, get_origin
 

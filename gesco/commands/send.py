@@ -55,7 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="label map: PNG of class ids, the image's size (default: the sender segments)")
     p.add_argument("--instance", help="instance map: PNG of instance ids (needs --label)")
     p.add_argument("--psnr", type=float, default=10.0, help="channel PSNR in dB (default 10)")
-    p.add_argument("--channel", default="awgn", help="channel preset: awgn or authors-code")
+    p.add_argument("--channel", default="awgn",
+                   help="channel model: awgn, authors-code, rayleigh, rayleigh-nocsi or tdl (docs/channel.md)")
+    p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the channel model, repeatable (e.g. block_length=64, equalizer=zf; "
+                   "tdl: model=C, delay_spread_ns=300, speed_mps=3)")
     p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
     p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
@@ -89,6 +93,17 @@ def _detail(reply) -> str:
     if isinstance(detail, list):  # FastAPI validation errors
         return "; ".join(f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
     return str(detail)
+
+
+def _channel_params(items: list[str]) -> dict[str, str]:
+    """``["block_length=64", ...]`` -> ``{"block_length": "64"}`` (the sender validates the values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ServiceError(f"--channel-param expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _progress(line: str, final: bool = False, tty: bool = False) -> None:
@@ -137,7 +152,7 @@ def format_budget(budget: dict) -> str:
         ("channel uses", f"{budget['channel_uses']:,} ({budget['channel_uses_per_pixel']:.2f} per pixel)"),
         ("PNG reference", f"{budget['png_bits']:,} bits -> reduction {pct(budget['reduction_png_pct'])}"),
         (f"JPEG q{budget['jpeg_quality']} reference", f"{budget['jpeg_bits']:,} bits -> reduction {pct(budget['reduction_jpeg_pct'])}"),
-        ("channel", f"{budget['channel']}, PSNR {budget['psnr_db']:g} dB requested, "
+        ("channel", f"{budget['channel']} {budget.get('channel_params') or ''}, PSNR {budget['psnr_db']:g} dB requested, "
          + (f"{snr:.2f} dB measured" if snr is not None else "noise-free")),
     ]
     width = max(len(k) for k, _ in rows)
@@ -158,6 +173,7 @@ def _send(args: argparse.Namespace) -> int:
         "psnr_db": str(args.psnr), "channel": args.channel, "codec": args.codec, "downsample": str(args.downsample),
         "guidance_scale": str(args.guidance), "sampler": args.sampler, "steps": str(args.steps),
         "seed": str(args.seed), "fds": "false" if args.no_fds else "true",
+        "channel_params": json.dumps(_channel_params(args.channel_param)),
     }
     url = args.sender.rstrip("/") + "/transmit"
     key = os.environ.get(API_KEY_ENV, "").strip()

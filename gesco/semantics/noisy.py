@@ -11,12 +11,12 @@ This is the same channel and FDS code the services run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from gesco.config_base import ConfigBase
-from gesco.channel import PAPER_PSNRS_DB, get_channel
+from gesco.channel import PAPER_PSNRS_DB, get_channel, validate_channel_params
 from gesco.errors import ChannelParameterError
 from gesco.semantics.fds import fds_filter
 
@@ -27,7 +27,9 @@ class NoisyMapsConfig(ConfigBase):
 
     Attributes:
         enabled: train on noisy maps (the paper's method) or on clean maps (ablation).
-        channel: channel preset name (``"awgn"``: Eq. 1 with power normalisation).
+        channel: channel model name (``"awgn"``: Eq. 1 with power normalisation; ``"rayleigh"``,
+            ``"tdl"``, ...: :data:`gesco.channel.CHANNELS`).
+        channel_params: parameters of that model (validated here; empty = its defaults).
         psnrs_db: PSNR values drawn per sample.
         weights: relative weight of each PSNR (the clean channel, 100 dB, weighted higher).
         fds: also filter the noisy maps with FDS during training.
@@ -36,12 +38,14 @@ class NoisyMapsConfig(ConfigBase):
 
     enabled: bool = True
     channel: str = "awgn"
+    channel_params: dict = field(default_factory=dict)
     psnrs_db: tuple[float, ...] = PAPER_PSNRS_DB
     weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0)
     fds: bool = True
     fds_kernel: int = 3
 
     def __post_init__(self) -> None:
+        self.channel_params = validate_channel_params(self.channel, dict(self.channel_params or {}))
         self.psnrs_db = tuple(float(p) for p in self.psnrs_db)
         self.weights = tuple(float(w) for w in self.weights)
         if len(self.psnrs_db) != len(self.weights):
@@ -86,7 +90,7 @@ def corrupt_conditioning(
     idx = torch.multinomial(w, b, replacement=True, generator=generator)
     psnr = torch.tensor(config.psnrs_db, dtype=torch.float64, device=cond.device)[idx]
     mask = present_mask(cond, has_edges)[:, :, None, None].expand_as(cond)
-    out = get_channel(config.channel).transmit(cond, psnr, mask=mask, generator=generator).received
+    out = get_channel(config.channel, **config.channel_params).transmit(cond, psnr, mask=mask, generator=generator).received
     if config.fds:
         out = fds_filter(out, config.fds_kernel)
     return out, psnr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -36,7 +38,8 @@ class BitBudget(BaseModel):
     measured_snr_db: float | None = Field(description="SNR measured on this noise draw: 10 log10(P / mean(noise^2)), in dB.")
     noise_variance: float = Field(description="Noise variance sigma^2 per real symbol in the normalised domain.")
     power_scale: float = Field(description="Power-normalisation scale s (received symbols are multiplied back by s).")
-    channel: str = Field(description="Channel preset applied ('awgn' or 'authors-code').")
+    channel: str = Field(description="Channel model applied ('awgn', 'authors-code', 'rayleigh', 'rayleigh-nocsi', 'tdl').")
+    channel_params: dict[str, Any] = Field(default_factory=dict, description="The channel model's parameters as applied (defaults filled in), e.g. {'block_length': 1024, 'equalizer': 'mmse', 'csi': True}.")
 
 
 class UploadReport(BaseModel):

@@ -24,33 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bgesco.proto\x12\x08gesco.v1\">\n\x0b\x43odecParams\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\r\x12\r\n\x05inner\x18\x02 \x01(\t\x12\x10\n\x08upsample\x18\x03 \x01(\t\"\x85\x01\n\x0eTransmitParams\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0f\n\x07sampler\x18\x03 \x01(\t\x12\r\n\x05steps\x18\x04 \x01(\r\x12\x16\n\x0eguidance_scale\x18\x05 \x01(\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x0b\n\x03\x66\x64s\x18\x07 \x01(\x08\"\xa7\x02\n\nUploadInfo\x12\x15\n\rsource_height\x18\x01 \x01(\r\x12\x14\n\x0csource_width\x18\x02 \x01(\r\x12\x0e\n\x06\x61spect\x18\x03 \x01(\t\x12\x17\n\x0f\x61spect_adjusted\x18\x04 \x01(\x08\x12\x12\n\nsource_box\x18\x05 \x03(\r\x12\x13\n\x0b\x63ontent_box\x18\x06 \x03(\r\x12\x11\n\tsegmented\x18\x07 \x01(\x08\x12\x15\n\rdomain_scored\x18\x08 \x01(\x08\x12\x14\n\x0c\x64omain_score\x18\t \x01(\x02\x12\x1a\n\x12\x63onfident_fraction\x18\n \x01(\x02\x12\x18\n\x10\x64omain_threshold\x18\x0b \x01(\x02\x12\x15\n\rout_of_domain\x18\x0c \x01(\x08\x12\r\n\x05notes\x18\r \x03(\t\"\xf9\x02\n\rSemanticFrame\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x13\n\x0bnum_classes\x18\x04 \x01(\r\x12\x13\n\x0b\x63lass_space\x18\x05 \x01(\t\x12\x11\n\tclass_ids\x18\x06 \x03(\r\x12\x11\n\thas_edges\x18\x07 \x01(\x08\x12\r\n\x05\x63odec\x18\x08 \x01(\t\x12+\n\x0c\x63odec_params\x18\t \x01(\x0b\x32\x15.gesco.v1.CodecParams\x12\x0f\n\x07payload\x18\n \x01(\x0c\x12\x13\n\x0bpower_scale\x18\x0b \x01(\x02\x12\x10\n\x08png_bits\x18\x0c \x01(\x04\x12\x11\n\tjpeg_bits\x18\r \x01(\x04\x12\x14\n\x0cjpeg_quality\x18\x0e \x01(\r\x12*\n\x08transmit\x18\x0f \x01(\x0b\x32\x18.gesco.v1.TransmitParams\x12$\n\x06upload\x18\x10 \x01(\x0b\x32\x14.gesco.v1.UploadInfo\"\xb8\x01\n\rChannelReport\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x16\n\x0enoise_variance\x18\x02 \x01(\x01\x12\x17\n\x0fmeasured_snr_db\x18\x03 \x01(\x01\x12\x14\n\x0cpayload_bits\x18\x04 \x01(\x04\x12\x13\n\x0bheader_bits\x18\x05 \x01(\x04\x12\x14\n\x0c\x63hannel_uses\x18\x06 \x01(\x04\x12\x0f\n\x07\x63hannel\x18\x07 \x01(\t\x12\x13\n\x0bpower_scale\x18\x08 \x01(\x02\"\x89\x01\n\rReceivedFrame\x12\'\n\x06header\x18\x01 \x01(\x0b\x32\x17.gesco.v1.SemanticFrame\x12\x0f\n\x07symbols\x18\x02 \x01(\x0c\x12\x15\n\rsymbols_shape\x18\x03 \x03(\r\x12\'\n\x06report\x18\x04 \x01(\x0b\x32\x17.gesco.v1.ChannelReport\"x\n\x0bTransmitAck\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.gesco.v1.AckStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\'\n\x06report\x18\x04 \x01(\x0b\x32\x17.gesco.v1.ChannelReport\"N\n\nDeliverAck\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.gesco.v1.AckStatus\x12\x0f\n\x07message\x18\x03 \x01(\t*Y\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43K_STATUS_ACCEPTED\x10\x01\x12\x17\n\x13\x41\x43K_STATUS_REJECTED\x10\x02\x32\x45\n\x07\x43hannel\x12:\n\x08Transmit\x12\x17.gesco.v1.SemanticFrame\x1a\x15.gesco.v1.TransmitAck2D\n\x08Receiver\x12\x38\n\x07\x44\x65liver\x12\x17.gesco.v1.ReceivedFrame\x1a\x14.gesco.v1.DeliverAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bgesco.proto\x12\x08gesco.v1\">\n\x0b\x43odecParams\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\r\x12\r\n\x05inner\x18\x02 \x01(\t\x12\x10\n\x08upsample\x18\x03 \x01(\t\"\x80\x02\n\x0eTransmitParams\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x0f\n\x07sampler\x18\x03 \x01(\t\x12\r\n\x05steps\x18\x04 \x01(\r\x12\x16\n\x0eguidance_scale\x18\x05 \x01(\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x0b\n\x03\x66\x64s\x18\x07 \x01(\x08\x12\x43\n\x0e\x63hannel_params\x18\x08 \x03(\x0b\x32+.gesco.v1.TransmitParams.ChannelParamsEntry\x1a\x34\n\x12\x43hannelParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa7\x02\n\nUploadInfo\x12\x15\n\rsource_height\x18\x01 \x01(\r\x12\x14\n\x0csource_width\x18\x02 \x01(\r\x12\x0e\n\x06\x61spect\x18\x03 \x01(\t\x12\x17\n\x0f\x61spect_adjusted\x18\x04 \x01(\x08\x12\x12\n\nsource_box\x18\x05 \x03(\r\x12\x13\n\x0b\x63ontent_box\x18\x06 \x03(\r\x12\x11\n\tsegmented\x18\x07 \x01(\x08\x12\x15\n\rdomain_scored\x18\x08 \x01(\x08\x12\x14\n\x0c\x64omain_score\x18\t \x01(\x02\x12\x1a\n\x12\x63onfident_fraction\x18\n \x01(\x02\x12\x18\n\x10\x64omain_threshold\x18\x0b \x01(\x02\x12\x15\n\rout_of_domain\x18\x0c \x01(\x08\x12\r\n\x05notes\x18\r \x03(\t\"\xf9\x02\n\rSemanticFrame\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x13\n\x0bnum_classes\x18\x04 \x01(\r\x12\x13\n\x0b\x63lass_space\x18\x05 \x01(\t\x12\x11\n\tclass_ids\x18\x06 \x03(\r\x12\x11\n\thas_edges\x18\x07 \x01(\x08\x12\r\n\x05\x63odec\x18\x08 \x01(\t\x12+\n\x0c\x63odec_params\x18\t \x01(\x0b\x32\x15.gesco.v1.CodecParams\x12\x0f\n\x07payload\x18\n \x01(\x0c\x12\x13\n\x0bpower_scale\x18\x0b \x01(\x02\x12\x10\n\x08png_bits\x18\x0c \x01(\x04\x12\x11\n\tjpeg_bits\x18\r \x01(\x04\x12\x14\n\x0cjpeg_quality\x18\x0e \x01(\r\x12*\n\x08transmit\x18\x0f \x01(\x0b\x32\x18.gesco.v1.TransmitParams\x12$\n\x06upload\x18\x10 \x01(\x0b\x32\x14.gesco.v1.UploadInfo\"\xb8\x01\n\rChannelReport\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x16\n\x0enoise_variance\x18\x02 \x01(\x01\x12\x17\n\x0fmeasured_snr_db\x18\x03 \x01(\x01\x12\x14\n\x0cpayload_bits\x18\x04 \x01(\x04\x12\x13\n\x0bheader_bits\x18\x05 \x01(\x04\x12\x14\n\x0c\x63hannel_uses\x18\x06 \x01(\x04\x12\x0f\n\x07\x63hannel\x18\x07 \x01(\t\x12\x13\n\x0bpower_scale\x18\x08 \x01(\x02\"\x89\x01\n\rReceivedFrame\x12\'\n\x06header\x18\x01 \x01(\x0b\x32\x17.gesco.v1.SemanticFrame\x12\x0f\n\x07symbols\x18\x02 \x01(\x0c\x12\x15\n\rsymbols_shape\x18\x03 \x03(\r\x12\'\n\x06report\x18\x04 \x01(\x0b\x32\x17.gesco.v1.ChannelReport\"x\n\x0bTransmitAck\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.gesco.v1.AckStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\'\n\x06report\x18\x04 \x01(\x0b\x32\x17.gesco.v1.ChannelReport\"N\n\nDeliverAck\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.gesco.v1.AckStatus\x12\x0f\n\x07message\x18\x03 \x01(\t*Y\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43K_STATUS_ACCEPTED\x10\x01\x12\x17\n\x13\x41\x43K_STATUS_REJECTED\x10\x02\x32\x45\n\x07\x43hannel\x12:\n\x08Transmit\x12\x17.gesco.v1.SemanticFrame\x1a\x15.gesco.v1.TransmitAck2D\n\x08Receiver\x12\x38\n\x07\x44\x65liver\x12\x17.gesco.v1.ReceivedFrame\x1a\x14.gesco.v1.DeliverAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gesco_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACKSTATUS']._serialized_start=1432
-  _globals['_ACKSTATUS']._serialized_end=1521
+  _globals['_TRANSMITPARAMS_CHANNELPARAMSENTRY']._loaded_options = None
+  _globals['_TRANSMITPARAMS_CHANNELPARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_ACKSTATUS']._serialized_start=1555
+  _globals['_ACKSTATUS']._serialized_end=1644
   _globals['_CODECPARAMS']._serialized_start=25
   _globals['_CODECPARAMS']._serialized_end=87
   _globals['_TRANSMITPARAMS']._serialized_start=90
-  _globals['_TRANSMITPARAMS']._serialized_end=223
-  _globals['_UPLOADINFO']._serialized_start=226
-  _globals['_UPLOADINFO']._serialized_end=521
-  _globals['_SEMANTICFRAME']._serialized_start=524
-  _globals['_SEMANTICFRAME']._serialized_end=901
-  _globals['_CHANNELREPORT']._serialized_start=904
-  _globals['_CHANNELREPORT']._serialized_end=1088
-  _globals['_RECEIVEDFRAME']._serialized_start=1091
-  _globals['_RECEIVEDFRAME']._serialized_end=1228
-  _globals['_TRANSMITACK']._serialized_start=1230
-  _globals['_TRANSMITACK']._serialized_end=1350
-  _globals['_DELIVERACK']._serialized_start=1352
-  _globals['_DELIVERACK']._serialized_end=1430
-  _globals['_CHANNEL']._serialized_start=1523
-  _globals['_CHANNEL']._serialized_end=1592
-  _globals['_RECEIVER']._serialized_start=1594
-  _globals['_RECEIVER']._serialized_end=1662
+  _globals['_TRANSMITPARAMS']._serialized_end=346
+  _globals['_TRANSMITPARAMS_CHANNELPARAMSENTRY']._serialized_start=294
+  _globals['_TRANSMITPARAMS_CHANNELPARAMSENTRY']._serialized_end=346
+  _globals['_UPLOADINFO']._serialized_start=349
+  _globals['_UPLOADINFO']._serialized_end=644
+  _globals['_SEMANTICFRAME']._serialized_start=647
+  _globals['_SEMANTICFRAME']._serialized_end=1024
+  _globals['_CHANNELREPORT']._serialized_start=1027
+  _globals['_CHANNELREPORT']._serialized_end=1211
+  _globals['_RECEIVEDFRAME']._serialized_start=1214
+  _globals['_RECEIVEDFRAME']._serialized_end=1351
+  _globals['_TRANSMITACK']._serialized_start=1353
+  _globals['_TRANSMITACK']._serialized_end=1473
+  _globals['_DELIVERACK']._serialized_start=1475
+  _globals['_DELIVERACK']._serialized_end=1553
+  _globals['_CHANNEL']._serialized_start=1646
+  _globals['_CHANNEL']._serialized_end=1715
+  _globals['_RECEIVER']._serialized_start=1717
+  _globals['_RECEIVER']._serialized_end=1785
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,14 @@ class CodecParams(_message.Message):
     def __init__(self, factor: _Optional[int] = ..., inner: _Optional[str] = ..., upsample: _Optional[str] = ...) -> None: ...
 
 class TransmitParams(_message.Message):
-    __slots__ = ("psnr_db", "channel", "sampler", "steps", "guidance_scale", "seed", "fds")
+    __slots__ = ("psnr_db", "channel", "sampler", "steps", "guidance_scale", "seed", "fds", "channel_params")
+    class ChannelParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PSNR_DB_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     SAMPLER_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +42,7 @@ class TransmitParams(_message.Message):
     GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     FDS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_PARAMS_FIELD_NUMBER: _ClassVar[int]
     psnr_db: float
     channel: str
     sampler: str
@@ -42,7 +50,8 @@ class TransmitParams(_message.Message):
     guidance_scale: float
     seed: int
     fds: bool
-    def __init__(self, psnr_db: _Optional[float] = ..., channel: _Optional[str] = ..., sampler: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., fds: _Optional[bool] = ...) -> None: ...
+    channel_params: _containers.ScalarMap[str, str]
+    def __init__(self, psnr_db: _Optional[float] = ..., channel: _Optional[str] = ..., sampler: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., fds: _Optional[bool] = ..., channel_params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UploadInfo(_message.Message):
     __slots__ = ("source_height", "source_width", "aspect", "aspect_adjusted", "source_box", "content_box", "segmented", "domain_scored", "domain_score", "confident_fraction", "domain_threshold", "out_of_domain", "notes")

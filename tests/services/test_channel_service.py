@@ -130,6 +130,46 @@ def test_malformed_and_inconsistent_frames_are_invalid_argument(stack):
     assert transmit(stack.channel_address, make_frame("chan-after-bad")).status == ACK_ACCEPTED
 
 
+@pytest.mark.parametrize("model, params, logged", [
+    ("rayleigh", {}, {"block_length": 1024, "equalizer": "mmse"}),
+    ("rayleigh", {"block_length": 16, "equalizer": "zf"}, {"block_length": 16, "equalizer": "zf"}),
+    ("rayleigh-nocsi", {"block_length": 0}, {"block_length": 0}),
+    ("tdl", {"model": "C", "delay_spread_ns": 300}, {"model": "C", "delay_spread_ns": 300.0}),
+])
+def test_fading_models_per_request_are_applied_and_logged(stack, model, params, logged):
+    if model == "tdl":
+        pytest.importorskip("sionna.phy", reason="the 'tdl' model needs the [sionna] extra (CI installs it)")
+    frame_id = f"chan-{model}-{len(params)}"
+    frame = make_frame(frame_id, psnr_db=10.0, channel=model, channel_params=params)
+    ack = transmit(stack.channel_address, frame)
+    assert ack.status == ACK_ACCEPTED and ack.report.channel == model
+    assert ack.report.channel_uses == (len(frame.class_ids) + 1) * TINY_RESOLUTION[0] * TINY_RESOLUTION[1]
+    rec = json.loads(stack.budget_lines()[-1])
+    assert rec["id"] == frame_id and rec["channel"] == model
+    assert logged.items() <= rec["channel_params"].items()
+    assert stack.receiver.store.get(frame_id) is not None
+
+
+@pytest.mark.parametrize("model, params, words", [
+    ("fading", {}, ["unknown channel model 'fading'", "awgn", "rayleigh", "rayleigh-nocsi", "tdl"]),
+    ("rayleigh", {"block_length": "minus one"}, ["block_length"]),
+    ("rayleigh", {"speed": "3"}, ["speed", "Parameters of 'rayleigh'", "equalizer"]),
+    ("awgn", {"normalize_power": "perhaps"}, ["normalize_power"]),
+])
+def test_unknown_model_or_bad_parameters_are_invalid_argument(stack, model, params, words):
+    before = len(stack.budget_lines())
+    frame = make_frame("chan-bad-model")
+    frame.transmit.channel = model
+    frame.transmit.channel_params.update(params)
+    with pytest.raises(grpc.RpcError) as err:
+        transmit(stack.channel_address, frame)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for w in words:
+        assert w in err.value.details(), (w, err.value.details())
+    assert len(stack.budget_lines()) == before
+    assert stack.receiver.store.get("chan-bad-model") is None
+
+
 def test_receiver_down_is_unavailable(tmp_path):
     from channel.server import create_server
     from channel.settings import ChannelSettings

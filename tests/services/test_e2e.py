@@ -94,6 +94,24 @@ def test_gesco_send_and_budget(services, tmp_path, capsys):
     assert cli(["budget", str(services["budget_log"])]) == 0
     table = capsys.readouterr().out
     assert "vs PNG %" in table and "transmission(s)" in table
+    # a fading channel with parameters, end to end through `gesco up`'s services
+    code = cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--psnr", "20",
+                "--steps", "2", "--channel", "rayleigh", "--channel-param", "block_length=64",
+                "--channel-param", "equalizer=zf", "--out", str(tmp_path / "rayleigh.png"), "--sender", services["sender"]])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "rayleigh {'block_length': 64, 'equalizer': 'zf'}" in printed
+    assert cv2.imread(str(tmp_path / "rayleigh.png")).shape == (*TINY_RESOLUTION, 3)
+    last = json.loads(services["budget_log"].read_text().splitlines()[-1])
+    assert last["channel"] == "rayleigh" and last["channel_params"] == {"block_length": 64, "equalizer": "zf"}
+    # an unknown model is refused with the list of models, and a bad parameter with the model's parameters
+    assert cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--channel", "fading",
+                "--sender", services["sender"]]) == 2
+    err = capsys.readouterr().err
+    assert "422" in err and "rayleigh-nocsi" in err and "tdl" in err
+    assert cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--channel", "rayleigh",
+                "--channel-param", "block_length=-2", "--sender", services["sender"]]) == 2
+    assert "block_length" in capsys.readouterr().err
     # a bad request prints the sender's reason and exits 2
     (tmp_path / "junk.png").write_bytes(b"not an image at all")
     assert cli(["send", str(tmp_path / "junk.png"), "--sender", services["sender"]]) == 2

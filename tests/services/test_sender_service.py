@@ -135,7 +135,7 @@ def test_size_limits_are_413(stack, files):
         ({"psnr_db": "nan"}, "psnr_db"),
         ({"steps": "0"}, "steps"),
         ({"sampler": "euler"}, "sampler"),
-        ({"channel": "rayleigh"}, "channel"),
+        ({"channel": "fading"}, "channel"),
         ({"downsample": "0"}, "downsample"),
         ({"guidance_scale": "inf"}, "guidance_scale"),
         ({"seed": "-1"}, "seed"),
@@ -156,6 +156,46 @@ def test_authors_code_preset_rejects_psnr_outside_its_table(stack, files):
     r = post(stack.sender_url, files, channel="authors-code", psnr_db=12)
     assert r.status_code == 422 and "authors-code" in r.json()["detail"]
     assert post(stack.sender_url, files, channel="authors-code", psnr_db=10).status_code == 202
+
+
+def test_rayleigh_channel_end_to_end_with_parameters_in_the_budget_log(stack, files):
+    r = post(stack.sender_url, files, channel="rayleigh", channel_params='{"block_length": 64, "equalizer": "zf"}',
+             psnr_db=20, seed=3)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["budget"]["channel"] == "rayleigh"
+    assert body["budget"]["channel_params"] == {"block_length": 64, "equalizer": "zf"}
+    assert body["settings"]["channel_params"] == {"block_length": 64, "equalizer": "zf"}
+    logged = json.loads(stack.budget_lines()[-1])
+    assert logged["id"] == body["id"] and logged["channel"] == "rayleigh"
+    assert logged["channel_params"] == {"block_length": 64, "equalizer": "zf"}
+    assert wait_result(body["result_url"])["status"] == "done"
+    # the defaults are logged when no parameters are given
+    r = post(stack.sender_url, files, channel="rayleigh-nocsi", psnr_db=20)
+    assert r.status_code == 202, r.text
+    assert json.loads(stack.budget_lines()[-1])["channel_params"] == {"block_length": 1024}
+
+
+@pytest.mark.parametrize(
+    "form, words",
+    [
+        ({"channel": "fading"}, ["awgn", "rayleigh", "rayleigh-nocsi", "tdl"]),  # the list of models
+        ({"channel": "rayleigh", "channel_params": '{"block_length": -1}'}, ["block_length"]),
+        ({"channel": "rayleigh", "channel_params": '{"colour": 1}'}, ["colour", "Parameters of 'rayleigh'"]),
+        ({"channel": "rayleigh-nocsi", "channel_params": '{"equalizer": "zf"}'}, ["equalizer"]),
+        ({"channel": "tdl", "channel_params": '{"model": "Z"}'}, ["model"]),
+        ({"channel": "awgn", "channel_params": "[1, 2]"}, ["JSON object"]),
+        ({"channel": "awgn", "channel_params": "{block_length: 3"}, ["JSON object"]),
+    ],
+)
+def test_bad_channel_settings_are_422_with_what_is_known(stack, files, form, words):
+    before = len(stack.budget_lines())
+    r = post(stack.sender_url, files, **form)
+    assert r.status_code == 422, r.text
+    text = json.dumps(r.json()["detail"])
+    for w in words:
+        assert w in text, (w, text)
+    assert len(stack.budget_lines()) == before  # nothing was sent
 
 
 def test_channel_down_is_503(stack, files):
