@@ -41,6 +41,8 @@ The complex-domain functions (:func:`rayleigh_gains`, :func:`complex_noise`,
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -134,13 +136,101 @@ class RayleighParams(_FadingParams):
     equalizer: Equalizer = Field("mmse", description="perfect-CSI equaliser: 'mmse' or 'zf'")
 
 
-class RayleighBlockChannel(ChannelModel):
+@dataclass(frozen=True)
+class ComplexTransmission:
+    """Complex symbols through a fading model: what a receiver with (or without) CSI has.
+
+    Attributes:
+        equalized: ``(B, m)`` complex64, the equaliser's output (``y`` itself without CSI).
+        no_eff: ``(B, m)`` float32, the noise variance of ``equalized`` for a demapper,
+            ``N0 / |h|^2`` with CSI (``N0`` without).
+        gains: ``(B, m)`` complex64, the channel coefficients ``h``.
+        received: ``(B, m)`` complex64, ``y = h c + n`` before equalisation.
+        noise: ``(B, m)`` complex64, ``n``.
+    """
+
+    equalized: torch.Tensor
+    no_eff: torch.Tensor
+    gains: torch.Tensor
+    received: torch.Tensor
+    noise: torch.Tensor
+
+
+class ComplexFadingChannel(ChannelModel):
+    """A fading model over complex symbols; subclasses draw the gains (:meth:`complex_gains`).
+
+    ``_transmit`` is shared: power normalisation to ``P = 1`` per real symbol, pairing into
+    complex symbols (:func:`to_complex`), ``y = h c + n`` with ``n ~ CN(0, 2 sigma^2)``,
+    equalisation with perfect CSI (``csi``) or none, back to real symbols.
+    """
+
+    csi: bool = True
+    equalizer: str = "mmse"
+
+    @abstractmethod
+    def complex_gains(self, batch: int, m: int, generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
+        """``(batch, m)`` complex64 channel coefficients with ``E|h|^2 = 1``."""
+
+    def transmit_complex(
+        self, c: torch.Tensor, no: torch.Tensor | float, generator: torch.Generator | None = None, es: float = 1.0
+    ) -> ComplexTransmission:
+        """Send complex symbols ``c`` (``(B, m)``) with noise variance ``no = E|n|^2`` per symbol.
+
+        The digital link (:mod:`gesco.digital`) calls this with unit-energy QAM symbols and
+        ``no = 10^(-PSNR/10)``; the analog ``_transmit`` with ``E|c|^2 = 2`` and ``no = 2 sigma^2``.
+        """
+        b, m = c.shape
+        no_t = torch.as_tensor(no, dtype=torch.float32, device=c.device)
+        if no_t.dim() == 1:
+            no_t = no_t.view(-1, 1)
+        h = self.complex_gains(b, m, generator, c.device)
+        noise = complex_noise((b, m), no_t, generator, c.device)
+        y = h * c + noise
+        if self.csi:
+            eq, no_eff = equalize(y, h, no_t, self.equalizer, es=es)
+        else:
+            eq, no_eff = y, no_t.expand(b, m)
+        return ComplexTransmission(equalized=eq, no_eff=no_eff, gains=h, received=y, noise=noise)
+
+    def _transmit(self, x, psnr_db, mask, generator):
+        power_in, n = _per_sample_mean(x * x, mask)
+        scale = torch.sqrt(power_in).clamp_min(1e-12)
+        view = (-1,) + (1,) * (x.dim() - 1)
+        z = x / scale.view(view).to(x.dtype)
+        sigma2 = noise_variance_for_psnr(psnr_db.to(x.device), 1.0)  # per real symbol, P = 1
+        c = to_complex(z)
+        b, m = c.shape
+        t = self.transmit_complex(c, (2.0 * sigma2).float(), generator, es=2.0)
+        z_rx = from_complex(t.equalized, z)
+        if mask is not None:
+            mc = to_complex(mask.expand_as(x).to(torch.float32))
+            sent = (mc.real > 0) | (mc.imag > 0)  # a complex symbol is sent when one of its halves is
+        else:
+            sent = torch.ones((b, m), dtype=torch.bool, device=x.device)
+        rx_sig = ((t.gains * c).abs().square() * sent).sum(1, dtype=torch.float64)
+        rx_noise = (t.noise.abs().square() * sent).sum(1, dtype=torch.float64)
+        snr = 10.0 * torch.log10(rx_sig / rx_noise.clamp_min(1e-300))
+        power, _ = _per_sample_mean(z * z, mask)
+        received = (z_rx * scale.view(view).to(z_rx.dtype)).to(x.dtype)
+        if mask is not None:
+            received = torch.where(mask.expand_as(x).to(torch.bool), received, x)  # symbols not sent come back unchanged
+        return ChannelResult(
+            received=received,
+            scale=scale.float(),
+            noise_variance=sigma2.float().expand(b).clone(),
+            signal_power=power.float(),
+            measured_snr_db=snr.float(),
+            channel_uses=n.long(),
+            gains=t.gains,
+        )
+
+
+class RayleighBlockChannel(ComplexFadingChannel):
     """Rayleigh block fading with power normalisation (module docstring for the conventions).
 
     Args:
         block_length: complex symbols per fading block (0: one per sample).
-        equalizer: ``"mmse"`` or ``"zf"`` (perfect CSI); ignored without CSI.
-        csi: whether the receiver knows ``h`` and equalises.
+        equalizer: ``"mmse"`` or ``"zf"`` (perfect CSI).
     """
 
     name = "rayleigh"
@@ -157,43 +247,8 @@ class RayleighBlockChannel(ChannelModel):
     def params(self) -> dict[str, Any]:
         return {"block_length": self.block_length, "equalizer": self.equalizer, "csi": self.csi}
 
-    def _transmit(self, x, psnr_db, mask, generator):
-        power_in, n = _per_sample_mean(x * x, mask)
-        scale = torch.sqrt(power_in).clamp_min(1e-12)
-        view = (-1,) + (1,) * (x.dim() - 1)
-        z = x / scale.view(view).to(x.dtype)
-        sigma2 = noise_variance_for_psnr(psnr_db.to(x.device), 1.0)  # per real symbol, P = 1
-        c = to_complex(z)
-        b, m = c.shape
-        h = rayleigh_gains(b, m, self.block_length, generator, x.device)
-        noise = complex_noise((b, m), (2.0 * sigma2).float().view(-1, 1), generator, x.device)
-        if mask is not None:
-            mc = to_complex(mask.expand_as(x).to(torch.float32))
-            sent = (mc.real > 0) | (mc.imag > 0)  # (B, m): a complex symbol is sent when one of its halves is
-        else:
-            sent = torch.ones((b, m), dtype=torch.bool, device=x.device)
-        y = h * c + noise
-        if self.csi:
-            c_hat, _ = equalize(y, h, (2.0 * sigma2).float().view(-1, 1), self.equalizer, es=2.0)
-        else:
-            c_hat = y
-        z_rx = from_complex(c_hat, z)
-        rx_sig = (h * c).abs().square() * sent
-        rx_noise = noise.abs().square() * sent
-        snr = 10.0 * torch.log10(rx_sig.sum(1, dtype=torch.float64) / rx_noise.sum(1, dtype=torch.float64).clamp_min(1e-300))
-        power, _ = _per_sample_mean(z * z, mask)
-        received = (z_rx * scale.view(view).to(z_rx.dtype)).to(x.dtype)
-        if mask is not None:
-            received = torch.where(mask.expand_as(x).to(torch.bool), received, x)  # symbols not sent come back unchanged
-        return ChannelResult(
-            received=received,
-            scale=scale.float(),
-            noise_variance=sigma2.float().expand(b).clone(),
-            signal_power=power.float(),
-            measured_snr_db=snr.float(),
-            channel_uses=n.long(),
-            gains=h,
-        )
+    def complex_gains(self, batch, m, generator, device):
+        return rayleigh_gains(batch, m, self.block_length, generator, device)
 
 
 class RayleighNoCSIChannel(RayleighBlockChannel):
@@ -213,3 +268,41 @@ class RayleighNoCSIChannel(RayleighBlockChannel):
 
 register_channel(RayleighBlockChannel)
 register_channel(RayleighNoCSIChannel)
+
+
+class UnitGainChannel(ComplexFadingChannel):
+    """AWGN over complex symbols (``h = 1``): the ``"awgn"`` model as the digital link sees it.
+
+    Not registered (``"awgn"`` is :class:`gesco.channel.AWGNChannel`); see :func:`complex_model`.
+    """
+
+    name = "awgn"
+    csi = True
+    equalizer = "zf"
+
+    def complex_gains(self, batch, m, generator, device):
+        return torch.ones((batch, m), dtype=torch.complex64, device=device)
+
+
+def complex_model(name: str, params: dict[str, Any] | None = None) -> ComplexFadingChannel:
+    """The complex-baseband view of a registered model, for links that send complex symbols.
+
+    ``"awgn"`` -> :class:`UnitGainChannel`; the fading models are themselves.
+
+    Raises:
+        ChannelParameterError: unknown model / bad parameters, or a model without a complex
+            baseband form (``"authors-code"``).
+    """
+    from gesco.channel.models import get_channel
+
+    if name == "awgn":
+        validate = get_channel("awgn", **(params or {}))  # same validation as everywhere
+        del validate
+        return UnitGainChannel()
+    ch = get_channel(name, **(params or {}))
+    if not isinstance(ch, ComplexFadingChannel):
+        raise ChannelParameterError(
+            f"channel {name!r} has no complex-baseband form; the digital link runs over 'awgn', 'rayleigh', "
+            "'rayleigh-nocsi' and 'tdl'"
+        )
+    return ch

@@ -30,14 +30,8 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from gesco.channel.fading import complex_noise, equalize, from_complex, to_complex
-from gesco.channel.models import (
-    ChannelModel,
-    ChannelResult,
-    _per_sample_mean,
-    noise_variance_for_psnr,
-    register_channel,
-)
+from gesco.channel.fading import ComplexFadingChannel
+from gesco.channel.models import register_channel
 from gesco.optional import require_sionna
 
 #: cyclic-prefix fraction used only to place the OFDM symbols in time (NR normal CP, ~7 %)
@@ -105,58 +99,28 @@ def tdl_frequency_response(
     return h.reshape(grids, params.num_ofdm_symbols, params.fft_size).to(torch.complex64)
 
 
-class TDLOFDMChannel(ChannelModel):
+class TDLOFDMChannel(ComplexFadingChannel):
     """3GPP TDL fading over OFDM with perfect CSI (module docstring for the conventions)."""
 
     name = "tdl"
     summary = "3GPP TR 38.901 TDL (A-E) over OFDM, per-subcarrier perfect-CSI equalisation (needs [sionna])"
     Params = TDLParams
+    csi = True
 
     def __init__(self, **params: Any) -> None:
         self.p = TDLParams(**params)
+        self.equalizer = self.p.equalizer
         require_sionna("the 'tdl' channel model")
 
     def params(self) -> dict[str, Any]:
         return self.p.model_dump()
 
-    def _transmit(self, x, psnr_db, mask, generator):
-        power_in, n = _per_sample_mean(x * x, mask)
-        scale = torch.sqrt(power_in).clamp_min(1e-12)
-        view = (-1,) + (1,) * (x.dim() - 1)
-        z = x / scale.view(view).to(x.dtype)
-        sigma2 = noise_variance_for_psnr(psnr_db.to(x.device), 1.0)
-        c = to_complex(z)
-        b, m = c.shape
+    def complex_gains(self, batch, m, generator, device):
+        """Consecutive symbols fill the resource grids (OFDM symbol by OFDM symbol), one slot per grid."""
         re = self.p.num_ofdm_symbols * self.p.fft_size
         per_sample = -(-m // re)
-        hf = tdl_frequency_response(self.p, b * per_sample, generator, str(x.device))
-        h = hf.reshape(b, per_sample * re)[:, :m]
-        no = (2.0 * sigma2).float().view(-1, 1)
-        noise = complex_noise((b, m), no, generator, x.device)
-        y = h * c + noise
-        c_hat, _ = equalize(y, h, no, self.p.equalizer, es=2.0)
-        z_rx = from_complex(c_hat, z)
-        if mask is not None:
-            mc = to_complex(mask.expand_as(x).to(torch.float32))
-            sent = (mc.real > 0) | (mc.imag > 0)
-        else:
-            sent = torch.ones((b, m), dtype=torch.bool, device=x.device)
-        rx_sig = ((h * c).abs().square() * sent).sum(1, dtype=torch.float64)
-        rx_noise = (noise.abs().square() * sent).sum(1, dtype=torch.float64)
-        snr = 10.0 * torch.log10(rx_sig / rx_noise.clamp_min(1e-300))
-        power, _ = _per_sample_mean(z * z, mask)
-        received = (z_rx * scale.view(view).to(z_rx.dtype)).to(x.dtype)
-        if mask is not None:
-            received = torch.where(mask.expand_as(x).to(torch.bool), received, x)  # symbols not sent come back unchanged
-        return ChannelResult(
-            received=received,
-            scale=scale.float(),
-            noise_variance=sigma2.float().expand(b).clone(),
-            signal_power=power.float(),
-            measured_snr_db=snr.float(),
-            channel_uses=n.long(),
-            gains=h,
-        )
+        hf = tdl_frequency_response(self.p, batch * per_sample, generator, str(device))
+        return hf.reshape(batch, per_sample * re)[:, :m]
 
 
 register_channel(TDLOFDMChannel)

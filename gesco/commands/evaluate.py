@@ -3,6 +3,7 @@
     gesco evaluate                                   # 100 scenes, PSNR 1 5 10 15 20 30 100, every row
     gesco evaluate --scenes 20 --psnr 10 100 --methods ours,full-image,real --out runs/eval-small
     gesco evaluate --study samplers                  # quality against network evaluations
+    gesco evaluate --methods digital --channel rayleigh --scenes 25 --psnr 1 5 10 20 30 100 --out runs/eval-digital-rayleigh
     gesco evaluate --report-only --out runs/eval     # rebuild the report from the stored results
     gesco evaluate --scenes 100 --no-run --out runs/eval  # one report of several partial runs (no evaluation)
 
@@ -12,6 +13,7 @@ Interrupt it at any time: the same command resumes, skipping finished images.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
@@ -42,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"channel PSNRs in dB (default {' '.join(f'{x:g}' for x in PAPER_PSNRS_DB)}; "
                         "100 10 for --study samplers)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated rows (default: all but authors-code); see the list below")
+                   help="comma-separated rows (default: all but authors-code and the digital rows; 'digital' = the "
+                   "digital comparison: real, full-image, ours, equal-uses and the digital rows, needs [sionna]); see below")
     p.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH",
                    help="use another diffusion checkpoint for a role (ours, clean, nofds); repeatable")
     p.add_argument("--segmenter", default=None, metavar="PATH",
@@ -50,7 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inception", default=None, metavar="PATH",
                    help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for the standard FID; "
                         "without it a named substitute Frechet distance is reported (never called FID)")
-    p.add_argument("--channel", default="awgn", choices=("awgn", "authors-code"), help="channel preset (default awgn)")
+    p.add_argument("--channel", default="awgn",
+                   help="channel model: awgn (default), authors-code, rayleigh, rayleigh-nocsi, tdl (docs/channel.md; "
+                   "an unknown name is refused with the list)")
+    p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the channel model, repeatable (e.g. block_length=64)")
+    p.add_argument("--ldpc-iterations", type=int, default=20, help="digital rows: LDPC BP iterations (default 20)")
+    p.add_argument("--mcs-gap", type=float, default=3.5,
+                   help="digital rows: rate-adaptation gap to capacity in dB (default 3.5; gesco.digital.mcs)")
+    p.add_argument("--digital-budget", type=float, default=3.0,
+                   help="digital JPEG / WebP rows: channel uses per pixel the file must fit (default 3, the full image's)")
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"receiver sampler (default {DEFAULT_SAMPLER})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
@@ -104,7 +116,8 @@ def canonical_command(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from gesco.errors import GescoInputError
-    from gesco.evaluate.methods import parse_checkpoint_overrides
+    from gesco.channel import parse_channel_params
+    from gesco.evaluate.methods import expand_methods, parse_checkpoint_overrides
     from gesco.evaluate.runner import EvalConfig, run_evaluation
     from gesco.evaluate.sampler_study import (
         FEW_STEP_SAMPLERS,
@@ -119,7 +132,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = Path(args.out or (DEFAULT_SAMPLER_OUT if samplers else DEFAULT_OUT))
     if args.report_only:
         return _report_only(out)
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    methods = expand_methods(tuple(m.strip() for m in args.methods.split(",") if m.strip()))
     if not methods:
         raise GescoInputError("--methods is empty")
     config = EvalConfig(
@@ -129,6 +142,11 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         methods=methods,
         checkpoints=parse_checkpoint_overrides(args.checkpoint),
         channel=args.channel,
+        channel_params=parse_channel_params(args.channel, json.dumps(_key_values(args.channel_param)))
+        if args.channel_param else {},
+        ldpc_iterations=args.ldpc_iterations,
+        mcs_gap_db=args.mcs_gap,
+        digital_budget=args.digital_budget,
         sampler=args.sampler,
         steps=args.steps,
         guidance_scale=args.guidance,
@@ -157,6 +175,18 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"missing rows (no checkpoint; see the report for the commands): {', '.join(missing)}")
     print(f"report: {outcome.report['markdown']}")
     return 0
+
+
+def _key_values(items: list[str]) -> dict[str, str]:
+    from gesco.errors import GescoInputError
+
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise GescoInputError(f"--channel-param expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _report_only(out: Path) -> int:

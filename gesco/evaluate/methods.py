@@ -8,7 +8,13 @@ A row (:class:`Method`) is one of three kinds:
   diffusion model of checkpoint role ``checkpoint`` samples the image;
 * ``"full-image"``: the paper's "Full image" baseline, the pixels themselves through the
   same channel (:func:`gesco.channel.transmit_image`);
-* ``"real"``: the real image, untouched (the ceiling of every metric).
+* ``"real"``: the real image, untouched (the ceiling of every metric);
+* ``"digital-image"``: the conventional digital link (:mod:`gesco.digital`): the image as a
+  JPEG / WebP file fitted to the full image's channel uses, or as PNG, through CRC + 5G LDPC
+  + QAM, the channel, demapping and decoding; a lost frame shows grey;
+* ``"digital-maps"``: the semantic frame (header + lossless maps) through the same digital
+  link, then the diffusion model of ``checkpoint`` samples from the exact maps; a lost
+  frame shows grey.
 
 Checkpoint roles (:data:`CHECKPOINT_ROLES`) name the diffusion models the rows need; the
 user maps a role to another file with ``--checkpoint ROLE=PATH``. A role whose file does
@@ -79,7 +85,7 @@ class Method:
     Attributes:
         key: identifier (``--methods``, file names, the results store).
         label: the row's name in the tables.
-        kind: ``"semantic"``, ``"full-image"`` or ``"real"``.
+        kind: ``"semantic"``, ``"full-image"``, ``"real"``, ``"digital-image"`` or ``"digital-maps"``.
         checkpoint: checkpoint role (semantic rows only).
         fds: FDS at the receiver (Eq. 2) before sampling.
         equal_uses: downsample the maps per scene so that the frame needs no more channel
@@ -88,6 +94,7 @@ class Method:
         sampler, steps: sampler for this row (``None``: the run's ``--sampler/--steps``).
         noisy_training, fds_training: how its checkpoint was trained (for Table 5).
         table5: the row appears in the ablation table (Table 5).
+        source: digital-image rows: the image format (``"jpeg"``, ``"webp"``, ``"png"``).
     """
 
     key: str
@@ -102,10 +109,15 @@ class Method:
     noisy_training: bool | None = None
     fds_training: bool | None = None
     table5: bool = False
+    source: str | None = None
 
     @property
     def generative(self) -> bool:
-        return self.kind == "semantic"
+        return self.kind in ("semantic", "digital-maps")
+
+    @property
+    def digital(self) -> bool:
+        return self.kind.startswith("digital")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,11 +143,21 @@ METHODS: dict[str, Method] = {
                checkpoint="ours", fds=True, equal_uses=True, noisy_training=True, fds_training=True),
         Method("authors-code", "Our method, authors'-code noise preset", "semantic", checkpoint="ours",
                fds=True, channel="authors-code", noisy_training=True, fds_training=True),
+        Method("digital-jpeg", "Digital: JPEG at <= 3 uses/px (LDPC + QAM)", "digital-image", source="jpeg"),
+        Method("digital-webp", "Digital: WebP at <= 3 uses/px (LDPC + QAM)", "digital-image", source="webp"),
+        Method("digital-png", "Digital: PNG, lossless (LDPC + QAM)", "digital-image", source="png"),
+        Method("digital-maps", "Digital: lossless maps (LDPC + QAM) + generation", "digital-maps", checkpoint="ours",
+               fds=True, noisy_training=True, fds_training=True),
     )
 }
 
-#: Rows of a plain ``gesco evaluate`` (the authors'-code preset row is opt-in).
-DEFAULT_METHODS: tuple[str, ...] = tuple(k for k in METHODS if k != "authors-code")
+#: Rows of a plain ``gesco evaluate`` (the authors'-code preset row and the digital rows,
+#: which need the [sionna] extra, are opt-in).
+DEFAULT_METHODS: tuple[str, ...] = tuple(k for k in METHODS if k != "authors-code" and not METHODS[k].digital)
+#: The digital comparison (``--methods digital``): analog pixels, analog maps (ours, and at
+#: equal channel uses) and the digital rows.
+DIGITAL_METHODS: tuple[str, ...] = ("real", "full-image", "ours", "equal-uses", "digital-jpeg", "digital-webp",
+                                    "digital-png", "digital-maps")
 
 
 def select_methods(keys: list[str] | tuple[str, ...]) -> list[Method]:
@@ -152,6 +174,16 @@ def select_methods(keys: list[str] | tuple[str, ...]) -> list[Method]:
         raise GescoInputError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
     wanted = set(keys) | {"real"}
     return [m for k, m in METHODS.items() if k in wanted]
+
+
+def expand_methods(keys: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``--methods`` with the alias ``digital`` replaced by :data:`DIGITAL_METHODS` (order kept, no repeats)."""
+    out: list[str] = []
+    for k in keys:
+        for key in (DIGITAL_METHODS if k == "digital" else (k,)):
+            if key not in out:
+                out.append(key)
+    return tuple(out)
 
 
 def parse_checkpoint_overrides(items: list[str] | None) -> dict[str, str]:

@@ -38,6 +38,7 @@ import numpy as np
 
 from gesco.evaluate.metrics import MIN_CLASS_PIXELS, MeanIoU, frechet_distance
 from gesco.evaluate.metrics.frechet import FeatureStatistics
+from gesco.evaluate.digital_report import digital_section
 from gesco.evaluate.store import ResultStore
 from gesco.semantics.classes import get_class_space
 
@@ -45,7 +46,9 @@ from gesco.semantics.classes import get_class_space
 PAPER_BITS = {"full_image": 1_464_000, "ours": 119_000}
 #: per-image numbers averaged into the report (besides mIoU / LPIPS / SSIM)
 MEAN_KEYS = ("total_bits", "payload_bits", "header_bits", "channel_uses", "channel_uses_per_pixel", "png_bits",
-             "jpeg_bits", "raw_bits", "downsample", "maps", "seconds", "measured_snr_db")
+             "jpeg_bits", "raw_bits", "downsample", "maps", "seconds", "measured_snr_db",
+             # digital rows (gesco.evaluate.digital_rows)
+             "lost", "quality", "efficiency", "bit_errors", "undetected", "encode_s", "decode_s")
 #: sampler-study tolerance floor: a sampler "matches" the reference within this mIoU / LPIPS
 MATCH_TOLERANCE = 0.01
 #: sampler-study Frechet criterion: a sampler's distance may exceed the reference's by this fraction.
@@ -61,7 +64,7 @@ CSV_FIELDS = ["study", "row", "label", "status", "psnr", "n", "n_planned", "miou
               "lpips_std", "ssim_mean", "ssim_std", "mean_colour_error_mean", "mean_colour_error_std",
               "class_colour_error_mean", "class_colour_error_std", "colour_n", "fd", "fd_metric", "total_bits",
               "channel_uses", "channel_uses_per_pixel", "png_bits", "jpeg_bits", "raw_bits", "downsample", "seconds",
-              "sampler", "steps", "nfe", "passes"]
+              "sampler", "steps", "nfe", "passes", "lost", "quality", "decode_s"]
 
 
 # --------------------------------------------------------------------------- statistics
@@ -785,6 +788,8 @@ def _channel_markdown(index: _Index, plan: dict, commands: list[str], plots: lis
              f"## Table 5: ablation at PSNR {float(plan.get('table5_psnr', 10.0)):g} dB", "", _table5(index, plan), "",
              "## Bits and channel uses", "", _bits_section(index, plan), "",
              "## Equal channel uses", "", _equal_uses_section(index, plan), "",
+             *(["## Digital link", "", digital_section(index, plan), ""]
+               if any(r["method"]["kind"].startswith("digital") for r in plan["rows"]) else []),
              "## Per-class colour error", "", _per_class_colour_section(index, plan), "",
              "## Notes", "",
              "* mean ± std: sample standard deviation over the scenes of the per-image values (mIoU per image: "

@@ -9,6 +9,8 @@ split (:func:`gesco.data.synthetic.generate_scene` at the model's resolution):
   Eq. 1), :func:`gesco.link.received_conditioning` (receiver, Eq. 2 with or without FDS)
   and :meth:`gesco.diffusion.pipeline.SemanticGenerator.generate` (guided sampling);
 * the "Full image" row sends the pixels with :func:`gesco.channel.transmit_image`;
+* the digital rows send a file or the semantic frame through CRC + 5G LDPC + QAM
+  (:mod:`gesco.evaluate.digital_rows`, :mod:`gesco.digital`);
 * the real row keeps the image.
 
 Each output image is scored against the real scene (:class:`Scorers`): mIoU of the
@@ -37,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from gesco.channel import PAPER_PSNRS_DB, get_channel, transmit_image
+from gesco.channel import PAPER_PSNRS_DB, get_channel, transmit_image, validate_channel_params
 from gesco.codecs import DEFAULT_CODEC
 from gesco.codecs.budget import image_bits
 from gesco.data.synthetic import SPLITS, SceneSample, generate_scene, split_seed
@@ -55,6 +57,8 @@ from gesco.evaluate.methods import (
     equal_use_factor,
     select_methods,
 )
+from gesco.digital.mcs import DEFAULT_GAP_DB
+from gesco.evaluate.digital_rows import digital_image_batch, digital_maps_batch
 from gesco.evaluate.metrics import LPIPS, AlexNetRelu5Features, FrechetScorer, MeanIoU, colour_errors, ssim
 from gesco.evaluate.store import ResultStore, UnitResult
 from gesco.link import (
@@ -89,7 +93,10 @@ class EvalConfig:
         psnrs: channel PSNRs in dB (Eq. 1).
         methods: row keys (:data:`gesco.evaluate.methods.METHODS`).
         checkpoints: ``{role: path}`` overrides of the checkpoint roles.
-        channel: channel preset (``"awgn"`` or ``"authors-code"``).
+        channel: channel model (:data:`gesco.channel.CHANNELS`).
+        channel_params: its parameters (validated; empty = the model's defaults).
+        ldpc_iterations, mcs_gap_db: the digital rows' LDPC iterations and rate-adaptation gap.
+        digital_budget: channel uses per pixel the digital JPEG / WebP files must fit.
         sampler, steps, guidance_scale: the receiver's sampling settings.
         seed: base seed (see :func:`scene_seed`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
@@ -116,6 +123,10 @@ class EvalConfig:
     methods: tuple[str, ...] = DEFAULT_METHODS
     checkpoints: dict[str, str] = field(default_factory=dict)
     channel: str = "awgn"
+    channel_params: dict[str, Any] = field(default_factory=dict)
+    ldpc_iterations: int = 20
+    mcs_gap_db: float = DEFAULT_GAP_DB
+    digital_budget: float = 3.0
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
     guidance_scale: float = 2.0
@@ -144,7 +155,11 @@ class EvalConfig:
             raise GescoInputError("give at least one PSNR")
         if len(set(self.psnrs)) != len(self.psnrs):
             raise GescoInputError(f"PSNRs repeat: {list(self.psnrs)}")
-        get_channel(self.channel)
+        self.channel_params = validate_channel_params(self.channel, self.channel_params)
+        if self.ldpc_iterations < 1:
+            raise GescoInputError(f"--ldpc-iterations must be >= 1, got {self.ldpc_iterations}")
+        if not self.digital_budget > 0:
+            raise GescoInputError(f"--digital-budget must be > 0 channel uses per pixel, got {self.digital_budget}")
         if self.batch_size < 1:
             raise GescoInputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.seed < 0:
@@ -403,7 +418,7 @@ def _real_batch(ctx: _Context, plan: RowPlan, psnr: float | None, idx: list[int]
 def _full_image_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
     """The "Full image" baseline: each pixel value one real symbol through the channel."""
     real, labels = ctx.real(idx)
-    channel = get_channel(plan.channel or ctx.config.channel)
+    channel = get_channel(plan.channel or ctx.config.channel, **_row_channel_params(ctx.config, plan))
     received, extra = [], []
     for j, i in enumerate(idx):
         gen = torch.Generator().manual_seed(stage_seed(scene_seed(ctx.config.seed, i), "channel"))
@@ -434,7 +449,8 @@ def _semantic_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -
         scene = ctx.scene(i)
         transmit = TransmitSettings(psnr_db=float(psnr), channel=plan.channel or cfg.channel, sampler=plan.sampler,
                                     steps=int(plan.steps), guidance_scale=float(cfg.guidance_scale),
-                                    seed=scene_seed(cfg.seed, i), fds=plan.method.fds)
+                                    seed=scene_seed(cfg.seed, i), fds=plan.method.fds,
+                                    channel_params=_row_channel_params(cfg, plan))
 
         def encode(factor: int):
             codec, params = codec_choice(cfg.codec, factor)
@@ -473,6 +489,23 @@ def _semantic_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -
         ctx.save_sample(plan.method.key, psnr, i, uint8[j])
         out.append(UnitResult(plan.method.key, psnr, i, {**metrics[j], **extra[j], "seconds": per_image}, feats[j]))
     return out
+
+
+def _row_channel_params(config: EvalConfig, plan: RowPlan) -> dict[str, Any]:
+    """The run's channel parameters, for rows on the run's channel (a row's own preset takes its defaults)."""
+    return dict(config.channel_params) if (plan.channel or config.channel) == config.channel else {}
+
+
+def _row_meta(plan: RowPlan, config: EvalConfig) -> dict[str, Any]:
+    """What a stored row's results depend on (checked when a run resumes into the same folder)."""
+    meta = {"method": plan.method.to_dict(), "channel": plan.channel, "sampler": plan.sampler, "steps": plan.steps,
+            "checkpoint_sha256": plan.checkpoint_sha256}
+    if plan.method.digital or config.channel_params:  # absent from stores made before these settings existed
+        meta["channel_params"] = _row_channel_params(config, plan)
+    if plan.method.digital:
+        meta |= {"ldpc_iterations": config.ldpc_iterations, "mcs_gap_db": config.mcs_gap_db,
+                 "digital_budget": config.digital_budget}
+    return meta
 
 
 def _finite(x: float) -> float | None:
@@ -567,10 +600,7 @@ def run_evaluation(
         })
         for p in plans:
             if p.status == "ok":
-                store.check_meta(f"row:{p.method.key}", {
-                    "method": p.method.to_dict(), "channel": p.channel, "sampler": p.sampler, "steps": p.steps,
-                    "checkpoint_sha256": p.checkpoint_sha256,
-                })
+                store.check_meta(f"row:{p.method.key}", _row_meta(p, config))
         commands = store.get_meta("commands") or []
         command = config.command or "(called from Python: gesco.evaluate.run_evaluation)"
         if not commands or commands[-1] != command:
@@ -586,6 +616,9 @@ def run_evaluation(
             "split": config.split,
             "seed": config.seed,
             "channel": config.channel,
+            "channel_params": config.channel_params,
+            "digital": {"ldpc_iterations": config.ldpc_iterations, "mcs_gap_db": config.mcs_gap_db,
+                        "digital_budget": config.digital_budget},
             "sampler": config.sampler,
             "steps": config.steps,
             "guidance_scale": config.guidance_scale,
@@ -605,7 +638,8 @@ def run_evaluation(
         total = sum(len(left) for _, _, left in todo)
         expected = sum(config.scenes * (1 if p.method.kind == "real" else len(config.psnrs))
                        for p in plans if p.status == "ok")
-        batch_fn = {"real": _real_batch, "full-image": _full_image_batch, "semantic": _semantic_batch}
+        batch_fn = {"real": _real_batch, "full-image": _full_image_batch, "semantic": _semantic_batch,
+                    "digital-image": digital_image_batch, "digital-maps": digital_maps_batch}
         with tqdm(total=total, desc=f"gesco evaluate ({study})", unit="img", disable=not config.progress,
                   file=sys.stderr) as bar:
             for plan, psnr, left in todo:

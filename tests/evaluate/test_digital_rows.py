@@ -1,0 +1,90 @@
+"""``gesco evaluate --methods digital`` at a tiny size: the digital rows run, count channel uses, show the cliff.
+
+Random-weight models (the ``assets`` of test_evaluate); what is checked is the plumbing and
+the digital numbers that do not depend on the models: at 100 dB every frame arrives (PNG
+then returns the real image exactly), far below the lowest MCS's threshold every frame is
+lost and the receiver shows grey; JPEG / WebP fit the 3 channel uses per pixel budget.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("sionna.phy", reason="the digital rows need the [sionna] extra (CI installs it)")
+
+from gesco.cli import main  # noqa: E402
+from gesco.digital.source import LOST_GREY  # noqa: E402
+from gesco.evaluate.methods import DIGITAL_METHODS, expand_methods  # noqa: E402
+from gesco.evaluate.store import ResultStore  # noqa: E402
+from test_evaluate import H, W, assets  # noqa: E402,F401  (the tiny checkpoint and segmenter)
+
+SCENES = 2
+
+
+@pytest.fixture(scope="module")
+def digital_run(assets, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("eval-digital") / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    try:
+        argv = ["evaluate", "--scenes", str(SCENES), "--psnr", "-10", "100", "--methods", "digital", "--steps", "2",
+                "--sampler", "ddim", "--segmenter", str(assets["segmenter"]), "--device", "cpu", "--batch-size", "2",
+                "--grid-scenes", "1", "--no-progress", "--out", str(out)]
+        assert main(argv) == 0
+    finally:
+        mp.undo()
+    return out
+
+
+def _metrics(out, row, psnr):
+    with ResultStore(out / "results.sqlite") as store:
+        idx, metrics, _ = store.load(row, psnr, SCENES)
+    assert idx == list(range(SCENES))
+    return metrics
+
+
+def test_alias_expands_to_the_comparison():
+    assert expand_methods(("digital",)) == DIGITAL_METHODS
+    assert expand_methods(("ours", "digital")) == ("ours",) + tuple(k for k in DIGITAL_METHODS if k != "ours")
+
+
+def test_report_has_every_row_and_the_digital_section(digital_run):
+    md = (digital_run / "report.md").read_text()
+    assert "## Digital link" in md
+    for label in ("Digital: JPEG at <= 3 uses/px (LDPC + QAM)", "Digital: PNG, lossless (LDPC + QAM)",
+                  "Digital: lossless maps (LDPC + QAM) + generation", "Full image (pixels through the channel)",
+                  "Our method (noisy training + FDS)"):
+        assert f"| {label} |" in md, label
+    section = md.split("## Digital link")[1]
+    assert "lost 100 %" in section and "lost 0 %" in section and "QPSK r=0.200" in section
+    rows = {r["row"] for r in json.loads((digital_run / "results.json").read_text())["entries"]} \
+        if "entries" in json.loads((digital_run / "results.json").read_text()) else None
+    if rows is not None:
+        assert {"digital-jpeg", "digital-webp", "digital-png", "digital-maps"} <= rows
+
+
+def test_at_100_db_everything_arrives_and_png_is_exact(digital_run):
+    for row in ("digital-jpeg", "digital-webp", "digital-png", "digital-maps"):
+        for m in _metrics(digital_run, row, 100.0):
+            assert m["lost"] == 0 and m["bit_errors"] == 0, row
+            assert m["channel_uses"] > 0 and m["channel_uses_per_pixel"] == pytest.approx(m["channel_uses"] / (H * W))
+            if row in ("digital-jpeg", "digital-webp"):
+                assert m["channel_uses_per_pixel"] <= 3.0 and 1 <= m["quality"] <= 100
+    for m in _metrics(digital_run, "digital-png", 100.0):
+        assert m["lpips"] == pytest.approx(0.0, abs=1e-6) and m["mean_colour_error"] == pytest.approx(0.0, abs=1e-6)
+    # the semantic frame needs far fewer channel uses than the analog maps (one real symbol per map pixel)
+    maps = np.mean([m["channel_uses_per_pixel"] for m in _metrics(digital_run, "digital-maps", 100.0)])
+    analog = np.mean([m["channel_uses_per_pixel"] for m in _metrics(digital_run, "ours", 100.0)])
+    assert maps < analog
+
+
+def test_far_below_threshold_every_frame_is_lost_and_shown_grey(digital_run):
+    for row in ("digital-jpeg", "digital-png", "digital-maps"):
+        for m in _metrics(digital_run, row, -10.0):
+            assert m["lost"] == 1, row
+    grey = cv2.imread(str(digital_run / "samples" / "digital-png" / "psnr-10" / "scene000.png"))
+    assert grey is not None and np.all(grey == LOST_GREY)
