@@ -94,6 +94,11 @@ def timing(repeats: int) -> dict:
                 "semantic frame": frame_bytes(frame),
             }
             for name, data in sources.items():
+                if not data:  # even quality 1 does not fit the budget at this MCS: nothing is sent
+                    rows.append({"iterations": iterations, "psnr_db": psnr, "mcs": mcs.name, "source": name,
+                                 "bytes": 0, "note": "does not fit the budget"})
+                    print(json.dumps(rows[-1]), flush=True)
+                    continue
                 link.send(data, psnr, mcs=mcs, generator=torch.Generator().manual_seed(0))  # warm-up
                 t = {"encode": [], "channel": [], "decode": []}
                 ok = 0
@@ -144,7 +149,8 @@ def table(data: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['iterations']} | {r['psnr_db']:g} | {r['mcs']} | {r['source']} | {r['bytes']} | {r['blocks']} | "
                   f"{r['channel_uses_per_pixel']:.2f} | {r['delivered']} | {r['encode_s_median']:.3f} | {r['decode_s_median']:.3f} |"
-                  for r in t["rows"]]
+                  if "note" not in r else f"| {r['iterations']} | {r['psnr_db']:g} | {r['mcs']} | {r['source']} | - | - | - | "
+                  f"{r['note']} | - | - |" for r in t["rows"]]
         lines += ["", "diffusion sampling, s per image: " + json.dumps(t["sampling_s"])]
     return "\n".join(lines)
 
