@@ -6,6 +6,8 @@ Two parts, each written to bench/results/digital.json (``--part``):
   at the AWGN Shannon limit of its efficiency) at which ``--frames`` frames of
   ``--payload-bytes`` random bytes all decode on AWGN, and its gap to the Shannon limit.
   This is what the rate adaptation's gap (``gesco.digital.mcs.DEFAULT_GAP_DB``) is checked against.
+* ``cliff``: frame delivery against the actual SNR for the MCS chosen at 10 dB (the
+  semantic frame and the JPEG of one scene), the cliff effect.
 * ``timing``: the encode / channel / decode seconds of one 64x128 synthetic scene sent as
   JPEG (quality fitted to 3 channel uses per pixel), PNG and the semantic frame, at PSNR
   1 / 10 / 30 dB, for LDPC iterations 20 / 10 / 5, next to the diffusion sampling time of
@@ -13,6 +15,7 @@ Two parts, each written to bench/results/digital.json (``--part``):
 
     OMP_NUM_THREADS=1 python bench/bench_digital.py --part thresholds
     OMP_NUM_THREADS=1 python bench/bench_digital.py --part timing
+    OMP_NUM_THREADS=1 python bench/bench_digital.py --part cliff --frames 10 --plot docs/evaluation/digital/cliff.png
     python bench/bench_digital.py --table
 """
 
@@ -135,6 +138,53 @@ def timing(repeats: int) -> dict:
     return {"rows": rows, "sampling_s": sampling}
 
 
+def cliff(frames: int, plot: Path | None) -> dict:
+    """Frame delivery against the actual SNR for the MCS chosen at 10 dB (AWGN): the cliff."""
+    from gesco.data.synthetic import generate_scene
+    from gesco.digital.link import DigitalLink
+    from gesco.digital.mcs import select_mcs
+    from gesco.digital.source import fit_image, frame_bytes
+    from gesco.link import encode_image_frame
+    from gesco.semantics.classes import get_class_space
+
+    scene = generate_scene(1, 64, 128)
+    frame, _ = encode_image_frame(scene.image, scene.label, scene.instance, space=get_class_space("cityscapes"),
+                                  resolution=(64, 128), frame_id="c" * 32)
+    mcs = select_mcs(10.0)
+    sources = {"semantic frame": frame_bytes(frame), "jpeg@3cu/px": fit_image(scene.image, "jpeg", mcs, 3 * 64 * 128).data}
+    link = DigitalLink("awgn")
+    snrs = [float(x) for x in np.arange(4.0, 12.01, 0.5)]
+    curves: dict[str, list[float]] = {}
+    for name, data in sources.items():
+        rates = []
+        for snr in snrs:
+            ok = sum(link.send(data, snr, mcs=mcs, generator=torch.Generator().manual_seed(k)).ok for k in range(frames))
+            rates.append(ok / frames)
+        curves[name] = rates
+        print(json.dumps({"source": name, "bytes": len(data), "delivered": dict(zip(snrs, rates))}), flush=True)
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        for name, rates in curves.items():
+            ax.plot(snrs, rates, marker="o", label=f"{name} ({len(sources[name])} bytes)")
+        ax.axvline(10.0, color="grey", ls=":", label="PSNR the MCS was chosen for")
+        ax.axvline(mcs.awgn_shannon_snr_db(), color="k", ls="--", lw=1, label="Shannon limit of the MCS")
+        ax.set_xlabel("actual SNR (dB), AWGN")
+        ax.set_ylabel("frames delivered")
+        ax.set_title(f"The cliff: {mcs.name} fixed, {frames} frames per point")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(plot, dpi=110)
+        plt.close(fig)
+    return {"mcs": mcs.name, "frames": frames, "snr_db": snrs, "delivered": curves}
+
+
 def table(data: dict) -> str:
     lines = []
     if "thresholds" in data:
@@ -157,7 +207,8 @@ def table(data: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("thresholds", "timing"))
+    ap.add_argument("--part", choices=("thresholds", "timing", "cliff"))
+    ap.add_argument("--plot", type=Path, default=None, help="--part cliff: where to save the plot")
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--payload-bytes", type=int, default=1500)
     ap.add_argument("--iterations", type=int, default=20)
@@ -174,6 +225,8 @@ def main() -> None:
             data["thresholds"] = {"frames": args.frames, "payload_bytes": args.payload_bytes,
                                   "iterations": args.iterations, "machine": machine,
                                   "rows": thresholds(args.frames, args.payload_bytes, args.iterations)}
+        elif args.part == "cliff":
+            data["cliff"] = {"machine": machine, **cliff(args.frames, args.plot)}
         else:
             data["timing"] = {"repeats": args.repeats, "machine": machine, **timing(args.repeats)}
         _save(data)
