@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from gesco.data.transforms import image_to_tensor
-from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
+from gesco.diffusion.pipeline import SemanticGenerator
 from gesco.evaluate.store import UnitResult
 from gesco.link import TransmitSettings, encode_image_frame, received_conditioning, stage_seed
 
@@ -130,8 +130,7 @@ def digital_maps_batch(ctx: "_Context", plan: "RowPlan", psnr: float, idx: list[
             got = frame_from_bytes(result.delivered)
             got.transmit.CopyFrom(frame.transmit)  # simulation settings travel beside the link, as in the services
             to_sample.append((len(images) - 1, i, received_conditioning(exact_received_frame(got), fds=transmit.fds),
-                              SamplingSettings(sampler=transmit.sampler, steps=transmit.steps,
-                                               guidance_scale=transmit.guidance_scale, seed=transmit.seed)))
+                              transmit.to_sampling()))
     if to_sample:
         generator = ctx.generator(plan.checkpoint)  # type: ignore[arg-type]
         sampled = generator.generate(torch.stack([c for _, _, c, _ in to_sample]), [s for *_, s in to_sample])
