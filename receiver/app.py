@@ -34,12 +34,14 @@ class JobSettings(BaseModel):
     """The settings the job was sent with."""
 
     psnr_db: float = Field(description="Requested channel PSNR (dB), Eq. (1).")
-    channel: str = Field(description="Channel preset.")
+    channel: str = Field(description="Channel model ('awgn', 'rayleigh', ...).")
     sampler: str = Field(description="Diffusion sampler.")
     steps: int = Field(description="Sampling steps (network evaluations).")
     guidance_scale: float = Field(description="Classifier-free guidance scale s (1 = no guidance).")
     seed: int = Field(description="Seed of the sampling noise (the channel noise uses a seed derived from it).")
     fds: bool = Field(description="Whether FDS (Eq. 2) filtered the received maps.")
+    channel_params: dict[str, str] = Field(default_factory=dict, description="Parameters of the channel model as sent "
+                                           "(text; docs/channel.md); empty = the model's defaults.")
 
 
 class JobTimings(BaseModel):

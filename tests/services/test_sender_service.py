@@ -169,7 +169,10 @@ def test_rayleigh_channel_end_to_end_with_parameters_in_the_budget_log(stack, fi
     logged = json.loads(stack.budget_lines()[-1])
     assert logged["id"] == body["id"] and logged["channel"] == "rayleigh"
     assert logged["channel_params"] == {"block_length": 64, "equalizer": "zf"}
-    assert wait_result(body["result_url"])["status"] == "done"
+    done = wait_result(body["result_url"])
+    assert done["status"] == "done"
+    assert done["settings"]["channel"] == "rayleigh"
+    assert done["settings"]["channel_params"] == {"block_length": "64", "equalizer": "zf"}  # as sent (text)
     # the defaults are logged when no parameters are given
     r = post(stack.sender_url, files, channel="rayleigh-nocsi", psnr_db=20)
     assert r.status_code == 202, r.text
