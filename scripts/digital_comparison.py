@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,12 @@ def plots(runs: dict[str, dict], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for key, title in (("miou", "mIoU ↑"), ("lpips", "LPIPS ↓")):
-        fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.4), sharey=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 5.2), sharey=True, squeeze=False)
+        keys = []  # one colour per row key, the same in every panel
+        for data in runs.values():
+            keys += [r["method"]["key"] for r in data["plan"]["rows"] if r["method"]["key"] not in keys]
+        colour = {k: f"C{i % 10}" for i, k in enumerate(keys)}
+        handles: dict[str, Any] = {}
         for ax, (name, data) in zip(axes[0], runs.items()):
             plan, results = data["plan"], data["results"]
             psnrs = sorted(plan["psnrs"])
@@ -89,19 +95,20 @@ def plots(runs: dict[str, dict], folder: Path) -> list[Path]:
                 if r["method"]["kind"] == "real":
                     e = get.get((k, None))
                     if e and e.get(f"{key}_mean") is not None:
-                        ax.axhline(e[f"{key}_mean"], color="k", ls="--", lw=1, label=r["method"]["label"])
+                        handles[r["method"]["label"]] = ax.axhline(e[f"{key}_mean"], color="k", ls="--", lw=1)
                     continue
                 ys = [np.nan if not get.get((k, p)) or get[(k, p)].get(f"{key}_mean") is None else get[(k, p)][f"{key}_mean"]
                       for p in psnrs]
                 style = "--" if r["method"]["kind"].startswith("digital") else "-"
-                ax.plot(xs, ys, style, marker="o", lw=1.5, label=r["method"]["label"])
+                (line,) = ax.plot(xs, ys, style, marker="o", lw=1.5, color=colour[k])
+                handles[r["method"]["label"]] = line
             ax.set_xticks(xs, [f"{p:g}" for p in psnrs])
             ax.set_xlabel("channel PSNR (dB), average SNR on the fading channel")
             ax.set_title(f"{title}: {name} ({plan['scenes']} scenes)")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(title)
-        axes[0][-1].legend(fontsize=7, loc="best")
-        fig.tight_layout()
+        fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=4, fontsize=8)
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         path = folder / f"{key}_vs_psnr.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
