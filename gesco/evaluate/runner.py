@@ -500,8 +500,10 @@ def _row_meta(plan: RowPlan, config: EvalConfig) -> dict[str, Any]:
     """What a stored row's results depend on (checked when a run resumes into the same folder)."""
     meta = {"method": plan.method.to_dict(), "channel": plan.channel, "sampler": plan.sampler, "steps": plan.steps,
             "checkpoint_sha256": plan.checkpoint_sha256}
-    if plan.method.digital or config.channel_params:  # absent from stores made before these settings existed
-        meta["channel_params"] = _row_channel_params(config, plan)
+    params = _row_channel_params(config, plan)
+    # recorded only when they matter, so that stores made before channel parameters existed still resume
+    if plan.method.digital or params != validate_channel_params(plan.channel or config.channel, {}):
+        meta["channel_params"] = params
     if plan.method.digital:
         meta |= {"ldpc_iterations": config.ldpc_iterations, "mcs_gap_db": config.mcs_gap_db,
                  "digital_budget": config.digital_budget}
