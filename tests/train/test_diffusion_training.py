@@ -130,6 +130,7 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # 11-13 s (two torchrun processes); .ci/run runs the slow tests after the default suite
 def test_ddp_two_processes_keep_identical_weights(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
