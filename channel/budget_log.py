@@ -7,10 +7,13 @@ The fields are those of :func:`gesco.link.budget_record` (documented in
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("gesco.channel.budget")
 
 
 class BudgetLog:
@@ -26,10 +29,46 @@ class BudgetLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self._lock = threading.Lock()
+        self._ids = self._logged_ids()
+
+    def _logged_ids(self) -> set[str]:
+        """Ids that have a line already (read once at start-up; unreadable lines are skipped, logged)."""
+        ids: set[str] = set()
+        if not self.path.exists():
+            return ids
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    ids.add(str(json.loads(line)["id"]))
+                except (ValueError, KeyError, TypeError):
+                    log.warning("budget log %s: line %d is not a JSON record with an id; ignored", self.path, n)
+        return ids
 
     def append(self, record: dict[str, Any]) -> None:
+        """Append one line (even when the id has one already)."""
         line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+        with self._lock:
+            self._write(line)
+            self._ids.add(str(record.get("id")))
+
+    def append_once(self, record: dict[str, Any]) -> bool:
+        """Append the record unless its id has a line already; return whether it was written.
+
+        A transmission repeated with the same id (a client's retry after a lost reply, an
+        identical repeated Transmit) gets exactly one line: the first delivery that the
+        receiver acknowledged writes it, whichever attempt that is.
+        """
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        key = str(record.get("id"))
+        with self._lock:
+            if key in self._ids:
+                return False
+            self._write(line)
+            self._ids.add(key)
+        return True
+
+    def _write(self, line: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             if self.fsync:

@@ -39,6 +39,7 @@ class ChannelService:
         self.budget_log = budget_log
         self.metrics = metrics or ServiceMetrics("channel")
         self.receiver_key = receiver_key
+        self.limits = settings.frame_limits()
 
     def transmit(self, frame: SemanticFrame, context: grpc.ServicerContext) -> TransmitAck:
         with job_context(frame.id or None):  # log lines of this call carry the job id
@@ -48,7 +49,7 @@ class ChannelService:
         owner = auth.owner_from_metadata(context)  # the sender's client, passed on to the receiver
         # GescoInputError (bad frame, corrupt payload, bad PSNR / preset) -> INVALID_ARGUMENT
         t0 = time.perf_counter()
-        received = apply_channel(frame)
+        received = apply_channel(frame, limits=self.limits)
         self.metrics.stage_seconds.labels("channel").observe(time.perf_counter() - t0)
         timeout = self.settings.receiver_timeout_s
         remaining = context.time_remaining()
@@ -74,7 +75,11 @@ class ChannelService:
         if ack.status != ACK_ACCEPTED:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"receiver rejected the frame: {ack.message}")
         record = budget_record(frame, received.report)
-        self.budget_log.append(record)
+        # one line per id: a retry of a transmission the receiver had stored already
+        # ("already stored") writes the line if the first attempt did not get to it
+        if not self.budget_log.append_once(record):
+            log.info("frame %s: repeated transmission, the budget log has its line already", frame.id)
+            return TransmitAck(id=frame.id, status=ACK_ACCEPTED, message="delivered (repeated)", report=received.report)
         self.metrics.count_transmission(record["payload_bits"], record["header_bits"], record["channel_uses"])
         log.info(
             "frame %s: %d + %d bits, %d channel uses, PSNR %.1f dB (measured %.2f), %s",
@@ -98,7 +103,8 @@ class ChannelServer:
         tls_on = tls.check_pair(settings.tls_cert, settings.tls_key, "channel gRPC server")
         self._own_channel = receiver_channel is None
         self._receiver_channel = receiver_channel or tls.client_channel(
-            settings.receiver_address, settings.max_message_bytes, settings.receiver_tls_ca
+            settings.receiver_address, settings.max_message_bytes, settings.receiver_tls_ca,
+            settings.reconnect_backoff_ms, settings.max_reconnect_backoff_ms,
         )
         self.metrics = ServiceMetrics("channel")
         self.service = ChannelService(

@@ -7,7 +7,12 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gesco.serving.grpc_kit import DEFAULT_MAX_MESSAGE_BYTES
+from gesco.serving.grpc_kit import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_RECONNECT_BACKOFF_MS,
+    DEFAULT_RECONNECT_BACKOFF_MS,
+)
+from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits
 
 
 class ChannelSettings(BaseSettings):
@@ -20,6 +25,18 @@ class ChannelSettings(BaseSettings):
     receiver_address: str = Field("127.0.0.1:8003", description="host:port of the receiver's gRPC server.")
     receiver_timeout_s: float = Field(10.0, gt=0, description="Deadline of Receiver.Deliver, in seconds.")
     budget_log: Path = Field(Path("gesco-data/budget.jsonl"), description="Bit-budget log (JSON lines), appended to.")
+    reconnect_backoff_ms: int = Field(
+        DEFAULT_RECONNECT_BACKOFF_MS, ge=1, description="First wait before reconnecting to a restarted receiver, ms."
+    )
+    max_reconnect_backoff_ms: int = Field(
+        DEFAULT_MAX_RECONNECT_BACKOFF_MS, ge=1, description="Longest wait between reconnection attempts, ms."
+    )
+    max_frame_elements: int = Field(
+        DEFAULT_MAX_FRAME_ELEMENTS, ge=1, description="Most map elements N * H * W a frame may declare "
+        "(checked before the payload is decoded)."
+    )
+    height: int = Field(0, ge=0, le=4096, description="Height frames must declare (the receiver model's); 0 = any.")
+    width: int = Field(0, ge=0, le=4096, description="Width frames must declare; 0 = any.")
     max_workers: int = Field(8, ge=1, description="gRPC worker threads.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
     torch_threads: int = Field(1, ge=0, description="torch intra-op threads (0 = torch's default).")
@@ -37,3 +54,8 @@ class ChannelSettings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="Interface of the metrics server.")
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")
+
+    def frame_limits(self) -> FrameLimits:
+        """The declared-size limits of incoming frames."""
+        resolution = (self.height, self.width) if self.height and self.width else None
+        return FrameLimits(max_elements=self.max_frame_elements, resolution=resolution)

@@ -40,7 +40,6 @@ pixel is decoded (so an oversized image is refused without allocating it).
 from __future__ import annotations
 
 import math
-import struct
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -62,6 +61,7 @@ from gesco.errors import (
     ImageDecodeError,
     ShapeError,
 )
+from gesco.image_header import ImageInfo, UnsupportedImageError, apply_orientation, image_info
 from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
 from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD, DomainReport, check_threshold, domain_report, segment_scored
@@ -78,6 +78,7 @@ from gesco.wire.frames import (
     validate_received_frame,
 )
 from gesco.codecs.accounting import frame_bits
+from gesco.wire.limits import FrameLimits, check_frame_limits, check_layout_symbols
 
 if TYPE_CHECKING:
     from gesco.diffusion.pipeline import SamplingSettings
@@ -91,13 +92,13 @@ PSNR_RANGE_DB: tuple[float, float] = (-20.0, 100.0)
 F16_MAX = 65504.0
 #: largest upload a caller should accept by default, in pixels (width * height)
 DEFAULT_MAX_PIXELS = 16_000_000
+#: largest decoded size of one upload by default, in bytes (stored samples + the 8-bit
+#: RGB copy): a 12 MP phone photo (4000 x 3000 JPEG) needs 72 MB, a 16-bit RGBA
+#: 4000 x 4000 PNG 176 MB
+DEFAULT_MAX_DECODED_BYTES = 96 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------- errors
-class UnsupportedImageError(ImageDecodeError):
-    """The bytes are not a PNG or JPEG file at all (HTTP 415)."""
-
-
 class ImageTooLargeError(GescoInputError):
     """An upload is larger than the configured limit, in bytes or pixels (HTTP 413)."""
 
@@ -198,87 +199,59 @@ def stage_seed(seed: int, stage: str) -> int:
 
 # --------------------------------------------------------------------------- uploads
 def image_header(data: bytes) -> tuple[str, int, int]:
-    """Format and pixel size of a PNG or JPEG file from its header, without decoding it.
+    """Format and stored pixel size of a PNG or JPEG file from its header, without decoding it.
 
     Returns:
-        ``(format, height, width)`` with format ``"png"`` or ``"jpeg"``.
+        ``(format, height, width)`` with format ``"png"`` or ``"jpeg"``
+        (:func:`gesco.image_header.image_info` has the rest of the header).
     Raises:
         UnsupportedImageError: neither a PNG nor a JPEG signature.
         ImageDecodeError: the signature is right but the header is truncated or corrupt.
     """
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        # the first chunk must be IHDR: length (4), "IHDR", width (4), height (4)
-        if len(data) < 24 or data[12:16] != b"IHDR":
-            raise ImageDecodeError("corrupt PNG: no IHDR header chunk")
-        width, height = struct.unpack(">II", data[16:24])
-        if width == 0 or height == 0:
-            raise ImageDecodeError(f"corrupt PNG: header says {width}x{height} pixels")
-        return "png", height, width
-    if data.startswith(b"\xff\xd8\xff"):
-        return ("jpeg", *_jpeg_size(data))
-    raise UnsupportedImageError("not a PNG or JPEG file (unrecognised signature in the first bytes)")
+    info = image_info(data)
+    return info.format, info.height, info.width
 
 
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """``(height, width)`` from the first start-of-frame marker of a JPEG file."""
-    i = 2
-    n = len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            raise ImageDecodeError(f"corrupt JPEG: expected a marker at byte {i}")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD9)):  # markers without a length
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if length < 2:
-            raise ImageDecodeError(f"corrupt JPEG: segment length {length} at byte {i}")
-        if marker in _JPEG_SOF:
-            if i + 9 > n:
-                break
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            if width == 0 or height == 0:
-                raise ImageDecodeError(f"corrupt JPEG: frame header says {width}x{height} pixels")
-            return height, width
-        if marker == 0xDA:  # start of scan before any frame header
-            break
-        i += 2 + length
-    raise ImageDecodeError("corrupt JPEG: no frame header (SOF) found")
-
-
-def _check_upload(data: bytes, what: str, max_bytes: int | None, max_pixels: int | None) -> tuple[str, int, int]:
+def _check_upload(data: bytes, what: str, max_bytes: int | None, max_pixels: int | None,
+                  max_decoded_bytes: int | None = None, out_channels: int = 3) -> ImageInfo:
+    """Size checks of an upload from its header: bytes, pixels, and bytes once decoded."""
     if len(data) == 0:
         raise UnsupportedImageError(f"{what} is empty (0 bytes)")
     if max_bytes is not None and len(data) > max_bytes:
         raise ImageTooLargeError(f"{what} is {len(data)} bytes, the limit is {max_bytes}")
-    fmt, height, width = image_header(data)
+    info = image_info(data)
+    height, width = info.height, info.width
     if max_pixels is not None and height * width > max_pixels:
         raise ImageTooLargeError(f"{what} is {width}x{height} = {height * width} pixels, the limit is {max_pixels}")
-    return fmt, height, width
+    cost = info.decoded_bytes(out_channels)
+    if max_decoded_bytes is not None and cost > max_decoded_bytes:
+        raise ImageTooLargeError(
+            f"{what} is {width}x{height} with {info.channels} channel(s) of {8 * info.bytes_per_sample} bits: "
+            f"{cost} bytes once decoded, the limit is {max_decoded_bytes}"
+        )
+    return info
 
 
-def decode_image(data: bytes, max_bytes: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode an uploaded PNG or JPEG to ``(H, W, 3)`` uint8 RGB.
+def decode_image(data: bytes, max_bytes: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES) -> np.ndarray:
+    """Decode an uploaded PNG or JPEG to ``(H, W, 3)`` uint8 RGB, turned upright.
 
     Greyscale is expanded to three channels, an alpha channel is dropped, 16-bit PNGs are
-    scaled to 8 bits.
+    scaled to 8 bits. A JPEG's EXIF orientation is honoured (the result is the upright
+    image; orientations 5-8 swap height and width), see :mod:`gesco.image_header`.
 
     Raises:
         UnsupportedImageError: not a PNG or JPEG (or empty).
-        ImageTooLargeError: more than ``max_bytes`` bytes or ``max_pixels`` pixels.
+        ImageTooLargeError: more than ``max_bytes`` bytes, ``max_pixels`` pixels, or
+            ``max_decoded_bytes`` bytes once decoded (checked on the header, before decoding).
         ImageDecodeError: a PNG / JPEG that does not decode (truncated, corrupt).
     """
-    fmt, height, width = _check_upload(data, "image", max_bytes, max_pixels)
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.shape[:2] != (height, width):
-        raise ImageDecodeError(f"corrupt {fmt.upper()}: the image data does not decode")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    info = _check_upload(data, "image", max_bytes, max_pixels, max_decoded_bytes)
+    # the stored pixels (OpenCV would apply the orientation itself, only for some formats)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None or bgr.shape[:2] != (info.height, info.width):
+        raise ImageDecodeError(f"corrupt {info.format.upper()}: the image data does not decode")
+    return apply_orientation(bgr[:, :, ::-1], info.orientation)
 
 
 def decode_label_map(
@@ -286,22 +259,25 @@ def decode_label_map(
     what: str = "label map",
     max_bytes: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES,
 ) -> np.ndarray:
-    """Decode an uploaded label or instance map (a PNG of integer ids) to ``(H, W)`` int64.
+    """Decode an uploaded label or instance map (a PNG of integer ids) to ``(H, W)`` ids.
 
     8- or 16-bit, one channel (or three equal channels). JPEG is refused: its lossy
-    compression changes ids.
+    compression changes ids. The ids keep the file's integer type (uint8 / uint16), so
+    a map costs what its samples cost, not 8 bytes a pixel. PNG maps are never turned
+    (no EXIF orientation).
 
     Raises:
         UnsupportedImageError: not a PNG (JPEG included).
         ImageTooLargeError, ImageDecodeError: as :func:`decode_image`.
         ShapeError: three channels that differ (a colour image, not a map of ids).
     """
-    fmt, height, width = _check_upload(data, what, max_bytes, max_pixels)
-    if fmt != "png":
+    info = _check_upload(data, what, max_bytes, max_pixels, max_decoded_bytes, out_channels=0)
+    if info.format != "png":
         raise UnsupportedImageError(f"{what} must be a PNG of class ids; JPEG would alter the ids")
-    m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if m is None or m.shape[:2] != (height, width):
+    m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if m is None or m.shape[:2] != (info.height, info.width):
         raise ImageDecodeError(f"corrupt PNG: the {what} does not decode")
     if m.ndim == 3:
         if m.shape[2] == 4:
@@ -309,7 +285,7 @@ def decode_label_map(
         if not (np.array_equal(m[..., 0], m[..., 1]) and np.array_equal(m[..., 0], m[..., 2])):
             raise ShapeError(f"{what} has {m.shape[2]} differing colour channels; expected one channel of ids")
         m = m[..., 0]
-    return m.astype(np.int64)
+    return np.ascontiguousarray(m)
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -497,7 +473,8 @@ def check_transmit_params(frame: pb.SemanticFrame) -> None:
     validate_channel_params(t.channel or "awgn", dict(t.channel_params))
 
 
-def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = None) -> pb.ReceivedFrame:
+def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = None,
+                  limits: FrameLimits | None = None) -> pb.ReceivedFrame:
     """The channel's stage: a ``SemanticFrame`` -> the ``ReceivedFrame`` for the receiver.
 
     Counts the frame's bits (:func:`gesco.codecs.frame_bits`), decodes the payload to the
@@ -511,16 +488,19 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
         generator: the noise generator; ``None`` seeds one with
             ``stage_seed(frame.transmit.seed, "channel")``, so a frame always gets the
             same noise.
+        limits: declared-size limits checked before decoding
+            (:func:`gesco.wire.limits.check_frame_limits`; default :class:`FrameLimits`).
     Returns:
         ``ReceivedFrame`` with the header (payload cleared, ``power_scale`` set), the
         symbols and the :class:`ChannelReport`.
     Raises:
         GescoInputError subclasses: an inconsistent frame, a corrupt payload, bad channel settings.
     """
-    validate_frame(frame)
+    check_frame_limits(frame, limits or FrameLimits())  # before anything is decoded
     check_transmit_params(frame)
     payload_bits, header_bits = frame_bits(frame)
     symbols = frame_channel_symbols(frame)  # (N, h, w) uint8, PayloadError when corrupt
+    check_layout_symbols(frame, symbols)  # the maps are the classes (+ edges) the header lists
     if generator is None:
         generator = torch.Generator().manual_seed(stage_seed(frame.transmit.seed, "channel"))
     preset = frame.transmit.channel or "awgn"
@@ -696,6 +676,7 @@ def _finite_or_none(x: float) -> float | None:
 
 __all__ = [
     "DEFAULT_JPEG_QUALITY",
+    "DEFAULT_MAX_DECODED_BYTES",
     "DEFAULT_MAX_PIXELS",
     "ImageTooLargeError",
     "PSNR_RANGE_DB",

@@ -9,14 +9,15 @@ from typing import Callable
 
 import grpc
 
-from gesco.errors import ClassIdError, ShapeError
-from gesco.link import TransmitSettings, budget_record, received_maps, upload_report
+from gesco.errors import ClassIdError
+from gesco.link import TransmitSettings, budget_record, check_transmit_params, received_maps, upload_report
 from gesco.serving.auth import owner_from_metadata
 from gesco.serving.logs import job_context
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
+from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits, check_received_limits
 
 from receiver.generation import Generator, check_sampling, num_timesteps
-from receiver.store import DuplicateJobError, JobOwnerError, JobStore, check_job_id
+from receiver.store import DuplicateJobError, JobOwnerError, JobStore, QueueFullError, check_job_id
 
 log = logging.getLogger("gesco.receiver.ingest")
 
@@ -37,10 +38,13 @@ class Ingest:
         on_queued: called after a job is stored (wakes the worker).
     """
 
-    def __init__(self, store: JobStore, generator: Generator, on_queued: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, store: JobStore, generator: Generator, on_queued: Callable[[], None] = lambda: None,
+                 max_queued: int = 0, max_frame_elements: int = DEFAULT_MAX_FRAME_ELEMENTS) -> None:
         self.store = store
         self.generator = generator
         self.on_queued = on_queued
+        self.max_queued = max_queued
+        self.limits = FrameLimits(max_elements=max_frame_elements, resolution=tuple(generator.resolution))
         self._timesteps = num_timesteps(generator)
 
     def check(self, received: ReceivedFrame) -> TransmitSettings:
@@ -51,7 +55,9 @@ class Ingest:
                 a class space or size the model does not generate, bad sampling settings,
                 an id that cannot name a job.
         """
-        received_maps(received)  # header, symbol shape and values, codec upsampling
+        # declared sizes against the model's resolution and the element budget, header
+        # payload, report: all before any symbol is converted or upsampled
+        check_received_limits(received, self.limits)
         header = received.header
         check_job_id(header.id)
         space = self.generator.space
@@ -59,12 +65,9 @@ class Ingest:
             raise ClassIdError(f"frame uses class space {header.class_space!r}, the receiver's model {space.name!r}")
         if header.num_classes != space.num_classes:
             raise ClassIdError(f"frame has {header.num_classes} classes, the receiver's model {space.num_classes}")
-        h, w = self.generator.resolution
-        if (header.height, header.width) != (h, w):
-            raise ShapeError(
-                f"frame is {header.height}x{header.width}, the receiver's model generates {h}x{w}; "
-                "the sender must resize to the model resolution"
-            )
+        if header.HasField("transmit"):
+            check_transmit_params(header)  # PSNR range and channel preset, as the channel checks them
+        received_maps(received)  # symbol values (NaN / inf), codec upsampling
         settings = TransmitSettings.from_message(header.transmit) if header.HasField("transmit") else TransmitSettings()
         check_sampling(settings, self._timesteps)
         return settings
@@ -75,22 +78,27 @@ class Ingest:
 
     def _deliver(self, received: ReceivedFrame, context: grpc.ServicerContext) -> DeliverAck:
         owner = owner_from_metadata(context)  # identity of the sender's client (API keys on), else None
+        received.DiscardUnknownFields()  # unknown fields are not stored
         settings = self.check(received)  # GescoInputError -> INVALID_ARGUMENT (see grpc_kit)
         header = received.header
         try:
             new = self.store.add(
                 header.id,
-                received.SerializeToString(),
+                received.SerializeToString(deterministic=True),
                 settings=settings.to_dict(),
                 budget=budget_record(header, received.report),
                 batch_key=batch_key(settings),
                 upload=upload_report(header.upload) if header.HasField("upload") else None,
                 owner=owner,
+                max_queued=self.max_queued,
             )
         except JobOwnerError as e:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
         except DuplicateJobError as e:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(e))
+        except QueueFullError as e:
+            log.warning("job %s refused: %s", header.id, e)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e}; retry later")
         except (OSError, sqlite3.Error) as e:
             log.exception("cannot store job %s", header.id)
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the receiver cannot store the job: {type(e).__name__}: {e}")

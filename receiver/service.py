@@ -49,10 +49,12 @@ class ReceiverService:
         self.metrics = ServiceMetrics("receiver")
         stages = {k: k[:-2] for k in ("queue_wait_s", "fds_s", "sampling_s", "png_s", "total_s")}
         self.worker = Worker(self.store, self.generator, settings.max_batch, settings.fds_kernel, settings.poll_s,
-                             on_done=lambda timings: self.metrics.observe_stages(timings, stages))
+                             on_done=lambda timings: self.metrics.observe_stages(timings, stages),
+                             max_stored_jobs=settings.max_stored_jobs)
         grpc_keys = auth.ApiKeys(auth.read_keys(settings.grpc_api_keys, settings.grpc_api_keys_file))
         self.tls = tls.check_pair(settings.tls_cert, settings.tls_key, "receiver")
-        self.ingest = Ingest(self.store, self.generator, on_queued=self.worker.notify)
+        self.ingest = Ingest(self.store, self.generator, on_queued=self.worker.notify, max_queued=settings.max_queue,
+                             max_frame_elements=settings.max_frame_elements)
         self.server, self.health, self.grpc_port = make_server(
             RECEIVER_SERVICE,
             {"Deliver": tolerant_unary(self.ingest.deliver, ReceivedFrame, DeliverAck)},

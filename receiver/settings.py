@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gesco.serving.grpc_kit import DEFAULT_MAX_MESSAGE_BYTES
+from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS
 
 
 class ReceiverSettings(BaseSettings):
@@ -30,6 +31,18 @@ class ReceiverSettings(BaseSettings):
     fds_kernel: int = Field(3, ge=1, description="FDS window (odd; 3 in the paper).")
     poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs (it is also woken on arrival).")
     fsync: bool = Field(True, description="fsync stored frames and results (durability against power loss).")
+    max_queue: int = Field(
+        256, ge=0, description="Most unfinished (queued + running) jobs; beyond it Deliver answers RESOURCE_EXHAUSTED "
+        "and the sender 503 with Retry-After (0 = no limit)."
+    )
+    max_stored_jobs: int = Field(
+        10000, ge=0, description="Most stored jobs; the oldest finished ones (done / failed) expire beyond it, "
+        "rows and files (0 = keep all)."
+    )
+    max_frame_elements: int = Field(
+        DEFAULT_MAX_FRAME_ELEMENTS, ge=1, description="Most map elements N * H * W a frame may declare "
+        "(checked before anything is upsampled)."
+    )
     grpc_workers: int = Field(8, ge=1, description="gRPC worker threads.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default).")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gesco.errors import GescoError, GescoInputError, PayloadError
+from gesco.errors import GescoError, GescoInputError
+from gesco.wire.frames import FRAME_ID_PATTERN, check_frame_id
 
-#: ids the store accepts (they name a folder): letters, digits, '.', '_', '-', at most 128
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: ids the store accepts (they name a folder): those of every hop (gesco.wire.frames)
+JOB_ID_PATTERN = FRAME_ID_PATTERN
 
 FRAME_FILE = "frame.pb"
 IMAGE_FILE = "image.png"
@@ -75,6 +76,10 @@ class JobOwnerError(GescoError):
     """A job with this id exists already and belongs to another client (API-key identity)."""
 
 
+class QueueFullError(Exception):
+    """The store holds its maximum of unfinished jobs (gRPC RESOURCE_EXHAUSTED, HTTP 503)."""
+
+
 @dataclass
 class Job:
     """One row of the store (times are Unix seconds)."""
@@ -96,11 +101,7 @@ class Job:
 
 def check_job_id(job_id: str) -> str:
     """Return ``job_id`` or raise :class:`PayloadError` when it cannot name a job folder."""
-    if not JOB_ID_PATTERN.match(job_id or ""):
-        raise PayloadError(
-            f"job id {job_id[:40]!r} is not accepted: use 1-128 letters, digits, '.', '_' or '-', starting alphanumeric"
-        )
-    return job_id
+    return check_frame_id(job_id)
 
 
 class JobStore:
@@ -164,7 +165,7 @@ class JobStore:
 
     # ------------------------------------------------------------------ rows
     def add(self, job_id: str, frame: bytes, settings: dict[str, Any], budget: dict[str, Any], batch_key: str,
-            upload: dict[str, Any] | None = None, owner: str | None = None) -> bool:
+            upload: dict[str, Any] | None = None, owner: str | None = None, max_queued: int = 0) -> bool:
         """Store a new queued job durably: the frame file first, then the row.
 
         ``upload`` (how the sender prepared the upload, :func:`gesco.link.upload_report`)
@@ -178,6 +179,8 @@ class JobStore:
         Raises:
             JobOwnerError: the id exists and belongs to another owner.
             DuplicateJobError: the id exists with another frame.
+            QueueFullError: ``max_queued > 0`` jobs are queued or running already
+                (checked after the duplicate check, so a repeated delivery still succeeds).
             PayloadError: an id that cannot name a folder.
             OSError, sqlite3.Error: the disk or the database failed (nothing is queued).
         """
@@ -194,6 +197,10 @@ class JobStore:
                 if same:
                     return False
                 raise DuplicateJobError(f"job {job_id} exists already with a different frame")
+            if max_queued > 0:
+                active = self.queued()
+                if active >= max_queued:
+                    raise QueueFullError(f"the receiver's queue is full ({active} unfinished jobs, limit {max_queued})")
             self.write_file(job_id, FRAME_FILE, frame)
             try:
                 self._db.execute(
@@ -209,7 +216,7 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         """The job, or ``None`` for an unknown (or unusable) id."""
-        if not JOB_ID_PATTERN.match(job_id or ""):
+        if not isinstance(job_id, str) or JOB_ID_PATTERN.fullmatch(job_id) is None:
             return None
         with self._lock:
             row = self._row(job_id)
@@ -222,9 +229,11 @@ class JobStore:
         jobs with that key (same sampler, steps, guidance scale), so they can be sampled
         in one call. Returns an empty list when nothing is queued.
         """
-        now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            # the claim time is taken inside the transaction, after every add() that
+            # committed before it: queue_wait_s = started_at - created_at is never negative
+            now = time.time()
             try:
                 first = self._db.execute(
                     "SELECT batch_key FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1"
@@ -315,6 +324,44 @@ class JobStore:
                     (before, *params, int(limit)),
                 ).fetchall()
         return [_job(r) for r in rows]
+
+    def queued(self) -> int:
+        """Number of jobs waiting (``queued``) or being processed (``running``)."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running')").fetchone()
+        return int(row["n"])
+
+    def exists(self, job_id: str) -> bool:
+        """Whether a job with this id is stored (any status)."""
+        if not isinstance(job_id, str) or JOB_ID_PATTERN.fullmatch(job_id) is None:
+            return False
+        with self._lock:
+            return self._row(job_id) is not None
+
+    def expire(self, max_jobs: int) -> list[str]:
+        """Delete the oldest finished jobs (``done`` / ``failed``) beyond ``max_jobs`` stored jobs.
+
+        Queued and running jobs are never expired (the receiver's queue bound limits
+        them). The rows go first, then the folders, so a crash in between leaves at
+        worst an orphaned folder, never a row without its files. Returns the expired ids.
+        """
+        if max_jobs <= 0:
+            return []
+        with self._lock:
+            total = int(self._db.execute("SELECT COUNT(*) AS n FROM jobs").fetchone()["n"])
+            excess = total - int(max_jobs)
+            if excess <= 0:
+                return []
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE status IN ('done', 'failed') ORDER BY COALESCE(finished_at, created_at), seq "
+                "LIMIT ?",
+                (excess,),
+            ).fetchall()
+            ids = [r["id"] for r in rows]
+            self._db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
+        for i in ids:
+            shutil.rmtree(self.jobs_dir / i, ignore_errors=True)
+        return ids
 
     def _row(self, job_id: str) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -59,10 +59,11 @@ class Worker:
 
     def __init__(self, store: JobStore, generator: Generator, max_batch: int = 4, fds_kernel: int = 3,
                  poll_s: float = 1.0, progress: ProgressBoard | None = None,
-                 on_done: Callable[[dict], None] = lambda timings: None) -> None:
+                 on_done: Callable[[dict], None] = lambda timings: None, max_stored_jobs: int = 0) -> None:
         self.on_done = on_done
         self.store = store
         self.progress = progress or ProgressBoard()
+        self.max_stored_jobs = max_stored_jobs
         self.generator = generator
         self.max_batch = max_batch
         self.fds_kernel = fds_kernel
@@ -102,6 +103,17 @@ class Worker:
                 self._wake.clear()
                 continue
             self.process(jobs)
+            self.expire()
+
+    def expire(self) -> None:
+        """Drop the oldest finished jobs beyond ``max_stored_jobs`` (logged; errors logged, not raised)."""
+        try:
+            expired = self.store.expire(self.max_stored_jobs)
+        except Exception:  # noqa: BLE001 - the database is busy or broken: try after the next batch
+            log.exception("cannot expire old jobs")
+            return
+        if expired:
+            log.info("expired %d finished job(s) beyond the cap of %d stored jobs", len(expired), self.max_stored_jobs)
 
     def process(self, jobs: list[Job]) -> None:
         """Run one claimed batch to the end (every job ends done or failed)."""
@@ -124,7 +136,8 @@ class Worker:
                 self.store.mark_failed(job.id, f"cannot prepare the conditioning: {type(e).__name__}: {e}")
                 continue
             timings = {
-                "queue_wait_s": round(job.started_at - job.created_at, 6) if job.started_at else None,
+                # >= 0 by construction (claim_batch), clamped against a wall clock stepped back
+                "queue_wait_s": round(max(0.0, job.started_at - job.created_at), 6) if job.started_at else None,
                 "fds_s": time.perf_counter() - t0,
             }
             prepared.append(_Prepared(job, settings, maps, timings))

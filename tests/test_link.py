@@ -258,7 +258,7 @@ def test_decode_refuses_bad_files(scene):
 
 def test_decode_label_maps(scene):
     label = decode_label_map(encode_png(scene.label))
-    assert label.dtype == np.int64 and np.array_equal(label, scene.label)
+    assert label.dtype == np.uint8 and np.array_equal(label, scene.label)
     ok, inst16 = cv2.imencode(".png", scene.instance.astype(np.uint16))
     assert np.array_equal(decode_label_map(inst16.tobytes(), "instance map"), scene.instance)
     ok, jpg = cv2.imencode(".jpg", scene.label)

@@ -37,12 +37,37 @@ RECEIVER_SERVICE = gesco_pb2.DESCRIPTOR.services_by_name["Receiver"].full_name
 Handler = Callable[[Message, grpc.ServicerContext], Message]
 
 
-def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
-    """gRPC channel / server options with both message-size limits set."""
-    return [
+#: reconnect backoff of the clients (sender -> channel, channel -> receiver), ms: gRPC's
+#: own defaults (1 s, growing 1.6x to 120 s) leave a client refusing calls for seconds
+#: after its server came back; these bound the wait to about half a second
+DEFAULT_RECONNECT_BACKOFF_MS = 100
+DEFAULT_MAX_RECONNECT_BACKOFF_MS = 500
+
+
+def channel_options(
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    reconnect_backoff_ms: int | None = None,
+    max_reconnect_backoff_ms: int | None = None,
+) -> list[tuple[str, int]]:
+    """gRPC channel / server options with both message-size limits set.
+
+    Args:
+        max_message_bytes: largest message, both directions.
+        reconnect_backoff_ms, max_reconnect_backoff_ms: a client's first and longest
+            wait between reconnection attempts (``grpc.initial_reconnect_backoff_ms``,
+            ``grpc.min_reconnect_backoff_ms``, ``grpc.max_reconnect_backoff_ms``);
+            ``None`` keeps gRPC's default.
+    """
+    options = [
         ("grpc.max_send_message_length", int(max_message_bytes)),
         ("grpc.max_receive_message_length", int(max_message_bytes)),
     ]
+    if reconnect_backoff_ms is not None:
+        options += [("grpc.initial_reconnect_backoff_ms", int(reconnect_backoff_ms)),
+                    ("grpc.min_reconnect_backoff_ms", int(reconnect_backoff_ms))]
+    if max_reconnect_backoff_ms is not None:
+        options.append(("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff_ms)))
+    return options
 
 
 def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:

@@ -45,9 +45,13 @@ def server_credentials(cert: Path | str, key: Path | str) -> grpc.ServerCredenti
     return grpc.ssl_server_credentials([(_read(key, "TLS key"), _read(cert, "TLS certificate"))])
 
 
-def client_channel(address: str, max_message_bytes: int, ca: Path | str | None = None) -> grpc.Channel:
-    """A gRPC channel to ``address``: TLS trusting ``ca`` when given, plaintext otherwise."""
-    options = channel_options(max_message_bytes)
+def client_channel(address: str, max_message_bytes: int, ca: Path | str | None = None,
+                   reconnect_backoff_ms: int | None = None, max_reconnect_backoff_ms: int | None = None) -> grpc.Channel:
+    """A gRPC channel to ``address``: TLS trusting ``ca`` when given, plaintext otherwise.
+
+    ``reconnect_backoff_ms`` / ``max_reconnect_backoff_ms``: see :func:`gesco.serving.grpc_kit.channel_options`.
+    """
+    options = channel_options(max_message_bytes, reconnect_backoff_ms, max_reconnect_backoff_ms)
     if ca is None:
         return grpc.insecure_channel(address, options=options)
     return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_read(ca, "TLS CA")),

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from gesco.wire import gesco_pb2 as pb
 MAX_FRAME_SIDE = 4096
 #: longest frame id, in bytes
 MAX_ID_BYTES = 128
+#: frame / job ids every hop accepts (they name a folder at the receiver): 1-128 letters,
+#: digits, '.', '_', '-', starting alphanumeric; matched with ``fullmatch`` (a ``$``
+#: would let a trailing newline through)
+FRAME_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _FLOAT16_LE = np.dtype("<f2")
 
 
@@ -57,6 +62,16 @@ def codec_for_frame(frame: pb.SemanticFrame) -> MapCodec:
     if not frame.codec:
         raise UnknownCodecError("frame does not name a codec")
     return get_codec(frame.codec, **codec_params_dict(frame.codec_params))
+
+
+def check_frame_id(frame_id: str) -> str:
+    """Return ``frame_id`` or raise :class:`PayloadError` when it is not a valid frame / job id."""
+    if not isinstance(frame_id, str) or FRAME_ID_PATTERN.fullmatch(frame_id) is None:
+        shown = repr(frame_id[:40]) if isinstance(frame_id, str) else type(frame_id).__name__
+        raise PayloadError(
+            f"frame / job id {shown} is not accepted: use 1-128 letters, digits, '.', '_' or '-', starting alphanumeric"
+        )
+    return frame_id
 
 
 def n_maps(frame: pb.SemanticFrame) -> int:
@@ -111,7 +126,7 @@ def frame_channel_symbols(frame: pb.SemanticFrame) -> np.ndarray:
 def validate_frame(frame: pb.SemanticFrame, require_payload: bool = True) -> None:
     """Check that a frame header is consistent; return None or raise a named error.
 
-    Checks: id present and short; ``1 <= height, width <= 4096``; the class space is
+    Checks: id present, short and of :data:`FRAME_ID_PATTERN`; ``1 <= height, width <= 4096``; the class space is
     known and its size is ``num_classes`` (or, without a name, ``num_classes >= 1``);
     at least one class id, strictly increasing, inside ``[0, num_classes)``; a known
     codec with valid parameters; a non-empty payload (when ``require_payload``); a
@@ -128,6 +143,7 @@ def validate_frame(frame: pb.SemanticFrame, require_payload: bool = True) -> Non
         raise PayloadError("frame has no id")
     if len(frame.id.encode()) > MAX_ID_BYTES:
         raise PayloadError(f"frame id is {len(frame.id.encode())} bytes long, at most {MAX_ID_BYTES} allowed")
+    check_frame_id(frame.id)
     for name in ("height", "width"):
         size = getattr(frame, name)
         if not 1 <= size <= MAX_FRAME_SIDE:

@@ -107,7 +107,8 @@ def test_malformed_and_inconsistent_frames_are_invalid_argument(stack):
     with pytest.raises(grpc.RpcError) as err:
         deliver(stack, short)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    bad_id = received_frame("../../etc")
+    bad_id = received_frame("rx-bad-id")
+    bad_id.header.id = "../../etc"  # the sender side refuses to build it; a hand-made frame
     with pytest.raises(grpc.RpcError) as err:
         deliver(stack, bad_id)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "job id" in err.value.details()
