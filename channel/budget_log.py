@@ -34,7 +34,7 @@ class BudgetLog:
     def _logged_ids(self) -> set[str]:
         """Ids that have a line already (read once at start-up; unreadable lines are skipped, logged)."""
         ids: set[str] = set()
-        if not self.path.exists():
+        if not self.path.is_file():  # absent (or not a regular file: nothing to read back)
             return ids
         with open(self.path, encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, 1):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from gesco import __version__
 from gesco.serving import auth
 from gesco.serving.api_docs import add_offline_docs
+from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.readiness import READYZ_RESPONSES, run_checks
@@ -164,11 +165,12 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
     install_http(app, metrics)
     base = public_url.rstrip("/") if public_url else ""
     app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
+    install_validation_handler(app)  # 422 replies echo at most 100 characters of the input
 
     def find(store: JobStore, job_id: str, request: Request) -> Job:
         job = store.get(job_id)
         if job is None:
-            raise HTTPException(404, f"no job with id {job_id!r}")
+            raise HTTPException(404, f"no job with id {job_id[:80]!r}{'...' if len(job_id) > 80 else ''}")
         if keys.enabled and job.owner != auth.client_identity(request):
             raise HTTPException(403, f"job {job_id} belongs to another API key" if job.owner else
                                 f"job {job_id} was stored without an API key; no key may read it")

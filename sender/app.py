@@ -29,8 +29,7 @@ from typing import Annotated, Any, Literal
 import grpc
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gesco import __version__
 from gesco.channel import CHANNELS, channel_catalogue, parse_channel_params
@@ -53,14 +52,18 @@ from gesco.link import (
 from gesco.semantics.classes import get_class_space
 from gesco.serving import auth, tls
 from gesco.serving.api_docs import add_offline_docs
+from gesco.serving.body_limit import BodyLimit
+from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.logs import bind_job
 from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.probes import grpc_health_on
 from gesco.serving.readiness import READYZ_RESPONSES, NotReady, run_checks
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
+from gesco.wire.frames import check_frame_id
 
 from sender.cors import allow_viewer
+from sender.guards import EncodeSlots, check_form
 from sender.settings import SenderSettings
 
 log = logging.getLogger("gesco.sender")
@@ -104,6 +107,21 @@ class TransmitParams(BaseModel):
     steps: int = Field(DEFAULT_STEPS, ge=1, le=1000, description="Sampling steps (network evaluations).")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
     fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
+    id: str | None = Field(
+        None, description="Job id chosen by the client (1-128 letters, digits, '.', '_', '-'; default: a random "
+        "128-bit id). Repeating a transmission with the same id and the same files and settings returns the job "
+        "stored by the first attempt (a safe retry after a 503 / 504); another input with a stored id is 409."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_frame_id(value)
+            except GescoInputError as e:
+                raise ValueError(str(e)) from None
+        return value
 
     @model_validator(mode="after")
     def _check_channel_params(self) -> "TransmitParams":
@@ -200,14 +218,17 @@ class ChannelClient:
     Args:
         api_key: sent as ``authorization: Bearer`` metadata (channel with keys on).
         tls_ca: CA of the channel's TLS certificate (``None``: plaintext).
+        reconnect_backoff_ms, max_reconnect_backoff_ms: reconnection to a restarted channel
+            (:func:`gesco.serving.grpc_kit.channel_options`).
     """
 
     def __init__(self, address: str, timeout_s: float, max_message_bytes: int, api_key: str | None = None,
-                 tls_ca=None) -> None:
+                 tls_ca=None, reconnect_backoff_ms: int | None = None, max_reconnect_backoff_ms: int | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
         self.api_key = api_key
-        self._channel = tls.client_channel(address, max_message_bytes, tls_ca)
+        self._channel = tls.client_channel(address, max_message_bytes, tls_ca, reconnect_backoff_ms,
+                                           max_reconnect_backoff_ms)
         self._stub = gesco_pb2_grpc.ChannelStub(self._channel)
 
     def transmit(self, frame: SemanticFrame, owner: str | None = None) -> TransmitAck:
@@ -222,7 +243,7 @@ class ChannelClient:
         self._channel.close()
 
 
-def http_error_for_rpc(e: grpc.RpcError, address: str) -> HTTPException:
+def http_error_for_rpc(e: grpc.RpcError, address: str, retry_after_s: int = 5) -> HTTPException:
     """Map a failed ``Channel.Transmit`` to an HTTP error whose message says which hop failed."""
     code, detail = e.code(), e.details() or ""
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -237,6 +258,8 @@ def http_error_for_rpc(e: grpc.RpcError, address: str) -> HTTPException:
         return HTTPException(409, detail)
     if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the channel lacks an optional extra
         return HTTPException(503, f"the channel cannot serve this request: {detail}")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # the receiver's queue is full: nothing was stored
+        return HTTPException(503, f"the receiver is at capacity: {detail}", headers={"Retry-After": str(retry_after_s)})
     return HTTPException(502, f"the channel failed ({code.name}): {detail}")
 
 
@@ -275,9 +298,11 @@ def create_app(
     channel = channel or ChannelClient(
         settings.channel_address, settings.channel_timeout_s, settings.max_message_bytes,
         api_key=auth.read_secret(settings.channel_api_key, settings.channel_api_key_file), tls_ca=settings.channel_tls_ca,
+        reconnect_backoff_ms=settings.reconnect_backoff_ms, max_reconnect_backoff_ms=settings.max_reconnect_backoff_ms,
     )
     slot = SegmenterSlot(segmenter)
     metrics = ServiceMetrics("sender")
+    encode_slots = EncodeSlots(settings.max_concurrent_encodes, settings.encode_wait_s, settings.retry_after_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -312,14 +337,9 @@ def create_app(
     ))
     # the viewer's CORS outside the guard: its refusals (401 / 403 / 429) carry CORS headers too
     allow_viewer(app, settings.receiver_url)
-    max_body = 3 * settings.max_upload_bytes + 64 * 1024
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body:
-            return JSONResponse({"detail": f"request body is {length} bytes, the limit is {max_body}"}, status_code=413)
-        return await call_next(request)
+    # the limit counts the bytes read (a chunked upload has no Content-Length)
+    app.add_middleware(BodyLimit, max_bytes=3 * settings.max_upload_bytes + 64 * 1024)
+    install_validation_handler(app)
 
     install_http(app, metrics)  # outermost: counts the 413s above and the guard's 401 / 403 / 429 too
 
@@ -357,7 +377,8 @@ def create_app(
         429: "Too many requests from this client; retry after the Retry-After header's seconds.",
         415: "A file is not a PNG or JPEG image (label / instance maps: not a PNG).",
         422: "Corrupt image, maps of the wrong shape or with unknown class ids, bad parameters.",
-        503: "The channel or the receiver is down, or no segmenter for an upload without a label map.",
+        503: "The channel or the receiver is down, the receiver's queue is full or the sender busy (with "
+             "Retry-After), or no segmenter for an upload without a label map.",
         504: "The channel or the receiver did not answer before the deadline.",
     }.items()}
 
@@ -375,9 +396,7 @@ def create_app(
         instance: Annotated[UploadFile | None, File(description="Optional instance map: PNG of instance ids, the image's "
                                                     "size (Cityscapes instanceIds); its edge map is sent too. Needs a label map.")] = None,
     ) -> TransmitAccepted:
-        unknown = sorted(set((await request.form()).keys()) - FORM_FIELDS)
-        if unknown:
-            raise HTTPException(422, f"unknown form field(s) {unknown}; known: {sorted(FORM_FIELDS)}")
+        check_form((await request.form()).multi_items(), FORM_FIELDS)  # unknown, repeated, empty: 422
         t0 = time.perf_counter()
         files = {}
         for name, upload in (("image", image), ("label", label), ("instance", instance)):
@@ -392,7 +411,7 @@ def create_app(
             raise HTTPException(422, str(e)) from None
         if "instance" in files and "label" not in files:
             raise HTTPException(422, "instance: an instance map needs its label map (upload 'label' too)")
-        job_id = new_job_id()
+        job_id = params.id or new_job_id()
         bind_job(job_id)
         owner = auth.client_identity(request)
         segment = "label" not in files
@@ -402,10 +421,12 @@ def create_app(
             for name, data in files.items():
                 try:
                     if name == "image":
-                        decoded[name] = decode_image(data, settings.max_upload_bytes, settings.max_image_pixels)
+                        decoded[name] = decode_image(data, settings.max_upload_bytes, settings.max_image_pixels,
+                                                     settings.max_decoded_bytes)
                     else:
                         what = "label map" if name == "label" else "instance map"
-                        decoded[name] = decode_label_map(data, what, settings.max_upload_bytes, settings.max_image_pixels)
+                        decoded[name] = decode_label_map(data, what, settings.max_upload_bytes, settings.max_image_pixels,
+                                                         settings.max_decoded_bytes)
                 except GescoInputError as e:
                     raise _input_error(name, e) from None
             decode_s = time.perf_counter() - t0
@@ -422,13 +443,14 @@ def create_app(
             timings["decode"] = decode_s
             return frame, timings
 
-        frame, timings = await run_in_threadpool(encode)
+        async with encode_slots.slot():  # 503 + Retry-After when all slots stay busy
+            frame, timings = await run_in_threadpool(encode)
         t1 = time.perf_counter()
         try:
             ack = await run_in_threadpool(channel.transmit, frame, owner)
         except grpc.RpcError as e:
             log.warning("transmission %s failed: %s %s", job_id, e.code().name, e.details())
-            raise http_error_for_rpc(e, channel.address) from None
+            raise http_error_for_rpc(e, channel.address, settings.retry_after_s) from None
         channel_s = time.perf_counter() - t1
         if ack.status != ACK_ACCEPTED:
             raise HTTPException(422, f"the channel refused the frame: {ack.message}")

@@ -10,9 +10,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from typing import Literal
 
 from gesco.data.aspect import DEFAULT_ASPECT
-from gesco.link import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS
+from gesco.link import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS
 from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD
-from gesco.serving.grpc_kit import DEFAULT_MAX_MESSAGE_BYTES
+from gesco.serving.grpc_kit import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_RECONNECT_BACKOFF_MS,
+    DEFAULT_RECONNECT_BACKOFF_MS,
+)
 
 
 class SenderSettings(BaseSettings):
@@ -44,6 +48,19 @@ class SenderSettings(BaseSettings):
     load_segmenter: bool = Field(True, description="Load the segmenter at start-up (otherwise uploads need a label map).")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted file, in bytes (HTTP 413 above).")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64, description="Largest accepted image, in pixels (HTTP 413 above).")
+    max_decoded_bytes: int = Field(
+        DEFAULT_MAX_DECODED_BYTES, ge=1024, description="Largest decoded size of one uploaded file, in bytes "
+        "(pixels x stored channels x bytes per sample + the 8-bit copy; from the header, before decoding; HTTP 413 above)."
+    )
+    max_concurrent_encodes: int = Field(2, ge=1, description="Most uploads decoded / segmented / encoded at once.")
+    encode_wait_s: float = Field(10.0, gt=0, description="How long an upload waits for an encode slot before 503.")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After of the 503 replies (sender busy, receiver queue full).")
+    reconnect_backoff_ms: int = Field(
+        DEFAULT_RECONNECT_BACKOFF_MS, ge=1, description="First wait before reconnecting to a restarted channel, ms."
+    )
+    max_reconnect_backoff_ms: int = Field(
+        DEFAULT_MAX_RECONNECT_BACKOFF_MS, ge=1, description="Longest wait between reconnection attempts, ms."
+    )
     jpeg_quality: int = Field(DEFAULT_JPEG_QUALITY, ge=1, le=100, description="JPEG quality of the budget's JPEG reference.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
     torch_threads: int = Field(1, ge=0, description="torch intra-op threads (0 = torch's default).")

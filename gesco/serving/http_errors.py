@@ -25,6 +25,8 @@ def truncate(value: Any, limit: int = MAX_ECHO_CHARS) -> Any:
         value = bytes(value[: limit + 1]).decode("utf-8", "replace")
     if isinstance(value, str):
         return value if len(value) <= limit else value[:limit] + f"... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"<integer of {value.bit_length()} bits>"
     if isinstance(value, (int, float, bool)) or value is None:
         text = repr(value)
         return value if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"

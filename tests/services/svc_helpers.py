@@ -8,12 +8,14 @@ configuration, never used by the services themselves.
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import uvicorn
 
@@ -89,3 +91,20 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start ``python <args>`` with stdout and stderr to ``log``."""
     f = open(log, "ab")
     return subprocess.Popen([sys.executable, *args], env=env, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def exif_app1(orientation: int, order: str = "MM") -> bytes:
+    """An APP1 segment holding an EXIF IFD0 with one entry: orientation (SHORT)."""
+    e = ">" if order == "MM" else "<"
+    tiff = order.encode() + struct.pack(e + "HI", 42, 8) + struct.pack(e + "H", 1)
+    tiff += struct.pack(e + "HHI", 0x0112, 3, 1) + struct.pack(e + "HH", orientation, 0) + struct.pack(e + "I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+
+
+def jpeg_with_orientation(rgb: np.ndarray, orientation: int, order: str = "MM") -> bytes:
+    """A JPEG of ``rgb`` (stored pixels) with an EXIF orientation tag inserted after SOI."""
+    ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    data = jpg.tobytes()
+    return data[:2] + exif_app1(orientation, order) + data[2:]
