@@ -5,7 +5,8 @@ passed as ``GESCO_*`` environment variables (the same settings as in
 ``docker-compose.yml``). Ports come from the flags, else from ``GESCO_SENDER_PORT``,
 ``GESCO_CHANNEL_PORT``, ``GESCO_RECEIVER_PORT`` and ``GESCO_RECEIVER_GRPC_PORT``, else
 8000-8003; a port in use stops the command before anything starts. The command waits until the three are healthy, prints their
-URLs, and on Ctrl-C (or SIGTERM) stops them (SIGTERM to each, then a grace period):
+URLs, restarts a child that dies (with backoff, see :mod:`gesco.commands.supervise`),
+and on Ctrl-C (or SIGTERM) stops them (SIGTERM to each, then a grace period):
 every service finishes what it is doing, and no accepted job is half-stored (jobs
 still queued at the receiver are resumed by the next start).
 """
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gesco.commands import supervise
 from gesco.errors import GescoError
 
 
@@ -57,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="most jobs the receiver samples together (default 4)")
     p.add_argument("--budget-log", help="bit-budget log (default DATA_DIR/budget.jsonl)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the services to be healthy")
+    supervise.add_arguments(p)  # --no-restart, --restart-backoff, ...
     p.set_defaults(handler=_up)
 
 
@@ -133,6 +136,8 @@ def services_for(args: argparse.Namespace) -> list[Service]:
         "GESCO_CHANNEL_PORT": str(args.channel_port),
         "GESCO_CHANNEL_RECEIVER_ADDRESS": f"{public}:{args.receiver_grpc_port}",
         "GESCO_CHANNEL_BUDGET_LOG": str(budget_log),
+        "GESCO_CHANNEL_HEIGHT": str(height),  # frames of another size are refused before decoding
+        "GESCO_CHANNEL_WIDTH": str(width),
     }
     sender = {
         "GESCO_SENDER_HOST": host,
@@ -194,10 +199,13 @@ def _up(args: argparse.Namespace) -> int:
         stopping["signal"] = signum
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def launch(s: Service) -> None:
+        s.process = subprocess.Popen([sys.executable, "-m", s.module], env={**os.environ, **s.env})
+
     try:
         for s in services:
-            env = {**os.environ, **s.env}
-            s.process = subprocess.Popen([sys.executable, "-m", s.module], env=env)
+            launch(s)
         deadline = time.monotonic() + args.startup_timeout
         pending = [s.name for s in services]
         while pending and stopping["signal"] is None:
@@ -220,10 +228,9 @@ def _up(args: argparse.Namespace) -> int:
                 "Press Ctrl-C to stop.",
                 flush=True,
             )
+        supervisor = supervise.Supervisor(services, launch, supervise.policy_from_args(args))
         while stopping["signal"] is None:
-            for s in services:
-                if s.process.poll() is not None:
-                    raise GescoError(f"the {s.name} exited unexpectedly (status {s.process.returncode})")
+            supervisor.poll()  # restarts a dead child with backoff (GescoError with --no-restart)
             time.sleep(0.2)
         print("gesco up: stopping (sender, channel, receiver) ...", flush=True)
         return 0
