@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,6 @@ class BudgetLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
-            if self.fsync:
+            if self.fsync and stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe cannot be fsynced
                 os.fsync(f.fileno())
 

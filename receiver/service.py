@@ -42,7 +42,7 @@ class ReceiverService:
     def __init__(self, settings: ReceiverSettings, generator: Generator | None = None) -> None:
         self.settings = settings
         self.generator = generator if generator is not None else load_generator(settings.checkpoint, settings.device)
-        self.store = JobStore(settings.data_dir, fsync=settings.fsync)
+        self.store = JobStore(settings.data_dir, fsync=settings.fsync, busy_timeout_s=settings.db_busy_timeout_s)
         requeued, failed = self.store.recover(settings.max_attempts)
         if requeued or failed:
             log.warning("recovered after a restart: %d job(s) requeued, %d failed after too many attempts", requeued, failed)

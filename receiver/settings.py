@@ -43,6 +43,10 @@ class ReceiverSettings(BaseSettings):
         DEFAULT_MAX_FRAME_ELEMENTS, ge=1, description="Most map elements N * H * W a frame may declare "
         "(checked before anything is upsampled)."
     )
+    db_busy_timeout_s: float = Field(
+        5.0, gt=0, description="How long the store waits for a lock held by another process on jobs.sqlite3 "
+        "before refusing the frame (UNAVAILABLE, the sender 503)."
+    )
     grpc_workers: int = Field(8, ge=1, description="gRPC worker threads.")
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default).")

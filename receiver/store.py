@@ -111,15 +111,18 @@ class JobStore:
         data_dir: the data directory (created).
         fsync: fsync files and use ``synchronous=FULL`` (durable against power loss);
             ``False`` is faster and still safe against a crash of the process.
+        busy_timeout_s: how long a statement waits for a lock another process holds on
+            the database before ``sqlite3.OperationalError: database is locked``.
     """
 
-    def __init__(self, data_dir: str | Path, fsync: bool = True) -> None:
+    def __init__(self, data_dir: str | Path, fsync: bool = True, busy_timeout_s: float = 5.0) -> None:
         self.data_dir = Path(data_dir)
         self.jobs_dir = self.data_dir / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.data_dir / "jobs.sqlite3", isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.data_dir / "jobs.sqlite3", isolation_level=None, check_same_thread=False,
+                                   timeout=busy_timeout_s)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
@@ -146,12 +149,16 @@ class JobStore:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
         tmp = folder / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, target)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                if self.fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:  # a full disk, say: leave no partial file behind
+            tmp.unlink(missing_ok=True)
+            raise
         if self.fsync:
             dir_fd = os.open(folder, os.O_RDONLY)
             try:
@@ -201,7 +208,11 @@ class JobStore:
                 active = self.queued()
                 if active >= max_queued:
                     raise QueueFullError(f"the receiver's queue is full ({active} unfinished jobs, limit {max_queued})")
-            self.write_file(job_id, FRAME_FILE, frame)
+            try:
+                self.write_file(job_id, FRAME_FILE, frame)
+            except BaseException:
+                _remove_if_empty(self.job_dir(job_id))
+                raise
             try:
                 self._db.execute(
                     "INSERT INTO jobs (id, status, batch_key, settings, budget, created_at, owner) "
@@ -211,6 +222,7 @@ class JobStore:
                 )
             except BaseException:
                 self.path(job_id, FRAME_FILE).unlink(missing_ok=True)
+                _remove_if_empty(self.job_dir(job_id))
                 raise
         return True
 
@@ -371,6 +383,13 @@ def _with_upload(settings: dict[str, Any], upload: dict[str, Any] | None) -> dic
     if "upload" in settings:
         raise ValueError("'upload' is not a transmission setting")
     return settings if upload is None else {**settings, "upload": upload}
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (another file), or gone
+        pass
 
 
 def _job(row: sqlite3.Row) -> Job:
