@@ -1,0 +1,70 @@
+"""A long schemathesis run against both OpenAPI schemas of live services.
+
+Starts the three services (``bench_services.Stack``, as ``gesco up``; a tiny random-weight
+model by default, since fuzzing tests the plumbing, or ``--shipped``), then runs
+:func:`gesco.serving.api_fuzz.fuzz_openapi` on the sender and on the receiver with
+``--examples`` examples per operation and generation mode (positive and negative),
+seeded. A 5xx reply or a broken connection is a failure. The sender runs without a
+segmenter here, so uploads without a label map get a documented 503; those are counted
+apart (``accepted_503``) and every other 5xx fails the run.
+
+    python bench/fuzz_services.py --examples 500
+
+Results: ``bench/results/fuzz_services.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_services import Stack, tiny_checkpoint  # noqa: E402
+from gesco.serving.api_fuzz import fuzz_openapi  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--examples", type=int, default=500, help="examples per operation and mode")
+    p.add_argument("--seed", type=int, default=14)
+    p.add_argument("--shipped", action="store_true", help="the shipped checkpoint instead of a tiny one")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "fuzz_services.json")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        checkpoint = None if args.shipped else tiny_checkpoint(tmp / "tiny", (32, 64))
+        stack = Stack(checkpoint, 4, tmp, segmenter=False, threads=1)
+        try:
+            t0 = time.monotonic()
+            runs = {}
+            for name, url, accept in (("sender", stack.sender, frozenset({503})), ("receiver", stack.receiver, frozenset())):
+                r = fuzz_openapi(url, max_examples=args.examples, seed=args.seed, accept_5xx=accept)
+                runs[name] = {"requests": r.total, "by_operation": dict(r.cases),
+                              "statuses": {str(k): v for k, v in sorted(r.statuses.items())},
+                              "accepted_503": r.statuses.get(503, 0) if accept else 0,
+                              "failures": len(r.failures), "failure_examples": r.failures[:10],
+                              "no_cases": r.no_cases}
+            elapsed = time.monotonic() - t0
+            alive = all(s.process.poll() is None for s in stack.services)
+        finally:
+            stack.stop()
+    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": "python bench/fuzz_services.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "examples_per_operation_and_mode": args.examples, "seed": args.seed, "elapsed_s": round(elapsed, 1),
+              "services_alive_after": alive, **runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0 if alive and not any(run["failures"] for run in runs.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
