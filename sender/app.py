@@ -60,10 +60,11 @@ from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.probes import grpc_health_on
 from gesco.serving.readiness import READYZ_RESPONSES, NotReady, run_checks
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
-from gesco.wire.frames import check_frame_id
+from gesco.wire.frames import FRAME_ID_PATTERN, check_frame_id
 
 from sender.cors import allow_viewer
 from sender.guards import EncodeSlots, check_form
+from sender.openapi import strict_transmit_schema
 from sender.settings import SenderSettings
 
 log = logging.getLogger("gesco.sender")
@@ -108,7 +109,7 @@ class TransmitParams(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
     fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
     id: str | None = Field(
-        None, description="Job id chosen by the client (1-128 letters, digits, '.', '_', '-'; default: a random "
+        None, pattern=f"^{FRAME_ID_PATTERN.pattern}$", description="Job id chosen by the client (1-128 letters, digits, '.', '_', '-'; default: a random "
         "128-bit id). Repeating a transmission with the same id and the same files and settings returns the job "
         "stored by the first attempt (a safe retry after a 503 / 504); another input with a stored id is 409."
     )
@@ -340,6 +341,7 @@ def create_app(
     # the limit counts the bytes read (a chunked upload has no Content-Length)
     app.add_middleware(BodyLimit, max_bytes=3 * settings.max_upload_bytes + 64 * 1024)
     install_validation_handler(app)
+    strict_transmit_schema(app)  # the schema forbids other form fields, as the endpoint does
 
     install_http(app, metrics)  # outermost: counts the 413s above and the guard's 401 / 403 / 429 too
 

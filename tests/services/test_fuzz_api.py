@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("schemathesis", reason="schemathesis is in the dev extra: pip install -e '.[dev]'")
 
 from gesco.serving.api_fuzz import fuzz_openapi  # noqa: E402
+from svc_helpers import scene_files  # noqa: E402
 
 EXAMPLES = 15
 SEED = 14
@@ -25,11 +26,13 @@ class RoadEverywhere:
 
 
 def test_sender_schema_fuzz_gives_no_5xx(stack):
+    files = scene_files(seed=9)
     with stack.sender(inject_segmenter=RoadEverywhere()) as url:
-        report = fuzz_openapi(url, max_examples=EXAMPLES, seed=SEED)
+        report = fuzz_openapi(url, max_examples=EXAMPLES, seed=SEED, files=files)
     assert report.failures == [], report.failures[:5]
     assert report.cases["POST /transmit"] >= EXAMPLES and report.cases["GET /healthz"] >= 1
     assert report.statuses[422] > 0  # the negative cases reached the validation
+    assert report.statuses[202] > 0  # positive cases with real files went through the whole stack
     assert ("POST /transmit", "negative") not in report.no_cases
 
 
