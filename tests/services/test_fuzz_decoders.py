@@ -136,7 +136,7 @@ def test_receiver_survives_arbitrary_bytes(tiny_generator, data):
 
 
 @FUZZ
-@given(frame=frames, shape=st.lists(st.integers(-2, 5000), max_size=4), symbols=st.binary(max_size=64),
+@given(frame=frames, shape=st.lists(st.integers(0, 5000), max_size=4), symbols=st.binary(max_size=64),
        uses=st.integers(0, 2**40), psnr=st.floats(allow_nan=True, allow_infinity=True))
 def test_receiver_survives_hostile_received_frames(tiny_generator, frame, shape, symbols, uses, psnr):
     from receiver.ingest import Ingest
