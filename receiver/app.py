@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from gesco import __version__
 from gesco.serving import auth
 from gesco.serving.api_docs import add_offline_docs
+from gesco.serving.body_limit import BodyLimit
 from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
@@ -26,7 +27,7 @@ from gesco.serving.readiness import READYZ_RESPONSES, run_checks
 
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
-from receiver.viewer import viewer_router
+from receiver.viewer import MAX_LABEL_BYTES, viewer_router
 
 JobId = Annotated[str, Path(description="The transmission / job id returned by the sender's POST /transmit.")]
 
@@ -166,6 +167,8 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
     base = public_url.rstrip("/") if public_url else ""
     app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
     install_validation_handler(app)  # 422 replies echo at most 100 characters of the input
+    # the only upload (the viewer's label map): the body is counted as it is read
+    app.add_middleware(BodyLimit, max_bytes=MAX_LABEL_BYTES + 64 * 1024)
 
     def find(store: JobStore, job_id: str, request: Request) -> Job:
         job = store.get(job_id)

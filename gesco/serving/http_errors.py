@@ -1,9 +1,11 @@
-"""422 replies that do not echo unbounded input.
+"""Error replies that do not echo unbounded input.
 
 FastAPI's default 422 reply copies each invalid value (``input``) into the response: a
 100 000-digit form field comes back whole. :func:`install_validation_handler` replaces
 the handler with one that keeps the error list (location, message, type) and cuts every
-echoed value to :data:`MAX_ECHO_CHARS` characters.
+echoed value to :data:`MAX_ECHO_CHARS` characters, and caps the ``detail`` of every
+other error reply (``HTTPException``, which may quote an id or a path parameter) at
+:data:`MAX_DETAIL_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 #: longest echoed input value in a 422 reply, in characters
 MAX_ECHO_CHARS = 100
+#: longest ``detail`` of any other error reply, in characters
+MAX_DETAIL_CHARS = 1000
 
 
 def truncate(value: Any, limit: int = MAX_ECHO_CHARS) -> Any:
@@ -49,3 +54,10 @@ def install_validation_handler(app: FastAPI) -> None:
                 item["input"] = truncate(e["input"])
             errors.append(item)
         return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if isinstance(detail, str) and len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[:MAX_DETAIL_CHARS] + f"... ({len(exc.detail)} characters)"
+        return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)

@@ -225,3 +225,30 @@ def test_full_receiver_queue_is_503_with_retry_after_and_nothing_stored(tmp_path
         chan.stop()
         receiver.server.stop(0)
         receiver.store.close()
+
+
+def test_label_and_instance_maps_have_their_size_limits(stack, files):
+    label16 = big_png(3000, 3000, channels=1)  # 16-bit grey: 18 MB of samples
+    with stack.sender(max_decoded_bytes=8 * 1024 * 1024) as url:
+        r = post(url, {"image": files["image"], "label": label16})
+        assert r.status_code == 413 and r.json()["detail"].startswith("label: label map is 3000x3000"), r.text
+        r = post(url, {"image": files["image"], "label": files["label"], "instance": label16})
+        assert r.status_code == 413 and "instance map" in r.json()["detail"], r.text
+    with stack.sender(max_image_pixels=100_000) as url:
+        r = post(url, {"image": files["image"], "label": big_png(1000, 1000, channels=1, depth=8)})
+        assert r.status_code == 413 and "pixels" in r.json()["detail"], r.text
+
+
+def test_receiver_upload_and_echoes_are_bounded(stack):
+    from receiver.viewer import MAX_LABEL_BYTES
+
+    def chunks():
+        yield b"--b\r\nContent-Disposition: form-data; name=\"label\"; filename=\"l.png\"\r\n\r\n"
+        for _ in range((MAX_LABEL_BYTES + 2 * 1024 * 1024) // 65536):
+            yield b"\0" * 65536
+
+    r = httpx.post(stack.receiver_url + "/viewer/label.png", content=chunks(),
+                   headers={"content-type": "multipart/form-data; boundary=b"}, timeout=60)
+    assert r.status_code == 413, r.text[:300]
+    r = httpx.get(stack.receiver_url + "/results", params={"before": "x" * 5000}, timeout=10)
+    assert r.status_code == 404 and len(r.content) < 1200
