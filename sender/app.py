@@ -259,6 +259,9 @@ def http_error_for_rpc(e: grpc.RpcError, address: str, retry_after_s: int = 5) -
         return HTTPException(409, detail)
     if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the channel lacks an optional extra
         return HTTPException(503, f"the channel cannot serve this request: {detail}")
+    if code == grpc.StatusCode.PERMISSION_DENIED and "belongs to another client" in detail:
+        # a client-chosen id that another API key stored: the id is taken (nothing was stored)
+        return HTTPException(409, f"this id is taken by another client's job; choose another id ({detail})")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # the receiver's queue is full: nothing was stored
         return HTTPException(503, f"the receiver is at capacity: {detail}", headers={"Retry-After": str(retry_after_s)})
     return HTTPException(502, f"the channel failed ({code.name}): {detail}")

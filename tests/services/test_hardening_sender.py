@@ -252,3 +252,26 @@ def test_receiver_upload_and_echoes_are_bounded(stack):
     assert r.status_code == 413, r.text[:300]
     r = httpx.get(stack.receiver_url + "/results", params={"before": "x" * 5000}, timeout=10)
     assert r.status_code == 404 and len(r.content) < 1200
+
+
+@pytest.mark.parametrize("code, detail, status", [
+    ("RESOURCE_EXHAUSTED", "receiver at x refused the frame: the receiver's queue is full", 503),
+    ("PERMISSION_DENIED", "receiver at x refused the frame: job a exists already and belongs to another client", 409),
+    ("PERMISSION_DENIED", "bad service key", 502),
+])
+def test_rpc_errors_map_to_clear_http_statuses(code, detail, status):
+    import grpc
+
+    from sender.app import http_error_for_rpc
+
+    class Failed(grpc.RpcError):
+        def code(self):
+            return getattr(grpc.StatusCode, code)
+
+        def details(self):
+            return detail
+
+    e = http_error_for_rpc(Failed(), "127.0.0.1:1", retry_after_s=4)
+    assert e.status_code == status
+    if status == 503:
+        assert e.headers == {"Retry-After": "4"}
