@@ -163,12 +163,12 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
                                                 if public_url else [])),
         open_prefixes=("/viewer",),  # a static page (issue 12) loads without a key; its API calls need one
     ))
-    install_http(app, metrics)
-    base = public_url.rstrip("/") if public_url else ""
-    app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
-    install_validation_handler(app)  # 422 replies echo at most 100 characters of the input
     # the only upload (the viewer's label map): the body is counted as it is read
     app.add_middleware(BodyLimit, max_bytes=MAX_LABEL_BYTES + 64 * 1024)
+    install_validation_handler(app)  # 422 replies echo at most 100 characters of the input
+    install_http(app, metrics)  # outermost: counts the 413s too
+    base = public_url.rstrip("/") if public_url else ""
+    app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
 
     def find(store: JobStore, job_id: str, request: Request) -> Job:
         job = store.get(job_id)
