@@ -3,7 +3,8 @@
 A short, seeded budget (``bench/fuzz_services.py`` runs a longer one): no generated
 request, valid or invalid by the schema, may get a 5xx or break the connection. The
 sender gets a segmenter (a constant one), so an upload without a label map has no
-legitimate reason for 503 either.
+legitimate reason for 503 either. The one 5xx accepted (and counted) is the documented
+503 of a channel model whose optional extra is not installed.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ class RoadEverywhere:
         return np.full(image.shape[:2], 7, np.uint8)
 
 
+def missing_optional_extra(status: int, body: str) -> bool:
+    """The documented 503 of a channel model whose optional extra is not installed (e.g. 'tdl' without Sionna)."""
+    return status == 503 and "the channel cannot serve this request" in body and "pip install" in body
+
+
 def test_sender_schema_fuzz_gives_no_5xx(stack):
     files = scene_files(seed=9)
     with stack.sender(inject_segmenter=RoadEverywhere()) as url:
-        report = fuzz_openapi(url, max_examples=EXAMPLES, seed=SEED, files=files)
+        report = fuzz_openapi(url, max_examples=EXAMPLES, seed=SEED, files=files, accept=missing_optional_extra)
     assert report.failures == [], report.failures[:5]
     assert report.cases["POST /transmit"] >= EXAMPLES and report.cases["GET /healthz"] >= 1
     assert report.statuses[422] > 0  # the negative cases reached the validation
