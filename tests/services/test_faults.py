@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.slow  # ~50 s: .ci/run runs this module explicitly
+pytestmark = pytest.mark.slow  # ~50 s: .ci/run runs the slow tests after the default suite
 
 from conftest import wait_result
 from gesco.serving.probes import free_port, grpc_health, wait_until
