@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_services import Stack, scene, tiny_checkpoint  # noqa: E402
-from gesco.wire import ReceivedFrame, SemanticFrame, TransmitAck, DeliverAck  # noqa: E402
+
+from gesco.wire import DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck  # noqa: E402
 
 
 def status(pid: int, key: str) -> float:
@@ -153,7 +154,7 @@ def main() -> int:
             out["alive_after"] = all(s.process.poll() is None for s in stack.services)
         finally:
             stack.stop()
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": "python bench/attack_figures.py",
+    report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "command": "python bench/attack_figures.py",
               **out}
     target = REPO / "bench" / "results" / "attack_figures.json"
     target.write_text(json.dumps(report, indent=2) + "\n")

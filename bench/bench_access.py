@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -88,7 +88,7 @@ def main() -> int:
     args = p.parse_args()
     files = scene(3, 48, 96)
     out: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-                 "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": "tiny random weights"}
+                 "when": datetime.now(UTC).isoformat(timespec="seconds"), "model": "tiny random weights"}
     from sender.settings import SenderSettings
 
     defaults = SenderSettings.model_fields

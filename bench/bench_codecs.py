@@ -38,7 +38,7 @@ except ImportError:  # source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gesco.codecs import frame_bits, get_codec
-from gesco.codecs.demo_scene import POLE, PERSON, TRAFFIC_SIGN, street_scene
+from gesco.codecs.demo_scene import PERSON, POLE, TRAFFIC_SIGN, street_scene
 from gesco.semantics.classes import CITYSCAPES
 from gesco.semantics.layout import SemanticLayout, encode_layout
 from gesco.wire import make_frame
@@ -67,7 +67,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores visible, torch/numpy single-threaded (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})"
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    return f"{model}, {os.cpu_count()} cores visible, torch/numpy single-threaded (OMP_NUM_THREADS={threads})"
 
 
 def dense_layouts(n: int) -> list[SemanticLayout]:
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "repeats": args.repeats,
         "n_scenes": {k: len(v) for k, v in sources.items()},
-        "classes_mean": {k: statistics.mean(len(l.class_ids) for l in v) for k, v in sources.items()},
+        "classes_mean": {k: statistics.mean(len(layout.class_ids) for layout in v) for k, v in sources.items()},
         "bits": {k: bits_table(v) for k, v in sources.items()},
         "maps_as_images_bits": {k: maps_as_images(v) for k, v in sources.items()},
         "timing": timing_table(sources["dense street maps (demo_scene)"][0], args.repeats),

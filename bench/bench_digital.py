@@ -118,7 +118,7 @@ def timing(repeats: int) -> dict:
     sampling = {}
     try:
         from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
-        from gesco.link import received_conditioning, apply_channel
+        from gesco.link import apply_channel, received_conditioning
         from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 
         gen = SemanticGenerator.load(shipped_checkpoint(DEFAULT_DIFFUSION), device="cpu")

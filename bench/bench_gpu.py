@@ -64,7 +64,6 @@ _T_START = time.perf_counter()  # before importing torch: the time guard counts 
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import signal
@@ -72,8 +71,8 @@ import statistics
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch  # noqa: E402
 
@@ -363,7 +362,7 @@ class UNetBench:
             return self.row("cuda_graph", b, times, eps, layout="channels_last" if channels_last else "nchw",
                             setup_s=round(capture_s, 2), setup="warm-up (3 calls) + capture")
         finally:
-            del graph, static_eps
+            graph = static_eps = None  # free the captured graph and its output buffer
             torch.cuda.empty_cache()
 
     def compiled(self, compiled_model: torch.nn.Module, b: int, channels_last: bool, mode: str) -> dict:

@@ -59,8 +59,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -520,6 +520,12 @@ def section_compile(model: SpadeUNet, repeats: int, checkpoint: Path | None) -> 
 
 
 # ---------------------------------------------------------------------------- report
+
+def _thread_ratio(secs: dict, b: int) -> float:
+    """Wall time with 2 threads over wall time with 1 thread, no-grad forward at batch ``b``."""
+    key = f"batch{b}"
+    return secs["threads2"][key]["no_grad"]["wall_s_median"] / secs["threads1"][key]["no_grad"]["wall_s_median"]
+
 def markdown(res: dict) -> str:
     """A readable summary of the results JSON."""
     m = res["machine"]
@@ -591,7 +597,7 @@ def markdown(res: dict) -> str:
         secs = fw["seconds"]
         if "threads1" in secs and "threads2" in secs:
             lines += ["", "1 thread vs 2 threads (no_grad), wall time ratio t(2 threads) / t(1 thread): " + ", ".join(
-                f"batch {b}: {secs['threads2'][f'batch{b}']['no_grad']['wall_s_median'] / secs['threads1'][f'batch{b}']['no_grad']['wall_s_median']:.1f}x"
+                f"batch {b}: {_thread_ratio(secs, b):.1f}x"
                 for b in (1, 2)) + "."]
         lines += ["", f"Max abs output difference vs no_grad: {fw['max_abs_diff_vs_no_grad']}", ""]
     if "spade" in res:
@@ -629,7 +635,7 @@ def markdown(res: dict) -> str:
     if "memory" in res:
         lines += ["## Peak memory (resident set size, fresh process each, 1 thread)", "",
                   "| configuration | peak RSS MiB | above loaded model MiB |", "|---|---|---|"]
-        for k, v in res["memory"].items():
+        for _k, v in res["memory"].items():
             if isinstance(v, dict):
                 lines.append(f"| {v['what']} | {v['peak_rss_mib']:.0f} | {v['peak_above_model_mib']:.0f} |")
         lines += [""]

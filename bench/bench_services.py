@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -43,9 +43,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS  # noqa: E402
 from gesco.cli import build_parser  # noqa: E402
 from gesco.commands.up import healthy, services_for, stop_services  # noqa: E402
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS  # noqa: E402
 from gesco.serving.probes import free_port  # noqa: E402
 
 STAGES_SENDER = ("decode_s", "resize_s", "segment_s", "encode_s", "reference_s", "channel_s")
@@ -189,7 +189,7 @@ def bench_compare(stack: Stack, settings: list[tuple[str, dict]], repeats: int, 
         files = [{"image": f["image"]} for f in files]
     rows: dict[str, list[dict]] = {label: [] for label, _ in settings}
     with httpx.Client(timeout=1200) as client:
-        for label, form in settings:
+        for _label, form in settings:
             transmit(client, stack, files[0], form=form)  # warm-up of each setting
         for f in files:
             for label, form in settings:
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     card = read_card(checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION))
     resolution = tuple(card.resolution)
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "load_avg_at_start": os.getloadavg(), "python": platform.python_version()},
         "checkpoint": str(checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION)),

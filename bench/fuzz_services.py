@@ -23,7 +23,7 @@ import json
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import httpx  # noqa: E402
-
 from bench_services import Stack, scene, tiny_checkpoint  # noqa: E402
+
 from gesco.serving.api_fuzz import fuzz_openapi  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             alive = all(s.process.poll() is None for s in stack.services)
         finally:
             stack.stop()
-    report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    report = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
               "command": "python bench/fuzz_services.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "examples_per_operation_and_mode": args.examples, "seed": args.seed, "elapsed_s": round(elapsed, 1),
               "services_alive_after": alive, **runs}

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = [r for r in results if r["ok"]]
     errors = [r for r in results if not r["ok"]]
     report = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python bench/soak.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
                     "cores": os.cpu_count(), "load_avg_1min_end": round(os.getloadavg()[0], 2)},

@@ -8,15 +8,14 @@ import time
 
 import grpc
 
+from channel.budget_log import BudgetLog
+from channel.settings import ChannelSettings
 from gesco.link import apply_channel, budget_record
 from gesco.serving import auth, tls
 from gesco.serving.grpc_kit import CHANNEL_SERVICE, make_server, set_serving, tolerant_unary
 from gesco.serving.logs import job_context
 from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics, start_metrics_server
 from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck, gesco_pb2_grpc
-
-from channel.budget_log import BudgetLog
-from channel.settings import ChannelSettings
 
 log = logging.getLogger("gesco.channel")
 
@@ -127,7 +126,7 @@ class ChannelServer:
         self.metrics_port: int | None = None
         self._stopped = threading.Event()
 
-    def start(self) -> "ChannelServer":
+    def start(self) -> ChannelServer:
         if self.settings.metrics_port is not None:
             self.metrics_server, _thread = start_metrics_server(self.metrics, self.settings.metrics_port,
                                                                 self.settings.metrics_host)

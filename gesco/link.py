@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
@@ -51,6 +51,7 @@ import torch
 
 from gesco.channel import get_channel, params_to_text, validate_channel_params
 from gesco.codecs import DEFAULT_CODEC, get_codec
+from gesco.codecs.accounting import frame_bits
 from gesco.codecs.budget import image_bits
 from gesco.data.aspect import DEFAULT_ASPECT, PAD_LABEL, AspectReport, check_aspect_mode, fit_aspect
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
@@ -62,9 +63,9 @@ from gesco.errors import (
     ShapeError,
 )
 from gesco.image_header import ImageInfo, UnsupportedImageError, apply_orientation, image_info
+from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD, DomainReport, check_threshold, domain_report, segment_scored
 from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
-from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD, DomainReport, check_threshold, domain_report, segment_scored
 from gesco.semantics.layout import encode_layout, pad_maps
 from gesco.wire import gesco_pb2 as pb
 from gesco.wire.frames import (
@@ -77,7 +78,6 @@ from gesco.wire.frames import (
     validate_frame,
     validate_received_frame,
 )
-from gesco.codecs.accounting import frame_bits
 from gesco.wire.limits import FrameLimits, check_frame_limits, check_layout_symbols
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class TransmitSettings:
         )
 
     @classmethod
-    def from_message(cls, msg: pb.TransmitParams) -> "TransmitSettings":
+    def from_message(cls, msg: pb.TransmitParams) -> TransmitSettings:
         """The settings a frame carries (proto defaults where a field is unset)."""
         return cls(
             psnr_db=msg.psnr_db,
@@ -160,7 +160,7 @@ class TransmitSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_sampling(self) -> "SamplingSettings":
+    def to_sampling(self) -> SamplingSettings:
         """The receiver's sampling settings of this transmission (the one conversion, used by
         the receiver and the evaluation alike)."""
         from gesco.diffusion.pipeline import SamplingSettings
@@ -623,7 +623,7 @@ def budget_record(frame: pb.SemanticFrame, report: pb.ChannelReport, when: datet
     how much fewer bits the semantic frame needs than the image itself at the same
     resolution; ``None`` when the reference size is unknown.
     """
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     total = int(report.payload_bits + report.header_bits)
     pixels = int(frame.height) * int(frame.width)
 

@@ -13,7 +13,6 @@ import sys
 import torch
 
 from gesco.errors import CheckpointError
-
 from receiver.settings import ReceiverSettings
 
 
@@ -33,9 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("receiver", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    from receiver.service import ReceiverService
-
     from gesco.serving.auth import ApiKeys, ConfigError, read_keys, warn_if_exposed
+    from receiver.service import ReceiverService
 
     try:
         service = ReceiverService(settings)

@@ -9,8 +9,9 @@ public URL (or as paths), never from the request's ``Host`` header. ``GET /healt
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Literal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import FileResponse
@@ -24,7 +25,6 @@ from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.readiness import READYZ_RESPONSES, run_checks
-
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
 from receiver.viewer import MAX_LABEL_BYTES, viewer_router
@@ -113,7 +113,7 @@ class ErrorDetail(BaseModel):
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 def get_store(request: Request) -> JobStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
@@ -15,7 +15,6 @@ from gesco.serving.auth import owner_from_metadata
 from gesco.serving.logs import job_context
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits, check_received_limits
-
 from receiver.generation import Generator, check_sampling, num_timesteps
 from receiver.store import DuplicateJobError, JobOwnerError, JobStore, QueueFullError, check_job_id
 

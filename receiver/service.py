@@ -8,13 +8,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from gesco.serving import auth, tls
+from gesco.serving.grpc_kit import RECEIVER_SERVICE, make_server, set_serving, tolerant_unary
 from gesco.serving.logs import uvicorn_log_options
 from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics
 from gesco.serving.readiness import NotReady, directory_writable
 from gesco.serving.runner import run_uvicorn
-from gesco.serving.grpc_kit import RECEIVER_SERVICE, make_server, set_serving, tolerant_unary
 from gesco.wire import DeliverAck, ReceivedFrame
-
 from receiver.app import create_app
 from receiver.generation import Generator, describe, load_generator
 from receiver.ingest import Ingest
@@ -97,7 +96,7 @@ class ReceiverService:
             raise NotReady("the gRPC server is not started")
         return f"serving on port {self.grpc_port}"
 
-    def start(self) -> "ReceiverService":
+    def start(self) -> ReceiverService:
         """Start the worker and the gRPC server (the REST app is served separately)."""
         self.worker.start()
         self.server.start()

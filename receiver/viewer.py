@@ -41,7 +41,6 @@ from gesco.link import (
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco.serving.auth import client_identity
-
 from receiver.store import JobStore
 
 #: the page's files (shipped as package data)

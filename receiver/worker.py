@@ -20,14 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from gesco.link import ReceiverMaps, TransmitSettings, colour_labels, encode_png, label_from_maps, receiver_maps
 from gesco.wire import ReceivedFrame
-
 from receiver.generation import Generator, sampling_settings
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStore
@@ -72,7 +72,7 @@ class Worker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="receiver-worker", daemon=True)
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self._thread.start()
         return self
 

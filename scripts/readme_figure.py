@@ -39,7 +39,8 @@ def main() -> None:
             scene.image, scene.label, scene.instance, space=gen.space, resolution=(h, w), frame_id=f"readme-{psnr:g}", transmit=t
         )
         cond = received_conditioning(apply_channel(frame))
-        img = gen.generate(cond[None], SamplingSettings(sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance, seed=args.scene))
+        settings = SamplingSettings(sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance, seed=args.scene)
+        img = gen.generate(cond[None], settings)
         tiles.append(SemanticGenerator.to_uint8(img)[0])
     gap = np.full((h, 2, 3), 255, np.uint8)
     row = np.concatenate([x for tile in tiles for x in (tile, gap)][:-1], axis=1)

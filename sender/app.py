@@ -61,7 +61,6 @@ from gesco.serving.probes import grpc_health_on
 from gesco.serving.readiness import READYZ_RESPONSES, NotReady, run_checks
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
 from gesco.wire.frames import FRAME_ID_PATTERN, check_frame_id
-
 from sender.cors import allow_viewer
 from sender.guards import EncodeSlots, check_form
 from sender.openapi import strict_transmit_schema
@@ -109,7 +108,8 @@ class TransmitParams(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
     fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
     id: str | None = Field(
-        None, pattern=f"^{FRAME_ID_PATTERN.pattern}$", description="Job id chosen by the client (1-128 letters, digits, '.', '_', '-'; default: a random "
+        None, pattern=f"^{FRAME_ID_PATTERN.pattern}$",
+        description="Job id chosen by the client (1-128 letters, digits, '.', '_', '-'; default: a random "
         "128-bit id). Repeating a transmission with the same id and the same files and settings returns the job "
         "stored by the first attempt (a safe retry after a 503 / 504); another input with a stored id is 409."
     )
@@ -125,7 +125,7 @@ class TransmitParams(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_channel_params(self) -> "TransmitParams":
+    def _check_channel_params(self) -> TransmitParams:
         parse_channel_params(self.channel, self.channel_params)  # ChannelParameterError (a ValueError) -> 422
         return self
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Iterable
 
 from fastapi import HTTPException
 
@@ -64,7 +64,7 @@ class EncodeSlots:
             self._sem = asyncio.Semaphore(self.limit)
         try:
             await asyncio.wait_for(self._sem.acquire(), timeout=self.wait_s)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             raise HTTPException(
                 503, f"the sender is busy: {self.limit} upload(s) are being encoded; retry later",
                 headers={"Retry-After": str(self.retry_after_s)},

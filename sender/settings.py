@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from typing import Literal
 
 from gesco.data.aspect import DEFAULT_ASPECT
 from gesco.link import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS

@@ -36,7 +36,8 @@ def test_every_command_is_registered():
 
 @pytest.mark.parametrize("argv", [["--help"], ["send", "--help"], ["up", "--help"]])
 def test_help_exits_zero_without_torch(argv):
-    code = "import sys, gesco.cli\ntry:\n    gesco.cli.main(%r)\nexcept SystemExit as e:\n    assert e.code == 0\nassert 'torch' not in sys.modules\n" % argv
+    code = (f"import sys, gesco.cli\ntry:\n    gesco.cli.main({argv!r})\nexcept SystemExit as e:\n"
+            "    assert e.code == 0\nassert 'torch' not in sys.modules\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "usage: gesco" in out.stdout

@@ -7,10 +7,10 @@ import io
 import cv2
 import numpy as np
 import pytest
+from services.svc_helpers import exif_app1, jpeg_with_orientation
 
 from gesco.image_header import apply_orientation, exif_orientation, image_info
 from gesco.link import ImageTooLargeError, decode_image, encode_png
-from services.svc_helpers import exif_app1, jpeg_with_orientation
 
 
 def quadrants(h: int = 48, w: int = 96) -> np.ndarray:

@@ -33,8 +33,8 @@ from gesco.link import (
     stage_seed,
 )
 from gesco.semantics.classes import get_class_space
-from gesco.wire.frames import frame_channel_symbols
 from gesco.semantics.layout import full_conditioning
+from gesco.wire.frames import frame_channel_symbols
 
 SPACE = get_class_space("cityscapes")
 RES = (32, 64)

@@ -6,24 +6,24 @@ send a batch of real symbols through it. Training, evaluation and the channel se
 all call this module; there is no second copy of the noise model.
 """
 
+from gesco.channel.baseline import transmit_image
+from gesco.channel.fading import RayleighBlockChannel, RayleighNoCSIChannel  # registers the fading models
 from gesco.channel.models import (
+    CHANNELS,
+    PAPER_PSNRS_DB,
     AuthorsCodeChannel,
     AWGNChannel,
-    CHANNELS,
     ChannelModel,
     ChannelResult,
+    channel_catalogue,
     get_channel,
     noise_variance_for_psnr,
-    PAPER_PSNRS_DB,
-    channel_catalogue,
     params_to_text,
     parse_channel_params,
     register_channel,
     validate_channel_params,
 )
-from gesco.channel.fading import RayleighBlockChannel, RayleighNoCSIChannel  # registers the fading models
 from gesco.channel.ofdm import TDLOFDMChannel  # registers "tdl" (Sionna is imported only when it is built)
-from gesco.channel.baseline import transmit_image
 
 __all__ = [
     "AuthorsCodeChannel",

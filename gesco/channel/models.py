@@ -24,7 +24,6 @@ New models (fading, digital links) subclass :class:`ChannelModel`, implement
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar

@@ -13,8 +13,8 @@ default), ``"downsample"`` (lossy, fewer channel uses). See ``docs/bit_budget.md
 """
 
 from gesco.codecs.accounting import SIMULATION_FIELDS, frame_bits, header_breakdown, header_message
-from gesco.codecs.budget import ImageBits, image_bits
 from gesco.codecs.base import EncodedMaps, Layout, MapCodec, check_maps, merge_maps, split_maps
+from gesco.codecs.budget import ImageBits, image_bits
 from gesco.codecs.downsample import DownsampleCodec, downsample_maps
 from gesco.codecs.lossless import ContourCodec, LosslessCodec, LzmaCodec, RawCodec, ZlibCodec
 from gesco.codecs.registry import CODECS, DEFAULT_CODEC, codec_names, get_codec

@@ -105,7 +105,8 @@ def street_scene(height: int = 256, width: int = 512, seed: int = 0) -> tuple[np
     c.polygon([(w, horizon + h * 0.06), (vx + w * 0.15, horizon + h * 0.02), (w, h * 0.58)], PARKING)
     c.polygon([(0, h * 0.7), (w * 0.05, h * 0.66), (w * 0.06, h * 0.8), (0, h * 0.85)], GROUND)
     # A fence along the left sidewalk.
-    c.polygon([(0, horizon - h * 0.02), (vx - w * 0.1, horizon - h * 0.005), (vx - w * 0.1, horizon + h * 0.02), (0, horizon + h * 0.12)], FENCE)
+    c.polygon([(0, horizon - h * 0.02), (vx - w * 0.1, horizon - h * 0.005), (vx - w * 0.1, horizon + h * 0.02),
+               (0, horizon + h * 0.12)], FENCE)
 
     # Poles with signs and traffic lights (thin structures).
     for _ in range(rng.integers(3, 6)):
@@ -129,7 +130,8 @@ def street_scene(height: int = 256, width: int = 512, seed: int = 0) -> tuple[np
         kind = rng.choice([CAR, CAR, CAR, TRUCK, BUS])
         bw = w * 0.12 * size * (1.6 if kind == BUS else 1.3 if kind == TRUCK else 1.0)
         bh = h * 0.12 * size * (1.8 if kind != CAR else 1.0)
-        c.polygon([(x - bw / 2, y), (x + bw / 2, y), (x + bw / 2, y - bh * 0.6), (x + bw * 0.3, y - bh), (x - bw * 0.3, y - bh), (x - bw / 2, y - bh * 0.6)], int(kind))
+        c.polygon([(x - bw / 2, y), (x + bw / 2, y), (x + bw / 2, y - bh * 0.6), (x + bw * 0.3, y - bh),
+                   (x - bw * 0.3, y - bh), (x - bw / 2, y - bh * 0.6)], int(kind))
 
     # People on the sidewalks, a rider on a bicycle and one on a motorcycle.
     for _ in range(rng.integers(3, 7)):

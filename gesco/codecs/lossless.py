@@ -24,7 +24,6 @@ import numpy as np
 
 from gesco.codecs.base import (
     EncodedMaps,
-    Layout,
     check_maps,
     check_shape,
     component_specs,

@@ -17,7 +17,6 @@ from typing import Any
 
 from gesco.errors import GescoInputError
 
-
 COLUMNS: list[tuple[str, str]] = [
     ("id", "id"),
     ("shape", "HxW"),

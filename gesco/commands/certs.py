@@ -20,7 +20,7 @@ import argparse
 import ipaddress
 import os
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gesco.errors import GescoInputError
@@ -68,7 +68,7 @@ def make_certificates(out: Path, sans: list[str], days: int = 365, force: bool =
         raise GescoInputError(f"{', '.join(existing)} exist(s); use --force to replace them")
     out.mkdir(parents=True, exist_ok=True)
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     not_before, not_after = now - timedelta(minutes=5), now + timedelta(days=days)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gesco local CA")])

@@ -16,8 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
-from gesco.defaults import PAPER_PSNRS_DB
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, PAPER_PSNRS_DB
 
 DEFAULT_OUT = "runs/eval"
 DEFAULT_SAMPLER_OUT = "runs/eval-samplers"
@@ -115,8 +114,8 @@ def canonical_command(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from gesco.errors import GescoInputError
     from gesco.channel import parse_channel_params
+    from gesco.errors import GescoInputError
     from gesco.evaluate.methods import expand_methods, parse_checkpoint_overrides
     from gesco.evaluate.runner import EvalConfig, run_evaluation
     from gesco.evaluate.sampler_study import (

@@ -27,7 +27,6 @@ from urllib.parse import urljoin
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoError, GescoInputError
 
-
 #: environment variable with the sender's base URL (``--sender`` overrides it)
 SENDER_URL_ENV = "GESCO_SENDER_URL"
 DEFAULT_SENDER_URL = "http://127.0.0.1:8000"
@@ -63,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
     p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"dpmpp-2m-sde, respaced, dpmpp-2m, ddim or ancestral (default {DEFAULT_SAMPLER})")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER,
+                   help=f"dpmpp-2m-sde, respaced, dpmpp-2m, ddim or ancestral (default {DEFAULT_SAMPLER})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel and sampling noise")
     p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")

@@ -59,8 +59,8 @@ class AspectReport:
     def content_mask(self) -> np.ndarray:
         """``(H, W)`` bool, true where the result holds the upload (false on letterbox bars)."""
         mask = np.zeros(self.model_size, dtype=bool)
-        t, l, b, r = self.content_box
-        mask[t:b, l:r] = True
+        top, left, bottom, right = self.content_box
+        mask[top:bottom, left:right] = True
         return mask
 
 
@@ -130,10 +130,10 @@ def fit_aspect(
     """
     report = plan_aspect(image.shape[:2], model_size, mode)
     H, W = report.model_size
-    t, l, b, r = report.source_box
-    image = image[t:b, l:r]
-    label = None if label is None else label[t:b, l:r]
-    instance = None if instance is None else instance[t:b, l:r]
+    top, left, bottom, right = report.source_box
+    image = image[top:bottom, left:right]
+    label = None if label is None else label[top:bottom, left:right]
+    instance = None if instance is None else instance[top:bottom, left:right]
     ct, cl, cb, cr = report.content_box
     ch, cw = cb - ct, cr - cl
     image = resize_image(np.ascontiguousarray(image), ch, cw)
@@ -148,6 +148,6 @@ def fit_aspect(
 
 def _pad(a: np.ndarray, report: AspectReport, value: int) -> np.ndarray:
     out = np.full((*report.model_size, *a.shape[2:]), value, dtype=a.dtype)
-    t, l, b, r = report.content_box
-    out[t:b, l:r] = a
+    top, left, bottom, right = report.content_box
+    out[top:bottom, left:right] = a
     return out

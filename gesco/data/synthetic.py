@@ -29,9 +29,9 @@ per-call overhead dominates at 64x128.
 from __future__ import annotations
 
 import math
-from itertools import chain
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import cv2
@@ -795,8 +795,10 @@ class _SceneBuilder:
             c.rect(glass, xa + 0.1 * s, top + 0.3 * s, xb - 0.1 * s, yg - (belt + 0.1) * s)
         if big:
             ly = yg - (belt - 0.15) * s
-            c.polys(lamp, [((xa + 0.05 * s, ly - 0.12 * s), (xa + 0.35 * s, ly - 0.12 * s), (xa + 0.35 * s, ly + 0.05 * s), (xa + 0.05 * s, ly + 0.05 * s)),
-                           ((xb - 0.35 * s, ly - 0.12 * s), (xb - 0.05 * s, ly - 0.12 * s), (xb - 0.05 * s, ly + 0.05 * s), (xb - 0.35 * s, ly + 0.05 * s))])
+            c.polys(lamp, [((xa + 0.05 * s, ly - 0.12 * s), (xa + 0.35 * s, ly - 0.12 * s),
+                            (xa + 0.35 * s, ly + 0.05 * s), (xa + 0.05 * s, ly + 0.05 * s)),
+                           ((xb - 0.35 * s, ly - 0.12 * s), (xb - 0.05 * s, ly - 0.12 * s),
+                            (xb - 0.05 * s, ly + 0.05 * s), (xb - 0.35 * s, ly + 0.05 * s))])
         if width * s > 12:
             plate = c.segment(kind, self.haze((220, 220, 215), Z), inst, fine=3, coarse=1)
             mx = 0.5 * (xa + xb)
@@ -851,8 +853,10 @@ class _SceneBuilder:
                              (x, hip + 0.15 * s), (x - 0.05 * s, yg), (x - hw * 0.7 - stride, yg)])
         # torso and arms
         c.polys(s_shirt, [((x - hw, neck), (x + hw, neck), (x + hw * 0.85, hip + 0.05 * s), (x - hw * 0.85, hip + 0.05 * s)),
-                          ((x - hw - 0.07 * s, neck + 0.03 * s), (x - hw + 0.01 * s, neck + 0.03 * s), (x - hw + 0.01 * s, hip), (x - hw - 0.07 * s, hip)),
-                          ((x + hw - 0.01 * s, neck + 0.03 * s), (x + hw + 0.07 * s, neck + 0.03 * s), (x + hw + 0.07 * s, hip), (x + hw - 0.01 * s, hip))])
+                          ((x - hw - 0.07 * s, neck + 0.03 * s), (x - hw + 0.01 * s, neck + 0.03 * s),
+                           (x - hw + 0.01 * s, hip), (x - hw - 0.07 * s, hip)),
+                          ((x + hw - 0.01 * s, neck + 0.03 * s), (x + hw + 0.07 * s, neck + 0.03 * s),
+                           (x + hw + 0.07 * s, hip), (x + hw - 0.01 * s, hip))])
         head_r = 0.11 * s
         hy = yg - height * s + head_r
         head = [(x + head_r * ca, hy + 1.15 * head_r * sa) for ca, sa in _CIRCLE10]
@@ -872,8 +876,10 @@ class _SceneBuilder:
         c.rect(frame, x - 0.3 * s, yg - 1.0 * s, x + 0.3 * s, yg - 0.95 * s, min_px=1.0)  # handlebar
         rider = self.person(X, Z, RIDER, y_base=0.75, legs=False)
         legs = c.segment(RIDER, self.haze(r.jitter((35, 38, 55), 10), Z), rider, fine=4, coarse=1)
-        c.polys(legs, [((x - 0.16 * s, yg - 0.85 * s), (x - 0.04 * s, yg - 0.85 * s), (x - 0.04 * s, yg - 0.35 * s), (x - 0.16 * s, yg - 0.35 * s)),
-                       ((x + 0.04 * s, yg - 0.85 * s), (x + 0.16 * s, yg - 0.85 * s), (x + 0.16 * s, yg - 0.35 * s), (x + 0.04 * s, yg - 0.35 * s))])
+        c.polys(legs, [((x - 0.16 * s, yg - 0.85 * s), (x - 0.04 * s, yg - 0.85 * s),
+                        (x - 0.04 * s, yg - 0.35 * s), (x - 0.16 * s, yg - 0.35 * s)),
+                       ((x + 0.04 * s, yg - 0.85 * s), (x + 0.16 * s, yg - 0.85 * s),
+                        (x + 0.16 * s, yg - 0.35 * s), (x + 0.04 * s, yg - 0.35 * s))])
 
     def lighting_gain(self) -> Colour:
         """Global brightness times a slight colour tint, per scene."""

@@ -65,7 +65,7 @@ class ModelCard:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "checkpoint") -> "ModelCard":
+    def from_dict(cls, d: dict, source: str = "checkpoint") -> ModelCard:
         if d.get("format") != FORMAT:
             raise CheckpointError(f"{source}: format {d.get('format')!r} is not {FORMAT!r}")
         try:

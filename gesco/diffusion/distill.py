@@ -32,8 +32,8 @@ affine in the output, so the same :func:`gesco.diffusion.guidance.guided_denoise
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -63,7 +63,7 @@ class DistillGrid:
     sigma: torch.Tensor
 
     @classmethod
-    def build(cls, diffusion: GaussianDiffusion, steps: int) -> "DistillGrid":
+    def build(cls, diffusion: GaussianDiffusion, steps: int) -> DistillGrid:
         """The grid of ``steps`` steps over ``diffusion`` (the full chain)."""
         idx = torch.tensor(distilled_timesteps(diffusion.num_steps, steps), dtype=torch.long)
         abar = diffusion.alphas_cumprod[idx].double()
@@ -74,7 +74,7 @@ class DistillGrid:
     def steps(self) -> int:
         return int(self.timesteps.shape[0])
 
-    def coarser(self) -> "DistillGrid":
+    def coarser(self) -> DistillGrid:
         """The grid of ``N / 2`` steps: positions ``0, 2, 4, ..., N`` of this one."""
         if self.steps % 2:
             raise GescoInputError(f"cannot halve a chain of {self.steps} steps")

@@ -174,7 +174,7 @@ class GaussianDiffusion:
         self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * self.alphas.sqrt() / (1.0 - self.alphas_cumprod)
 
     # ------------------------------------------------------------------ respacing
-    def respaced(self, steps: int | list[int]) -> "GaussianDiffusion":
+    def respaced(self, steps: int | list[int]) -> GaussianDiffusion:
         """A chain over a subsequence of the steps (evenly spaced when ``steps`` is an int).
 
         New betas: ``beta'_i = 1 - abar_{t_i} / abar_{t_{i-1}}`` so the kept ``abar`` are exact.

@@ -18,7 +18,8 @@ conditional pass. The two passes run as one batched forward of size ``2B``.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 

@@ -23,13 +23,14 @@ ordinary checkpoint. The distilled sampler is deterministic, like DDIM with ``et
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
+from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import guided_denoiser
@@ -45,7 +46,6 @@ from gesco.diffusion.samplers import (
 from gesco.errors import GescoInputError, ShapeError
 from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 from gesco.semantics.classes import ClassSpace, get_class_space
-from gesco.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class SamplingSettings:
     seed: int = 0
     eta: float = 0.0
 
-    def validate(self) -> "SamplingSettings":
+    def validate(self) -> SamplingSettings:
         if self.sampler not in KNOWN_SAMPLERS:
             raise GescoInputError(f"unknown sampler {self.sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
         if self.sampler != "ancestral" and not 1 <= int(self.steps) <= 1000:
@@ -108,7 +108,7 @@ class SemanticGenerator:
         self.diffusion = GaussianDiffusion(card.diffusion)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> "SemanticGenerator":
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> SemanticGenerator:
         """Load a checkpoint (default: the shipped one); raises CheckpointError when missing or corrupt."""
         dev = resolve_device(device)
         model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_DIFFUSION), map_location=dev)

@@ -41,13 +41,14 @@ for the linear schedule) and the sampler returns its clean estimate.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS  # noqa: F401 - re-exported
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import Denoiser
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS  # noqa: F401 - re-exported
 from gesco.errors import GescoInputError
 
 Progress = Callable[[int, int], None]
@@ -75,7 +76,7 @@ class DistilledSamplerError(GescoInputError):
 # ---------------------------------------------------------------------------- helpers
 #: one generator for the whole batch, or one per image (row ``i`` of every draw comes from
 #: ``generators[i]``, so an image's noise does not depend on what else is in the batch)
-Generators = Union[torch.Generator, Sequence[torch.Generator], None]
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
 def _noise(shape: tuple[int, ...], generator: Generators, device: torch.device | str) -> torch.Tensor:

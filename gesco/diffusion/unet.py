@@ -110,7 +110,7 @@ class UNetConfig(ConfigBase):
         return 2 ** (len(self.channel_mult) - 1)
 
     @classmethod
-    def paper_cityscapes(cls) -> "UNetConfig":
+    def paper_cityscapes(cls) -> UNetConfig:
         """The paper's Cityscapes model (supplementary "Experimental Details").
 
         Channels 256, 256, 512, 512, 1024, 1024; attention at resolutions 32, 16, 8 of a

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from gesco.data.transforms import image_to_tensor
@@ -31,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gesco.evaluate.runner import RowPlan, _Context
 
 
-def _link(ctx: "_Context"):
+def _link(ctx: _Context):
     from gesco.digital.link import DigitalLink
 
     key = "_digital_link"
@@ -41,13 +40,13 @@ def _link(ctx: "_Context"):
     return getattr(ctx, key)
 
 
-def _generator(ctx: "_Context", i: int) -> torch.Generator:
+def _generator(ctx: _Context, i: int) -> torch.Generator:
     from gesco.evaluate.runner import scene_seed
 
     return torch.Generator().manual_seed(stage_seed(scene_seed(ctx.config.seed, i), "channel"))
 
 
-def _score(ctx: "_Context", plan: "RowPlan", psnr: float, idx: list[int], images: torch.Tensor,
+def _score(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int], images: torch.Tensor,
            extra: list[dict[str, Any]]) -> list[UnitResult]:
     real, labels = ctx.real(idx)
     metrics, feats = ctx.scorers.score(images, real, labels)
@@ -71,7 +70,7 @@ def _common(result, h: int, w: int) -> dict[str, Any]:
     }
 
 
-def digital_image_batch(ctx: "_Context", plan: "RowPlan", psnr: float, idx: list[int]) -> list[UnitResult]:
+def digital_image_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
     """JPEG / WebP (fitted to the budget) or PNG through the digital link."""
     from gesco.digital.source import decode_image_bytes, fit_image, lost_image
 
@@ -97,7 +96,7 @@ def digital_image_batch(ctx: "_Context", plan: "RowPlan", psnr: float, idx: list
     return _score(ctx, plan, psnr, idx, torch.stack(images), extra)
 
 
-def digital_maps_batch(ctx: "_Context", plan: "RowPlan", psnr: float, idx: list[int]) -> list[UnitResult]:
+def digital_maps_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
     """The semantic frame through the digital link, then generation from the exact maps."""
     from gesco.digital.source import exact_received_frame, frame_bytes, frame_from_bytes, lost_image
     from gesco.evaluate.runner import eval_frame_id, scene_seed

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from gesco.evaluate.digital_report import digital_section
 from gesco.evaluate.metrics import MIN_CLASS_PIXELS, MeanIoU, frechet_distance
 from gesco.evaluate.metrics.frechet import FeatureStatistics
-from gesco.evaluate.digital_report import digital_section
 from gesco.evaluate.store import ResultStore
 from gesco.semantics.classes import get_class_space
 

@@ -44,10 +44,13 @@ from gesco.codecs import DEFAULT_CODEC
 from gesco.codecs.budget import image_bits
 from gesco.data.synthetic import SPLITS, SceneSample, generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
+from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import read_card
 from gesco.diffusion.pipeline import SemanticGenerator
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, network_evaluations
+from gesco.digital.mcs import DEFAULT_GAP_DB
 from gesco.errors import CheckpointError, GescoInputError
+from gesco.evaluate.digital_rows import digital_image_batch, digital_maps_batch
 from gesco.evaluate.methods import (
     CHECKPOINT_ROLES,
     DEFAULT_METHODS,
@@ -57,8 +60,6 @@ from gesco.evaluate.methods import (
     equal_use_factor,
     select_methods,
 )
-from gesco.digital.mcs import DEFAULT_GAP_DB
-from gesco.evaluate.digital_rows import digital_image_batch, digital_maps_batch
 from gesco.evaluate.metrics import LPIPS, AlexNetRelu5Features, FrechetScorer, MeanIoU, colour_errors, ssim
 from gesco.evaluate.store import ResultStore, UnitResult
 from gesco.link import (
@@ -74,7 +75,6 @@ from gesco.link import (
 )
 from gesco.semantics.classes import CITYSCAPES, ClassSpace
 from gesco.wire.frames import n_maps
-from gesco.devices import resolve_device
 
 #: scenes per seed: scene ``i`` of seed ``s`` uses ``s * SEED_STRIDE + i`` (the test split's size)
 SEED_STRIDE = SPLITS["test"][1] - SPLITS["test"][0]
@@ -145,7 +145,7 @@ class EvalConfig:
     command: str | None = None
     compute: bool = True
 
-    def validate(self) -> "EvalConfig":
+    def validate(self) -> EvalConfig:
         start, stop = SPLITS.get(self.split, (0, 0))
         if self.split not in SPLITS:
             raise GescoInputError(f"unknown split {self.split!r}; known: {sorted(SPLITS)}")

@@ -51,7 +51,7 @@ class SegmenterCard:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "checkpoint") -> "SegmenterCard":
+    def from_dict(cls, d: dict, source: str = "checkpoint") -> SegmenterCard:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             found = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise CheckpointError(f"{source}: format {found!r} is not {FORMAT!r}")

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from gesco.errors import GescoInputError
-from gesco.semantics.miou import MeanIoU, MIoUResult
 from gesco.segment.augment import gaussian_blur
 from gesco.semantics.classes import ClassSpace
+from gesco.semantics.miou import MeanIoU, MIoUResult
 
 #: The corruptions of the robustness check: name -> (kind, strength in [-1, 1] image units or pixels).
 ROBUSTNESS_CORRUPTIONS: dict[str, tuple[str, float]] = {

@@ -80,7 +80,7 @@ class Segmenter:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "Segmenter":
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> Segmenter:
         """A gesco segmenter checkpoint (stem or either file); default: the shipped one."""
         from gesco.segment import default_checkpoint
         from gesco.segment.checkpoint import load_checkpoint

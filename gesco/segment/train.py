@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gesco.config_base import ConfigBase
 from gesco.config import config_from_args
+from gesco.config_base import ConfigBase
 from gesco.errors import GescoInputError
 from gesco.segment.augment import AugmentConfig, augment_batch
 from gesco.segment.checkpoint import SegmenterCard, save_checkpoint

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gesco.config_base import ConfigBase
 from gesco.channel import PAPER_PSNRS_DB, get_channel, validate_channel_params
+from gesco.config_base import ConfigBase
 from gesco.errors import ChannelParameterError
 from gesco.semantics.fds import fds_filter
 

@@ -13,8 +13,8 @@ schemathesis is a development dependency (``pip install -e ".[dev]"``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass

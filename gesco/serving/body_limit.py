@@ -11,7 +11,8 @@ application reads them: the chunk that crosses the limit ends the request with 4
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

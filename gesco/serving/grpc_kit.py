@@ -14,8 +14,8 @@ so ``grpc_health_probe`` and :func:`gesco.serving.probes.grpc_health` work.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
-from typing import Callable
 
 import grpc
 from google.protobuf.message import DecodeError, Message

@@ -25,7 +25,7 @@ Metric families (``docs/security.md`` lists them with their labels):
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import grpc
 

@@ -14,7 +14,8 @@ class BitBudget(BaseModel):
     """
 
     id: str = Field(description="Transmission / job id.")
-    time: str = Field(description="When this record was made (ISO 8601, UTC): by the channel at transmission in the log, by the sender or the receiver in their replies.")
+    time: str = Field(description="When this record was made (ISO 8601, UTC): by the channel at transmission in the log, "
+                                  "by the sender or the receiver in their replies.")
     height: int = Field(description="Height H of the transmitted maps (the model resolution), in pixels.")
     width: int = Field(description="Width W of the transmitted maps, in pixels.")
     class_space: str = Field(description="Class space of the label ids (e.g. 'cityscapes').")
@@ -39,7 +40,11 @@ class BitBudget(BaseModel):
     noise_variance: float = Field(description="Noise variance sigma^2 per real symbol in the normalised domain.")
     power_scale: float = Field(description="Power-normalisation scale s (received symbols are multiplied back by s).")
     channel: str = Field(description="Channel model applied ('awgn', 'authors-code', 'rayleigh', 'rayleigh-nocsi', 'tdl').")
-    channel_params: dict[str, Any] = Field(default_factory=dict, description="The channel model's parameters as applied (defaults filled in), e.g. {'block_length': 1024, 'equalizer': 'mmse', 'csi': True}.")
+    channel_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The channel model's parameters as applied (defaults filled in), "
+                    "e.g. {'block_length': 1024, 'equalizer': 'mmse', 'csi': True}.",
+    )
 
 
 class UploadReport(BaseModel):

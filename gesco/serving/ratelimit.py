@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 
 class RateLimiter:

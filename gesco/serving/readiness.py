@@ -9,8 +9,8 @@ it fails). Each check returns ``"ok"``-style text or raises / returns a failure.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field

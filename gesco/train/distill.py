@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 import torch
 
 from gesco.config_base import ConfigBase
+from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.distill import LOSS_WEIGHTINGS, DistillGrid, distillation_loss, two_step_target, x0_predictor
 from gesco.diffusion.gaussian import GaussianDiffusion
@@ -52,7 +53,6 @@ from gesco.semantics.noisy import NoisyMapsConfig
 from gesco.train.diffusion import DiffusionTrainConfig, conditioning_for_training, make_batch
 from gesco.train.run import set_lr
 from gesco.train.utils import EMA, autocast_context, load_training_state, lr_at, save_training_state
-from gesco.devices import resolve_device
 
 METHOD = "progressive distillation (Salimans & Ho 2022, Alg. 2), guidance folded in (Meng et al. 2023)"
 
@@ -120,7 +120,7 @@ class DistillConfig(ConfigBase):
     device: str = "auto"
     threads: int | None = None
 
-    def validate(self) -> "DistillConfig":
+    def validate(self) -> DistillConfig:
         if not self.teacher:
             raise GescoInputError("set the teacher checkpoint: --set teacher=checkpoints/diffusion-synthetic-64x128")
         if self.parametrisation not in ("v", "x0"):

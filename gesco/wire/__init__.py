@@ -11,6 +11,7 @@ library and the evaluation run without grpcio. The services import the stubs exp
 (``from gesco.wire import gesco_pb2_grpc``).
 """
 
+from gesco.codecs.accounting import frame_bits, header_breakdown
 from gesco.wire import gesco_pb2
 from gesco.wire.frames import (
     MAX_FRAME_SIDE,
@@ -26,7 +27,6 @@ from gesco.wire.frames import (
     validate_frame,
     validate_received_frame,
 )
-from gesco.codecs.accounting import frame_bits, header_breakdown
 
 AckStatus = gesco_pb2.AckStatus
 ChannelReport = gesco_pb2.ChannelReport

@@ -38,8 +38,8 @@ def generate(out_dir: Path = WIRE_DIR, proto_dir: Path = PROTO_DIR, descriptor_s
         RuntimeError: grpcio-tools missing or protoc failed.
     """
     try:
-        from grpc_tools import protoc
         import grpc_tools
+        from grpc_tools import protoc
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError("grpcio-tools is needed to generate the wire modules: pip install grpcio-tools") from exc
     proto = proto_dir / PROTO_NAME

@@ -14,7 +14,7 @@ import math
 import pytest
 import torch
 
-from gesco.channel import AWGNChannel, PAPER_PSNRS_DB, get_channel, noise_variance_for_psnr
+from gesco.channel import PAPER_PSNRS_DB, AWGNChannel, get_channel, noise_variance_for_psnr
 from gesco.errors import ChannelParameterError, GescoInputError, ShapeError
 
 N_SYMBOLS = 1_000_000

@@ -46,6 +46,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_cli_does_not_import_cryptography_or_prometheus():
-    code = "import sys, gesco.cli; gesco.cli.build_parser(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('cryptography', 'prometheus_client')))"
+    code = ("import sys, gesco.cli; gesco.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cryptography', 'prometheus_client')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 BLOCKED = ("grpc", "grpc_health", "uvicorn", "fastapi", "httpx", "starlette")
 
 #: modules that make up the network-free core: the formulas, training and the evaluation

@@ -7,8 +7,18 @@ import pytest
 import torch
 
 from gesco.data.synthetic import (
-    BUILDING, CAR, PERSON, ROAD, SIDEWALK, SKY, SPLITS, SYNTHETIC_LABEL_IDS, SYNTHETIC_THING_IDS,
-    SyntheticScenes, generate_scene, split_seed,
+    BUILDING,
+    CAR,
+    PERSON,
+    ROAD,
+    SIDEWALK,
+    SKY,
+    SPLITS,
+    SYNTHETIC_LABEL_IDS,
+    SYNTHETIC_THING_IDS,
+    SyntheticScenes,
+    generate_scene,
+    split_seed,
 )
 from gesco.errors import GescoInputError, ShapeError
 from gesco.semantics.classes import CITYSCAPES
@@ -140,7 +150,7 @@ def test_split_seeds_disjoint():
     assert split_seed("val", 5) == 1_000_005
     assert split_seed("test", 0) == 2_000_000
     ranges = sorted(SPLITS.values())
-    for (a0, a1), (b0, b1) in zip(ranges, ranges[1:]):
+    for (_a0, a1), (b0, _b1) in zip(ranges, ranges[1:]):
         assert a1 <= b0
     with pytest.raises(GescoInputError):
         split_seed("val", 100_000)

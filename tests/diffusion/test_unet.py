@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gesco.diffusion.unet import Attention, ResBlock, SPADE, SpadeUNet, UNetConfig
+from gesco.diffusion.unet import SPADE, Attention, ResBlock, SpadeUNet, UNetConfig
 
 
 def test_forward_shapes_and_learned_sigma(tiny_unet_config):

@@ -11,7 +11,13 @@ from gesco.data.synthetic import generate_scene
 from gesco.digital.link import CRC_BITS, K_MAX, channel_uses_for, code_layout
 from gesco.digital.mcs import MCS, capacity_bits, mcs_table, select_mcs
 from gesco.digital.source import (
-    decode_image_bytes, encode_image, exact_received_frame, fit_image, frame_bytes, frame_from_bytes, lost_image,
+    decode_image_bytes,
+    encode_image,
+    exact_received_frame,
+    fit_image,
+    frame_bytes,
+    frame_from_bytes,
+    lost_image,
 )
 from gesco.errors import GescoInputError, ImageDecodeError, PayloadError
 from gesco.link import encode_image_frame, received_maps

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from svc_helpers import TINY_RESOLUTION, UvicornThread, make_tiny_checkpoint
 
 from gesco.serving.probes import free_port
-from svc_helpers import TINY_RESOLUTION, UvicornThread, make_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ class UvicornThread:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"{'https' if config.get('ssl_certfile') else 'http'}://{host}:{port}"
 
-    def __enter__(self) -> "UvicornThread":
+    def __enter__(self) -> UvicornThread:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:

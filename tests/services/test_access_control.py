@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from svc_helpers import TINY_RESOLUTION, UvicornThread, scene_files
 
 from gesco.commands.certs import make_certificates
 from gesco.serving.auth import bearer_metadata, key_identity
@@ -24,7 +25,6 @@ from gesco.serving.logs import JobIdFilter, JsonFormatter
 from gesco.serving.probes import free_port, grpc_health
 from gesco.serving.tls import client_ssl_context
 from gesco.wire import ReceivedFrame, gesco_pb2_grpc
-from svc_helpers import TINY_RESOLUTION, UvicornThread, scene_files
 
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
 CHANNEL_KEY, RECEIVER_KEY = "channel-grpc-key-0123456789", "receiver-grpc-key-0123456789"

@@ -12,6 +12,7 @@ from concurrent import futures
 
 import grpc
 import pytest
+from svc_helpers import TINY_RESOLUTION
 
 from gesco.codecs import frame_bits
 from gesco.data.synthetic import generate_scene
@@ -19,7 +20,6 @@ from gesco.link import TransmitSettings, encode_image_frame
 from gesco.semantics.classes import get_class_space
 from gesco.serving.probes import free_port, grpc_health
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck, gesco_pb2_grpc
-from svc_helpers import TINY_RESOLUTION
 
 SPACE = get_class_space("cityscapes")
 

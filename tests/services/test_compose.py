@@ -17,7 +17,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from svc_helpers import REPO
 
 COMPOSE = REPO / "docker-compose.yml"

@@ -13,11 +13,11 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-
 from conftest import wait_result
+from svc_helpers import TINY_RESOLUTION, scene_files, service_env, spawn
+
 from gesco.cli import main as cli
 from gesco.serving.probes import free_port, grpc_health, http_ok, wait_until
-from svc_helpers import TINY_RESOLUTION, scene_files, service_env, spawn
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,9 @@ import pytest
 pytestmark = pytest.mark.slow  # ~50 s: .ci/run runs the slow tests after the default suite
 
 from conftest import wait_result
-from gesco.serving.probes import free_port, grpc_health, wait_until
 from svc_helpers import scene_files, service_env, spawn
+
+from gesco.serving.probes import free_port, grpc_health, wait_until
 
 
 class FifoReader:

@@ -22,6 +22,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_receiver_service import received_frame
 
 from gesco.codecs import get_codec
 from gesco.codecs.lossless import LOSSLESS_CODECS
@@ -29,8 +30,6 @@ from gesco.data.synthetic import generate_scene
 from gesco.errors import GescoInputError
 from gesco.link import apply_channel, decode_image, decode_label_map, encode_png
 from gesco.wire import ReceivedFrame, SemanticFrame
-from test_channel_service import make_frame
-from test_receiver_service import received_frame
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 #: most bytes one example may allocate (traced): frames are checked before decoding

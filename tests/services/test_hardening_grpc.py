@@ -13,16 +13,16 @@ import time
 import grpc
 import numpy as np
 import pytest
+from test_channel_service import SPACE, make_frame, transmit
+from test_receiver_service import deliver, received_frame
 
+from gesco.codecs import get_codec
 from gesco.codecs.downsample import DownsampleCodec
 from gesco.codecs.lossless import LosslessCodec
 from gesco.link import apply_channel
 from gesco.semantics.layout import SemanticLayout
 from gesco.wire import ACK_ACCEPTED, ReceivedFrame, SemanticFrame
 from gesco.wire.frames import make_frame as code_frame
-from gesco.codecs import get_codec
-from test_channel_service import SPACE, make_frame, transmit
-from test_receiver_service import deliver, received_frame
 
 
 @pytest.fixture()

@@ -13,11 +13,9 @@ import struct
 import threading
 import zlib
 
-import cv2
 import httpx
 import numpy as np
 import pytest
-
 from conftest import wait_result
 from svc_helpers import jpeg_with_orientation, scene_files
 
@@ -192,6 +190,8 @@ def test_retry_after_a_lost_reply_returns_the_stored_job(stack, files, monkeypat
 
 
 def test_full_receiver_queue_is_503_with_retry_after_and_nothing_stored(tmp_path, tiny_generator, files):
+    from svc_helpers import TINY_RESOLUTION, UvicornThread
+
     from channel.server import create_server
     from channel.settings import ChannelSettings
     from gesco.serving.grpc_kit import RECEIVER_SERVICE, set_serving
@@ -200,7 +200,6 @@ def test_full_receiver_queue_is_503_with_retry_after_and_nothing_stored(tmp_path
     from receiver.settings import ReceiverSettings
     from sender.app import create_app
     from sender.settings import SenderSettings
-    from svc_helpers import TINY_RESOLUTION, UvicornThread
 
     receiver = ReceiverService(ReceiverSettings(port=free_port(), grpc_port=0, data_dir=tmp_path / "data", device="cpu",
                                                 fsync=False, max_queue=2), generator=tiny_generator)

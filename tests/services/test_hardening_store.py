@@ -62,10 +62,11 @@ def test_expire_drops_oldest_finished_jobs_with_their_files(store):
 
 
 def test_worker_keeps_at_most_max_stored_jobs(tmp_path, tiny_generator):
-    from receiver.ingest import Ingest
-    from receiver.worker import Worker
     from test_receiver_service import received_frame
     from test_store_worker import store_job
+
+    from receiver.ingest import Ingest
+    from receiver.worker import Worker
 
     store = JobStore(tmp_path / "data", fsync=False)
     worker = Worker(store, tiny_generator, max_batch=2, poll_s=0.05, max_stored_jobs=2)

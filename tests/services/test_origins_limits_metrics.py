@@ -6,10 +6,10 @@ import re
 
 import httpx
 import pytest
-
 from conftest import wait_result
-from gesco.serving.probes import free_port
 from svc_helpers import scene_files
+
+from gesco.serving.probes import free_port
 
 
 @pytest.fixture(scope="module")

@@ -105,8 +105,9 @@ def test_sender_takes_the_segmenter_from_gesco_sender_segmenter(tmp_path, monkey
 
 def test_the_sender_segments_uploads_with_a_plugged_onnx_model(stack, tmp_path, monkeypatch):
     """End to end through the services: the ONNX model's labels are what the channel carries."""
-    from gesco.link import encode_png
     from svc_helpers import TINY_RESOLUTION
+
+    from gesco.link import encode_png
 
     path = tmp_path / "blue.onnx"
     export_onnx(path, size=TINY_RESOLUTION)

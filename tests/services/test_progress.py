@@ -36,13 +36,13 @@ def test_board_reports_step_and_eta_of_running_jobs_only():
 def test_worker_feeds_the_board_during_sampling(tiny_generator, tmp_path):
     """The real sampler calls back after each step; the board shows k of n while it runs."""
     import numpy as np
+    from svc_helpers import TINY_RESOLUTION
 
     from gesco.link import TransmitSettings, apply_channel, encode_image_frame
     from gesco.semantics.classes import get_class_space
     from receiver.ingest import Ingest
     from receiver.store import JobStore
     from receiver.worker import Worker
-    from svc_helpers import TINY_RESOLUTION
 
     store = JobStore(tmp_path, fsync=False)
     ingest = Ingest(store, tiny_generator)

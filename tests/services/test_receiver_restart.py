@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 import httpx
-
 from conftest import wait_result
-from gesco.serving.probes import free_port, grpc_health, http_ok, wait_until
-from gesco.wire import ACK_ACCEPTED, gesco_pb2_grpc
 from svc_helpers import service_env, spawn
 from test_receiver_service import received_frame
+
+from gesco.serving.probes import free_port, grpc_health, http_ok, wait_until
+from gesco.wire import ACK_ACCEPTED, gesco_pb2_grpc
 
 
 def start_receiver(env: dict[str, str], log, rest: int, grpc_port: int):

@@ -11,15 +11,15 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-
 from conftest import wait_result
+from svc_helpers import TINY_RESOLUTION
+
 from gesco.data.synthetic import generate_scene
 from gesco.errors import CheckpointError
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame
 from gesco.semantics.classes import get_class_space
 from gesco.serving.probes import grpc_health
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame, gesco_pb2_grpc
-from svc_helpers import TINY_RESOLUTION
 
 SPACE = get_class_space("cityscapes")
 

@@ -12,11 +12,11 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-
 from conftest import wait_result
+from svc_helpers import TINY_RESOLUTION, scene_files
+
 from gesco.link import encode_png
 from gesco.serving.probes import free_port
-from svc_helpers import TINY_RESOLUTION, scene_files
 
 
 @pytest.fixture(scope="module")

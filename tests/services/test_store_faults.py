@@ -8,12 +8,12 @@ import time
 
 import grpc
 import pytest
+from test_receiver_service import deliver, received_frame
 
 from gesco.wire import ACK_ACCEPTED
 from receiver.ingest import Ingest
 from receiver.store import FRAME_FILE, IMAGE_FILE, JobStatus, JobStore
 from receiver.worker import Worker
-from test_receiver_service import deliver, received_frame
 
 
 def enospc(*args, **kwargs):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
 import httpx
+import pytest
+from svc_helpers import UvicornThread
+from test_receiver_service import received_frame
 
 from gesco.link import TransmitSettings, budget_record
+from gesco.serving.probes import free_port
 from receiver.app import create_app
 from receiver.ingest import Ingest, batch_key
 from receiver.store import DuplicateJobError, JobStatus, JobStore
 from receiver.worker import Worker
-from gesco.serving.probes import free_port
-from svc_helpers import UvicornThread
-from test_receiver_service import received_frame
 
 
 def store_job(store: JobStore, ingest: Ingest, rx) -> None:

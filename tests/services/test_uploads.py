@@ -4,14 +4,13 @@ of another aspect ratio is centre-cropped or letterboxed, and says so."""
 
 from __future__ import annotations
 
-import cv2
 import httpx
 import numpy as np
 import pytest
-
 from conftest import wait_result
-from gesco.link import encode_png
 from svc_helpers import scene_files
+
+from gesco.link import encode_png
 
 
 @pytest.fixture(scope="module")

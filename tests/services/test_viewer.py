@@ -12,13 +12,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-
 from conftest import wait_result
+from svc_helpers import scene_files
+
 from gesco.link import colour_labels, encode_png
 from gesco.semantics.classes import get_class_space
 from receiver.viewer import FILES_DIR, STATIC_FILES, content_security_policy
 from sender.cors import viewer_origins
-from svc_helpers import scene_files
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 

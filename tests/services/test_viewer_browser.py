@@ -18,11 +18,10 @@ from pathlib import Path
 import cv2
 import httpx
 import pytest
-
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
-
 from conftest import run_stack
 from svc_helpers import REPO
+
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 
 SCENE = REPO / "examples" / "street_scene.png"
 LABELS = REPO / "examples" / "street_scene_labels.png"

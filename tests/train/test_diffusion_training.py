@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,9 +12,9 @@ from safetensors.torch import load_file
 
 from gesco.diffusion.checkpoint import load_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
+from gesco.semantics.noisy import NoisyMapsConfig
 from gesco.train.data import StepBatches, clean_batches
 from gesco.train.diffusion import DiffusionTrainConfig, conditioning_for_training, train_diffusion, training_inputs
-from gesco.semantics.noisy import NoisyMapsConfig
 
 TINY = {
     "height": 16,

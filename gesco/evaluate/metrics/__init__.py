@@ -26,8 +26,8 @@ from gesco.evaluate.metrics.frechet import (
     frechet_distance,
 )
 from gesco.evaluate.metrics.lpips import DEFAULT_LPIPS_WEIGHTS, LPIPS
-from gesco.semantics.miou import MeanIoU, MIoUResult, mean_iou
 from gesco.evaluate.metrics.ssim import ssim
+from gesco.semantics.miou import MeanIoU, MIoUResult, mean_iou
 
 __all__ = [
     "DEFAULT_LPIPS_WEIGHTS",

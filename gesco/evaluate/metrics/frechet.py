@@ -154,7 +154,7 @@ class AlexNetRelu5Features(nn.Module):
         self.backbone = backbone
 
     @classmethod
-    def load(cls, lpips_weights: str | Path | None = None) -> "AlexNetRelu5Features":
+    def load(cls, lpips_weights: str | Path | None = None) -> AlexNetRelu5Features:
         """Use the AlexNet of the LPIPS weights file (default: the shipped asset)."""
         return cls(LPIPS.load(lpips_weights).features)
 
@@ -178,7 +178,7 @@ class InceptionFeatures(nn.Module):
         self.network = network
 
     @classmethod
-    def load(cls, weights: str | Path) -> "InceptionFeatures":
+    def load(cls, weights: str | Path) -> InceptionFeatures:
         """``weights``: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (or a safetensors copy)."""
         return cls(FIDInceptionV3.load(weights))
 
@@ -227,12 +227,12 @@ class FrechetScorer:
         self.fake = FeatureStatistics(extractor.dim)
 
     @classmethod
-    def substitute(cls, lpips_weights: str | Path | None = None) -> "FrechetScorer":
+    def substitute(cls, lpips_weights: str | Path | None = None) -> FrechetScorer:
         """FD-AlexNet-relu5 (substitute; not FID), from the shipped LPIPS AlexNet."""
         return cls(AlexNetRelu5Features.load(lpips_weights))
 
     @classmethod
-    def fid(cls, inception_weights: str | Path) -> "FrechetScorer":
+    def fid(cls, inception_weights: str | Path) -> FrechetScorer:
         """The standard FID; raises :class:`CheckpointError` when the weights file is missing."""
         return cls(InceptionFeatures.load(inception_weights))
 

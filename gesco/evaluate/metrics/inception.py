@@ -184,7 +184,7 @@ class FIDInceptionV3(nn.Module):
             p.requires_grad_(False)
 
     @classmethod
-    def load(cls, path: str | Path) -> "FIDInceptionV3":
+    def load(cls, path: str | Path) -> FIDInceptionV3:
         """Load pytorch-fid's Inception weights from a ``.pth``/``.pt`` state dict or a
         ``.safetensors`` file. Raises :class:`CheckpointError` when the file is missing,
         unreadable, or lacks a tensor of the network (or has one of the wrong shape)."""

@@ -124,7 +124,7 @@ class LPIPS(nn.Module):
             p.requires_grad_(False)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "LPIPS":
+    def load(cls, path: str | Path | None = None) -> LPIPS:
         """Build an LPIPS module from a safetensors file (default: the shipped asset).
 
         Raises :class:`CheckpointError` when the file is missing or its tensors do not
