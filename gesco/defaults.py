@@ -22,5 +22,16 @@ SAMPLERS: tuple[str, ...] = ("ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp
 DEFAULT_SAMPLER = "dpmpp-2m-sde"
 DEFAULT_STEPS = 20
 
+#: The range of sampling step counts every entry point accepts (a checkpoint with fewer time
+#: steps lowers the upper end: the receiver refuses more steps than the model's ``T``).
+STEPS_RANGE: tuple[int, int] = (1, 1000)
+
+#: Classifier-free guidance scale ``s`` of ``eps_0 + s (eps_y - eps_0)`` (1 = no guidance): the
+#: authors' code uses 2 for Cityscapes (docs/authors-code.md); the receiver, the CLI, the
+#: evaluation and distillation default to it.
+DEFAULT_GUIDANCE = 2.0
+#: The range of guidance scales every entry point accepts.
+GUIDANCE_RANGE: tuple[float, float] = (0.0, 20.0)
+
 #: PSNR values (dB) of the paper's experiments (Tables 1-5).
 PAPER_PSNRS_DB: tuple[float, ...] = (1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 100.0)

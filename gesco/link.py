@@ -54,6 +54,7 @@ from gesco.codecs import DEFAULT_CODEC, get_codec
 from gesco.codecs.accounting import frame_bits
 from gesco.codecs.budget import image_bits
 from gesco.data.aspect import DEFAULT_ASPECT, PAD_LABEL, AspectReport, check_aspect_mode, fit_aspect
+from gesco.defaults import DEFAULT_GUIDANCE
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import (
     ChannelParameterError,
@@ -126,7 +127,7 @@ class TransmitSettings:
     channel: str = "awgn"
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
-    guidance_scale: float = 2.0
+    guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
     fds: bool = True
     channel_params: dict[str, Any] = field(default_factory=dict)

@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from gesco import __version__
 from gesco.channel import CHANNELS, channel_catalogue, parse_channel_params
 from gesco.codecs.lossless import LOSSLESS_CODECS
+from gesco.defaults import DEFAULT_GUIDANCE, GUIDANCE_RANGE, STEPS_RANGE
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.link import (
@@ -96,7 +97,7 @@ class TransmitParams(BaseModel):
         "k > 1 sends ceil(H/k) x ceil(W/k) maps: fewer bits and channel uses, lossy)."
     )
     guidance_scale: float = Field(
-        2.0, ge=0.0, le=20.0, allow_inf_nan=False,
+        DEFAULT_GUIDANCE, ge=GUIDANCE_RANGE[0], le=GUIDANCE_RANGE[1], allow_inf_nan=False,
         description="Classifier-free guidance scale s (paper Eq. 13 with s = s' + 1; 1 = no guidance).",
     )
     sampler: SamplerName = Field(
@@ -104,7 +105,7 @@ class TransmitParams(BaseModel):
         "the best of the sampler study on the shipped checkpoint), 'respaced' (ancestral on a respaced chain), "
         "'dpmpp-2m' (DPM-Solver++(2M)), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' is ignored)."
     )
-    steps: int = Field(DEFAULT_STEPS, ge=1, le=1000, description="Sampling steps (network evaluations).")
+    steps: int = Field(DEFAULT_STEPS, ge=STEPS_RANGE[0], le=STEPS_RANGE[1], description="Sampling steps (network evaluations).")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
     fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
     id: str | None = Field(

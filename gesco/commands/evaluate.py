@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, PAPER_PSNRS_DB
+from gesco.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, PAPER_PSNRS_DB
 
 DEFAULT_OUT = "runs/eval"
 DEFAULT_SAMPLER_OUT = "runs/eval-samplers"
@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="digital JPEG / WebP rows: channel uses per pixel the file must fit (default 3, the full image's)")
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"receiver sampler (default {DEFAULT_SAMPLER})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g})")
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
     p.add_argument("--study-samplers", nargs="+", default=None, metavar="NAME",

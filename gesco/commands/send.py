@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from gesco.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoError, GescoInputError
 
 #: environment variable with the sender's base URL (``--sender`` overrides it)
@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "tdl: model=C, delay_spread_ns=300, speed_mps=3)")
     p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
     p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g})")
     p.add_argument("--sampler", default=DEFAULT_SAMPLER,
                    help=f"dpmpp-2m-sde, respaced, dpmpp-2m, ddim or ancestral (default {DEFAULT_SAMPLER})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")

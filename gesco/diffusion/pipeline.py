@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gesco.defaults import DEFAULT_GUIDANCE, GUIDANCE_RANGE, STEPS_RANGE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
@@ -65,17 +66,19 @@ class SamplingSettings:
 
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
-    guidance_scale: float = 2.0
+    guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
     eta: float = 0.0
 
     def validate(self) -> SamplingSettings:
         if self.sampler not in KNOWN_SAMPLERS:
             raise GescoInputError(f"unknown sampler {self.sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
-        if self.sampler != "ancestral" and not 1 <= int(self.steps) <= 1000:
-            raise GescoInputError(f"steps must be in [1, 1000], got {self.steps}")
-        if not np.isfinite(self.guidance_scale) or not 0.0 <= self.guidance_scale <= 20.0:
-            raise GescoInputError(f"guidance scale must be in [0, 20], got {self.guidance_scale}")
+        lo, hi = STEPS_RANGE
+        if self.sampler != "ancestral" and not lo <= int(self.steps) <= hi:
+            raise GescoInputError(f"steps must be in [{lo}, {hi}], got {self.steps}")
+        lo, hi = GUIDANCE_RANGE
+        if not np.isfinite(self.guidance_scale) or not lo <= self.guidance_scale <= hi:
+            raise GescoInputError(f"guidance scale must be in [{lo:g}, {hi:g}], got {self.guidance_scale}")
         if self.seed < 0:
             raise GescoInputError(f"seed must be >= 0, got {self.seed}")
         return self

@@ -44,6 +44,7 @@ from gesco.codecs import DEFAULT_CODEC
 from gesco.codecs.budget import image_bits
 from gesco.data.synthetic import SPLITS, SceneSample, generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
+from gesco.defaults import DEFAULT_GUIDANCE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import read_card
 from gesco.diffusion.pipeline import SemanticGenerator
@@ -129,7 +130,7 @@ class EvalConfig:
     digital_budget: float = 3.0
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
-    guidance_scale: float = 2.0
+    guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
     device: str = "auto"
     batch_size: int = 16

@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 import torch
 
 from gesco.config_base import ConfigBase
+from gesco.defaults import DEFAULT_GUIDANCE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.distill import LOSS_WEIGHTINGS, DistillGrid, distillation_loss, two_step_target, x0_predictor
@@ -89,7 +90,7 @@ class DistillConfig(ConfigBase):
 
     name: str = "gesco-synthetic-64x128-distilled"
     teacher: str | None = None
-    guidance_scale: float = 2.0
+    guidance_scale: float = DEFAULT_GUIDANCE
     base_steps: int = 64
     rounds: int = 3
     guidance_round_steps: int = 2000
