@@ -18,7 +18,6 @@ from gesco.errors import GescoError
 #: sub-command modules, in the order they appear in ``gesco --help``
 COMMAND_MODULES = [
     "gesco.commands.train",
-    "gesco.commands.generate",
     "gesco.commands.up",
     "gesco.commands.send",
     "gesco.commands.budget",
@@ -32,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gesco {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that command is not part of this build
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
