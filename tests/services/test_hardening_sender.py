@@ -78,11 +78,11 @@ def test_decoded_size_budget_refuses_amplifying_uploads_before_decoding(stack, m
     image = big_png(4000, 4000)  # 16-bit RGBA: 128 MB of samples from a ~130 KB file
     label = big_png(4000, 4000, channels=1)
     assert len(image) < 300_000
-    import gesco.link
+    import gesco.uploads
 
     decoded = []
-    real = gesco.link.cv2.imdecode
-    monkeypatch.setattr(gesco.link.cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
+    real = gesco.uploads.cv2.imdecode
+    monkeypatch.setattr(gesco.uploads.cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
     r = post(stack.sender_url, {"image": image, "label": label})
     assert r.status_code == 413, r.text
     assert "once decoded" in r.json()["detail"] and "16 bits" in r.json()["detail"]
