@@ -24,10 +24,11 @@ import secrets
 import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import grpc
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -50,7 +51,7 @@ from gesco.link import (
     encode_image_frame,
     upload_report,
 )
-from gesco.semantics.classes import get_class_space
+from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco.serving import auth, tls
 from gesco.serving.api_docs import add_offline_docs
 from gesco.serving.body_limit import BodyLimit
@@ -268,19 +269,211 @@ def http_error_for_rpc(e: grpc.RpcError, address: str, retry_after_s: int = 5) -
     return HTTPException(502, f"the channel failed ({code.name}): {detail}")
 
 
+@dataclass
+class SenderState:
+    """What the handlers share, built once by :func:`create_app` (``app.state.sender``).
+
+    Attributes:
+        settings: the service's settings.
+        channel: the client of the channel service.
+        slot: the segmenter, or why there is none.
+        metrics: the Prometheus metrics of this service.
+        encode_slots: the cap on concurrent decode + encode work.
+        space, resolution: the model's class space and ``(H, W)``.
+        injected_segmenter: a segmenter was handed to :func:`create_app` (tests), so none is loaded.
+    """
+
+    settings: SenderSettings
+    channel: ChannelClient
+    slot: SegmenterSlot
+    metrics: ServiceMetrics
+    encode_slots: EncodeSlots
+    space: ClassSpace
+    resolution: tuple[int, int]
+    injected_segmenter: bool = False
+
+
+def get_state(request: Request) -> SenderState:
+    """Dependency: the state shared by the handlers."""
+    return request.app.state.sender
+
+
 def get_settings(request: Request) -> SenderSettings:
     """Dependency: the app's settings."""
-    return request.app.state.settings
+    return get_state(request).settings
 
 
 def get_channel(request: Request) -> ChannelClient:
     """Dependency: the channel client."""
-    return request.app.state.channel
+    return get_state(request).channel
 
 
 def get_segmenter_slot(request: Request) -> SegmenterSlot:
     """Dependency: the segmenter (or why there is none)."""
-    return request.app.state.segmenter
+    return get_state(request).slot
+
+
+State = Annotated[SenderState, Depends(get_state)]
+
+TRANSMIT_ERRORS = {code: {"model": ErrorDetail, "description": text} for code, text in {
+    401: "No or unknown API key (only when the sender is configured with keys).",
+    403: "A browser request from another origin.",
+    409: "A job with this id exists already at the receiver.",
+    413: "A file or the image is over the size limit.",
+    429: "Too many requests from this client; retry after the Retry-After header's seconds.",
+    415: "A file is not a PNG or JPEG image (label / instance maps: not a PNG).",
+    422: "Corrupt image, maps of the wrong shape or with unknown class ids, bad parameters.",
+    503: "The channel or the receiver is down, the receiver's queue is full or the sender busy (with "
+         "Retry-After), or no segmenter for an upload without a label map.",
+    504: "The channel or the receiver did not answer before the deadline.",
+}.items()}
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness and configuration")
+def healthz(state: State) -> Health:
+    slot, settings = state.slot, state.settings
+    return Health(status="ok", version=__version__, resolution=list(state.resolution), class_space=state.space.name,
+                  segmenter="ready" if slot.segmenter is not None else (slot.error or "not loaded"),
+                  aspect=settings.aspect, channel_address=settings.channel_address)
+
+
+@router.get("/readyz", summary="Readiness: segmenter loaded, channel reachable (503 otherwise)",
+            responses=READYZ_RESPONSES)
+def readyz(state: State):
+    def segmenter_loaded() -> str:
+        if state.slot.segmenter is not None:
+            return "ok"
+        if not state.injected_segmenter and not state.settings.load_segmenter:
+            return "disabled (uploads need a label map)"
+        raise NotReady(state.slot.error or "not loaded yet")
+
+    def downstream() -> str:
+        status = state.channel.health()
+        if status != "SERVING":
+            raise NotReady(f"channel at {state.channel.address}: {status}")
+        return "ok"
+
+    return run_checks({"segmenter": segmenter_loaded, "channel": downstream})
+
+
+async def read_uploads(max_bytes: int, **uploads: UploadFile | None) -> dict[str, bytes]:
+    """The bytes of each given upload; 413 for one over ``max_bytes`` (at most that much is read)."""
+    files = {}
+    for name, upload in uploads.items():
+        if upload is not None:
+            data = await upload.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise HTTPException(413, f"{name}: the file is over the limit of {max_bytes} bytes")
+            files[name] = data
+    return files
+
+
+def decode_uploads(files: dict[str, bytes], settings: SenderSettings) -> dict[str, Any]:
+    """Decode the image and the optional label / instance maps with the settings' limits
+    (413 / 415 / 422 naming the file)."""
+    limits = (settings.max_upload_bytes, settings.max_image_pixels, settings.max_decoded_bytes)
+    decoded = {}
+    for name, data in files.items():
+        try:
+            if name == "image":
+                decoded[name] = decode_image(data, *limits)
+            else:
+                decoded[name] = decode_label_map(data, "label map" if name == "label" else "instance map", *limits)
+        except GescoInputError as e:
+            raise _input_error(name, e) from None
+    return decoded
+
+
+def encode_upload(state: SenderState, files: dict[str, bytes], params: TransmitParams, job_id: str, codec: str,
+                  codec_params: dict, t0: float) -> tuple[SemanticFrame, dict[str, float]]:
+    """Decode the uploads, segment the image when no label map came, and code the frame
+    (:func:`gesco.link.encode_image_frame`); runs in a worker thread. Returns the frame and
+    the stage timings (``decode`` from ``t0``)."""
+    decoded = decode_uploads(files, state.settings)
+    decode_s = time.perf_counter() - t0
+    seg = state.slot.get() if "label" not in files else None  # 503 when there is none
+    try:
+        frame, timings = encode_image_frame(
+            decoded["image"], decoded.get("label"), decoded.get("instance"),
+            space=state.space, resolution=state.resolution, frame_id=job_id, codec=codec, codec_params=codec_params,
+            transmit=params.transmit_settings(), segmenter=seg, jpeg_quality=state.settings.jpeg_quality,
+            aspect=state.settings.aspect, domain_threshold=state.settings.domain_threshold,
+        )
+    except GescoInputError as e:
+        raise _input_error(None, e) from None
+    timings["decode"] = decode_s
+    return frame, timings
+
+
+@router.post("/transmit", status_code=202, response_model=TransmitAccepted, responses=TRANSMIT_ERRORS,
+             summary="Transmit an image as its semantic maps")
+async def transmit(
+    request: Request,
+    params: Annotated[TransmitParams, Form()],
+    image: Annotated[UploadFile, File(description="The image, PNG or JPEG, any size (resized to the model resolution).")],
+    state: State,
+    label: Annotated[UploadFile | None, File(description="Optional label map: PNG of class ids (8 or 16 bit, one "
+                                             "channel), the image's size. Without it the sender segments the image.")] = None,
+    instance: Annotated[UploadFile | None, File(description="Optional instance map: PNG of instance ids, the image's "
+                                                "size (Cityscapes instanceIds); its edge map is sent too. Needs a label map.")] = None,
+) -> TransmitAccepted:
+    settings, channel = state.settings, state.channel
+    check_form((await request.form()).multi_items(), FORM_FIELDS)  # unknown, repeated, empty: 422
+    t0 = time.perf_counter()
+    files = await read_uploads(settings.max_upload_bytes, image=image, label=label, instance=instance)
+    try:
+        codec, codec_params = codec_choice(params.codec, params.downsample)
+    except GescoInputError as e:
+        raise HTTPException(422, str(e)) from None
+    if "instance" in files and "label" not in files:
+        raise HTTPException(422, "instance: an instance map needs its label map (upload 'label' too)")
+    job_id = params.id or new_job_id()
+    bind_job(job_id)
+    owner = auth.client_identity(request)
+
+    async with state.encode_slots.slot():  # 503 + Retry-After when all slots stay busy
+        frame, timings = await run_in_threadpool(encode_upload, state, files, params, job_id, codec, codec_params, t0)
+    t1 = time.perf_counter()
+    try:
+        ack = await run_in_threadpool(channel.transmit, frame, owner)
+    except grpc.RpcError as e:
+        log.warning("transmission %s failed: %s %s", job_id, e.code().name, e.details())
+        raise http_error_for_rpc(e, channel.address, settings.retry_after_s) from None
+    timings["channel"] = time.perf_counter() - t1
+    if ack.status != ACK_ACCEPTED:
+        raise HTTPException(422, f"the channel refused the frame: {ack.message}")
+    state.metrics.observe_stages(timings, {k: k for k in ("decode", "resize", "segment", "encode", "reference", "channel")})
+    state.metrics.count_transmission(ack.report.payload_bits, ack.report.header_bits, ack.report.channel_uses)
+    log.info("transmission %s accepted: %d bits", job_id, ack.report.payload_bits + ack.report.header_bits)
+    return accepted_reply(settings, params, job_id, frame, ack, timings, codec, codec_params,
+                          segmented="label" not in files)
+
+
+def accepted_reply(settings: SenderSettings, params: TransmitParams, job_id: str, frame: SemanticFrame,
+                   ack: TransmitAck, timings: dict[str, float], codec: str, codec_params: dict,
+                   segmented: bool) -> TransmitAccepted:
+    """The 202 reply: links, upload report and warnings, settings, bit budget, timings."""
+    result_url = f"{settings.receiver_url.rstrip('/')}/result/{job_id}"
+    upload = upload_report(frame.upload)
+    if upload["out_of_domain"]:
+        log.info("transmission %s: out of domain (segmenter confidence %.3f)", job_id, upload["domain_score"])
+    return TransmitAccepted(
+        id=job_id,
+        status="accepted",
+        result_url=result_url,
+        image_url=f"{result_url}/image.png",
+        segmented=segmented,
+        upload=UploadReport(**upload),
+        warnings=upload["notes"],
+        settings=params.transmit_settings().to_dict() | {"codec": codec, "codec_params": codec_params},
+        budget=BitBudget(**budget_record(frame, ack.report)),
+        timings=SenderTimings(
+            decode_s=timings["decode"], resize_s=timings["resize"], segment_s=timings["segment"],
+            encode_s=timings["encode"], reference_s=timings["reference"], channel_s=timings["channel"],
+        ),
+    )
 
 
 def create_app(
@@ -289,15 +482,14 @@ def create_app(
     channel: ChannelClient | None = None,
     segmenter: Segmenter | None = None,
 ) -> FastAPI:
-    """Build the sender app.
+    """Build the sender app: its shared state, middleware (metrics, body limit, CORS for the
+    viewer, keys / origins / rate limits) and the handlers of :data:`router`.
 
     Args:
         settings: :class:`SenderSettings`.
         channel: the channel client (default: one to ``settings.channel_address``).
         segmenter: a segmenter to use instead of loading ``settings.segmenter``.
     """
-    space = get_class_space(settings.class_space)
-    resolution = (settings.height, settings.width)
     own_channel = channel is None
     keys = auth.ApiKeys(auth.read_keys(settings.api_keys, settings.api_keys_file))
     channel = channel or ChannelClient(
@@ -305,16 +497,19 @@ def create_app(
         api_key=auth.read_secret(settings.channel_api_key, settings.channel_api_key_file), tls_ca=settings.channel_tls_ca,
         reconnect_backoff_ms=settings.reconnect_backoff_ms, max_reconnect_backoff_ms=settings.max_reconnect_backoff_ms,
     )
-    slot = SegmenterSlot(segmenter)
-    metrics = ServiceMetrics("sender")
-    encode_slots = EncodeSlots(settings.max_concurrent_encodes, settings.encode_wait_s, settings.retry_after_s)
+    state = SenderState(
+        settings=settings, channel=channel, slot=SegmenterSlot(segmenter), metrics=ServiceMetrics("sender"),
+        encode_slots=EncodeSlots(settings.max_concurrent_encodes, settings.encode_wait_s, settings.retry_after_s),
+        space=get_class_space(settings.class_space), resolution=(settings.height, settings.width),
+        injected_segmenter=segmenter is not None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if segmenter is None and settings.load_segmenter:
-            await run_in_threadpool(slot.load, settings.segmenter)
+            await run_in_threadpool(state.slot.load, settings.segmenter)
         elif segmenter is None:
-            slot.error = "disabled by the settings (load_segmenter = false)"
+            state.slot.error = "disabled by the settings (load_segmenter = false)"
         yield
         if own_channel:
             channel.close()
@@ -329,10 +524,10 @@ def create_app(
         redoc_url=None,
     )
     add_offline_docs(app)
-    app.state.settings = settings
-    app.state.channel = channel
-    app.state.segmenter = slot
-    app.state.metrics = metrics
+    app.state.sender = state
+    # kept for callers that read them directly
+    app.state.settings, app.state.channel, app.state.segmenter, app.state.metrics = (
+        settings, channel, state.slot, state.metrics)
     limiter = (auth.RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
                if settings.rate_limit_per_s > 0 else None)
     app.add_middleware(auth.HttpGuard, config=auth.GuardConfig(
@@ -345,145 +540,9 @@ def create_app(
     # the limit counts the bytes read (a chunked upload has no Content-Length)
     app.add_middleware(BodyLimit, max_bytes=3 * settings.max_upload_bytes + 64 * 1024)
     install_validation_handler(app)
+    app.include_router(router)
     strict_transmit_schema(app)  # the schema forbids other form fields, as the endpoint does
-
-    install_http(app, metrics)  # outermost: counts the 413s above and the guard's 401 / 403 / 429 too
-
-    @app.get("/healthz", response_model=Health, summary="Liveness and configuration")
-    def healthz(settings: Annotated[SenderSettings, Depends(get_settings)],
-                slot: Annotated[SegmenterSlot, Depends(get_segmenter_slot)]) -> Health:
-        return Health(status="ok", version=__version__, resolution=list(resolution), class_space=space.name,
-                      segmenter="ready" if slot.segmenter is not None else (slot.error or "not loaded"),
-                      aspect=settings.aspect,
-                      channel_address=settings.channel_address)
-
-    @app.get("/readyz", summary="Readiness: segmenter loaded, channel reachable (503 otherwise)",
-             responses=READYZ_RESPONSES)
-    def readyz():
-        def segmenter_loaded() -> str:
-            if slot.segmenter is not None:
-                return "ok"
-            if segmenter is None and not settings.load_segmenter:
-                return "disabled (uploads need a label map)"
-            raise NotReady(slot.error or "not loaded yet")
-
-        def downstream() -> str:
-            status = channel.health()
-            if status != "SERVING":
-                raise NotReady(f"channel at {channel.address}: {status}")
-            return "ok"
-
-        return run_checks({"segmenter": segmenter_loaded, "channel": downstream})
-
-    errors = {code: {"model": ErrorDetail, "description": text} for code, text in {
-        401: "No or unknown API key (only when the sender is configured with keys).",
-        403: "A browser request from another origin.",
-        409: "A job with this id exists already at the receiver.",
-        413: "A file or the image is over the size limit.",
-        429: "Too many requests from this client; retry after the Retry-After header's seconds.",
-        415: "A file is not a PNG or JPEG image (label / instance maps: not a PNG).",
-        422: "Corrupt image, maps of the wrong shape or with unknown class ids, bad parameters.",
-        503: "The channel or the receiver is down, the receiver's queue is full or the sender busy (with "
-             "Retry-After), or no segmenter for an upload without a label map.",
-        504: "The channel or the receiver did not answer before the deadline.",
-    }.items()}
-
-    @app.post("/transmit", status_code=202, response_model=TransmitAccepted, responses=errors,
-              summary="Transmit an image as its semantic maps")
-    async def transmit(
-        request: Request,
-        params: Annotated[TransmitParams, Form()],
-        image: Annotated[UploadFile, File(description="The image, PNG or JPEG, any size (resized to the model resolution).")],
-        settings: Annotated[SenderSettings, Depends(get_settings)],
-        channel: Annotated[ChannelClient, Depends(get_channel)],
-        slot: Annotated[SegmenterSlot, Depends(get_segmenter_slot)],
-        label: Annotated[UploadFile | None, File(description="Optional label map: PNG of class ids (8 or 16 bit, one "
-                                                 "channel), the image's size. Without it the sender segments the image.")] = None,
-        instance: Annotated[UploadFile | None, File(description="Optional instance map: PNG of instance ids, the image's "
-                                                    "size (Cityscapes instanceIds); its edge map is sent too. Needs a label map.")] = None,
-    ) -> TransmitAccepted:
-        check_form((await request.form()).multi_items(), FORM_FIELDS)  # unknown, repeated, empty: 422
-        t0 = time.perf_counter()
-        files = {}
-        for name, upload in (("image", image), ("label", label), ("instance", instance)):
-            if upload is not None:
-                data = await upload.read(settings.max_upload_bytes + 1)
-                if len(data) > settings.max_upload_bytes:
-                    raise HTTPException(413, f"{name}: the file is over the limit of {settings.max_upload_bytes} bytes")
-                files[name] = data
-        try:
-            codec, codec_params = codec_choice(params.codec, params.downsample)
-        except GescoInputError as e:
-            raise HTTPException(422, str(e)) from None
-        if "instance" in files and "label" not in files:
-            raise HTTPException(422, "instance: an instance map needs its label map (upload 'label' too)")
-        job_id = params.id or new_job_id()
-        bind_job(job_id)
-        owner = auth.client_identity(request)
-        segment = "label" not in files
-
-        def encode() -> tuple[SemanticFrame, dict[str, float]]:
-            decoded = {}
-            for name, data in files.items():
-                try:
-                    if name == "image":
-                        decoded[name] = decode_image(data, settings.max_upload_bytes, settings.max_image_pixels,
-                                                     settings.max_decoded_bytes)
-                    else:
-                        what = "label map" if name == "label" else "instance map"
-                        decoded[name] = decode_label_map(data, what, settings.max_upload_bytes, settings.max_image_pixels,
-                                                         settings.max_decoded_bytes)
-                except GescoInputError as e:
-                    raise _input_error(name, e) from None
-            decode_s = time.perf_counter() - t0
-            seg = slot.get() if segment else None  # 503 when there is none
-            try:
-                frame, timings = encode_image_frame(
-                    decoded["image"], decoded.get("label"), decoded.get("instance"),
-                    space=space, resolution=resolution, frame_id=job_id, codec=codec, codec_params=codec_params,
-                    transmit=params.transmit_settings(), segmenter=seg, jpeg_quality=settings.jpeg_quality,
-                    aspect=settings.aspect, domain_threshold=settings.domain_threshold,
-                )
-            except GescoInputError as e:
-                raise _input_error(None, e) from None
-            timings["decode"] = decode_s
-            return frame, timings
-
-        async with encode_slots.slot():  # 503 + Retry-After when all slots stay busy
-            frame, timings = await run_in_threadpool(encode)
-        t1 = time.perf_counter()
-        try:
-            ack = await run_in_threadpool(channel.transmit, frame, owner)
-        except grpc.RpcError as e:
-            log.warning("transmission %s failed: %s %s", job_id, e.code().name, e.details())
-            raise http_error_for_rpc(e, channel.address, settings.retry_after_s) from None
-        channel_s = time.perf_counter() - t1
-        if ack.status != ACK_ACCEPTED:
-            raise HTTPException(422, f"the channel refused the frame: {ack.message}")
-        timings["channel"] = channel_s
-        metrics.observe_stages(timings, {k: k for k in ("decode", "resize", "segment", "encode", "reference", "channel")})
-        metrics.count_transmission(ack.report.payload_bits, ack.report.header_bits, ack.report.channel_uses)
-        log.info("transmission %s accepted: %d bits", job_id, ack.report.payload_bits + ack.report.header_bits)
-        result_url = f"{settings.receiver_url.rstrip('/')}/result/{job_id}"
-        upload = upload_report(frame.upload)
-        if upload["out_of_domain"]:
-            log.info("transmission %s: out of domain (segmenter confidence %.3f)", job_id, upload["domain_score"])
-        return TransmitAccepted(
-            id=job_id,
-            status="accepted",
-            result_url=result_url,
-            image_url=f"{result_url}/image.png",
-            segmented=segment,
-            upload=UploadReport(**upload),
-            warnings=upload["notes"],
-            settings=params.transmit_settings().to_dict() | {"codec": codec, "codec_params": codec_params},
-            budget=BitBudget(**budget_record(frame, ack.report)),
-            timings=SenderTimings(
-                decode_s=timings["decode"], resize_s=timings["resize"], segment_s=timings["segment"],
-                encode_s=timings["encode"], reference_s=timings["reference"], channel_s=channel_s,
-            ),
-        )
-
+    install_http(app, state.metrics)  # outermost: counts the 413s above and the guard's 401 / 403 / 429 too
     return app
 
 
