@@ -10,10 +10,11 @@ public URL (or as paths), never from the request's ``Host`` header. ``GET /healt
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -116,12 +117,149 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
+@dataclass
+class ReceiverState:
+    """What the REST handlers share, built once by :func:`create_app` (``app.state.receiver``).
+
+    Attributes:
+        store: the job store (shared with the gRPC ingest and the worker).
+        model_info: what ``/healthz`` says about the model.
+        max_batch: most jobs per sampling call.
+        worker_alive: whether the worker thread runs.
+        progress: the worker's progress board (``None``: results carry no progress).
+        keys: accepted API keys (disabled: every job visible).
+        link_base: base URL of result links ("" for absolute paths).
+        ready_checks: the checks of ``/readyz``.
+    """
+
+    store: JobStore
+    model_info: dict[str, Any]
+    max_batch: int
+    worker_alive: Callable[[], bool]
+    progress: ProgressBoard | None
+    keys: auth.ApiKeys
+    link_base: str
+    ready_checks: dict[str, Callable[[], str | None]]
+
+
+def get_state(request: Request) -> ReceiverState:
+    """Dependency: the state shared by the handlers."""
+    return request.app.state.receiver
+
+
 def get_store(request: Request) -> JobStore:
     """Dependency: the app's job store."""
-    return request.app.state.store
+    return get_state(request).store
 
 
+State = Annotated[ReceiverState, Depends(get_state)]
 Store = Annotated[JobStore, Depends(get_store)]
+
+AUTH_ERRORS = {401: {"model": ErrorDetail, "description": "No or unknown API key (keys configured)."},
+               403: {"model": ErrorDetail, "description": "The job belongs to another API key."},
+               404: {"model": ErrorDetail, "description": "Unknown id."}}
+PNG_RESPONSES = {200: {"content": {"image/png": {}}, "description": "PNG image."}, **AUTH_ERRORS,
+                 409: {"model": ErrorDetail, "description": "The job is not done (queued, running or failed)."}}
+
+router = APIRouter()
+
+
+def find_job(state: ReceiverState, job_id: str, request: Request) -> Job:
+    """The job ``job_id`` if the caller may read it: 404 unknown, 403 another key's job."""
+    job = state.store.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job with id {job_id[:80]!r}{'...' if len(job_id) > 80 else ''}")
+    if state.keys.enabled and job.owner != auth.client_identity(request):
+        raise HTTPException(403, f"job {job_id} belongs to another API key" if job.owner else
+                            f"job {job_id} was stored without an API key; no key may read it")
+    return job
+
+
+def progress_of(state: ReceiverState, job: Job) -> JobProgress | None:
+    """Sampling progress of a running job (``None`` otherwise)."""
+    if state.progress is None or job.status != JobStatus.RUNNING:
+        return None
+    p = state.progress.get(job.id)
+    return None if p is None else JobProgress(**p.to_dict())
+
+
+def job_links(state: ReceiverState, request: Request, job: Job) -> JobLinks:
+    """Links of a job's result and (once done) its images, under the configured base URL."""
+    def url(name: str) -> str:
+        return state.link_base + request.app.url_path_for(name, job_id=job.id)
+
+    done = job.status == JobStatus.DONE
+    return JobLinks(
+        self=url("get_result"),
+        image=url("get_image") if done else None,
+        received_maps=url("get_received_maps") if done else None,
+        denoised_maps=url("get_denoised_maps") if done else None,
+    )
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness, model and queue summary")
+def healthz(state: State) -> Health:
+    alive = state.worker_alive()
+    return Health(status="ok" if alive else "degraded", version=__version__, model=state.model_info,
+                  jobs=state.store.counts(), max_batch=state.max_batch)
+
+
+@router.get("/readyz", summary="Readiness: model loaded, store writable, worker and gRPC serving (503 otherwise)",
+            responses=READYZ_RESPONSES)
+def readyz(state: State):
+    return run_checks(state.ready_checks)
+
+
+@router.get("/result/{job_id}", response_model=JobResult, responses=AUTH_ERRORS,
+            summary="Status, bit budget, timings and links of a transmission")
+def get_result(job_id: JobId, request: Request, state: State) -> JobResult:
+    job = find_job(state, job_id, request)
+    return JobResult(
+        id=job.id,
+        status=job.status.value,
+        reason=job.reason,
+        created_at=_iso(job.created_at),
+        started_at=_iso(job.started_at),
+        finished_at=_iso(job.finished_at),
+        attempts=job.attempts,
+        settings=JobSettings(**job.settings),
+        budget=BitBudget(**job.budget),
+        upload=UploadReport(**job.upload) if job.upload else None,
+        warnings=list(job.upload.get("notes", [])) if job.upload else [],
+        progress=progress_of(state, job),
+        timings=JobTimings(**{k: v for k, v in job.timings.items() if k in JobTimings.model_fields}),
+        links=job_links(state, request, job),
+    )
+
+
+def file_response(state: ReceiverState, job_id: str, name: str, request: Request) -> FileResponse:
+    """One of a done job's PNGs: 409 while it is not done, 404 when the file is missing."""
+    job = find_job(state, job_id, request)
+    if job.status != JobStatus.DONE:
+        what = f"failed: {job.reason}" if job.status == JobStatus.FAILED else f"is {job.status.value}"
+        raise HTTPException(409, f"job {job_id} {what}; its images exist once it is done")
+    path = state.store.path(job_id, name)
+    if not path.is_file():
+        raise HTTPException(404, f"job {job_id} has no {name}")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/result/{job_id}/image.png", response_class=FileResponse, responses=PNG_RESPONSES,
+            summary="The generated image")
+def get_image(job_id: JobId, state: State, request: Request) -> FileResponse:
+    return file_response(state, job_id, IMAGE_FILE, request)
+
+
+@router.get("/result/{job_id}/received.png", response_class=FileResponse, responses=PNG_RESPONSES,
+            summary="Received maps before FDS (argmax over present classes, colour-coded)")
+def get_received_maps(job_id: JobId, state: State, request: Request) -> FileResponse:
+    return file_response(state, job_id, RECEIVED_FILE, request)
+
+
+@router.get("/result/{job_id}/denoised.png", response_class=FileResponse, responses=PNG_RESPONSES,
+            summary="Maps after FDS (argmax over present classes, colour-coded)")
+def get_denoised_maps(job_id: JobId, state: State, request: Request) -> FileResponse:
+    return file_response(state, job_id, DENOISED_FILE, request)
 
 
 def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True, *,
@@ -129,7 +267,8 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
                keys: auth.ApiKeys | None = None, public_url: str | None = None, allowed_origins: str = "",
                metrics: ServiceMetrics | None = None,
                ready_checks: dict[str, Callable[[], str | None]] | None = None) -> FastAPI:
-    """Build the REST app.
+    """Build the REST app: its shared state, middleware and the handlers of :data:`router`
+    and of the viewer (:mod:`receiver.viewer`).
 
     Args:
         store: the job store (shared with the gRPC ingest and the worker).
@@ -152,11 +291,17 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
         redoc_url=None,
     )
     add_offline_docs(app)
-    app.state.store = store
     keys = keys or auth.ApiKeys([])
     metrics = metrics or ServiceMetrics("receiver")
     metrics.job_gauge(store.counts)
-    app.state.metrics = metrics
+    base = public_url.rstrip("/") if public_url else ""
+    app.state.receiver = ReceiverState(
+        store=store, model_info=model_info, max_batch=max_batch, worker_alive=worker_alive, progress=progress,
+        keys=keys, link_base=base,
+        ready_checks=ready_checks or {"store": lambda: f"{sum(store.counts().values())} jobs"},
+    )
+    app.state.store, app.state.metrics = store, metrics
+    app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
     app.add_middleware(auth.HttpGuard, config=auth.GuardConfig(
         keys=keys, trusted_origins=frozenset(auth.parse_origins(allowed_origins)
                                              + (auth.with_loopback_aliases(auth.origin_of(public_url))
@@ -167,103 +312,6 @@ def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, work
     app.add_middleware(BodyLimit, max_bytes=MAX_LABEL_BYTES + 64 * 1024)
     install_validation_handler(app)  # 422 replies echo at most 100 characters of the input
     install_http(app, metrics)  # outermost: counts the 413s too
-    base = public_url.rstrip("/") if public_url else ""
-    app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
-
-    def find(store: JobStore, job_id: str, request: Request) -> Job:
-        job = store.get(job_id)
-        if job is None:
-            raise HTTPException(404, f"no job with id {job_id[:80]!r}{'...' if len(job_id) > 80 else ''}")
-        if keys.enabled and job.owner != auth.client_identity(request):
-            raise HTTPException(403, f"job {job_id} belongs to another API key" if job.owner else
-                                f"job {job_id} was stored without an API key; no key may read it")
-        return job
-
-    def progress_of(job: Job) -> JobProgress | None:
-        if progress is None or job.status != JobStatus.RUNNING:
-            return None
-        p = progress.get(job.id)
-        return None if p is None else JobProgress(**p.to_dict())
-
-    def links(request: Request, job: Job) -> JobLinks:
-        def url(name: str) -> str:
-            return base + app.url_path_for(name, job_id=job.id)
-
-        done = job.status == JobStatus.DONE
-        return JobLinks(
-            self=url("get_result"),
-            image=url("get_image") if done else None,
-            received_maps=url("get_received_maps") if done else None,
-            denoised_maps=url("get_denoised_maps") if done else None,
-        )
-
-    @app.get("/healthz", response_model=Health, summary="Liveness, model and queue summary")
-    def healthz(store: Store) -> Health:
-        alive = worker_alive()
-        return Health(status="ok" if alive else "degraded", version=__version__, model=model_info,
-                      jobs=store.counts(), max_batch=max_batch)
-
-    @app.get("/readyz", summary="Readiness: model loaded, store writable, worker and gRPC serving (503 otherwise)",
-             responses=READYZ_RESPONSES)
-    def readyz():
-        return run_checks(ready_checks or {"store": lambda: f"{sum(store.counts().values())} jobs"})
-
-    @app.get(
-        "/result/{job_id}",
-        response_model=JobResult,
-        responses={401: {"model": ErrorDetail, "description": "No or unknown API key (keys configured)."},
-                   403: {"model": ErrorDetail, "description": "The job belongs to another API key."},
-                   404: {"model": ErrorDetail, "description": "Unknown id."}},
-        summary="Status, bit budget, timings and links of a transmission",
-    )
-    def get_result(job_id: JobId, request: Request, store: Store) -> JobResult:
-        job = find(store, job_id, request)
-        return JobResult(
-            id=job.id,
-            status=job.status.value,
-            reason=job.reason,
-            created_at=_iso(job.created_at),
-            started_at=_iso(job.started_at),
-            finished_at=_iso(job.finished_at),
-            attempts=job.attempts,
-            settings=JobSettings(**job.settings),
-            budget=BitBudget(**job.budget),
-            upload=UploadReport(**job.upload) if job.upload else None,
-            warnings=list(job.upload.get("notes", [])) if job.upload else [],
-            progress=progress_of(job),
-            timings=JobTimings(**{k: v for k, v in job.timings.items() if k in JobTimings.model_fields}),
-            links=links(request, job),
-        )
-
-    def file_response(store: JobStore, job_id: str, name: str, request: Request) -> FileResponse:
-        job = find(store, job_id, request)
-        if job.status != JobStatus.DONE:
-            what = f"failed: {job.reason}" if job.status == JobStatus.FAILED else f"is {job.status.value}"
-            raise HTTPException(409, f"job {job_id} {what}; its images exist once it is done")
-        path = store.path(job_id, name)
-        if not path.is_file():
-            raise HTTPException(404, f"job {job_id} has no {name}")
-        return FileResponse(path, media_type="image/png")
-
-    png = {200: {"content": {"image/png": {}}, "description": "PNG image."},
-           401: {"model": ErrorDetail, "description": "No or unknown API key (keys configured)."},
-           403: {"model": ErrorDetail, "description": "The job belongs to another API key."},
-           404: {"model": ErrorDetail, "description": "Unknown id."},
-           409: {"model": ErrorDetail, "description": "The job is not done (queued, running or failed)."}}
-
-    @app.get("/result/{job_id}/image.png", response_class=FileResponse, responses=png, summary="The generated image")
-    def get_image(job_id: JobId, store: Store, request: Request) -> FileResponse:
-        return file_response(store, job_id, IMAGE_FILE, request)
-
-    @app.get("/result/{job_id}/received.png", response_class=FileResponse, responses=png,
-             summary="Received maps before FDS (argmax over present classes, colour-coded)")
-    def get_received_maps(job_id: JobId, store: Store, request: Request) -> FileResponse:
-        return file_response(store, job_id, RECEIVED_FILE, request)
-
-    @app.get("/result/{job_id}/denoised.png", response_class=FileResponse, responses=png,
-             summary="Maps after FDS (argmax over present classes, colour-coded)")
-    def get_denoised_maps(job_id: JobId, store: Store, request: Request) -> FileResponse:
-        return file_response(store, job_id, DENOISED_FILE, request)
-
+    app.include_router(router)
     app.include_router(viewer_router(sender_url, model_info))
     return app
