@@ -52,8 +52,6 @@ from gesco.codecs import DEFAULT_CODEC, get_codec
 from gesco.codecs.accounting import frame_bits
 from gesco.codecs.budget import image_bits
 from gesco.data.aspect import DEFAULT_ASPECT, PAD_LABEL, AspectReport, check_aspect_mode, fit_aspect
-from gesco.defaults import DEFAULT_GUIDANCE
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import (
     ChannelParameterError,
     DTypeError,
@@ -64,6 +62,7 @@ from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD, DomainReport, check_t
 from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
 from gesco.semantics.layout import encode_layout, pad_maps
+from gesco.transmit_fields import PSNR_RANGE_DB, default
 from gesco.uploads import (  # noqa: F401  (re-exported: the services import them from here)
     DEFAULT_MAX_DECODED_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -92,9 +91,6 @@ if TYPE_CHECKING:
 
 #: JPEG quality of the budget's reference (libjpeg's default)
 DEFAULT_JPEG_QUALITY = 75
-#: range of PSNR values (dB) a transmission may request: below -20 dB the noise is 100x
-#: the signal power; 100 dB is the paper's noiseless channel
-PSNR_RANGE_DB: tuple[float, float] = (-20.0, 100.0)
 #: largest magnitude of a received symbol on the wire (float16)
 F16_MAX = 65504.0
 
@@ -103,6 +99,9 @@ F16_MAX = 65504.0
 @dataclass(frozen=True)
 class TransmitSettings:
     """What the user chooses for one transmission besides the image (``TransmitParams``).
+
+    Defaults, ranges and meanings come from :data:`gesco.transmit_fields.FIELDS`, the one
+    table every representation of these settings derives from.
 
     Attributes:
         psnr_db: channel PSNR of Eq. (1), in dB.
@@ -118,13 +117,13 @@ class TransmitSettings:
             ``docs/channel.md``); empty = the model's defaults.
     """
 
-    psnr_db: float = 10.0
-    channel: str = "awgn"
-    sampler: str = DEFAULT_SAMPLER
-    steps: int = DEFAULT_STEPS
-    guidance_scale: float = DEFAULT_GUIDANCE
-    seed: int = 0
-    fds: bool = True
+    psnr_db: float = default("psnr_db")
+    channel: str = default("channel")
+    sampler: str = default("sampler")
+    steps: int = default("steps")
+    guidance_scale: float = default("guidance_scale")
+    seed: int = default("seed")
+    fds: bool = default("fds")
     channel_params: dict[str, Any] = field(default_factory=dict)
 
     def to_message(self) -> pb.TransmitParams:
@@ -145,8 +144,8 @@ class TransmitSettings:
         return cls(
             psnr_db=msg.psnr_db,
             channel=msg.channel or "awgn",
-            sampler=msg.sampler or cls.sampler,
-            steps=msg.steps or cls.steps,
+            sampler=msg.sampler or default("sampler"),
+            steps=msg.steps or default("steps"),
             guidance_scale=msg.guidance_scale,
             seed=msg.seed,
             fds=msg.fds,

@@ -26,6 +26,7 @@ from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.readiness import READYZ_RESPONSES, run_checks
+from gesco.transmit_fields import describe
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
 from receiver.viewer import MAX_LABEL_BYTES, viewer_router
@@ -34,15 +35,15 @@ JobId = Annotated[str, Path(description="The transmission / job id returned by t
 
 
 class JobSettings(BaseModel):
-    """The settings the job was sent with."""
+    """The settings the job was sent with (meanings: :data:`gesco.transmit_fields.FIELDS`)."""
 
-    psnr_db: float = Field(description="Requested channel PSNR (dB), Eq. (1).")
-    channel: str = Field(description="Channel model ('awgn', 'rayleigh', ...).")
-    sampler: str = Field(description="Diffusion sampler.")
-    steps: int = Field(description="Sampling steps (network evaluations).")
-    guidance_scale: float = Field(description="Classifier-free guidance scale s (1 = no guidance).")
-    seed: int = Field(description="Seed of the sampling noise (the channel noise uses a seed derived from it).")
-    fds: bool = Field(description="Whether FDS (Eq. 2) filtered the received maps.")
+    psnr_db: float = Field(description=describe("psnr_db"))
+    channel: str = Field(description=describe("channel"))
+    sampler: str = Field(description=describe("sampler"))
+    steps: int = Field(description=describe("steps"))
+    guidance_scale: float = Field(description=describe("guidance_scale"))
+    seed: int = Field(description=describe("seed"))
+    fds: bool = Field(description=describe("fds"))
     channel_params: dict[str, str] = Field(default_factory=dict, description="Parameters of the channel model as sent "
                                            "(text; docs/channel.md); empty = the model's defaults.")
 

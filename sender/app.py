@@ -35,11 +35,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from gesco import __version__
 from gesco.channel import CHANNELS, channel_catalogue, parse_channel_params
 from gesco.codecs.lossless import LOSSLESS_CODECS
-from gesco.defaults import DEFAULT_GUIDANCE, GUIDANCE_RANGE, STEPS_RANGE
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from gesco.diffusion.samplers import SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.link import (
-    PSNR_RANGE_DB,
     ImageTooLargeError,
     Segmenter,
     TransmitSettings,
@@ -61,6 +59,7 @@ from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.probes import grpc_health_on
 from gesco.serving.readiness import READYZ_RESPONSES, NotReady, run_checks
+from gesco.transmit_fields import FIELDS, default
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck, gesco_pb2_grpc
 from gesco.wire.frames import FRAME_ID_PATTERN, check_frame_id
 from sender.cors import allow_viewer
@@ -75,16 +74,22 @@ CodecName = Literal[tuple(sorted(LOSSLESS_CODECS))]  # type: ignore[valid-type]
 SamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]
 
 
+def form_field(name: str) -> Any:
+    """The form field of transmission setting ``name``: default, range and description from
+    :data:`gesco.transmit_fields.FIELDS` (the one table of these settings)."""
+    spec = FIELDS[name]
+    bounds = {} if spec.ge is None else {"ge": spec.ge, "le": spec.le}
+    if isinstance(spec.default, float):
+        bounds["allow_inf_nan"] = False
+    return Field(spec.default, description=spec.description, **bounds)
+
+
 class TransmitParams(BaseModel):
     """Parameters of one transmission (multipart form fields besides the files)."""
 
-    psnr_db: float = Field(
-        10.0, ge=PSNR_RANGE_DB[0], le=PSNR_RANGE_DB[1], allow_inf_nan=False,
-        description="Channel PSNR in dB, Eq. (1): 10 log10(P / sigma^2) with P = 1 after normalisation. "
-        "The paper uses 1, 5, 10, 15, 20, 30 and 100 dB.",
-    )
+    psnr_db: float = form_field("psnr_db")
     channel: ChannelName = Field(
-        "awgn", description="Channel model (docs/channel.md): " + channel_catalogue() + ". 'authors-code' "
+        default("channel"), description="Channel model (docs/channel.md): " + channel_catalogue() + ". 'authors-code' "
         "only knows its nominal PSNRs 1, 5, 10, 15, 20, 25, 30, 100 dB."
     )
     channel_params: str = Field(
@@ -97,18 +102,11 @@ class TransmitParams(BaseModel):
         1, ge=1, le=64, description="Block-downsampling factor k of the maps before coding (1 = full maps; "
         "k > 1 sends ceil(H/k) x ceil(W/k) maps: fewer bits and channel uses, lossy)."
     )
-    guidance_scale: float = Field(
-        DEFAULT_GUIDANCE, ge=GUIDANCE_RANGE[0], le=GUIDANCE_RANGE[1], allow_inf_nan=False,
-        description="Classifier-free guidance scale s (paper Eq. 13 with s = s' + 1; 1 = no guidance).",
-    )
-    sampler: SamplerName = Field(
-        DEFAULT_SAMPLER, description="Receiver's sampler: 'dpmpp-2m-sde' (default: SDE-DPM-Solver++(2M), "
-        "the best of the sampler study on the shipped checkpoint), 'respaced' (ancestral on a respaced chain), "
-        "'dpmpp-2m' (DPM-Solver++(2M)), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' is ignored)."
-    )
-    steps: int = Field(DEFAULT_STEPS, ge=STEPS_RANGE[0], le=STEPS_RANGE[1], description="Sampling steps (network evaluations).")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the channel noise and of the sampling noise.")
-    fds: bool = Field(True, description="Filter the received maps with FDS (paper Eq. 2) before sampling.")
+    guidance_scale: float = form_field("guidance_scale")
+    sampler: SamplerName = form_field("sampler")
+    steps: int = form_field("steps")
+    seed: int = form_field("seed")
+    fds: bool = form_field("fds")
     id: str | None = Field(
         None, pattern=f"^{FRAME_ID_PATTERN.pattern}$",
         description="Job id chosen by the client (1-128 letters, digits, '.', '_', '-'; default: a random "

@@ -16,7 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-from gesco.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, PAPER_PSNRS_DB
+from gesco.defaults import PAPER_PSNRS_DB
+from gesco.transmit_fields import default
 
 DEFAULT_OUT = "runs/eval"
 DEFAULT_SAMPLER_OUT = "runs/eval-samplers"
@@ -62,10 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="digital rows: rate-adaptation gap to capacity in dB (default 3.5; gesco.digital.mcs)")
     p.add_argument("--digital-budget", type=float, default=3.0,
                    help="digital JPEG / WebP rows: channel uses per pixel the file must fit (default 3, the full image's)")
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"receiver sampler (default {DEFAULT_SAMPLER})")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
-                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g})")
+    p.add_argument("--sampler", default=default("sampler"), help=f"receiver sampler (default {default('sampler')})")
+    p.add_argument("--steps", type=int, default=default("steps"), help=f"sampling steps (default {default('steps')})")
+    p.add_argument("--guidance", type=float, default=default("guidance_scale"),
+                   help=f"classifier-free guidance scale (default {default('guidance_scale'):g})")
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
     p.add_argument("--study-samplers", nargs="+", default=None, metavar="NAME",

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
-from gesco.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoError, GescoInputError
+from gesco.transmit_fields import FIELDS, default
 
 #: environment variable with the sender's base URL (``--sender`` overrides it)
 SENDER_URL_ENV = "GESCO_SENDER_URL"
@@ -53,20 +53,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="PNG or JPEG image")
     p.add_argument("--label", help="label map: PNG of class ids, the image's size (default: the sender segments)")
     p.add_argument("--instance", help="instance map: PNG of instance ids (needs --label)")
-    p.add_argument("--psnr", type=float, default=10.0, help="channel PSNR in dB (default 10)")
-    p.add_argument("--channel", default="awgn",
+    p.add_argument("--psnr", type=float, default=default("psnr_db"), help=f"channel PSNR in dB (default {default('psnr_db'):g})")
+    p.add_argument("--channel", default=default("channel"),
                    help="channel model: awgn, authors-code, rayleigh, rayleigh-nocsi or tdl (docs/channel.md)")
     p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter of the channel model, repeatable (e.g. block_length=64, equalizer=zf; "
                    "tdl: model=C, delay_spread_ns=300, speed_mps=3)")
     p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
     p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
-                   help=f"classifier-free guidance scale (default {DEFAULT_GUIDANCE:g})")
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER,
-                   help=f"dpmpp-2m-sde, respaced, dpmpp-2m, ddim or ancestral (default {DEFAULT_SAMPLER})")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the channel and sampling noise")
+    p.add_argument("--guidance", type=float, default=default("guidance_scale"),
+                   help=f"classifier-free guidance scale (default {default('guidance_scale'):g})")
+    p.add_argument("--sampler", default=default("sampler"), choices=FIELDS["sampler"].choices,
+                   help=f"the receiver's sampler (default {default('sampler')})")
+    p.add_argument("--steps", type=int, default=default("steps"), help=f"sampling steps (default {default('steps')})")
+    p.add_argument("--seed", type=int, default=default("seed"), help="seed of the channel and sampling noise")
     p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")
     p.add_argument("--out", default="result.png", help="where to save the generated image (default result.png)")
     p.add_argument("--maps-out", help="also save the received and denoised maps as PREFIX_received.png / _denoised.png")
