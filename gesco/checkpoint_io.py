@@ -12,6 +12,8 @@ that makes it; a mismatch names the field.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,57 @@ def load_weights(
             )
     model.load_state_dict(state)
     return model.to(map_location).eval()
+
+
+@dataclass(frozen=True)
+class CheckpointKind:
+    """What distinguishes one kind of gesco checkpoint from another (diffusion model, segmenter).
+
+    Attributes:
+        what: the model's name in error messages (``"diffusion"``, ``"segmenter"``).
+        hint: the command that makes such a checkpoint (named by every error).
+        card_from_dict: ``(dict, source) -> card``, validating the JSON card.
+        arch_field: the card's attribute holding the architecture config (``"unet"``, ``"model"``).
+        build: ``card -> module`` with the card's architecture and untrained weights.
+    """
+
+    what: str
+    hint: str
+    card_from_dict: Callable[[dict, str], Any]
+    arch_field: str
+    build: Callable[[Any], torch.nn.Module]
+
+
+def read_model_card(kind: CheckpointKind, path: str | Path) -> Any:
+    """The validated card of a checkpoint of ``kind`` (:class:`CheckpointError` naming the file)."""
+    d, c = read_card_json(path, kind.what, kind.hint)
+    return kind.card_from_dict(d, str(c))
+
+
+def load_model(
+    kind: CheckpointKind,
+    path: str | Path,
+    expect_arch: Any | None = None,
+    expect_class_space: str | None = None,
+    expect_resolution: tuple[int, int] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[torch.nn.Module, Any]:
+    """The one checkpoint loader: read and check the card, build the model, load its weights.
+
+    Args:
+        kind: the checkpoint's :class:`CheckpointKind`.
+        path: checkpoint stem or one of its two files.
+        expect_arch, expect_class_space, expect_resolution: when given, must match the card
+            (:func:`check_expected`).
+        map_location: where the weights are loaded.
+    Returns:
+        ``(model in eval mode, card)``.
+    Raises:
+        CheckpointError: missing or corrupt files, a mismatched field, or weights whose
+            names / shapes differ from the architecture's.
+    """
+    card = read_model_card(kind, path)
+    _, source = checkpoint_paths(path)
+    check_expected(source, card, kind.arch_field, expect_arch, expect_class_space, expect_resolution)
+    model = load_weights(kind.build(card), path, kind.what, kind.hint, map_location)
+    return model, card

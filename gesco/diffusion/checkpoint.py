@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from gesco.checkpoint_io import check_expected, checkpoint_paths, load_weights, read_card_json, write_checkpoint
+from gesco.checkpoint_io import CheckpointKind, load_model, read_model_card, write_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import CheckpointError
@@ -110,10 +110,14 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, card: ModelCard) -
     return write_checkpoint(path, model, card.to_dict(), FORMAT)
 
 
+#: the diffusion model's kind of checkpoint, for :func:`gesco.checkpoint_io.load_model`
+KIND = CheckpointKind(what="diffusion", hint=TRAIN_HINT, card_from_dict=ModelCard.from_dict, arch_field="unet",
+                      build=lambda card: SpadeUNet(card.unet))
+
+
 def read_card(path: str | Path) -> ModelCard:
     """Read a checkpoint's JSON config."""
-    d, c = read_card_json(path, "diffusion", TRAIN_HINT)
-    return ModelCard.from_dict(d, str(c))
+    return read_model_card(KIND, path)
 
 
 def load_checkpoint(
@@ -132,8 +136,4 @@ def load_checkpoint(
     Returns:
         ``(model in eval mode, card)``.
     """
-    card = read_card(path)
-    _, source = checkpoint_paths(path)
-    check_expected(source, card, "unet", expect_unet, expect_class_space, expect_resolution)
-    model = load_weights(SpadeUNet(card.unet), path, "diffusion", TRAIN_HINT, map_location)
-    return model, card
+    return load_model(KIND, path, expect_unet, expect_class_space, expect_resolution, map_location)

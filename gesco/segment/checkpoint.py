@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from gesco.checkpoint_io import check_expected, checkpoint_paths, load_weights, read_card_json, write_checkpoint
+from gesco.checkpoint_io import CheckpointKind, checkpoint_paths, load_model, read_model_card, write_checkpoint
 from gesco.errors import CheckpointError
 from gesco.segment.model import SegmenterConfig, SegmenterNet
 
@@ -75,10 +75,14 @@ def save_checkpoint(path: str | Path, model: SegmenterNet, card: SegmenterCard) 
     return write_checkpoint(path, model, card.to_dict(), FORMAT)
 
 
+#: the segmenter's kind of checkpoint, for :func:`gesco.checkpoint_io.load_model`
+KIND = CheckpointKind(what="segmenter", hint=TRAIN_HINT, card_from_dict=SegmenterCard.from_dict, arch_field="model",
+                      build=lambda card: SegmenterNet(card.model))
+
+
 def read_card(path: str | Path) -> SegmenterCard:
     """Read a checkpoint's JSON model card."""
-    d, c = read_card_json(path, "segmenter", TRAIN_HINT)
-    return SegmenterCard.from_dict(d, str(c))
+    return read_model_card(KIND, path)
 
 
 def update_card(path: str | Path, **changes: Any) -> SegmenterCard:
@@ -111,8 +115,4 @@ def load_checkpoint(
     Returns:
         ``(network in eval mode, card)``.
     """
-    card = read_card(path)
-    _, source = checkpoint_paths(path)
-    check_expected(source, card, "model", expect_model, expect_class_space, expect_resolution)
-    model = load_weights(SegmenterNet(card.model), path, "segmenter", TRAIN_HINT, map_location)
-    return model, card
+    return load_model(KIND, path, expect_model, expect_class_space, expect_resolution, map_location)
