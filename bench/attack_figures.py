@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_services import Stack, scene, tiny_checkpoint  # noqa: E402
+from bench_services import Stack, scene, tiny_checkpoint
 
-from gesco.wire import DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck  # noqa: E402
+from gesco.wire import DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck
 
 
 def status(pid: int, key: str) -> float:

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_services import Stack, scene, tiny_checkpoint  # noqa: E402
+from bench_services import Stack, scene, tiny_checkpoint
 
 KEY_A, KEY_B = "bench-key-a-0123456789abcdef", "bench-key-b-0123456789abcdef"
 RESOLUTION = (32, 64)

@@ -132,7 +132,7 @@ def timing(repeats: int) -> dict:
                 ts.append(time.perf_counter() - t0)
             sampling[f"{sampler}-{steps}"] = statistics.median(ts)
             print(json.dumps({"sampling": f"{sampler}-{steps}", "seconds_median": sampling[f"{sampler}-{steps}"]}), flush=True)
-    except Exception as e:  # noqa: BLE001 - recorded, not hidden
+    except Exception as e:
         sampling["error"] = f"{type(e).__name__}: {e}"
         print("sampling not timed:", sampling["error"], flush=True)
     return {"rows": rows, "sampling_s": sampling}

@@ -74,7 +74,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-import torch  # noqa: E402
+import torch
 
 from gesco.data.synthetic import SyntheticScenes
 from gesco.diffusion.checkpoint import ModelCard
@@ -597,7 +597,7 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
                     row = {**base, **fn()}
             except Deadline as e:
                 row = {**base, "status": "timeout", "error": str(e)}
-            except Exception as e:  # noqa: BLE001 - a failing variant is a result, not a crash
+            except Exception as e:
                 row = {**base, "status": "timeout" if is_deadline(e) else "error", "error": error_text(e)}
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -619,7 +619,7 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
         res["meta"]["unet"]["weights_mib"] = allocated_mib(device)
         cond = conditioning(max(a.batches), height, width)
         ub = UNetBench(model, cond, device, dtype, a.warmup, a.repeats)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         res["meta"]["unet"]["params_m"] = float("nan")
         res["notes"].append(f"U-Net setup failed: {error_text(e)}")
         ub = None
@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
             res["meta"]["sampling"]["card_unet"] = gen.card.unet.to_dict()
             res["meta"]["sampling"]["resolution"] = list(gen.resolution)
             scond = conditioning(max(a.sampling_batches), *gen.resolution)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             res["notes"].append(f"sampling setup failed: {error_text(e)}")
         precisions = [("fp32", None)] + ([(a.dtype, dtype)] if dtype is not None else [])
         for pname, pdt in precisions:
@@ -703,7 +703,7 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
             try:
                 kw = {"mode": a.compile_mode} if a.compile_backend == "inductor" else {}
                 compiled = torch.compile(model, backend=a.compile_backend, dynamic=False, **kw)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 for b in a.batches:
                     res["unet"].append({**base("compile", b), "status": "error", "error": error_text(e)})
                 save(res, out, budget)

@@ -43,10 +43,10 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gesco.cli import build_parser  # noqa: E402
-from gesco.commands.up import healthy, services_for, stop_services  # noqa: E402
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS  # noqa: E402
-from gesco.serving.probes import free_port  # noqa: E402
+from gesco.cli import build_parser
+from gesco.commands.up import healthy, services_for, stop_services
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
+from gesco.serving.probes import free_port
 
 STAGES_SENDER = ("decode_s", "resize_s", "segment_s", "encode_s", "reference_s", "channel_s")
 STAGES_RECEIVER = ("queue_wait_s", "fds_s", "sampling_s", "png_s")
@@ -214,7 +214,7 @@ def bench_throughput(stack: Stack, clients: int, per_client: int, resolution) ->
             for _ in range(per_client):
                 try:
                     row = transmit(client, stack, files[i], poll_s=0.1)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     with lock:
                         errors.append(str(e))
                     return

@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import httpx  # noqa: E402
-from bench_services import Stack, scene, tiny_checkpoint  # noqa: E402
+import httpx
+from bench_services import Stack, scene, tiny_checkpoint
 
-from gesco.serving.api_fuzz import fuzz_openapi  # noqa: E402
+from gesco.serving.api_fuzz import fuzz_openapi
 
 
 def missing_optional_extra(status: int, body: str) -> bool:

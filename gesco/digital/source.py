@@ -123,7 +123,7 @@ def frame_from_bytes(data: bytes) -> pb.SemanticFrame:
     """Inverse of :func:`frame_bytes`; ``PayloadError`` for bytes that are not a valid frame."""
     try:
         frame = pb.SemanticFrame.FromString(data)
-    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError
+    except Exception as e:
         raise PayloadError(f"the received bytes are not a SemanticFrame: {e}") from None
     validate_frame(frame)
     return frame

@@ -19,7 +19,7 @@ from gesco.errors import ChannelParameterError, MissingExtraError
 
 sionna = pytest.importorskip("sionna.phy", reason="the 'tdl' channel needs the [sionna] extra (CI installs it)")
 
-from gesco.channel.ofdm import TDLParams, _SeededTDLFactory, tdl_frequency_response  # noqa: E402
+from gesco.channel.ofdm import TDLParams, _SeededTDLFactory, tdl_frequency_response
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -15,9 +15,9 @@ import torch
 
 pytest.importorskip("sionna.phy", reason="the digital link needs the [sionna] extra (CI installs it)")
 
-from gesco.digital.link import DigitalLink  # noqa: E402
-from gesco.digital.mcs import DEFAULT_GAP_DB, MCS, select_mcs  # noqa: E402
-from gesco.errors import ChannelParameterError, MissingExtraError  # noqa: E402
+from gesco.digital.link import DigitalLink
+from gesco.digital.mcs import DEFAULT_GAP_DB, MCS, select_mcs
+from gesco.errors import ChannelParameterError, MissingExtraError
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 1500, dtype=np.uint8).tobytes()  # 12 kbit, 4 code blocks
 

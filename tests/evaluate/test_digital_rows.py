@@ -16,12 +16,12 @@ import pytest
 
 pytest.importorskip("sionna.phy", reason="the digital rows need the [sionna] extra (CI installs it)")
 
-from test_evaluate import H, W, assets  # noqa: E402,F401  (the tiny checkpoint and segmenter)
+from test_evaluate import H, W, assets  # noqa: F401  (the tiny checkpoint and segmenter)
 
-from gesco.cli import main  # noqa: E402
-from gesco.digital.source import LOST_GREY  # noqa: E402
-from gesco.evaluate.methods import DIGITAL_METHODS, expand_methods  # noqa: E402
-from gesco.evaluate.store import ResultStore  # noqa: E402
+from gesco.cli import main
+from gesco.digital.source import LOST_GREY
+from gesco.evaluate.methods import DIGITAL_METHODS, expand_methods
+from gesco.evaluate.store import ResultStore
 
 SCENES = 1  # one scene keeps the module at ~25 s on an idle core (the PNG at -10 dB is 10 code blocks)
 

@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("schemathesis", reason="schemathesis is in the dev extra: pip install -e '.[dev]'")
 
-from svc_helpers import scene_files  # noqa: E402
+from svc_helpers import scene_files
 
-from gesco.serving.api_fuzz import fuzz_openapi  # noqa: E402
+from gesco.serving.api_fuzz import fuzz_openapi
 
 EXAMPLES = 15
 SEED = 14
