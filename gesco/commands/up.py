@@ -97,7 +97,8 @@ def resolve_ports(args: argparse.Namespace) -> list:
 
 def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
     """Class space and resolution of the receiver's checkpoint (fails early when it is missing)."""
-    from gesco.diffusion.checkpoint import TRAIN_HINT, checkpoint_paths, read_card
+    from gesco.checkpoint_io import checkpoint_paths
+    from gesco.diffusion.checkpoint import TRAIN_HINT, read_card
     from gesco.errors import CheckpointError
     from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 
