@@ -120,7 +120,10 @@ class Method:
         return self.kind.startswith("digital")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["source"] is None:  # absent, not null: result stores made before digital rows existed still resume
+            del d["source"]
+        return d
 
 
 #: Every row the channel study knows, in table order.

@@ -102,3 +102,14 @@ def test_row_meta_records_channel_params_only_when_they_matter(tmp_path):
     config = EvalConfig(out=tmp_path, channel="rayleigh", channel_params={"block_length": "64"}).validate()
     meta = _row_meta(plan_rows(select_methods(["ours"]), config)[-1], config)
     assert meta["channel_params"] == {"block_length": 64, "equalizer": "mmse"}
+
+
+def test_analog_rows_describe_themselves_as_before_digital_rows_existed():
+    """A result store made before the digital rows holds method records without 'source';
+    the analog rows still describe themselves that way, so such a store resumes."""
+    from gesco.evaluate.methods import METHODS
+
+    for key in ("real", "full-image", "ours"):
+        assert "source" not in METHODS[key].to_dict()
+    images = [m for m in METHODS.values() if m.kind == "digital-image"]
+    assert images and all(m.to_dict()["source"] == m.source for m in images)
