@@ -87,12 +87,6 @@ class SamplingSettings:
         return (self.sampler, self.steps if self.sampler != "ancestral" else None, self.guidance_scale, self.eta)
 
 
-def _initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
-    """``(len(generators), *shape)`` float32 standard normal noise on the CPU, row ``i`` from
-    ``generators[i]`` (each image's ``x_T``, drawn first from its own generator)."""
-    return torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
-
-
 class SemanticGenerator:
     """A trained semantic diffusion model ready to sample.
 
@@ -191,26 +185,25 @@ class SemanticGenerator:
             y = cond[idx].to(self.device, torch.float32)
             # one generator per image: x_T and every later draw of image i come from its seed
             gen = [torch.Generator().manual_seed(per[i].seed) for i in idx]
-            x_T = _initial_noise(gen, (self.card.unet.image_channels, *self.resolution)).to(self.device)
+            shape = (len(idx), self.card.unet.image_channels, *self.resolution)  # each sampler draws x_T from gen
             d = self.distilled
             if d is not None:  # guidance folded in: one plain conditional forward per step
                 student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
-                imgs = sample_distilled(student, self.diffusion, tuple(x_T.shape), steps=int(d["steps"]),
+                imgs = sample_distilled(student, self.diffusion, shape, steps=int(d["steps"]),
                                         parametrisation=d["parametrisation"], timesteps=d.get("timesteps"),
-                                        generator=gen, device=self.device, x_T=x_T, progress=progress)
+                                        generator=gen, device=self.device, progress=progress)
                 out[idx] = imgs.float().cpu()
                 continue
             denoiser = guided_denoiser(self.model, y, s0.guidance_scale, self.card.unet.image_channels)
             imgs = sample(
                 denoiser,
                 self.diffusion,
-                tuple(x_T.shape),
+                shape,
                 sampler=s0.sampler,
                 steps=None if s0.sampler == "ancestral" else s0.steps,
                 generator=gen,
                 device=self.device,
                 eta=s0.eta,
-                x_T=x_T,
                 progress=progress,
             )
             out[idx] = imgs.float().cpu()

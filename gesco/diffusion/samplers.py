@@ -310,32 +310,17 @@ def sample_dpmpp_2m(
     Returns:
         ``shape`` float32 samples on ``device``.
     """
-    chain = spaced_chain(diffusion, steps, spacing)
-    # descending time order: index 0 is the noisiest step
-    abar = list(reversed(chain.alphas_cumprod.tolist()))
-    times = list(reversed(chain.timesteps.tolist()))
-    alpha = [math.sqrt(a) for a in abar]
-    sigma = [math.sqrt(1.0 - a) for a in abar]
-    lam = [math.log(al / si) for al, si in zip(alpha, sigma)]
-
-    x = _initial(shape, x_T, generator, device)
-    d_prev: torch.Tensor | None = None
-    for i, t in enumerate(times):
-        eps, _ = denoiser(x, _times(t, x.shape[0], device))
-        d = _x0_from_eps(x, eps, abar[i], clip)
-        if progress is not None:
-            progress(i + 1, len(times))
-        if i == len(times) - 1:
-            return d  # final step: the clean estimate
+    def update(x, d, d_prev, i, alpha, sigma, lam):
         h = lam[i + 1] - lam[i]
         if d_prev is None:
             d_eff = d
         else:
             r = (lam[i] - lam[i - 1]) / h
             d_eff = (1.0 + 1.0 / (2.0 * r)) * d - (1.0 / (2.0 * r)) * d_prev
-        x = (sigma[i + 1] / sigma[i]) * x - alpha[i + 1] * math.expm1(-h) * d_eff
-        d_prev = d
-    raise AssertionError("unreachable: the loop returns at its last step")
+        return (sigma[i + 1] / sigma[i]) * x - alpha[i + 1] * math.expm1(-h) * d_eff
+
+    return _multistep_2m(denoiser, diffusion, shape, update, steps=steps, spacing=spacing, generator=generator,
+                         device=device, x_T=x_T, clip=clip, progress=progress)
 
 
 def sample_dpmpp_2m_sde(
@@ -374,6 +359,23 @@ def sample_dpmpp_2m_sde(
     Returns:
         ``shape`` float32 samples on ``device``.
     """
+    def update(x, d, d_prev, i, alpha, sigma, lam):
+        h = lam[i + 1] - lam[i]
+        keep = -math.expm1(-2.0 * h)  # 1 - exp(-2h)
+        x = (sigma[i + 1] / sigma[i]) * math.exp(-h) * x + alpha[i + 1] * keep * d
+        if d_prev is not None:
+            r = (lam[i] - lam[i - 1]) / h
+            x = x + alpha[i + 1] * keep / (2.0 * r) * (d - d_prev)
+        return x + sigma[i + 1] * math.sqrt(keep) * _noise(tuple(x.shape), generator, device)
+
+    return _multistep_2m(denoiser, diffusion, shape, update, steps=steps, spacing=spacing, generator=generator,
+                         device=device, x_T=x_T, clip=clip, progress=progress)
+
+
+def _multistep_2m(denoiser, diffusion, shape, update, *, steps, spacing, generator, device, x_T, clip, progress):
+    """The loop both DPM-Solver++(2M) variants share: time steps of :func:`spaced_chain` in
+    descending order, one network evaluation and clean estimate ``D_i`` per step, then
+    ``x = update(x, D_i, D_{i-1}, i, alpha, sigma, lambda)``; the last step returns ``D``."""
     chain = spaced_chain(diffusion, steps, spacing)
     abar = list(reversed(chain.alphas_cumprod.tolist()))  # index 0: the noisiest step
     times = list(reversed(chain.timesteps.tolist()))
@@ -390,13 +392,7 @@ def sample_dpmpp_2m_sde(
             progress(i + 1, len(times))
         if i == len(times) - 1:
             return d  # final step: the clean estimate
-        h = lam[i + 1] - lam[i]
-        keep = -math.expm1(-2.0 * h)  # 1 - exp(-2h)
-        x = (sigma[i + 1] / sigma[i]) * math.exp(-h) * x + alpha[i + 1] * keep * d
-        if d_prev is not None:
-            r = (lam[i] - lam[i - 1]) / h
-            x = x + alpha[i + 1] * keep / (2.0 * r) * (d - d_prev)
-        x = x + sigma[i + 1] * math.sqrt(keep) * _noise(tuple(x.shape), generator, device)
+        x = update(x, d, d_prev, i, alpha, sigma, lam)
         d_prev = d
     raise AssertionError("unreachable: the loop returns at its last step")
 

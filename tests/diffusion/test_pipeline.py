@@ -8,15 +8,20 @@ from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import CheckpointError, GescoInputError, ShapeError
 
 
-@pytest.fixture
-def generator(tmp_path, tiny_unet_config):
-    torch.manual_seed(0)
-    m = SpadeUNet(tiny_unet_config)
+def random_generator(path, config, seed: int, diffusion: DiffusionConfig) -> SemanticGenerator:
+    """A tiny random-weight U-Net saved at ``path`` and loaded as a pipeline (16 x 32)."""
+    torch.manual_seed(seed)
+    m = SpadeUNet(config)
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.02 * torch.randn_like(p))
-    save_checkpoint(tmp_path / "g", m, ModelCard(unet=tiny_unet_config, diffusion=DiffusionConfig(), resolution=(16, 32)))
-    return SemanticGenerator.load(tmp_path / "g", device="cpu")
+    save_checkpoint(path, m, ModelCard(unet=config, diffusion=diffusion, resolution=(16, 32)))
+    return SemanticGenerator.load(path, device="cpu")
+
+
+@pytest.fixture
+def generator(tmp_path, tiny_unet_config):
+    return random_generator(tmp_path / "g", tiny_unet_config, 0, DiffusionConfig())
 
 
 @pytest.fixture
@@ -51,14 +56,7 @@ def test_generate_shapes_range_and_seed_independence_of_batch(generator, one_thr
 @pytest.fixture
 def short_chain_generator(tmp_path, tiny_unet_config):
     """A random tiny model on a 40-step chain, so the full ancestral sampler is quick."""
-    torch.manual_seed(1)
-    m = SpadeUNet(tiny_unet_config)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    card = ModelCard(unet=tiny_unet_config, diffusion=DiffusionConfig(num_timesteps=40), resolution=(16, 32))
-    save_checkpoint(tmp_path / "short", m, card)
-    return SemanticGenerator.load(tmp_path / "short", device="cpu")
+    return random_generator(tmp_path / "short", tiny_unet_config, 1, DiffusionConfig(num_timesteps=40))
 
 
 @pytest.mark.parametrize(
