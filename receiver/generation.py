@@ -55,15 +55,21 @@ def sampling_settings(settings: TransmitSettings) -> Any:
     return settings.to_sampling()
 
 
-def check_sampling(settings: TransmitSettings, num_timesteps: int) -> None:
-    """Refuse sampling settings the pipeline cannot run (unknown sampler, bad steps or scale).
+def check_sampling(settings: TransmitSettings, num_timesteps: int, generator: Generator | None = None) -> None:
+    """Refuse sampling settings the pipeline cannot run (unknown sampler, bad steps or scale),
+    and, when ``generator`` can say so (``check_settings``), settings its checkpoint cannot run
+    (e.g. the respaced sampler or another guidance scale on a distilled student).
 
     Raises:
         GescoInputError: with a message naming the bad setting.
     """
-    sampling_settings(settings).validate()
+    sampling = sampling_settings(settings)
+    sampling.validate()
     if settings.sampler != "ancestral" and settings.steps > num_timesteps:
         raise GescoInputError(f"steps must be at most the model's {num_timesteps} time steps, got {settings.steps}")
+    check = getattr(generator, "check_settings", None)
+    if check is not None:
+        check(sampling)
 
 
 def num_timesteps(generator: Generator) -> int:

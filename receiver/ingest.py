@@ -68,7 +68,7 @@ class Ingest:
             check_transmit_params(header)  # PSNR range and channel preset, as the channel checks them
         received_maps(received)  # symbol values (NaN / inf), codec upsampling
         settings = TransmitSettings.from_message(header.transmit) if header.HasField("transmit") else TransmitSettings()
-        check_sampling(settings, self._timesteps)
+        check_sampling(settings, self._timesteps, self.generator)  # a distilled checkpoint refuses other samplers here
         return settings
 
     def deliver(self, received: ReceivedFrame, context: grpc.ServicerContext) -> DeliverAck:

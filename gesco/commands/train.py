@@ -42,9 +42,14 @@ def _train_segmenter(args: argparse.Namespace) -> int:
 
 
 def _train_distill(args: argparse.Namespace) -> int:
-    from gesco.train.distill import DistillConfig, train_distill
+    from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS
+    from gesco.train.distill import DistillConfig, guidance_only, train_distill
 
     config = config_from_args(args, DistillConfig, "distillation")
     result = train_distill(config, resume=not args.no_resume, progress=not args.no_progress)
-    print(f"checkpoint: {result.checkpoint} ({result.steps} steps; sample with --sampler distilled --steps {result.steps})")
+    if guidance_only(config):
+        print(f"checkpoint: {result.checkpoint} (guidance-only student, guidance {config.guidance_scale:g} folded in; "
+              f"sample with --sampler {' / '.join(GUIDANCE_ONLY_SAMPLERS)} at any step count)")
+    else:
+        print(f"checkpoint: {result.checkpoint} ({result.steps} steps; sample with --sampler distilled --steps {result.steps})")
     return 0

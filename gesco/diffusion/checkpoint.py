@@ -99,6 +99,15 @@ def _check_distilled(rec: Any, source: str) -> dict[str, Any] | None:
         raise CheckpointError(f"{source}: distilled.steps must be a positive int, got {steps!r}")
     if param not in PARAMETRISATIONS:
         raise CheckpointError(f"{source}: distilled.parametrisation {param!r} is not one of {', '.join(PARAMETRISATIONS)}")
+    samplers = rec.get("samplers")
+    if samplers is not None:  # a guidance-only student: ordinary epsilon samplers at any step count
+        from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS
+
+        if not isinstance(samplers, list) or not samplers or any(x not in GUIDANCE_ONLY_SAMPLERS for x in samplers):
+            raise CheckpointError(f"{source}: distilled.samplers must list some of {', '.join(GUIDANCE_ONLY_SAMPLERS)}, "
+                                  f"got {samplers!r}")
+        if param != "eps":
+            raise CheckpointError(f"{source}: a guidance-only student (distilled.samplers) predicts eps, got {param!r}")
     ts = rec.get("timesteps")
     if ts is not None and (not isinstance(ts, list) or len(ts) != steps):
         raise CheckpointError(f"{source}: distilled.timesteps must list {steps} time indices, got {ts!r}")

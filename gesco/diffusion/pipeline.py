@@ -19,6 +19,10 @@ sample only with ``sampler="distilled"`` at the recorded step count and guidance
 guidance being folded into the student); anything else raises
 :class:`~gesco.diffusion.samplers.DistilledSamplerError`, as does ``"distilled"`` on an
 ordinary checkpoint. The distilled sampler is deterministic, like DDIM with ``eta = 0``.
+A *guidance-only* student (its record lists ``"samplers"``: made with ``parametrisation: eps,
+rounds: 0``) predicts the guided epsilon in one pass at every time step; it samples with any
+of the listed samplers (:data:`~gesco.diffusion.samplers.GUIDANCE_ONLY_SAMPLERS`) at any
+step count, one conditional forward per step, at its folded guidance scale only.
 """
 
 from __future__ import annotations
@@ -137,6 +141,15 @@ class SemanticGenerator:
                 )
             return
         n, scale = int(d["steps"]), float(d["guidance_scale"])
+        if "samplers" in d:  # a guidance-only student: the listed samplers at any step count
+            allowed = [str(x) for x in d["samplers"]]
+            if s.sampler not in allowed:
+                raise DistilledSamplerError(
+                    f"this checkpoint is a guidance-only student (guidance {scale:g} folded in, one pass per step); "
+                    f"sampler {s.sampler!r} cannot run it: use one of {', '.join(allowed)}"
+                )
+            self._check_folded_scale(s, scale, f"use guidance scale {scale:g}")
+            return
         fix = f"use sampler='distilled', steps={n}, guidance scale {scale:g}"
         if s.sampler not in DISTILLED_SAMPLERS:
             raise DistilledSamplerError(
@@ -145,6 +158,10 @@ class SemanticGenerator:
             )
         if int(s.steps) != n:
             raise DistilledSamplerError(f"this checkpoint is distilled to {n} steps, got steps={s.steps}: {fix}")
+        self._check_folded_scale(s, scale, fix)
+
+    @staticmethod
+    def _check_folded_scale(s: SamplingSettings, scale: float, fix: str) -> None:
         if abs(float(s.guidance_scale) - scale) > 1e-6:
             raise DistilledSamplerError(
                 f"this checkpoint has guidance scale {scale:g} folded in; it cannot sample at scale "
@@ -187,6 +204,12 @@ class SemanticGenerator:
             gen = [torch.Generator().manual_seed(per[i].seed) for i in idx]
             shape = (len(idx), self.card.unet.image_channels, *self.resolution)  # each sampler draws x_T from gen
             d = self.distilled
+            if d is not None and "samplers" in d:  # guidance-only student: an ordinary sampler, one pass per step
+                student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
+                imgs = sample(student, self.diffusion, shape, sampler=s0.sampler, steps=s0.steps, generator=gen,
+                              device=self.device, eta=s0.eta, progress=progress)
+                out[idx] = imgs.float().cpu()
+                continue
             if d is not None:  # guidance folded in: one plain conditional forward per step
                 student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
                 imgs = sample_distilled(student, self.diffusion, shape, steps=int(d["steps"]),

@@ -65,6 +65,12 @@ DISTILLED_SAMPLERS: tuple[str, ...] = (DISTILLED_SAMPLER,)
 KNOWN_SAMPLERS: tuple[str, ...] = SAMPLERS + DISTILLED_SAMPLERS
 #: how a distilled student's first ``C`` output channels are read (:func:`prediction_to_x0`)
 PARAMETRISATIONS: tuple[str, ...] = ("v", "x0", "eps")
+#: The samplers of a *guidance-only* student (``gesco train distill`` with ``parametrisation:
+#: eps, rounds: 0``; its card lists them under ``"distilled"."samplers"``): it predicts the guided
+#: epsilon at every ``t`` in one pass, so the samplers that read only epsilon run it at any step
+#: count. The ancestral and respaced samplers also read the learned variance, which the
+#: distillation does not train, and are left out.
+GUIDANCE_ONLY_SAMPLERS: tuple[str, ...] = ("ddim", "dpmpp-2m", "dpmpp-2m-sde")
 
 
 class DistilledSamplerError(GescoInputError):

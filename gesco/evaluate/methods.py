@@ -62,6 +62,10 @@ def _train_command(stem: str, overrides: str = "") -> str:
     )
 
 
+_DISTILL_CONFIG = "configs/distill_guidance_synthetic_64x128.yaml"
+_DISTILL_RUN = "runs/distill-guidance-64x128"
+
+
 #: The diffusion checkpoints of the rows, by role.
 CHECKPOINT_ROLES: dict[str, CheckpointRole] = {
     r.role: r
@@ -74,6 +78,12 @@ CHECKPOINT_ROLES: dict[str, CheckpointRole] = {
         CheckpointRole("nofds", f"{DEFAULT_DIFFUSION}-nofds",
                        "noisy training without FDS on the training maps (the authors' recipe)",
                        _train_command(f"{DEFAULT_DIFFUSION}-nofds", " --set noisy.fds=false")),
+        CheckpointRole("student", f"{DEFAULT_DIFFUSION}-student",
+                       "guidance-only distilled student of `ours` (guidance 2 folded in: one pass per step; "
+                       "docs/distillation.md)",
+                       f"gesco train distill --config {_DISTILL_CONFIG} && "
+                       f"cp {_DISTILL_RUN}/distilled.safetensors checkpoints/{DEFAULT_DIFFUSION}-student.safetensors && "
+                       f"cp {_DISTILL_RUN}/distilled.json checkpoints/{DEFAULT_DIFFUSION}-student.json"),
     )
 }
 

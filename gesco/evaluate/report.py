@@ -56,6 +56,10 @@ MATCH_TOLERANCE = 0.01
 #: catches what per-image mIoU / LPIPS miss, e.g. residual high-frequency noise in every image
 #: (added after the 6-scene study of the 2,400-step checkpoint, docs/evaluation/samplers/).
 FD_REL_TOLERANCE = 0.25
+#: The few-step target (issue 15): at most this many network passes per image ...
+FEW_STEP_PASSES = 8
+#: ... with a mean mIoU at most this much below the reference's
+FEW_STEP_MIOU_TOLERANCE = 0.02
 
 #: per-image colour errors (0-255 units, :mod:`gesco.evaluate.metrics.colour`); absent in stores made before them
 COLOUR_KEYS = ("mean_colour_error", "class_colour_error")
@@ -663,18 +667,21 @@ def sampler_choice(index: _Index, plan: dict) -> dict[str, Any]:
                 checks["fd"] = {"value": e["fd"], "reference": ref["fd"], "limit": limit, "match": bool(good)}
                 ok_all = ok_all and bool(good)
             details[_psnr_label(p)] = checks
-        verdicts.append({"row": key, "sampler": r["sampler"], "steps": r["steps"], "nfe": r["nfe"],
-                         "match": ok_all, "details": details,
+        verdicts.append({"row": key, "label": r["method"].get("label", key), "sampler": r["sampler"], "steps": r["steps"],
+                         "nfe": r["nfe"], "passes": r.get("passes") or r["nfe"], "match": ok_all, "details": details,
                          "miou": float(np.mean([index.get(key, p).get("miou_mean") or 0.0 for p in plan["psnrs"]]))})
-    matches = sorted((v for v in verdicts if v["match"]), key=lambda v: (v["nfe"], -v["miou"]))
+    # cheapest first: network passes per image (a guided step costs two; a distilled student's one)
+    matches = sorted((v for v in verdicts if v["match"]), key=lambda v: (v["passes"], -v["miou"]))
     if not matches:
         return {"choice": None, "reference": ref_key, "verdicts": verdicts,
                 "reason": "no few-step configuration matches the reference within the tolerance"}
     best = matches[0]
-    return {"choice": best["row"], "sampler": best["sampler"], "steps": best["steps"], "nfe": best["nfe"],
+    return {"choice": best["row"], "label": best["label"], "sampler": best["sampler"], "steps": best["steps"],
+            "nfe": best["nfe"], "passes": best["passes"],
             "reference": ref_key, "verdicts": verdicts,
-            "reason": (f"{best['sampler']} with {best['steps']} steps is the cheapest configuration "
-                       f"({best['nfe']} network forwards per image vs {ref_row['nfe']}) whose mIoU and LPIPS match the "
+            "reason": (f"{best['label']} is the cheapest configuration "
+                       f"({best['passes']} network passes per image vs {ref_row.get('passes') or ref_row['nfe']}) "
+                       "whose mIoU and LPIPS match the "
                        f"{ref_row['nfe']}-step ancestral reference at every PSNR of the study "
                        "(within max(0.01, 2 paired standard errors)) with a Frechet distance at most "
                        f"{1 + FD_REL_TOLERANCE:g}x the reference's")}
@@ -715,6 +722,41 @@ def plot_samplers(index: _Index, plan: dict, folder: Path) -> list[Path]:
     return paths
 
 
+def few_step_verdicts(choice: dict) -> list[dict]:
+    """The few-step target (issue 15) for every candidate with at most :data:`FEW_STEP_PASSES` passes.
+
+    A candidate meets it at every PSNR of the study when its mean mIoU is at least the
+    reference's minus :data:`FEW_STEP_MIOU_TOLERANCE` (an absolute bound on a loss, no
+    standard-error widening) and its Frechet distance at most ``1 + FD_REL_TOLERANCE`` times
+    the reference's.
+    """
+    out = []
+    for v in choice.get("verdicts") or []:
+        if v["passes"] > FEW_STEP_PASSES:
+            continue
+        per, ok = {}, bool(v["details"])
+        for psnr, checks in v["details"].items():
+            m, fd = checks.get("miou"), checks.get("fd")
+            miou_ok = m is not None and m["delta"] >= -FEW_STEP_MIOU_TOLERANCE
+            fd_ok = fd is not None and fd["match"]
+            per[psnr] = {"miou_delta": None if m is None else m["delta"], "miou_ok": miou_ok,
+                         "fd_ratio": None if not fd or not fd["reference"] else fd["value"] / fd["reference"], "fd_ok": fd_ok}
+            ok = ok and miou_ok and fd_ok
+        out.append({"row": v["row"], "label": v.get("label", v["row"]), "passes": v["passes"], "meets": ok, "details": per})
+    return out
+
+
+def _few_step_table(verdicts: list[dict]) -> str:
+    rows = []
+    for v in verdicts:
+        for psnr, c in v["details"].items():
+            d = "n/a" if c["miou_delta"] is None else f"{c['miou_delta']:+.3f} {'✓' if c['miou_ok'] else '✗'}"
+            f = "n/a" if c["fd_ratio"] is None else f"{c['fd_ratio']:.2f}x {'✓' if c['fd_ok'] else '✗'}"
+            rows.append([v["label"], str(v["passes"]), psnr, d, f, "**yes**" if v["meets"] else "no"])
+    return _table(["Row", "Passes / image", "PSNR (dB)", f"Δ mIoU vs reference (≥ -{FEW_STEP_MIOU_TOLERANCE:g})",
+                   f"FD / reference FD (≤ {1 + FD_REL_TOLERANCE:g}x)", "meets"], rows)
+
+
 def _verdict_table(verdicts: list[dict]) -> str:
     """Each candidate against the reference: paired mIoU / LPIPS differences with their tolerance, FD ratio."""
     def paired(c: dict | None) -> str:
@@ -727,7 +769,7 @@ def _verdict_table(verdicts: list[dict]) -> str:
     rows = []
     for v in verdicts:
         for psnr, checks in v["details"].items():
-            rows.append([f"{v['sampler']}, {v['steps']}", psnr, paired(checks.get("miou")), paired(checks.get("lpips")),
+            rows.append([v.get("label", f"{v['sampler']}, {v['steps']}"), psnr, paired(checks.get("miou")), paired(checks.get("lpips")),
                          fd(checks.get("fd")), "**yes**" if v["match"] else "no"])
     return _table(["Sampler, steps", "PSNR (dB)", "Δ mIoU vs reference (tol)", "Δ LPIPS vs reference (tol)",
                    "FD / reference FD", "matches"], rows)
@@ -744,7 +786,8 @@ def _samplers_markdown(index: _Index, plan: dict, commands: list[str], choice: d
             if r["method"]["kind"] != "semantic":
                 continue
             e = index.get(r["method"]["key"], p)
-            rows.append([r["sampler"], str(r["steps"]), str(r["nfe"]), str(r["passes"]), _pm(e, "miou"),
+            name = r["sampler"] + (" (distilled student)" if r["method"].get("checkpoint") == "student" else "")
+            rows.append([name, str(r["steps"]), str(r["nfe"]), str(r["passes"]), _pm(e, "miou"),
                          _pm(e, "lpips"), _one(e, "fd", 2), _pm(e, "mean_colour_error", 2),
                          _pm(e, "class_colour_error", 2), _one(e, "seconds", 3)])
         lines += [f"## PSNR {_psnr_label(p)} dB", "",
@@ -755,6 +798,12 @@ def _samplers_markdown(index: _Index, plan: dict, commands: list[str], choice: d
               + choice["reason"] + ".", ""]
     if choice.get("verdicts"):
         lines += [_verdict_table(choice["verdicts"]), ""]
+    few = few_step_verdicts(choice)
+    if few:
+        lines += [f"### Few-step target: at most {FEW_STEP_PASSES} network passes per image", "",
+                  f"mIoU at most {FEW_STEP_MIOU_TOLERANCE:g} below the reference's (absolute) and Frechet distance at most "
+                  f"{1 + FD_REL_TOLERANCE:g}x the reference's, at every PSNR of the study.", "",
+                  _few_step_table(few), ""]
     lines += ["FD: " + _fd_note(plan), "", "## Plots", ""]
     lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in plots]
     return "\n".join(lines) + "\n"

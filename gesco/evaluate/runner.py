@@ -309,8 +309,11 @@ def plan_rows(methods: list[Method], config: EvalConfig) -> list[RowPlan]:
             plan.sampler = m.sampler or config.sampler
             plan.steps = int(m.steps or config.steps)
             exists = checkpoint_exists(path)
-            num_timesteps = read_card(path).diffusion.num_timesteps if exists else 1000
-            guided = config.guidance_scale not in (0.0, 1.0)
+            card = read_card(path) if exists else None
+            num_timesteps = card.diffusion.num_timesteps if card is not None else 1000
+            # a distilled student has the guidance folded in: one pass per step at its scale
+            folded = card is not None and card.distilled is not None
+            guided = config.guidance_scale not in (0.0, 1.0) and not folded
             cost = network_evaluations(plan.sampler, None if plan.sampler == "ancestral" else plan.steps, guided,
                                        num_timesteps)
             plan.nfe, plan.passes = cost.forwards, cost.passes

@@ -3,7 +3,8 @@
 Rows: the paper's 1000-step ancestral sampler (the reference) and the respaced
 ancestral sampler, DDIM (``eta = 0``) and DPM-Solver++(2M) at 10, 20 and 50 steps, all
 sampling "our method" (checkpoint role ``ours``, FDS at the receiver) on the same scenes
-with the same seeds, through the same stages as the channel study
+with the same seeds; ``student-<sampler>`` rows run that sampler on the guidance-only
+distilled student (role ``student``, one network pass per step instead of two), through the same stages as the channel study
 (:func:`gesco.evaluate.runner.run_evaluation`). The report picks the default sampler with
 :func:`gesco.evaluate.report.sampler_choice`.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gesco.diffusion.samplers import SAMPLERS
+from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS, SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.evaluate.methods import METHODS, Method
 from gesco.evaluate.runner import EvalConfig, EvaluationOutcome, SegmenterLike, run_evaluation
@@ -23,14 +24,19 @@ STUDY_STEPS: tuple[int, ...] = (10, 20, 50)
 #: the study's default PSNRs: the noiseless channel and the paper's ablation PSNR
 STUDY_PSNRS: tuple[float, ...] = (100.0, 10.0)
 STUDY_SCENES = 20
+#: ``student-<sampler>`` in the study's sampler list: that sampler running the guidance-only
+#: distilled student (checkpoint role ``student``, one pass per step) instead of ``ours``
+STUDENT_PREFIX = "student-"
+STUDENT_SAMPLERS: tuple[str, ...] = tuple(STUDENT_PREFIX + s for s in GUIDANCE_ONLY_SAMPLERS)
 
 
 def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int, ...] = STUDY_STEPS,
                  reference: bool = True) -> list[Method]:
     """The study's rows (the real row first: the Frechet distance needs it)."""
-    unknown = [s for s in samplers if s not in SAMPLERS or s == "ancestral"]
+    unknown = [s for s in samplers if (s not in SAMPLERS or s == "ancestral") and s not in STUDENT_SAMPLERS]
     if unknown:
-        raise GescoInputError(f"unknown few-step samplers {unknown}; known: {', '.join(FEW_STEP_SAMPLERS)}")
+        raise GescoInputError(f"unknown few-step samplers {unknown}; known: {', '.join(FEW_STEP_SAMPLERS)}, "
+                              f"and for the distilled student {', '.join(STUDENT_SAMPLERS)}")
     if any(int(s) < 1 for s in steps):
         raise GescoInputError(f"step counts must be >= 1, got {list(steps)}")
     ours = METHODS["ours"]
@@ -39,8 +45,12 @@ def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int
         rows.append(replace(ours, key="ancestral-1000", label="ancestral, full chain (reference)",
                             sampler="ancestral", steps=1000, table5=False))
     for name in samplers:
+        student = name.startswith(STUDENT_PREFIX)
+        sampler = name.removeprefix(STUDENT_PREFIX)
         for n in steps:
-            rows.append(replace(ours, key=f"{name}-{int(n)}", label=f"{name}, {int(n)} steps", sampler=name,
+            rows.append(replace(ours, key=f"{name}-{int(n)}",
+                                label=f"{sampler}, {int(n)} steps" + (" (distilled student)" if student else ""),
+                                checkpoint="student" if student else ours.checkpoint, sampler=sampler,
                                 steps=int(n), table5=False))
     return rows
 

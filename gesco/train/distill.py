@@ -47,6 +47,7 @@ from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.distill import LOSS_WEIGHTINGS, DistillGrid, distillation_loss, two_step_target, x0_predictor
 from gesco.diffusion.gaussian import GaussianDiffusion
+from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS
 from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import GescoInputError
 from gesco.semantics.classes import get_class_space
@@ -56,6 +57,7 @@ from gesco.train.run import set_lr
 from gesco.train.utils import EMA, autocast_context, load_training_state, lr_at, save_training_state
 
 METHOD = "progressive distillation (Salimans & Ho 2022, Alg. 2), guidance folded in (Meng et al. 2023)"
+GUIDANCE_METHOD = "guidance distillation over every time step (Meng et al. 2023, stage one), epsilon output"
 
 
 @dataclass
@@ -124,8 +126,21 @@ class DistillConfig(ConfigBase):
     def validate(self) -> DistillConfig:
         if not self.teacher:
             raise GescoInputError("set the teacher checkpoint: --set teacher=checkpoints/diffusion-synthetic-64x128")
-        if self.parametrisation not in ("v", "x0"):
-            raise GescoInputError(f"parametrisation must be 'v' or 'x0' (eps is unstable at t = T), got {self.parametrisation!r}")
+        if self.parametrisation not in ("v", "x0", "eps"):
+            raise GescoInputError(f"parametrisation must be 'v', 'x0' or 'eps', got {self.parametrisation!r}")
+        if self.parametrisation == "eps":
+            # eps only for a guidance-only student over the whole chain (docs/distillation.md,
+            # "Guidance-only students"): halving rounds need x_hat at t = T, where eps is unstable
+            if self.rounds != 0 or self.guidance_round_steps < 1:
+                raise GescoInputError(
+                    "parametrisation 'eps' is for a guidance-only student: set rounds=0 and guidance_round_steps >= 1 "
+                    "(halving rounds need 'v' or 'x0': x_hat from eps is unstable at t = T)"
+                )
+            if self.loss_weighting != "snr" or self.clip_teacher:
+                raise GescoInputError(
+                    "an 'eps' student regresses the guided epsilon itself: set loss_weighting=snr "
+                    "(SNR * |x_hat - x~|^2 = |eps_S - eps_guided|^2) and clip_teacher=false"
+                )
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise GescoInputError(f"loss_weighting must be one of {', '.join(LOSS_WEIGHTINGS)}, got {self.loss_weighting!r}")
         if self.rounds < 0 or self.guidance_round_steps < 0 or self.steps_per_round < 1:
@@ -137,6 +152,16 @@ class DistillConfig(ConfigBase):
         if self.time_budget_s_per_round is not None and self.time_budget_s_per_round <= 0:
             raise GescoInputError(f"time_budget_s_per_round must be > 0, got {self.time_budget_s_per_round}")
         return self
+
+
+def guidance_only(config: DistillConfig) -> bool:
+    """Whether ``config`` makes a guidance-only student (Meng et al. 2023, stage one, over every ``t``).
+
+    Such a student predicts the guided ``eps_0 + s (eps_y - eps_0)`` in one conditional pass at
+    every time step, so the ordinary data-prediction samplers run it at any step count (its
+    card lists them under ``"samplers"``, :data:`GUIDANCE_ONLY_SAMPLERS`).
+    """
+    return config.parametrisation == "eps" and config.rounds == 0
 
 
 @dataclass
@@ -186,6 +211,10 @@ def plan_rounds(config: DistillConfig, teacher_card: ModelCard) -> list[RoundPla
         n = int(config.base_steps)
         if not 1 <= n <= teacher_card.diffusion.num_timesteps:
             raise GescoInputError(f"base_steps must be in [1, {teacher_card.diffusion.num_timesteps}], got {n}")
+        if config.parametrisation == "eps" and n != teacher_card.diffusion.num_timesteps:
+            raise GescoInputError(
+                f"a guidance-only 'eps' student learns every time step: set base_steps={teacher_card.diffusion.num_timesteps}"
+            )
         plans = [RoundPlan(0, "guidance", n, n, config.guidance_round_steps)] if config.guidance_round_steps > 0 else []
     if n % (2**config.rounds):
         raise GescoInputError(f"a chain of {n} steps cannot be halved {config.rounds} times")
@@ -268,6 +297,7 @@ def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPla
             "config": config.to_dict(),
         },
         distilled={
+            **({"samplers": list(GUIDANCE_ONLY_SAMPLERS)} if guidance_only(config) else {}),
             "steps": plan.student_steps,
             "guidance_scale": config.guidance_scale,
             "parametrisation": config.parametrisation,
@@ -276,8 +306,8 @@ def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPla
             "base_steps": origin["base_steps"],
             "round": plan.index,
             "round_teacher": round_teacher,
-            "timesteps": grid.timesteps.tolist(),
-            "method": METHOD,
+            **({} if guidance_only(config) else {"timesteps": grid.timesteps.tolist()}),
+            "method": GUIDANCE_METHOD if guidance_only(config) else METHOD,
         },
     )
 

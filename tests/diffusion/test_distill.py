@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -310,3 +311,89 @@ def test_step_batches_are_the_same_from_workers():
     for a, b in zip(here, there):
         assert all(torch.equal(a[k], b[k]) for k in ("image", "cond", "has_edges")) and a["cond"].dtype == torch.float32
     assert not torch.equal(here[0]["image"], here[1]["image"])
+
+
+# ------------------------------------------------------------------ guidance-only students (eps, every t)
+def test_eps_student_loss_with_snr_weighting_is_the_epsilon_mse():
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.rand(3, 3, 4, 4, generator=g) * 2 - 1
+    t = torch.tensor([999, 500, 3])
+    a = torch.tensor([_coef(int(i))[0] for i in t]).view(-1, 1, 1, 1).float()
+    s = torch.tensor([_coef(int(i))[1] for i in t]).view(-1, 1, 1, 1).float()
+    z = a * x0 + s * torch.randn(x0.shape, generator=g)
+    eps_teacher, eps_student = torch.randn(x0.shape, generator=g), torch.randn(x0.shape, generator=g)
+    target = prediction_to_x0(eps_teacher, z, a, s, "eps")  # the teacher's unclamped x_hat
+    out = distillation_loss(eps_student, z, a, s, target, "eps", "snr")["loss"]
+    want = ((eps_student - eps_teacher) ** 2).mean(dim=(1, 2, 3))
+    assert torch.allclose(out, want, rtol=1e-3), (out, want)
+
+
+def test_guidance_only_config_checks(tiny_unet_config):
+    ok = dict(teacher="t", parametrisation="eps", rounds=0, base_steps=1000, loss_weighting="snr", clip_teacher=False)
+    DistillConfig(**ok).validate()
+    for bad in ({"rounds": 1}, {"guidance_round_steps": 0}, {"loss_weighting": "truncated-snr"}, {"clip_teacher": True}):
+        with pytest.raises(GescoInputError):
+            DistillConfig(**{**ok, **bad}).validate()
+    card = ModelCard(unet=tiny_unet_config, diffusion=DiffusionConfig())
+    assert [(p.kind, p.teacher_steps) for p in plan_rounds(DistillConfig(**ok), card)] == [("guidance", 1000)]
+    with pytest.raises(GescoInputError, match="base_steps=1000"):
+        plan_rounds(DistillConfig(**{**ok, "base_steps": 64}), card)
+
+
+@pytest.fixture
+def guidance_student(tmp_path, teacher, tiny_unet_config):
+    """``gesco train distill`` on the tiny teacher with the guidance-only settings (as the shipped config)."""
+    path = _teacher_checkpoint(tmp_path, teacher, tiny_unet_config)
+    out = tmp_path / "distill-g"
+    config = Path(__file__).resolve().parents[2] / "configs" / "distill_guidance_synthetic_64x128.yaml"
+    args = ["train", "distill", "--config", str(config), "--no-progress",
+            "--set", f"teacher={path}", "--set", f"out_dir={out}", "--set", "guidance_round_steps=3",
+            "--set", "batch_size=2", "--set", "noise_draws=1", "--set", "train_size=8", "--set", "device=cpu",
+            "--set", "log_every=1", "--set", "warmup_steps=0", "--set", "lr=1e-3"]
+    assert main(args) == 0
+    return {"teacher": path, "out": out}
+
+
+def test_guidance_only_student_samples_with_ordinary_samplers_in_one_pass_per_step(guidance_student):
+    card = read_card(guidance_student["out"] / "distilled")
+    d = card.distilled
+    assert d["parametrisation"] == "eps" and d["samplers"] == ["ddim", "dpmpp-2m", "dpmpp-2m-sde"]
+    assert d["guidance_scale"] == 2.0 and "timesteps" not in d and "Meng" in d["method"]
+    assert ModelCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
+    log = [json.loads(line) for line in (guidance_student["out"] / "distill_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and all(math.isfinite(r["loss"]) for r in log)
+
+    gen = SemanticGenerator.load(guidance_student["out"] / "distilled", device="cpu")
+    calls = []
+    gen.model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    cond = torch.zeros(2, 36, 16, 32)
+    cond[:, 7] = 1
+    for sampler, steps in (("dpmpp-2m-sde", 3), ("ddim", 2)):
+        calls.clear()
+        imgs = gen.generate(cond, SamplingSettings(sampler=sampler, steps=steps, seed=1))
+        assert imgs.shape == (2, 3, 16, 32) and calls == [2] * steps  # one unguided forward of the batch per step
+    for bad in (SamplingSettings(sampler="respaced", steps=4), SamplingSettings(sampler="ancestral"),
+                SamplingSettings(sampler="distilled", steps=1000), SamplingSettings(sampler="ddim", steps=4, guidance_scale=1.0)):
+        with pytest.raises(DistilledSamplerError):
+            gen.generate(cond, bad)
+
+
+def test_guidance_only_student_at_its_initial_weights_is_the_conditional_teacher(guidance_student, teacher):
+    """The student starts as the teacher (eps_y): with zero training it samples like the teacher at guidance 1."""
+    card = read_card(guidance_student["out"] / "distilled")
+    student = SemanticGenerator(teacher, card, "cpu")  # the teacher's weights under the student's card
+    plain = SemanticGenerator.load(guidance_student["teacher"], device="cpu")
+    cond = torch.zeros(2, 36, 16, 32)
+    cond[:, 7], cond[0, 7, :4], cond[0, 21, :4] = 1, 0, 1
+    a = student.generate(cond, SamplingSettings(sampler="dpmpp-2m-sde", steps=3, seed=2, guidance_scale=2.0))
+    b = plain.generate(cond, SamplingSettings(sampler="dpmpp-2m-sde", steps=3, seed=2, guidance_scale=1.0))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_guidance_only_records_are_checked(tiny_unet_config):
+    card = ModelCard(unet=tiny_unet_config, diffusion=DiffusionConfig())
+    rec = {"steps": 1000, "guidance_scale": 2.0, "parametrisation": "eps", "teacher": "t", "samplers": ["dpmpp-2m-sde"]}
+    assert ModelCard.from_dict({**card.to_dict(), "distilled": rec}).distilled == rec
+    for bad in ({"samplers": ["respaced"]}, {"samplers": []}, {"parametrisation": "v"}):
+        with pytest.raises(CheckpointError, match="samplers|guidance-only"):
+            ModelCard.from_dict({**card.to_dict(), "distilled": {**rec, **bad}})

@@ -26,7 +26,7 @@ from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import GescoInputError
 from gesco.evaluate.methods import equal_use_factor, parse_checkpoint_overrides, select_methods
 from gesco.evaluate.metrics import colour_errors, mean_iou
-from gesco.evaluate.runner import EvalConfig, run_evaluation
+from gesco.evaluate.runner import EvalConfig, plan_rows, run_evaluation
 from gesco.evaluate.sampler_study import run_sampler_study, sampler_rows
 from gesco.evaluate.store import ResultStore
 from gesco.segment import Segmenter
@@ -373,3 +373,29 @@ def test_sampler_rows_name_every_few_step_sampler_and_refuse_unknown_ones():
         sampler_rows(samplers=("ancestral",))
     with pytest.raises(GescoInputError, match="unknown few-step samplers"):
         sampler_rows(samplers=("euler",))
+
+
+def test_student_rows_use_the_student_role_and_cost_one_pass_per_step(assets, monkeypatch, tmp_path):
+    """``student-<sampler>`` rows sample the guidance-only student: steps x 1 passes, not steps x 2."""
+    rows = sampler_rows(samplers=("dpmpp-2m-sde", "student-dpmpp-2m-sde"), steps=(3,), reference=False)
+    assert [(r.key, r.checkpoint, r.sampler) for r in rows[1:]] == [
+        ("dpmpp-2m-sde-3", "ours", "dpmpp-2m-sde"), ("student-dpmpp-2m-sde-3", "student", "dpmpp-2m-sde")]
+    with pytest.raises(GescoInputError, match="student-dpmpp-2m-sde"):
+        sampler_rows(samplers=("student-respaced",))  # the student has no trained variance
+
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    for suffix in (".safetensors", ".json"):
+        (ckpts / f"diffusion-synthetic-64x128{suffix}").write_bytes(
+            (assets["checkpoints"] / f"diffusion-synthetic-64x128{suffix}").read_bytes())
+    card = json.loads((ckpts / "diffusion-synthetic-64x128.json").read_text())
+    card["distilled"] = {"steps": 50, "guidance_scale": 2.0, "parametrisation": "eps", "teacher": "t",
+                         "samplers": ["ddim", "dpmpp-2m", "dpmpp-2m-sde"]}
+    (ckpts / "diffusion-synthetic-64x128-student.safetensors").write_bytes(
+        (ckpts / "diffusion-synthetic-64x128.safetensors").read_bytes())
+    (ckpts / "diffusion-synthetic-64x128-student.json").write_text(json.dumps(card))
+    monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(ckpts))
+    plans = {p.method.key: p for p in plan_rows(rows, EvalConfig(out=tmp_path / "o", guidance_scale=2.0))}
+    assert (plans["dpmpp-2m-sde-3"].nfe, plans["dpmpp-2m-sde-3"].passes) == (3, 6)
+    assert (plans["student-dpmpp-2m-sde-3"].nfe, plans["student-dpmpp-2m-sde-3"].passes) == (3, 3)
+    assert plans["student-dpmpp-2m-sde-3"].checkpoint.endswith("diffusion-synthetic-64x128-student")

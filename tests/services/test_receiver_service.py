@@ -156,3 +156,21 @@ def test_missing_checkpoint_refuses_to_start(tmp_path, capsys):
     assert "nothing-here" in str(err.value) and "gesco train diffusion" in str(err.value)
     assert main(["--checkpoint", str(missing), "--data-dir", str(tmp_path / "d")]) == 2
     assert "cannot start" in capsys.readouterr().err
+
+
+def test_a_distilled_student_refuses_settings_it_cannot_run_at_admission(tiny_generator):
+    """A receiver serving a guidance-only student refuses, before storing, a job it could never sample."""
+    import dataclasses
+
+    from gesco.diffusion.pipeline import SemanticGenerator
+    from gesco.diffusion.samplers import DistilledSamplerError
+    from receiver.ingest import Ingest
+
+    record = {"steps": 1000, "guidance_scale": 2.0, "parametrisation": "eps", "teacher": "t",
+              "samplers": ["ddim", "dpmpp-2m", "dpmpp-2m-sde"]}
+    student = SemanticGenerator(tiny_generator.model, dataclasses.replace(tiny_generator.card, distilled=record), "cpu")
+    ingest = Ingest(store=None, generator=student)
+    assert ingest.check(received_frame("st-ok", sampler="dpmpp-2m-sde", steps=8)).steps == 8
+    for bad, words in (({"sampler": "respaced"}, "respaced"), ({"guidance_scale": 3.0}, "folded")):
+        with pytest.raises(DistilledSamplerError, match=words):
+            ingest.check(received_frame("st-bad", **{"sampler": "dpmpp-2m-sde", **bad}))
