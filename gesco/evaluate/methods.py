@@ -105,6 +105,7 @@ class Method:
         noisy_training, fds_training: how its checkpoint was trained (for Table 5).
         table5: the row appears in the ablation table (Table 5).
         source: digital-image rows: the image format (``"jpeg"``, ``"webp"``, ``"png"``).
+        guidance_scale: classifier-free guidance of this row (``None``: the run's ``--guidance``).
     """
 
     key: str
@@ -120,6 +121,7 @@ class Method:
     fds_training: bool | None = None
     table5: bool = False
     source: str | None = None
+    guidance_scale: float | None = None
 
     @property
     def generative(self) -> bool:
@@ -131,8 +133,9 @@ class Method:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["source"] is None:  # absent, not null: result stores made before digital rows existed still resume
-            del d["source"]
+        for key in ("source", "guidance_scale"):  # absent, not null: result stores made before these fields still resume
+            if d[key] is None:
+                del d[key]
         return d
 
 

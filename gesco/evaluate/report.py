@@ -786,7 +786,8 @@ def _samplers_markdown(index: _Index, plan: dict, commands: list[str], choice: d
             if r["method"]["kind"] != "semantic":
                 continue
             e = index.get(r["method"]["key"], p)
-            name = r["sampler"] + (" (distilled student)" if r["method"].get("checkpoint") == "student" else "")
+            name = r["sampler"] + (" (distilled student)" if r["method"].get("checkpoint") == "student" else
+                                   " (no guidance)" if r["method"].get("guidance_scale") == 1.0 else "")
             rows.append([name, str(r["steps"]), str(r["nfe"]), str(r["passes"]), _pm(e, "miou"),
                          _pm(e, "lpips"), _one(e, "fd", 2), _pm(e, "mean_colour_error", 2),
                          _pm(e, "class_colour_error", 2), _one(e, "seconds", 3)])

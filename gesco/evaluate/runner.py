@@ -297,6 +297,11 @@ class RowPlan:
         return d
 
 
+def row_guidance(method: Method, config: EvalConfig) -> float:
+    """The guidance scale a row samples with: its own, else the run's ``--guidance``."""
+    return float(config.guidance_scale if method.guidance_scale is None else method.guidance_scale)
+
+
 def plan_rows(methods: list[Method], config: EvalConfig) -> list[RowPlan]:
     """Resolve each row's checkpoint, channel and sampler; mark rows whose checkpoint is missing."""
     plans = []
@@ -313,7 +318,8 @@ def plan_rows(methods: list[Method], config: EvalConfig) -> list[RowPlan]:
             num_timesteps = card.diffusion.num_timesteps if card is not None else 1000
             # a distilled student has the guidance folded in: one pass per step at its scale
             folded = card is not None and card.distilled is not None
-            guided = config.guidance_scale not in (0.0, 1.0) and not folded
+            scale = row_guidance(m, config)
+            guided = scale not in (0.0, 1.0) and not folded
             cost = network_evaluations(plan.sampler, None if plan.sampler == "ancestral" else plan.steps, guided,
                                        num_timesteps)
             plan.nfe, plan.passes = cost.forwards, cost.passes
@@ -452,7 +458,7 @@ def _semantic_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -
     for i in idx:
         scene = ctx.scene(i)
         transmit = TransmitSettings(psnr_db=float(psnr), channel=plan.channel or cfg.channel, sampler=plan.sampler,
-                                    steps=int(plan.steps), guidance_scale=float(cfg.guidance_scale),
+                                    steps=int(plan.steps), guidance_scale=row_guidance(plan.method, cfg),
                                     seed=scene_seed(cfg.seed, i), fds=plan.method.fds,
                                     channel_params=_row_channel_params(cfg, plan))
 

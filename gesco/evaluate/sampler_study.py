@@ -4,7 +4,8 @@ Rows: the paper's 1000-step ancestral sampler (the reference) and the respaced
 ancestral sampler, DDIM (``eta = 0``) and DPM-Solver++(2M) at 10, 20 and 50 steps, all
 sampling "our method" (checkpoint role ``ours``, FDS at the receiver) on the same scenes
 with the same seeds; ``student-<sampler>`` rows run that sampler on the guidance-only
-distilled student (role ``student``, one network pass per step instead of two), through the same stages as the channel study
+distilled student (role ``student``, one network pass per step instead of two), and
+``unguided-<sampler>`` rows that sampler on ``ours`` without guidance (the same cost), through the same stages as the channel study
 (:func:`gesco.evaluate.runner.run_evaluation`). The report picks the default sampler with
 :func:`gesco.evaluate.report.sampler_choice`.
 """
@@ -28,15 +29,21 @@ STUDY_SCENES = 20
 #: distilled student (checkpoint role ``student``, one pass per step) instead of ``ours``
 STUDENT_PREFIX = "student-"
 STUDENT_SAMPLERS: tuple[str, ...] = tuple(STUDENT_PREFIX + s for s in GUIDANCE_ONLY_SAMPLERS)
+#: ``unguided-<sampler>``: that sampler on ``ours`` without guidance (scale 1, one pass per step),
+#: the baseline a student must beat at the same cost
+UNGUIDED_PREFIX = "unguided-"
+UNGUIDED_SAMPLERS: tuple[str, ...] = tuple(UNGUIDED_PREFIX + s for s in FEW_STEP_SAMPLERS)
 
 
 def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int, ...] = STUDY_STEPS,
                  reference: bool = True) -> list[Method]:
     """The study's rows (the real row first: the Frechet distance needs it)."""
-    unknown = [s for s in samplers if (s not in SAMPLERS or s == "ancestral") and s not in STUDENT_SAMPLERS]
+    unknown = [s for s in samplers
+               if (s not in SAMPLERS or s == "ancestral") and s not in STUDENT_SAMPLERS and s not in UNGUIDED_SAMPLERS]
     if unknown:
-        raise GescoInputError(f"unknown few-step samplers {unknown}; known: {', '.join(FEW_STEP_SAMPLERS)}, "
-                              f"and for the distilled student {', '.join(STUDENT_SAMPLERS)}")
+        raise GescoInputError(f"unknown few-step samplers {unknown}; known: {', '.join(FEW_STEP_SAMPLERS)}; "
+                              f"without guidance {', '.join(UNGUIDED_SAMPLERS)}; "
+                              f"on the distilled student {', '.join(STUDENT_SAMPLERS)}")
     if any(int(s) < 1 for s in steps):
         raise GescoInputError(f"step counts must be >= 1, got {list(steps)}")
     ours = METHODS["ours"]
@@ -45,13 +52,13 @@ def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int
         rows.append(replace(ours, key="ancestral-1000", label="ancestral, full chain (reference)",
                             sampler="ancestral", steps=1000, table5=False))
     for name in samplers:
-        student = name.startswith(STUDENT_PREFIX)
-        sampler = name.removeprefix(STUDENT_PREFIX)
+        student, unguided = name.startswith(STUDENT_PREFIX), name.startswith(UNGUIDED_PREFIX)
+        sampler = name.removeprefix(STUDENT_PREFIX).removeprefix(UNGUIDED_PREFIX)
+        note = " (distilled student)" if student else " (no guidance)" if unguided else ""
         for n in steps:
-            rows.append(replace(ours, key=f"{name}-{int(n)}",
-                                label=f"{sampler}, {int(n)} steps" + (" (distilled student)" if student else ""),
+            rows.append(replace(ours, key=f"{name}-{int(n)}", label=f"{sampler}, {int(n)} steps{note}",
                                 checkpoint="student" if student else ours.checkpoint, sampler=sampler,
-                                steps=int(n), table5=False))
+                                steps=int(n), table5=False, guidance_scale=1.0 if unguided else None))
     return rows
 
 

@@ -313,12 +313,25 @@ def test_sampler_study_end_to_end(assets, monkeypatch, tmp_path):
     monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
     config = EvalConfig(out=tmp_path / "samplers", scenes=2, psnrs=(10.0,), segmenter=str(assets["segmenter"]),
                         device="cpu", batch_size=2, grid_scenes=0, progress=False)
-    rows = sampler_rows(samplers=("ddim", "dpmpp-2m"), steps=(2,))
+    rows = sampler_rows(samplers=("ddim", "dpmpp-2m", "unguided-ddim"), steps=(2,))
+    from gesco.diffusion.pipeline import SemanticGenerator
+
+    scales, generate = set(), SemanticGenerator.generate
+
+    def spy(self, cond, settings, progress=None):
+        scales.update((s.sampler, s.steps, s.guidance_scale) for s in (settings if isinstance(settings, list) else [settings]))
+        return generate(self, cond, settings, progress)
+
+    monkeypatch.setattr(SemanticGenerator, "generate", spy)
     outcome = run_sampler_study(config, rows)
-    assert outcome.units_run == 2 + 3 * 2
+    assert outcome.units_run == 2 + 4 * 2
     data = json.loads((tmp_path / "samplers" / "results.json").read_text())
     nfe = {r["row"]: r["nfe"] for r in data["results"]}
     assert nfe["ancestral-1000"] == 50 and nfe["ddim-2"] == 2 and nfe["dpmpp-2m-2"] == 2  # the checkpoint's T = 50
+    passes = {r["row"]: r["passes"] for r in data["results"]}
+    assert passes["ddim-2"] == 4 and passes["unguided-ddim-2"] == 2
+    assert {(2, 2.0), (2, 1.0)} <= {(n, g) for s, n, g in scales if s == "ddim"}  # the unguided row samples at scale 1
+    assert {g for s, n, g in scales if s != "ddim" or n != 2} == {2.0}
     assert "reason" in data["choice"]
     md = (tmp_path / "samplers" / "report.md").read_text()
     assert "## Choice" in md and "| ancestral | 50 | 50 |" in md
@@ -377,9 +390,12 @@ def test_sampler_rows_name_every_few_step_sampler_and_refuse_unknown_ones():
 
 def test_student_rows_use_the_student_role_and_cost_one_pass_per_step(assets, monkeypatch, tmp_path):
     """``student-<sampler>`` rows sample the guidance-only student: steps x 1 passes, not steps x 2."""
-    rows = sampler_rows(samplers=("dpmpp-2m-sde", "student-dpmpp-2m-sde"), steps=(3,), reference=False)
-    assert [(r.key, r.checkpoint, r.sampler) for r in rows[1:]] == [
-        ("dpmpp-2m-sde-3", "ours", "dpmpp-2m-sde"), ("student-dpmpp-2m-sde-3", "student", "dpmpp-2m-sde")]
+    rows = sampler_rows(samplers=("dpmpp-2m-sde", "student-dpmpp-2m-sde", "unguided-dpmpp-2m-sde"), steps=(3,),
+                        reference=False)
+    assert [(r.key, r.checkpoint, r.sampler, r.guidance_scale) for r in rows[1:]] == [
+        ("dpmpp-2m-sde-3", "ours", "dpmpp-2m-sde", None), ("student-dpmpp-2m-sde-3", "student", "dpmpp-2m-sde", None),
+        ("unguided-dpmpp-2m-sde-3", "ours", "dpmpp-2m-sde", 1.0)]
+    assert "guidance_scale" not in rows[1].to_dict() and rows[3].to_dict()["guidance_scale"] == 1.0
     with pytest.raises(GescoInputError, match="student-dpmpp-2m-sde"):
         sampler_rows(samplers=("student-respaced",))  # the student has no trained variance
 
@@ -398,4 +414,5 @@ def test_student_rows_use_the_student_role_and_cost_one_pass_per_step(assets, mo
     plans = {p.method.key: p for p in plan_rows(rows, EvalConfig(out=tmp_path / "o", guidance_scale=2.0))}
     assert (plans["dpmpp-2m-sde-3"].nfe, plans["dpmpp-2m-sde-3"].passes) == (3, 6)
     assert (plans["student-dpmpp-2m-sde-3"].nfe, plans["student-dpmpp-2m-sde-3"].passes) == (3, 3)
+    assert (plans["unguided-dpmpp-2m-sde-3"].nfe, plans["unguided-dpmpp-2m-sde-3"].passes) == (3, 3)
     assert plans["student-dpmpp-2m-sde-3"].checkpoint.endswith("diffusion-synthetic-64x128-student")
