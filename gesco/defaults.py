@@ -9,7 +9,7 @@ there is still one definition of each.
 from __future__ import annotations
 
 #: Samplers of an ordinary epsilon-predicting checkpoint (:mod:`gesco.diffusion.samplers`).
-SAMPLERS: tuple[str, ...] = ("ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde")
+SAMPLERS: tuple[str, ...] = ("ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean")
 
 #: The default sampler and step count of the receiver, the CLI and the evaluation, chosen
 #: by the sampler studies. On the 2,400-step CPU checkpoint (docs/evaluation/samplers/README.md)

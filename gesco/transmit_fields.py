@@ -59,7 +59,8 @@ FIELDS: dict[str, FieldSpec] = {
     "sampler": FieldSpec(
         DEFAULT_SAMPLER, "Receiver's sampler: 'dpmpp-2m-sde' (default: SDE-DPM-Solver++(2M), the best of the "
         "sampler study on the shipped checkpoint), 'respaced' (ancestral on a respaced chain), 'dpmpp-2m' "
-        "(DPM-Solver++(2M)), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' is ignored).",
+        "(DPM-Solver++(2M)), 'dpmpp-2m-sde-ode-mean' (the SDE solver with a deterministic image mean: better "
+        "colour at few steps), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' is ignored).",
         choices=SAMPLERS),
     "steps": FieldSpec(DEFAULT_STEPS, "Sampling steps (network evaluations).", *STEPS_RANGE),
     "guidance_scale": FieldSpec(

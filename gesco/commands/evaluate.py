@@ -70,7 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
     p.add_argument("--study-samplers", nargs="+", default=None, metavar="NAME",
-                   help="--study samplers: the few-step samplers to compare (default respaced ddim dpmpp-2m dpmpp-2m-sde)")
+                   help="--study samplers: the few-step samplers to compare (default respaced ddim dpmpp-2m dpmpp-2m-sde; "
+                        "any of them prefixed 'unguided-' runs without guidance, prefixed 'student-' (ddim, dpmpp-*) "
+                        "on the guidance-distilled student, checkpoint role 'student')")
     p.add_argument("--no-reference", action="store_true",
                    help="--study samplers: skip the 1000-step ancestral reference (slow on a CPU)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")

@@ -25,6 +25,8 @@ Samplers (all noise comes from the ``torch.Generator`` given; same seed, same im
   solver for the reverse diffusion SDE), the same multistep scheme with noise: it injects fresh noise at
   every step, like the ancestral sampler, so errors of the network at one step are partly
   washed out by the next (Karras et al. 2022, section 4) instead of being carried to the end.
+  As ``"dpmpp-2m-sde-ode-mean"`` (``ode_mean=True``) the image's per-channel mean takes the
+  deterministic step instead (fewer colour errors at few steps).
 * :func:`sample_distilled`: deterministic DDIM over the chain of a *distilled* student
   (:mod:`gesco.diffusion.distill`, progressive distillation with guidance folded in): one
   unguided forward per step; the student's output is read in its parametrisation (``"v"``
@@ -70,7 +72,7 @@ PARAMETRISATIONS: tuple[str, ...] = ("v", "x0", "eps")
 #: epsilon at every ``t`` in one pass, so the samplers that read only epsilon run it at any step
 #: count. The ancestral and respaced samplers also read the learned variance, which the
 #: distillation does not train, and are left out.
-GUIDANCE_ONLY_SAMPLERS: tuple[str, ...] = ("ddim", "dpmpp-2m", "dpmpp-2m-sde")
+GUIDANCE_ONLY_SAMPLERS: tuple[str, ...] = ("ddim", "dpmpp-2m", "dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean")
 
 
 class DistilledSamplerError(GescoInputError):
@@ -316,17 +318,30 @@ def sample_dpmpp_2m(
     Returns:
         ``shape`` float32 samples on ``device``.
     """
-    def update(x, d, d_prev, i, alpha, sigma, lam):
-        h = lam[i + 1] - lam[i]
-        if d_prev is None:
-            d_eff = d
-        else:
-            r = (lam[i] - lam[i - 1]) / h
-            d_eff = (1.0 + 1.0 / (2.0 * r)) * d - (1.0 / (2.0 * r)) * d_prev
-        return (sigma[i + 1] / sigma[i]) * x - alpha[i + 1] * math.expm1(-h) * d_eff
+    return _multistep_2m(denoiser, diffusion, shape, _ode_2m_update, steps=steps, spacing=spacing,
+                         generator=generator, device=device, x_T=x_T, clip=clip, progress=progress)
 
-    return _multistep_2m(denoiser, diffusion, shape, update, steps=steps, spacing=spacing, generator=generator,
-                         device=device, x_T=x_T, clip=clip, progress=progress)
+
+def _ode_2m_update(x, d, d_prev, i, alpha, sigma, lam):
+    """One DPM-Solver++(2M) step ``x_{t_i} -> x_{t_{i+1}}`` (see :func:`sample_dpmpp_2m`)."""
+    h = lam[i + 1] - lam[i]
+    if d_prev is None:
+        d_eff = d
+    else:
+        r = (lam[i] - lam[i - 1]) / h
+        d_eff = (1.0 + 1.0 / (2.0 * r)) * d - (1.0 / (2.0 * r)) * d_prev
+    return (sigma[i + 1] / sigma[i]) * x - alpha[i + 1] * math.expm1(-h) * d_eff
+
+
+def _sde_2m_update(x, d, d_prev, i, alpha, sigma, lam, noise):
+    """One SDE-DPM-Solver++(2M) step with the fresh noise ``noise`` (see :func:`sample_dpmpp_2m_sde`)."""
+    h = lam[i + 1] - lam[i]
+    keep = -math.expm1(-2.0 * h)  # 1 - exp(-2h)
+    x = (sigma[i + 1] / sigma[i]) * math.exp(-h) * x + alpha[i + 1] * keep * d
+    if d_prev is not None:
+        r = (lam[i] - lam[i - 1]) / h
+        x = x + alpha[i + 1] * keep / (2.0 * r) * (d - d_prev)
+    return x + sigma[i + 1] * math.sqrt(keep) * noise
 
 
 def sample_dpmpp_2m_sde(
@@ -341,6 +356,7 @@ def sample_dpmpp_2m_sde(
     x_T: torch.Tensor | None = None,
     clip: bool = True,
     progress: Progress | None = None,
+    ode_mean: bool = False,
 ) -> torch.Tensor:
     """SDE-DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", the SDE solver), ``steps`` evaluations.
 
@@ -358,21 +374,32 @@ def sample_dpmpp_2m_sde(
     x0 = D_{i-1})`` (DDIM with ``eta = 1``): mean and variance ``sigma_i^2 (1 - exp(-2 h_i))``.
     The learned variance ``v`` is not used.
 
+    ``ode_mean`` (sampler ``"dpmpp-2m-sde-ode-mean"``): the per-channel spatial mean of ``x``
+    (3 of the ``3 H W`` orthonormal directions) takes the deterministic DPM-Solver++(2M) step of
+    :func:`sample_dpmpp_2m` instead, and the noise is projected off it; every other direction
+    keeps the step above. DDIM's posterior family allows a separate ``eta`` per orthonormal
+    direction with the same marginals (Song et al. 2021, Eq. 7, applied per direction), so this
+    is, at first order, ``eta = 0`` on the image mean and ``eta = 1`` elsewhere. Why: the U-Net sees its input's
+    mean colour only through the mean path (docs/evaluation/colour/README.md), and with few
+    steps each step's fresh noise moves the mean colour by a random amount that the next
+    few clean estimates no longer correct (docs/distillation.md, "Colour at 8 steps").
+
     Args:
         steps: number of network evaluations, ``1 <= steps <= diffusion.num_steps``.
         spacing: ``"logsnr"`` or ``"uniform"`` (:func:`spaced_chain`).
+        ode_mean: the image mean follows the ODE (see above).
         Other arguments as :func:`sample_ancestral` (``generator`` draws ``x_T`` and the ``z_i``).
     Returns:
         ``shape`` float32 samples on ``device``.
     """
     def update(x, d, d_prev, i, alpha, sigma, lam):
-        h = lam[i + 1] - lam[i]
-        keep = -math.expm1(-2.0 * h)  # 1 - exp(-2h)
-        x = (sigma[i + 1] / sigma[i]) * math.exp(-h) * x + alpha[i + 1] * keep * d
-        if d_prev is not None:
-            r = (lam[i] - lam[i - 1]) / h
-            x = x + alpha[i + 1] * keep / (2.0 * r) * (d - d_prev)
-        return x + sigma[i + 1] * math.sqrt(keep) * _noise(tuple(x.shape), generator, device)
+        nxt = _sde_2m_update(x, d, d_prev, i, alpha, sigma, lam, _noise(tuple(x.shape), generator, device))
+        if not ode_mean:
+            return nxt
+        dims = tuple(range(2, x.dim()))  # the per-channel image mean: deterministic, the ODE's step
+        ode = _ode_2m_update(x.mean(dim=dims, keepdim=True), d.mean(dim=dims, keepdim=True),
+                             None if d_prev is None else d_prev.mean(dim=dims, keepdim=True), i, alpha, sigma, lam)
+        return nxt - nxt.mean(dim=dims, keepdim=True) + ode
 
     return _multistep_2m(denoiser, diffusion, shape, update, steps=steps, spacing=spacing, generator=generator,
                          device=device, x_T=x_T, clip=clip, progress=progress)
@@ -533,7 +560,8 @@ def sample(
         shape: ``(B, C, H, W)``.
         sampler: ``"ancestral"`` (all ``T`` steps, the paper's; ``steps`` must be ``None`` or
             ``T``), ``"respaced"`` (ancestral on ``diffusion.respaced(steps)``), ``"ddim"``
-            (``eta`` applies), ``"dpmpp-2m"`` or ``"dpmpp-2m-sde"``; ``"distilled"`` (:func:`sample_distilled`: the
+            (``eta`` applies), ``"dpmpp-2m"``, ``"dpmpp-2m-sde"`` or ``"dpmpp-2m-sde-ode-mean"``;
+            ``"distilled"`` (:func:`sample_distilled`: the
             denoiser is a distilled student, read in ``parametrisation``, on its default grid).
         steps: network evaluations (``1..T``).
         spacing: time steps of the few-step samplers (:func:`spaced_chain`); ``None`` picks
@@ -564,8 +592,9 @@ def sample(
         return sample_ddim(denoiser, diffusion, shape, steps=steps, eta=eta, spacing=spacing or "logsnr", **common)
     if sampler == "dpmpp-2m":
         return sample_dpmpp_2m(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr", **common)
-    if sampler == "dpmpp-2m-sde":
-        return sample_dpmpp_2m_sde(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr", **common)
+    if sampler in ("dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean"):
+        return sample_dpmpp_2m_sde(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr",
+                                   ode_mean=sampler == "dpmpp-2m-sde-ode-mean", **common)
     if sampler == DISTILLED_SAMPLER:
         return sample_distilled(denoiser, diffusion, shape, steps=steps, parametrisation=parametrisation, **common)
     raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")

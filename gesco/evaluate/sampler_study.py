@@ -32,7 +32,7 @@ STUDENT_SAMPLERS: tuple[str, ...] = tuple(STUDENT_PREFIX + s for s in GUIDANCE_O
 #: ``unguided-<sampler>``: that sampler on ``ours`` without guidance (scale 1, one pass per step),
 #: the baseline a student must beat at the same cost
 UNGUIDED_PREFIX = "unguided-"
-UNGUIDED_SAMPLERS: tuple[str, ...] = tuple(UNGUIDED_PREFIX + s for s in FEW_STEP_SAMPLERS)
+UNGUIDED_SAMPLERS: tuple[str, ...] = tuple(UNGUIDED_PREFIX + s for s in SAMPLERS if s != "ancestral")
 
 
 def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int, ...] = STUDY_STEPS,
