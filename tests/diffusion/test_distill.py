@@ -357,7 +357,7 @@ def guidance_student(tmp_path, teacher, tiny_unet_config):
 def test_guidance_only_student_samples_with_ordinary_samplers_in_one_pass_per_step(guidance_student):
     card = read_card(guidance_student["out"] / "distilled")
     d = card.distilled
-    assert d["parametrisation"] == "eps" and d["samplers"] == ["ddim", "dpmpp-2m", "dpmpp-2m-sde"]
+    assert d["parametrisation"] == "eps" and d["samplers"] == ["ddim", "dpmpp-2m", "dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean"]
     assert d["guidance_scale"] == 2.0 and "timesteps" not in d and "Meng" in d["method"]
     assert ModelCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
     log = [json.loads(line) for line in (guidance_student["out"] / "distill_log.jsonl").read_text().splitlines()]

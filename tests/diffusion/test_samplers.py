@@ -391,7 +391,7 @@ def test_bad_arguments_raise_named_errors():
             sample(den, FULL, (2, 1, 2, 2), generator=g, **kwargs)
     with pytest.raises(GescoInputError):
         sample(den, FULL, (0, 1, 2, 2), sampler="ddim", steps=10, generator=g)
-    assert set(SAMPLERS) == {"ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde"}
+    assert set(SAMPLERS) == {"ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean"}
 
 
 # ---------------------------------------------------------------------------- SDE with a deterministic image mean
