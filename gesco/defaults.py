@@ -18,7 +18,9 @@ SAMPLERS: tuple[str, ...] = ("ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp
 #: the layout but leave grain (Frechet distance 1.6x; docs/evaluation/samplers-mean-path/), while
 #: the stochastic SDE-DPM-Solver++(2M) at 20 steps beats respaced-50 on every score but the mean
 #: colour (+1.3 / 255) at 0.4x the network evaluations (docs/evaluation/samplers-sde/README.md).
-#: Re-run the study when the checkpoint changes.
+#: Re-run the study when the checkpoint changes. The guidance-distilled student
+#: (checkpoints/diffusion-synthetic-64x128-student) meets the few-step target with
+#: dpmpp-2m-sde-ode-mean at 8 steps but is not the default (docs/distillation.md, "Verdict").
 DEFAULT_SAMPLER = "dpmpp-2m-sde"
 DEFAULT_STEPS = 20
 
