@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     space = get_class_space("cityscapes")
     h, w = gens["teacher"].resolution
     scene = generate_scene(3, h, w)
-    cond = full_conditioning(scene.label, space, scene.instance)
-    cond = cond[None] if cond.dim() == 3 else cond
+    cond = full_conditioning(scene.label, space, scene.instance)[None]  # (1, C + 1, H, W)
     times: dict[str, list[float]] = {c[0]: [] for c in CONFIGS}
     for r in range(args.repeats + 1):  # the first round warms up and is not counted
         for label, role, sampler, steps in CONFIGS:

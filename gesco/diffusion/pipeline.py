@@ -44,6 +44,7 @@ from gesco.diffusion.samplers import (
     DEFAULT_STEPS,
     DISTILLED_SAMPLERS,
     KNOWN_SAMPLERS,
+    SAMPLERS,
     DistilledSamplerError,
     sample,
     sample_distilled,
@@ -137,7 +138,7 @@ class SemanticGenerator:
             if s.sampler in DISTILLED_SAMPLERS:
                 raise DistilledSamplerError(
                     f"sampler {s.sampler!r} needs a distilled checkpoint (made by `gesco train distill`); "
-                    "this one is an ordinary guided model: use dpmpp-2m-sde, respaced, ddim, dpmpp-2m or ancestral"
+                    f"this one is an ordinary guided model: use one of {', '.join(SAMPLERS)}"
                 )
             return
         n, scale = int(d["steps"]), float(d["guidance_scale"])
@@ -204,20 +205,16 @@ class SemanticGenerator:
             gen = [torch.Generator().manual_seed(per[i].seed) for i in idx]
             shape = (len(idx), self.card.unet.image_channels, *self.resolution)  # each sampler draws x_T from gen
             d = self.distilled
-            if d is not None and "samplers" in d:  # guidance-only student: an ordinary sampler, one pass per step
-                student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
-                imgs = sample(student, self.diffusion, shape, sampler=s0.sampler, steps=s0.steps, generator=gen,
-                              device=self.device, eta=s0.eta, progress=progress)
-                out[idx] = imgs.float().cpu()
-                continue
-            if d is not None:  # guidance folded in: one plain conditional forward per step
+            if d is not None and "samplers" not in d:  # progressive student: its own chain, one pass per step
                 student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
                 imgs = sample_distilled(student, self.diffusion, shape, steps=int(d["steps"]),
                                         parametrisation=d["parametrisation"], timesteps=d.get("timesteps"),
                                         generator=gen, device=self.device, progress=progress)
                 out[idx] = imgs.float().cpu()
                 continue
-            denoiser = guided_denoiser(self.model, y, s0.guidance_scale, self.card.unet.image_channels)
+            # a guidance-only student has the guidance folded in: one plain conditional pass per step
+            scale = 1.0 if d is not None else s0.guidance_scale
+            denoiser = guided_denoiser(self.model, y, scale, self.card.unet.image_channels)
             imgs = sample(
                 denoiser,
                 self.diffusion,

@@ -38,8 +38,8 @@ UNGUIDED_SAMPLERS: tuple[str, ...] = tuple(UNGUIDED_PREFIX + s for s in SAMPLERS
 def sampler_rows(samplers: tuple[str, ...] = FEW_STEP_SAMPLERS, steps: tuple[int, ...] = STUDY_STEPS,
                  reference: bool = True) -> list[Method]:
     """The study's rows (the real row first: the Frechet distance needs it)."""
-    unknown = [s for s in samplers
-               if (s not in SAMPLERS or s == "ancestral") and s not in STUDENT_SAMPLERS and s not in UNGUIDED_SAMPLERS]
+    known = {s for s in SAMPLERS if s != "ancestral"} | set(STUDENT_SAMPLERS) | set(UNGUIDED_SAMPLERS)
+    unknown = [s for s in samplers if s not in known]
     if unknown:
         raise GescoInputError(f"unknown few-step samplers {unknown}; known: {', '.join(FEW_STEP_SAMPLERS)}; "
                               f"without guidance {', '.join(UNGUIDED_SAMPLERS)}; "

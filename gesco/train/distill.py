@@ -276,6 +276,7 @@ def step_batches(source: StepScenes, start: int, stop: int, num_workers: int = 0
 def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPlan, grid: DistillGrid,
                   origin: dict[str, Any], round_teacher: str, steps_done: int, wall_s: float,
                   noisy: NoisyMapsConfig) -> ModelCard:
+    only_guidance = guidance_only(config)
     return ModelCard(
         unet=teacher_card.unet,
         diffusion=teacher_card.diffusion,
@@ -297,7 +298,7 @@ def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPla
             "config": config.to_dict(),
         },
         distilled={
-            **({"samplers": list(GUIDANCE_ONLY_SAMPLERS)} if guidance_only(config) else {}),
+            **({"samplers": list(GUIDANCE_ONLY_SAMPLERS)} if only_guidance else {}),
             "steps": plan.student_steps,
             "guidance_scale": config.guidance_scale,
             "parametrisation": config.parametrisation,
@@ -306,8 +307,8 @@ def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPla
             "base_steps": origin["base_steps"],
             "round": plan.index,
             "round_teacher": round_teacher,
-            **({} if guidance_only(config) else {"timesteps": grid.timesteps.tolist()}),
-            "method": GUIDANCE_METHOD if guidance_only(config) else METHOD,
+            **({} if only_guidance else {"timesteps": grid.timesteps.tolist()}),
+            "method": GUIDANCE_METHOD if only_guidance else METHOD,
         },
     )
 
