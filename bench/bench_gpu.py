@@ -34,8 +34,9 @@ What is measured:
    absolute difference of the guided epsilon from ``eager_bf16`` on the same inputs.
 
 2. ``sampling``: the receiver's sampling as shipped: :meth:`SemanticGenerator.load` (the
-   shipped 64x128 checkpoint), :meth:`SemanticGenerator.generate` with the default sampler
-   (:data:`DEFAULT_SAMPLER`, :data:`DEFAULT_STEPS` steps, guidance 2) on real conditioning
+   receiver's default 64x128 checkpoint, the guidance-distilled student),
+   :meth:`SemanticGenerator.generate` with the default sampler (:data:`DEFAULT_SAMPLER`,
+   :data:`DEFAULT_STEPS` steps, guidance 2 folded in: one pass per step) on real conditioning
    of synthetic test scenes, batch 1 and 64, in fp32 (as the pipeline runs) and under bf16
    autocast (a candidate): seconds per batch and per image (median of
    ``--sampling-repeats``, after one 2-step warm-up call at the same batch).
@@ -81,7 +82,7 @@ from gesco.diffusion.checkpoint import ModelCard
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.guidance import guided_denoiser
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, network_evaluations
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.semantics.classes import CITYSCAPES
 from gesco.train.diffusion import make_batch
@@ -392,8 +393,10 @@ class UNetBench:
 # ---------------------------------------------------------------------------- sampling
 def sampling_row(gen: SemanticGenerator, cond: torch.Tensor, b: int, dtype_name: str, dtype: torch.dtype | None,
                  steps: int, repeats: int) -> dict:
-    """Seconds per image of ``gen.generate`` at batch ``b`` with the default sampler."""
+    """Seconds per image of ``gen.generate`` at batch ``b`` with the default sampler (two network
+    passes per step for a guided checkpoint, one for the receiver's guidance-distilled student)."""
     device = gen.device
+    cost = network_evaluations(DEFAULT_SAMPLER, steps, guided=gen.distilled is None and GUIDANCE not in (0.0, 1.0))
     y = cond[torch.arange(b) % cond.shape[0]]
     settings = [SamplingSettings(sampler=DEFAULT_SAMPLER, steps=steps, guidance_scale=GUIDANCE, seed=i) for i in range(b)]
     warm = [SamplingSettings(sampler=DEFAULT_SAMPLER, steps=min(2, steps), guidance_scale=GUIDANCE, seed=i) for i in range(b)]
@@ -408,12 +411,14 @@ def sampling_row(gen: SemanticGenerator, cond: torch.Tensor, b: int, dtype_name:
         "status": "ok",
         "sampler": DEFAULT_SAMPLER,
         "steps": steps,
-        "guided_forward_batch": 2 * b,
+        "guidance_folded": gen.distilled is not None,
+        "passes_per_image": cost.passes,
+        "forward_batch": cost.batch_factor * b,
         "s_per_batch": round(per_batch, 4),
         "s_all": [round(s, 4) for s in times],
         "s_per_image": round(per_batch / b, 5),
         "images_per_s": round(b / per_batch, 3),
-        "ms_per_guided_step": round(per_batch / steps * 1e3, 3),
+        "ms_per_step": round(per_batch / steps * 1e3, 3),
         "peak_mem_mib": peak_mib(device),
         "finite": bool(torch.isfinite(imgs).all()),
     }
@@ -465,19 +470,21 @@ def markdown(res: dict) -> str:
         "",
         f"## Receiver sampling ({s['what']})",
         "",
-        f"`SemanticGenerator.generate`, sampler {s['sampler']!r}, {s['steps']} guided steps, guidance {GUIDANCE}, "
+        f"`SemanticGenerator.generate`, sampler {s['sampler']!r}, {s['steps']} steps, guidance {GUIDANCE} (folded into "
+        "the student's one pass per step, else two passes per step), "
         f"real conditioning (synthetic test scenes); median of {s['repeats']} calls after a 2-step warm-up.",
         "",
-        "| precision | batch | s / batch | s / image | images/s | ms / guided step | peak MiB | status |",
-        "|---|---|---|---|---|---|---|---|",
+        "| precision | batch | passes / image | s / batch | s / image | images/s | ms / step | peak MiB | status |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["sampling"]:
         if r["status"] == "ok":
-            lines.append(f"| {r['precision']} | {r['batch']} | {r['s_per_batch']:.3f} | {r['s_per_image']:.4f} | "
-                         f"{r['images_per_s']:.1f} | {r['ms_per_guided_step']:.1f} | {fmt(r['peak_mem_mib'], '.0f')} | ok |")
+            lines.append(f"| {r['precision']} | {r['batch']} | {r['passes_per_image']} | {r['s_per_batch']:.3f} | "
+                         f"{r['s_per_image']:.4f} | {r['images_per_s']:.1f} | {r['ms_per_step']:.1f} | "
+                         f"{fmt(r['peak_mem_mib'], '.0f')} | ok |")
         else:
             why = (r.get("error") or r.get("note") or "").splitlines()[0][:160].replace("|", "/")
-            lines.append(f"| {r['precision']} | {r['batch']} | - | - | - | - | - | {r['status']}: {why} |")
+            lines.append(f"| {r['precision']} | {r['batch']} | - | - | - | - | - | - | {r['status']}: {why} |")
     if res.get("notes"):
         lines += ["", "## Notes", ""] + [f"* {n}" for n in res["notes"]]
     return "\n".join(lines) + "\n"
@@ -570,7 +577,7 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
             },
             "sampling": {
                 "what": ("tiny random-weight model in SemanticGenerator, 32x64 (smoke run)" if a.tiny
-                         else "shipped 64x128 checkpoint, SemanticGenerator.load()"),
+                         else "the receiver's default 64x128 checkpoint (the distilled student), SemanticGenerator.load()"),
                 "sampler": DEFAULT_SAMPLER,
                 "steps": samp_steps,
                 "repeats": a.sampling_repeats,

@@ -17,8 +17,13 @@ sender segments with the shipped segmenter (the default user path when no map is
 given). ``--tiny`` benchmarks a random-weight tiny model instead of the shipped one
 (plumbing only; the result file says so).
 
-    python bench/bench_services.py                       # shipped checkpoint
+    python bench/bench_services.py                       # the receiver's default checkpoint
     python bench/bench_services.py --tiny --repeats 3    # no trained model yet
+
+``--compare LABEL=SAMPLER:STEPS:GUIDANCE[@CHECKPOINT]`` also times other settings end to
+end, interleaved with the first; a setting with its own checkpoint goes to a second stack
+of the three services started with that checkpoint (e.g. the guided model the student was
+distilled from), idle while the other runs.
 
 Results: ``bench/results/services.json`` (and a summary on stdout).
 """
@@ -128,17 +133,19 @@ def scene(seed: int, height: int, width: int) -> dict[str, bytes]:
     return {"image": encode_png(s.image), "label": encode_png(s.label.astype(np.uint8)), "instance": inst.tobytes()}
 
 
-def parse_setting(spec: str) -> tuple[str, dict[str, str]]:
-    """``LABEL=SAMPLER:STEPS:GUIDANCE`` -> ``(label, form fields)``; ``LABEL=default`` sends no field."""
+def parse_setting(spec: str) -> tuple[str, dict[str, str], str | None]:
+    """``LABEL=SAMPLER:STEPS:GUIDANCE[@CHECKPOINT]`` -> ``(label, form fields, checkpoint or None)``;
+    ``LABEL=default`` sends no field (the receiver's defaults)."""
     label, sep, rest = spec.partition("=")
-    if not sep or not label:
-        raise SystemExit(f"--compare {spec!r}: expected LABEL=SAMPLER:STEPS:GUIDANCE or LABEL=default")
+    rest, at, checkpoint = rest.partition("@")
+    if not sep or not label or (at and not checkpoint):
+        raise SystemExit(f"--compare {spec!r}: expected LABEL=SAMPLER:STEPS:GUIDANCE[@CHECKPOINT] or LABEL=default")
     if rest == "default":
-        return label, {}
+        return label, {}, checkpoint or None
     parts = rest.split(":")
     if len(parts) != 3:
-        raise SystemExit(f"--compare {spec!r}: expected LABEL=SAMPLER:STEPS:GUIDANCE")
-    return label, {"sampler": parts[0], "steps": parts[1], "guidance_scale": parts[2]}
+        raise SystemExit(f"--compare {spec!r}: expected LABEL=SAMPLER:STEPS:GUIDANCE[@CHECKPOINT]")
+    return label, {"sampler": parts[0], "steps": parts[1], "guidance_scale": parts[2]}, checkpoint or None
 
 
 def transmit(client: httpx.Client, stack: Stack, files: dict[str, bytes], poll_s: float = 0.02,
@@ -177,23 +184,25 @@ def bench_latency(stack: Stack, repeats: int, label_free: bool, resolution) -> d
     return {"repeats": repeats, "median_s": stages, "runs": rows}
 
 
-def bench_compare(stack: Stack, settings: list[tuple[str, dict]], repeats: int, label_free: bool, resolution) -> dict:
-    """End-to-end latency of several sampling settings, interleaved (A, B, A, B, ...) on one stack.
+def bench_compare(stacks: dict[str, Stack], settings: list[tuple[str, dict]], repeats: int, label_free: bool,
+                  resolution) -> dict:
+    """End-to-end latency of several sampling settings, interleaved (A, B, A, B, ...).
 
-    Interleaving makes the settings share the machine's load, so their ratio is fair on a
-    noisy machine. Returns per setting the median stages and the ratio of its median wall
-    time to the first setting's.
+    ``stacks`` maps each label to the services it is sent to (the same stack for settings of
+    one checkpoint). Interleaving makes the settings share the machine's load, so their
+    ratio is fair on a noisy machine; one transmission runs at a time. Returns per setting
+    the median stages and the ratio of its median wall time to the first setting's.
     """
     files = [scene(3000 + i, 2 * resolution[0], 2 * resolution[1]) for i in range(repeats)]
     if label_free:
         files = [{"image": f["image"]} for f in files]
     rows: dict[str, list[dict]] = {label: [] for label, _ in settings}
     with httpx.Client(timeout=1200) as client:
-        for _label, form in settings:
-            transmit(client, stack, files[0], form=form)  # warm-up of each setting
+        for label, form in settings:
+            transmit(client, stacks[label], files[0], form=form)  # warm-up of each setting
         for f in files:
             for label, form in settings:
-                rows[label].append(transmit(client, stack, f, form=form))
+                rows[label].append(transmit(client, stacks[label], f, form=form))
     out = {}
     base = median(rows[settings[0][0]], "wall_s")
     for label, form in settings:
@@ -201,6 +210,34 @@ def bench_compare(stack: Stack, settings: list[tuple[str, dict]], repeats: int, 
         out[label] = {"form": form or "receiver defaults", "median_s": med,
                       "wall_ratio_to_first": round(med["wall_s"] / base, 3), "runs": rows[label]}
     return {"repeats": repeats, "settings": out}
+
+
+def compare_on_stacks(stack: Stack, specs: list[tuple[str, dict, str | None]], batch_size: int, tmp: Path,
+                      resolution: tuple[int, int], args: argparse.Namespace) -> dict:
+    """:func:`bench_compare` with a second stack for each other checkpoint named in ``specs``."""
+    from gesco.diffusion.checkpoint import read_card
+
+    extra: dict[str, Stack] = {}
+    stacks: dict[str, Stack] = {}
+    try:
+        for label, _form, checkpoint in specs:
+            if checkpoint is not None and checkpoint not in extra:
+                if tuple(read_card(checkpoint).resolution) != tuple(resolution):
+                    raise SystemExit(f"--compare {label}: {checkpoint} is not {resolution[0]}x{resolution[1]} like "
+                                     "the benchmarked checkpoint")
+                data = tmp / f"data-compare-{len(extra)}"
+                data.mkdir()
+                extra[checkpoint] = Stack(Path(checkpoint), batch_size, data, segmenter=args.label_free,
+                                          threads=args.threads)
+            stacks[label] = extra[checkpoint] if checkpoint is not None else stack
+        out = bench_compare(stacks, [(label, form) for label, form, _ in specs], args.repeats, args.label_free,
+                            resolution)
+    finally:
+        for s in extra.values():
+            s.stop()
+    for label, _form, checkpoint in specs:
+        out["settings"][label]["checkpoint"] = checkpoint or "the benchmarked checkpoint"
+    return out
 
 
 def bench_throughput(stack: Stack, clients: int, per_client: int, resolution) -> dict:
@@ -241,7 +278,7 @@ def bench_throughput(stack: Stack, clients: int, per_client: int, resolution) ->
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="diffusion checkpoint (default: the shipped one)")
+    p.add_argument("--checkpoint", help="diffusion checkpoint (default: the receiver's, the distilled student)")
     p.add_argument("--tiny", action="store_true", help="benchmark a random-weight tiny model (plumbing only)")
     p.add_argument("--label-free", action="store_true", help="upload images only: the sender segments them")
     p.add_argument("--repeats", type=int, default=5, help="sequential transmissions for the latency")
@@ -250,28 +287,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or os.cpu_count(),
                    help="torch threads of each service")
-    p.add_argument("--compare", action="append", default=[], metavar="LABEL=SAMPLER:STEPS:GUIDANCE",
+    p.add_argument("--compare", action="append", default=[], metavar="LABEL=SAMPLER:STEPS:GUIDANCE[@CHECKPOINT]",
                    help="also time these settings end to end, interleaved on the first stack (LABEL=default: the "
-                        "receiver's defaults); e.g. --compare old=respaced:50:2 --compare new=default")
+                        "receiver's defaults; @CHECKPOINT: on a second stack with that checkpoint); e.g. --compare "
+                        "new=default --compare guided=dpmpp-2m-sde:20:2@checkpoints/diffusion-synthetic-64x128")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "services.json"))
     args = p.parse_args(argv)
 
     from gesco.diffusion.checkpoint import read_card
-    from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
+    from gesco.paths import DEFAULT_RECEIVER, shipped_checkpoint
 
     tmp = Path(tempfile.mkdtemp(prefix="gesco-bench-"))
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     if args.tiny:
         checkpoint = tiny_checkpoint(tmp, (64, 128))
-    card = read_card(checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION))
+    card = read_card(checkpoint or shipped_checkpoint(DEFAULT_RECEIVER))
     resolution = tuple(card.resolution)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "load_avg_at_start": os.getloadavg(), "python": platform.python_version()},
-        "checkpoint": str(checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION)),
+        "checkpoint": str(checkpoint or shipped_checkpoint(DEFAULT_RECEIVER)),
         "model": ("TINY RANDOM-WEIGHT MODEL (not the shipped one)" if args.tiny
-                  else "checkpoint given with --checkpoint" if args.checkpoint else "shipped"),
+                  else "checkpoint given with --checkpoint" if args.checkpoint else "shipped (the receiver's default)"),
         "model_training_steps": card.training.get("steps"),
         "resolution": list(resolution),
         "settings": f"defaults: PSNR 10 dB, awgn, contour, {DEFAULT_SAMPLER}, {DEFAULT_STEPS} steps, guidance 2, FDS",
@@ -292,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             if bs == args.batch_sizes[0]:
                 run["latency"] = bench_latency(stack, args.repeats, args.label_free, resolution)
                 if args.compare:
-                    run["compare"] = bench_compare(stack, [parse_setting(c) for c in args.compare], args.repeats,
-                                                   args.label_free, resolution)
+                    run["compare"] = compare_on_stacks(stack, [parse_setting(c) for c in args.compare], bs, tmp,
+                                                       resolution, args)
                     for label, r in run["compare"]["settings"].items():
                         print(f"compare {label}: wall {r['median_s']['wall_s']} s, sampling {r['median_s']['sampling_s']} s, "
                               f"ratio to first {r['wall_ratio_to_first']}", flush=True)

@@ -10,8 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: stem of the shipped semantic diffusion checkpoint (noisy training + FDS)
+#: stem of the shipped semantic diffusion checkpoint (noisy training + FDS): the guided model
+#: the paper describes, the evaluation's ``ours`` and the teacher of the student below
 DEFAULT_DIFFUSION = "diffusion-synthetic-64x128"
+#: stem of the receiver's default checkpoint: the guidance-distilled student of
+#: :data:`DEFAULT_DIFFUSION` (guidance 2 folded in, one pass per step; docs/distillation.md),
+#: sampled by default with :data:`gesco.defaults.DEFAULT_SAMPLER` at
+#: :data:`gesco.defaults.DEFAULT_STEPS` steps
+DEFAULT_RECEIVER = f"{DEFAULT_DIFFUSION}-student"
 #: stem of the shipped segmenter checkpoint
 DEFAULT_SEGMENTER = "segmenter-synthetic-64x128"
 

@@ -57,10 +57,11 @@ FIELDS: dict[str, FieldSpec] = {
         "The paper uses 1, 5, 10, 15, 20, 30 and 100 dB.", *PSNR_RANGE_DB),
     "channel": FieldSpec("awgn", "Channel model (docs/channel.md)."),
     "sampler": FieldSpec(
-        DEFAULT_SAMPLER, "Receiver's sampler: 'dpmpp-2m-sde' (default: SDE-DPM-Solver++(2M), the best of the "
-        "sampler study on the shipped checkpoint), 'respaced' (ancestral on a respaced chain), 'dpmpp-2m' "
-        "(DPM-Solver++(2M)), 'dpmpp-2m-sde-ode-mean' (the SDE solver with a deterministic image mean: better "
-        "colour at few steps), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' is ignored).",
+        DEFAULT_SAMPLER, "Receiver's sampler: 'dpmpp-2m-sde-ode-mean' (default: SDE-DPM-Solver++(2M) with a "
+        "deterministic image mean, 8 steps on the receiver's default guidance-distilled student), "
+        "'dpmpp-2m-sde' (SDE-DPM-Solver++(2M); 20 steps is the guided model's setting), 'respaced' (ancestral on "
+        "a respaced chain), 'dpmpp-2m' (DPM-Solver++(2M)), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' "
+        "is ignored). A distilled student refuses 'respaced' and 'ancestral'.",
         choices=SAMPLERS),
     "steps": FieldSpec(DEFAULT_STEPS, "Sampling steps (network evaluations).", *STEPS_RANGE),
     "guidance_scale": FieldSpec(

@@ -8,8 +8,10 @@ import dataclasses
 import pytest
 
 from gesco.cli import build_parser
+from gesco.defaults import GUIDED_SAMPLER, GUIDED_STEPS
 from gesco.diffusion.pipeline import SamplingSettings
 from gesco.errors import GescoInputError
+from gesco.evaluate.methods import METHODS
 from gesco.link import TransmitSettings
 from gesco.transmit_fields import FIELDS, check_settings, default
 from receiver.app import JobSettings
@@ -39,8 +41,10 @@ def test_cli_flags_default_to_the_table():
     assert (args.psnr, args.channel, args.sampler, args.steps, args.guidance, args.seed) == tuple(
         default(n) for n in ("psnr_db", "channel", "sampler", "steps", "guidance_scale", "seed"))
     assert args.no_fds is (not default("fds"))
+    # the evaluation's rows sample the guided model by default (its ours-fast row: the receiver's defaults)
     ev = build_parser().parse_args(["evaluate"])
-    assert (ev.sampler, ev.steps, ev.guidance) == (default("sampler"), default("steps"), default("guidance_scale"))
+    assert (ev.sampler, ev.steps, ev.guidance) == (GUIDED_SAMPLER, GUIDED_STEPS, default("guidance_scale"))
+    assert METHODS["ours-fast"].sampler == default("sampler") and METHODS["ours-fast"].steps == default("steps")
 
 
 def test_sampling_settings_accept_exactly_the_table_ranges():

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gesco.defaults import PAPER_PSNRS_DB
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS, PAPER_PSNRS_DB
 from gesco.transmit_fields import default
 
 DEFAULT_OUT = "runs/eval"
@@ -63,8 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="digital rows: rate-adaptation gap to capacity in dB (default 3.5; gesco.digital.mcs)")
     p.add_argument("--digital-budget", type=float, default=3.0,
                    help="digital JPEG / WebP rows: channel uses per pixel the file must fit (default 3, the full image's)")
-    p.add_argument("--sampler", default=default("sampler"), help=f"receiver sampler (default {default('sampler')})")
-    p.add_argument("--steps", type=int, default=default("steps"), help=f"sampling steps (default {default('steps')})")
+    p.add_argument("--sampler", default=GUIDED_SAMPLER,
+                   help=f"receiver sampler of the rows without their own (default {GUIDED_SAMPLER}, the guided model's; "
+                        f"the ours-fast row samples the student with {DEFAULT_SAMPLER}, {DEFAULT_STEPS} steps)")
+    p.add_argument("--steps", type=int, default=GUIDED_STEPS,
+                   help=f"sampling steps of the rows without their own (default {GUIDED_STEPS})")
     p.add_argument("--guidance", type=float, default=default("guidance_scale"),
                    help=f"classifier-free guidance scale (default {default('guidance_scale'):g})")
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",

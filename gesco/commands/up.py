@@ -100,9 +100,9 @@ def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
     from gesco.checkpoint_io import checkpoint_paths
     from gesco.diffusion.checkpoint import TRAIN_HINT, read_card
     from gesco.errors import CheckpointError
-    from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
+    from gesco.paths import DEFAULT_RECEIVER, shipped_checkpoint
 
-    path = checkpoint or shipped_checkpoint(DEFAULT_DIFFUSION)
+    path = checkpoint or shipped_checkpoint(DEFAULT_RECEIVER)
     weights, _ = checkpoint_paths(path)
     card = read_card(path)  # CheckpointError naming the file and the command
     if not weights.exists():

@@ -33,7 +33,9 @@ from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import CheckpointError
 
 FORMAT = "gesco-diffusion/1"
-TRAIN_HINT = "gesco train diffusion --config configs/diffusion_synthetic_64x128.yaml"
+TRAIN_HINT = ("gesco train diffusion --config configs/diffusion_synthetic_64x128.yaml (the guided model), then "
+              "gesco train distill --config configs/distill_guidance_synthetic_64x128.yaml (its student, the receiver's "
+              "default; docs/distillation.md)")
 
 
 @dataclass

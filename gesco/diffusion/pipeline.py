@@ -50,7 +50,7 @@ from gesco.diffusion.samplers import (
     sample_distilled,
 )
 from gesco.errors import GescoInputError, ShapeError
-from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
+from gesco.paths import DEFAULT_RECEIVER, shipped_checkpoint
 from gesco.semantics.classes import ClassSpace, get_class_space
 
 
@@ -59,9 +59,10 @@ class SamplingSettings:
     """How to sample one image.
 
     Attributes:
-        sampler: ``"dpmpp-2m-sde"`` (default, :data:`~gesco.diffusion.samplers.DEFAULT_SAMPLER`),
-            ``"respaced"``, ``"dpmpp-2m"``, ``"ddim"`` or ``"ancestral"`` (the paper's 1000 steps); ``"distilled"``
-            for (and only for) a distilled checkpoint.
+        sampler: ``"dpmpp-2m-sde-ode-mean"`` (default, :data:`~gesco.diffusion.samplers.DEFAULT_SAMPLER`,
+            8 steps, for the receiver's default student), ``"dpmpp-2m-sde"`` (the guided model's, 20
+            steps), ``"respaced"``, ``"dpmpp-2m"``, ``"ddim"`` or ``"ancestral"`` (the paper's 1000
+            steps); ``"distilled"`` for (and only for) a progressively distilled checkpoint.
         steps: network evaluations of the few-step samplers (ignored by ``"ancestral"``).
         guidance_scale: ``s`` of ``eps_0 + s (eps_y - eps_0)`` (1 = no guidance; the
             paper's Eq. 13 scale is ``s - 1``).
@@ -111,9 +112,10 @@ class SemanticGenerator:
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> SemanticGenerator:
-        """Load a checkpoint (default: the shipped one); raises CheckpointError when missing or corrupt."""
+        """Load a checkpoint (default: the receiver's, :data:`~gesco.paths.DEFAULT_RECEIVER`, the
+        guidance-distilled student); raises CheckpointError when missing or corrupt."""
         dev = resolve_device(device)
-        model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_DIFFUSION), map_location=dev)
+        model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_RECEIVER), map_location=dev)
         return cls(model, card, dev)
 
     def _check_cond(self, cond: torch.Tensor) -> None:

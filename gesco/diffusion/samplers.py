@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 import torch
 
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS  # noqa: F401 - re-exported
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS, SAMPLERS  # noqa: F401 - re-exported
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import Denoiser
 from gesco.errors import GescoInputError

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoInputError
 from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
 
@@ -147,6 +148,9 @@ METHODS: dict[str, Method] = {
         Method("full-image", "Full image (pixels through the channel)", "full-image"),
         Method("ours", "Our method (noisy training + FDS)", "semantic", checkpoint="ours", fds=True,
                noisy_training=True, fds_training=True, table5=True),
+        Method("ours-fast", f"Our method, the receiver's default (distilled student, {DEFAULT_SAMPLER}, "
+               f"{DEFAULT_STEPS} passes)", "semantic", checkpoint="student", fds=True, sampler=DEFAULT_SAMPLER,
+               steps=DEFAULT_STEPS, noisy_training=True, fds_training=True),
         Method("no-fds", "No FDS at inference", "semantic", checkpoint="ours", fds=False,
                noisy_training=True, fds_training=True, table5=True),
         Method("no-noisy", "No noisy training", "semantic", checkpoint="clean", fds=True,

@@ -263,12 +263,15 @@ def _settings_section(plan: dict, commands: list[str]) -> str:
     lines += [f"    {c}" for c in commands]
     lines.append("")
     h, w = plan["resolution"]
+    own = [f"`{r['method']['key']}` `{r['sampler']}`, {r['steps']} steps" for r in plan["rows"]
+           if r["method"].get("sampler") and r.get("sampler")]
     lines += [
         f"* scenes: {plan['scenes']} scenes of the synthetic `{plan['split']}` split "
         f"(`gesco.data.synthetic`, Cityscapes label ids), {h}x{w} pixels;",
         f"* channel: `{plan['channel']}`, PSNR {', '.join(_psnr_label(p) for p in sorted(plan['psnrs'], reverse=True))} dB;",
         ("* receiver: the sampler of each row (see the tables)" if plan["study"] == "samplers" else
-         f"* receiver: sampler `{plan['sampler']}`, {plan['steps']} steps") + f", guidance scale {plan['guidance_scale']:g}; "
+         f"* receiver: sampler `{plan['sampler']}`, {plan['steps']} steps"
+         + (f" (rows with their own: {'; '.join(own)})" if own else "")) + f", guidance scale {plan['guidance_scale']:g}; "
         f"codec `{plan['codec']}`; seed {plan['seed']} (scene i uses seed {plan['seed']} * 100000 + i at every PSNR "
         "and in every row);",
         f"* mIoU segmenter: `{plan['segmenter']}`; Frechet feature space: {fs['name']} ({fs['dim']}-d);",

@@ -48,7 +48,7 @@ from gesco.defaults import DEFAULT_GUIDANCE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import read_card
 from gesco.diffusion.pipeline import SemanticGenerator
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, network_evaluations
+from gesco.diffusion.samplers import GUIDED_SAMPLER, GUIDED_STEPS, network_evaluations
 from gesco.digital.mcs import DEFAULT_GAP_DB
 from gesco.errors import CheckpointError, GescoInputError
 from gesco.evaluate.digital_rows import digital_image_batch, digital_maps_batch
@@ -98,7 +98,10 @@ class EvalConfig:
         channel_params: its parameters (validated; empty = the model's defaults).
         ldpc_iterations, mcs_gap_db: the digital rows' LDPC iterations and rate-adaptation gap.
         digital_budget: channel uses per pixel the digital JPEG / WebP files must fit.
-        sampler, steps, guidance_scale: the receiver's sampling settings.
+        sampler, steps, guidance_scale: the receiver's sampling settings of the rows that do not
+            set their own (default: the guided model's, :data:`~gesco.defaults.GUIDED_SAMPLER`
+            at :data:`~gesco.defaults.GUIDED_STEPS` steps; the ``ours-fast`` row samples the
+            student with the receiver's default settings).
         seed: base seed (see :func:`scene_seed`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         batch_size: images per sampling call.
@@ -128,8 +131,8 @@ class EvalConfig:
     ldpc_iterations: int = 20
     mcs_gap_db: float = DEFAULT_GAP_DB
     digital_budget: float = 3.0
-    sampler: str = DEFAULT_SAMPLER
-    steps: int = DEFAULT_STEPS
+    sampler: str = GUIDED_SAMPLER
+    steps: int = GUIDED_STEPS
     guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
     device: str = "auto"

@@ -64,6 +64,8 @@ def test_tiny_cpu_run_writes_expected_rows(bench_gpu, tmp_path):
     for r in sampling.values():
         assert r["status"] == "ok", r
         assert r["s_per_image"] > 0 and r["s_per_batch"] > 0 and r["steps"] == 2 and r["finite"]
+        # the tiny model is an ordinary guided checkpoint: two passes per step, batch 2B
+        assert r["passes_per_image"] == 4 and r["forward_batch"] == 2 * r["batch"] and not r["guidance_folded"]
 
 
 def test_time_guard_skips_instead_of_overrunning(bench_gpu, tmp_path):

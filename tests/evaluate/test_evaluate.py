@@ -19,6 +19,7 @@ import torch
 from gesco.cli import main
 from gesco.data.synthetic import generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.pipeline import SemanticGenerator
@@ -416,3 +417,10 @@ def test_student_rows_use_the_student_role_and_cost_one_pass_per_step(assets, mo
     assert (plans["student-dpmpp-2m-sde-3"].nfe, plans["student-dpmpp-2m-sde-3"].passes) == (3, 3)
     assert (plans["unguided-dpmpp-2m-sde-3"].nfe, plans["unguided-dpmpp-2m-sde-3"].passes) == (3, 3)
     assert plans["student-dpmpp-2m-sde-3"].checkpoint.endswith("diffusion-synthetic-64x128-student")
+    # the channel study's ours-fast row: the receiver's default (the student at the default sampler), whatever
+    # the run's --sampler / --steps (they set the guided rows)
+    ours, fast = plan_rows(select_methods(["ours-fast", "ours"]), EvalConfig(out=tmp_path / "o", sampler="ddim",
+                                                                             steps=5))[1:]
+    assert (fast.method.key, fast.sampler, fast.steps) == ("ours-fast", DEFAULT_SAMPLER, DEFAULT_STEPS)
+    assert fast.checkpoint.endswith("diffusion-synthetic-64x128-student") and fast.passes == DEFAULT_STEPS
+    assert (ours.sampler, ours.steps, ours.passes) == ("ddim", 5, 10)
