@@ -105,7 +105,9 @@ class Health(BaseModel):
 
     status: Literal["ok", "degraded"] = Field(description="'degraded' when the worker thread is not running.")
     version: str = Field(description="gesco version.")
-    model: dict[str, Any] = Field(description="Class space, resolution and device of the diffusion model.")
+    model: dict[str, Any] = Field(description="Class space, resolution, device and training steps of the diffusion "
+                                  "model; for a distilled student also 'distilled': the guidance scale folded in and "
+                                  "the samplers (and, for a progressive student, the step count) it runs.")
     jobs: dict[str, int] = Field(description="Number of jobs per status.")
     max_batch: int = Field(description="Most jobs per sampling call.")
 

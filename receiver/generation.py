@@ -81,10 +81,17 @@ def num_timesteps(generator: Generator) -> int:
 
 
 def describe(generator: Generator) -> dict[str, Any]:
-    """What ``/healthz`` reports about the model."""
-    return {
+    """What ``/healthz`` reports about the model: class space, resolution, device, training
+    steps and, for a distilled student, the guidance scale folded in and the samplers it runs."""
+    info: dict[str, Any] = {
         "class_space": generator.space.name,
         "resolution": list(generator.resolution),
         "device": str(generator.device),
         "training_steps": (getattr(generator.card, "training", {}) or {}).get("steps"),
     }
+    distilled = getattr(generator.card, "distilled", None)
+    if distilled:
+        info["distilled"] = {"guidance_scale": distilled.get("guidance_scale"),
+                             "samplers": distilled.get("samplers") or ["distilled"],
+                             "steps": None if distilled.get("samplers") else distilled.get("steps")}
+    return info

@@ -21,7 +21,8 @@ class ReceiverSettings(BaseSettings):
     grpc_port: int = Field(8003, ge=0, le=65535, description="gRPC port (Receiver.Deliver, health); 0 = any free port.")
     data_dir: Path = Field(Path("gesco-data"), description="Job store: jobs.sqlite3 and jobs/<id>/*.")
     checkpoint: Path | None = Field(
-        None, description="Diffusion checkpoint (stem or .safetensors/.json); default: the shipped model."
+        None, description="Diffusion checkpoint (stem or .safetensors/.json); default: the shipped guidance-distilled "
+        "student (checkpoints/diffusion-synthetic-64x128-student)."
     )
     device: str = Field("auto", description="'auto' (GPU when present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     max_batch: int = Field(4, ge=1, le=256, description="Most jobs sampled together in one batch.")

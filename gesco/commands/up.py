@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for flag, _attr, env, default, what in PORT_OPTIONS:
         p.add_argument(flag, type=int, default=None, help=f"{what} port (default ${env}, else {default})")
     p.add_argument("--data-dir", default="gesco-data", help="job store and bit-budget log (default ./gesco-data)")
-    p.add_argument("--checkpoint", help="diffusion checkpoint (default: the shipped one)")
+    p.add_argument("--checkpoint", help="diffusion checkpoint (default: the shipped guidance-distilled student; "
+                   "checkpoints/diffusion-synthetic-64x128 is the guided model)")
     p.add_argument("--segmenter", help="segmenter checkpoint for uploads without a label map (default: the shipped one)")
     p.add_argument("--no-segmenter", action="store_true", help="do not load a segmenter (uploads need a label map)")
     p.add_argument("--device", default="auto", help="receiver device: auto (GPU when present), cpu, cuda, ...")

@@ -78,6 +78,10 @@ class DistillConfig(ConfigBase):
         parametrisation: how the student's output is read: ``"v"`` (default), ``"x0"``.
         loss_weighting: ``"truncated-snr"`` (``max(SNR, 1)``, Salimans & Ho), ``"snr"`` or ``"uniform"``.
         clip_teacher: clamp the teacher's clean estimates to ``[-1, 1]`` (as its samplers do).
+        student_init: a guidance-only student of the same teacher and scale whose weights the
+            new student starts from (to continue its training under a new schedule and seed;
+            guidance-only runs only); ``None``: the teacher's weights. The card records it and
+            counts its steps in ``training.total_steps``.
         noisy: noisy-map settings of the conditioning (``None``: the teacher's).
         batch_size: rendered scenes per step; ``noise_draws``: independent (noisy maps, time,
             noise) draws per scene (the optimiser's batch is their product).
@@ -101,6 +105,7 @@ class DistillConfig(ConfigBase):
     parametrisation: str = "v"
     loss_weighting: str = "truncated-snr"
     clip_teacher: bool = True
+    student_init: str | None = None
     data: str = "synthetic"
     data_root: str | None = None
     train_size: int = 1_000_000
@@ -141,6 +146,9 @@ class DistillConfig(ConfigBase):
                     "an 'eps' student regresses the guided epsilon itself: set loss_weighting=snr "
                     "(SNR * |x_hat - x~|^2 = |eps_S - eps_guided|^2) and clip_teacher=false"
                 )
+        if self.student_init is not None and not guidance_only(self):
+            raise GescoInputError("student_init continues a guidance-only student: it needs parametrisation=eps and "
+                                  "rounds=0 (a halving round starts from its teacher)")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise GescoInputError(f"loss_weighting must be one of {', '.join(LOSS_WEIGHTINGS)}, got {self.loss_weighting!r}")
         if self.rounds < 0 or self.guidance_round_steps < 0 or self.steps_per_round < 1:
@@ -275,7 +283,7 @@ def step_batches(source: StepScenes, start: int, stop: int, num_workers: int = 0
 
 def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPlan, grid: DistillGrid,
                   origin: dict[str, Any], round_teacher: str, steps_done: int, wall_s: float,
-                  noisy: NoisyMapsConfig) -> ModelCard:
+                  noisy: NoisyMapsConfig, init: dict[str, Any] | None = None) -> ModelCard:
     only_guidance = guidance_only(config)
     return ModelCard(
         unet=teacher_card.unet,
@@ -295,6 +303,8 @@ def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPla
             "data": config.data,
             "seed": config.seed,
             "wall_time_s": round(wall_s, 1),
+            **({"student_init": init, "total_steps": int(init.get("total_steps") or 0) + steps_done}
+               if init else {}),
             "config": config.to_dict(),
         },
         distilled={
@@ -351,6 +361,7 @@ def train_distill(config: DistillConfig, resume: bool = True, progress: bool = T
         origin = {k: td.get(k) for k in ("teacher", "teacher_steps", "base_steps")}
         teacher_param, teacher_scale = td["parametrisation"], 1.0
     round_teacher = str(config.teacher)
+    init_state, init = _student_init(config, teacher_card, device)
     log_path = out / "distill_log.jsonl"
     done: list[Path] = []
     student_card: ModelCard | None = None
@@ -367,6 +378,7 @@ def train_distill(config: DistillConfig, resume: bool = True, progress: bool = T
             model, student_card = _run_round(
                 plan, teacher, teacher_param, teacher_scale, teacher_grid, student_grid, teacher_card, config,
                 device, dataset, space, cond_config, origin, round_teacher, stem, log_path, resume, progress, noisy,
+                init_state, init,
             )
         done.append(stem.with_suffix(".safetensors"))
         teacher, teacher_param, teacher_scale, round_teacher = model, config.parametrisation, 1.0, str(stem)
@@ -376,13 +388,46 @@ def train_distill(config: DistillConfig, resume: bool = True, progress: bool = T
     return DistillResult(checkpoint=final, rounds=done, steps=plans[-1].student_steps)
 
 
+def _student_init(config: DistillConfig, teacher_card: ModelCard,
+                  device: torch.device) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any] | None]:
+    """The weights and card record of ``config.student_init`` (``(None, None)`` when unset).
+
+    Raises:
+        GescoInputError: the checkpoint is not a guidance-only student of this teacher (same
+            architecture, teacher training steps and guidance scale).
+        CheckpointError: missing or corrupt checkpoint.
+    """
+    if config.student_init is None:
+        return None, None
+    model, card = load_checkpoint(config.student_init, map_location=device)
+    d = card.distilled or {}
+    problems = []
+    if "samplers" not in d:
+        problems.append("it is not a guidance-only student")
+    if card.unet.to_dict() != teacher_card.unet.to_dict():
+        problems.append("its U-Net differs from the teacher's")
+    if d.get("teacher_steps") != teacher_card.training.get("steps"):
+        problems.append(f"it was distilled from a teacher of {d.get('teacher_steps')} training steps, "
+                        f"this one has {teacher_card.training.get('steps')}")
+    if d.get("guidance_scale") != config.guidance_scale:
+        problems.append(f"it folds guidance scale {d.get('guidance_scale')}, this run {config.guidance_scale}")
+    if problems:
+        raise GescoInputError(f"student_init {config.student_init}: " + "; ".join(problems))
+    steps = card.training.get("total_steps", card.training.get("steps"))
+    record = {"path": str(config.student_init), "steps": card.training.get("steps"), "total_steps": steps,
+              "seed": card.training.get("seed")}
+    return model.state_dict(), record
+
+
 def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, student_grid, teacher_card, config,
-               device, dataset, space, cond_config, origin, round_teacher, stem, log_path, resume, progress, noisy):
-    """One round: train a student from ``teacher``'s weights; save its EMA weights at ``stem``."""
+               device, dataset, space, cond_config, origin, round_teacher, stem, log_path, resume, progress, noisy,
+               init_state=None, init=None):
+    """One round: train a student from ``teacher``'s weights (or ``init_state``, a guidance-only
+    student's, in the guidance round); save its EMA weights at ``stem``."""
     teacher.eval().requires_grad_(False)
     c = teacher_card.unet.image_channels
     student = SpadeUNet(teacher_card.unet).to(device)
-    student.load_state_dict(teacher.state_dict())
+    student.load_state_dict(init_state if init_state is not None and plan.kind == "guidance" else teacher.state_dict())
     student.train().requires_grad_(True)
     ema = EMA(student, config.ema_decay)
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -404,7 +449,8 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
                    desc=f"distill round {plan.index} ({plan.teacher_steps}->{plan.student_steps})")
 
     def card(steps_done: int, wall_s: float) -> ModelCard:
-        return _student_card(teacher_card, config, plan, student_grid, origin, round_teacher, steps_done, wall_s, noisy)
+        return _student_card(teacher_card, config, plan, student_grid, origin, round_teacher, steps_done, wall_s, noisy,
+                             init if plan.kind == "guidance" else None)
 
     def save(final: bool) -> None:
         ema_model = SpadeUNet(teacher_card.unet)

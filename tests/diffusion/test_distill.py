@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gesco.cli import main
-from gesco.diffusion.checkpoint import ModelCard, read_card, save_checkpoint
+from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from gesco.diffusion.distill import (
     DistillGrid,
     distillation_loss,
@@ -397,3 +397,38 @@ def test_guidance_only_records_are_checked(tiny_unet_config):
     for bad in ({"samplers": ["respaced"]}, {"samplers": []}, {"parametrisation": "v"}):
         with pytest.raises(CheckpointError, match="samplers|guidance-only"):
             ModelCard.from_dict({**card.to_dict(), "distilled": {**rec, **bad}})
+
+
+def test_student_init_continues_a_guidance_only_student(guidance_student, tmp_path, teacher, capsys):
+    """``student_init``: the new student starts from the given student's weights (not the teacher's),
+    and its card records where it started and the total steps."""
+    first = guidance_student["out"] / "distilled"
+    out = tmp_path / "distill-continued"
+    config = Path(__file__).resolve().parents[2] / "configs" / "distill_guidance_synthetic_64x128.yaml"
+    base = ["train", "distill", "--config", str(config), "--no-progress", "--set", f"teacher={guidance_student['teacher']}",
+            "--set", "batch_size=2", "--set", "noise_draws=1", "--set", "train_size=8", "--set", "device=cpu",
+            "--set", "log_every=1", "--set", "warmup_steps=0", "--set", "seed=1"]
+    # at lr ~ 0 the continued student keeps the weights it started from: the first student's, not the teacher's
+    args = [*base, "--set", f"out_dir={out}", "--set", "guidance_round_steps=2", "--set", "lr=1e-12",
+            "--set", f"student_init={first}"]
+    assert main(args) == 0
+    card = read_card(out / "distilled")
+    assert card.training["student_init"]["path"] == str(first) and card.training["student_init"]["steps"] == 3
+    assert card.training["steps"] == 2 and card.training["total_steps"] == 5
+    start, _ = load_checkpoint(first)
+    cont, _ = load_checkpoint(out / "distilled")
+    moved_from_teacher = max((a - b).abs().max().item() for a, b in zip(start.state_dict().values(),
+                                                                          teacher.state_dict().values(), strict=True))
+    kept = max((a - b).abs().max().item() for a, b in zip(cont.state_dict().values(), start.state_dict().values(),
+                                                          strict=True))
+    assert moved_from_teacher > 1e-4 and kept < 1e-6
+
+    # refused: an ordinary checkpoint, or a student of another guidance scale
+    for init, sets, words in ((guidance_student["teacher"], [], "not a guidance-only student"),
+                              (first, ["--set", "guidance_scale=3.0"], "guidance scale")):
+        code = main([*base, "--set", f"out_dir={tmp_path / 'refused'}", "--set", "guidance_round_steps=1",
+                     "--set", f"student_init={init}", *sets])
+        assert code == 2 and words in capsys.readouterr().err
+        assert not (tmp_path / "refused" / "distilled.json").exists()
+    with pytest.raises(GescoInputError, match="student_init continues a guidance-only student"):
+        DistillConfig(teacher="t", student_init=str(first)).validate()

@@ -174,3 +174,23 @@ def test_a_distilled_student_refuses_settings_it_cannot_run_at_admission(tiny_ge
     for bad, words in (({"sampler": "respaced"}, "respaced"), ({"guidance_scale": 3.0}, "folded")):
         with pytest.raises(DistilledSamplerError, match=words):
             ingest.check(received_frame("st-bad", **{"sampler": "dpmpp-2m-sde", **bad}))
+
+
+def test_healthz_model_says_what_a_distilled_student_runs(tiny_generator):
+    """/healthz's model record names the folded guidance scale and the samplers of a student; an
+    ordinary checkpoint has no such record."""
+    import dataclasses
+
+    from gesco.diffusion.pipeline import SemanticGenerator
+    from receiver.generation import describe
+
+    assert "distilled" not in describe(tiny_generator)
+    record = {"steps": 1000, "guidance_scale": 2.0, "parametrisation": "eps", "teacher": "t",
+              "samplers": ["ddim", "dpmpp-2m-sde-ode-mean"]}
+    student = SemanticGenerator(tiny_generator.model, dataclasses.replace(tiny_generator.card, distilled=record), "cpu")
+    assert describe(student)["distilled"] == {"guidance_scale": 2.0, "samplers": ["ddim", "dpmpp-2m-sde-ode-mean"],
+                                              "steps": None}
+    progressive = {"steps": 8, "guidance_scale": 2.0, "parametrisation": "v", "teacher": "t"}
+    student = SemanticGenerator(tiny_generator.model, dataclasses.replace(tiny_generator.card, distilled=progressive),
+                                "cpu")
+    assert describe(student)["distilled"] == {"guidance_scale": 2.0, "samplers": ["distilled"], "steps": 8}
