@@ -6,24 +6,18 @@ path and its ``main(argv)`` is called in-process.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import time
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_gpu.py"
 TINY = ["--tiny", "--device", "cpu", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
-def bench_gpu():
-    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench_gpu(load_script):
+    return load_script("bench/bench_gpu.py")
 
 
 def _rows(rows: list[dict], key: str) -> dict[tuple, dict]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
@@ -13,13 +11,9 @@ from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_student.py"
 
-
-def test_bench_student_times_every_configuration_and_writes_ratios(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_student", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_bench_student_times_every_configuration_and_writes_ratios(tmp_path, load_script):
+    mod = load_script("bench/bench_student.py")
     unet = UNetConfig(label_channels=36, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(),
                       head_channels=8, spade_hidden=8, num_groups=8)
     torch.manual_seed(0)

@@ -1,6 +1,5 @@
 """scripts/colour_study.py runs end to end on a tiny random-weight checkpoint (so it cannot rot)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,17 +9,8 @@ from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "colour_study.py"
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("colour_study", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_colour_study_runs_and_reports(tmp_path):
+def test_colour_study_runs_and_reports(tmp_path, load_script):
     cfg = UNetConfig(label_channels=36, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(),
                      head_channels=8, spade_hidden=8, num_groups=4, mean_skip=True)
     torch.manual_seed(0)
@@ -28,8 +18,9 @@ def test_colour_study_runs_and_reports(tmp_path):
                      training={"steps": 0})
     ckpt = Path(str(save_checkpoint(tmp_path / "tiny", SpadeUNet(cfg), card))).with_suffix("")
     out = tmp_path / "out"
-    rc = _load_script().main([f"tiny={ckpt}", "--scenes", "2", "--seeds", "2", "--settings", "dpmpp10-g1",
-                              "--data-scenes", "4", "--out", str(out)])
+    study = load_script("scripts/colour_study.py")
+    rc = study.main([f"tiny={ckpt}", "--scenes", "2", "--seeds", "2", "--settings", "dpmpp10-g1",
+                     "--data-scenes", "4", "--out", str(out)])
     assert rc == 0
     result = json.loads((out / "colour_study.json").read_text())
     (entry,) = result["checkpoints"]
