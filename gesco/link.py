@@ -107,8 +107,8 @@ class TransmitSettings:
         psnr_db: channel PSNR of Eq. (1), in dB.
         channel: channel preset (``"awgn"``: Eq. 1 with power normalisation;
             ``"authors-code"``: the authors' noise table).
-        sampler: the receiver's sampler (``"dpmpp-2m-sde"``, ``"respaced"``, ``"dpmpp-2m"``, ``"ddim"``,
-            ``"ancestral"``).
+        sampler: the receiver's sampler (a name of :data:`gesco.defaults.SAMPLERS`; default
+            ``"dpmpp-2m-sde-ode-mean"``, the receiver's default student's).
         steps: sampling steps (network evaluations).
         guidance_scale: classifier-free guidance scale ``s`` (1 = no guidance).
         seed: seed of the channel noise (through :func:`stage_seed`) and of the sampling noise.
