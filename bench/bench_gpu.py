@@ -81,8 +81,8 @@ from gesco.data.synthetic import SyntheticScenes
 from gesco.diffusion.checkpoint import ModelCard
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.guidance import guided_denoiser
-from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, network_evaluations
+from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator, sampling_cost
+from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.semantics.classes import CITYSCAPES
 from gesco.train.diffusion import make_batch
@@ -396,7 +396,7 @@ def sampling_row(gen: SemanticGenerator, cond: torch.Tensor, b: int, dtype_name:
     """Seconds per image of ``gen.generate`` at batch ``b`` with the default sampler (two network
     passes per step for a guided checkpoint, one for the receiver's guidance-distilled student)."""
     device = gen.device
-    cost = network_evaluations(DEFAULT_SAMPLER, steps, guided=gen.distilled is None and GUIDANCE not in (0.0, 1.0))
+    cost = sampling_cost(gen.card, DEFAULT_SAMPLER, steps, GUIDANCE)
     y = cond[torch.arange(b) % cond.shape[0]]
     settings = [SamplingSettings(sampler=DEFAULT_SAMPLER, steps=steps, guidance_scale=GUIDANCE, seed=i) for i in range(b)]
     warm = [SamplingSettings(sampler=DEFAULT_SAMPLER, steps=min(2, steps), guidance_scale=GUIDANCE, seed=i) for i in range(b)]

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from gesco.diffusion.samplers import DISTILLED_SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.link import TransmitSettings
 from gesco.semantics.classes import ClassSpace
@@ -92,6 +93,6 @@ def describe(generator: Generator) -> dict[str, Any]:
     distilled = getattr(generator.card, "distilled", None)
     if distilled:
         info["distilled"] = {"guidance_scale": distilled.get("guidance_scale"),
-                             "samplers": distilled.get("samplers") or ["distilled"],
+                             "samplers": distilled.get("samplers") or list(DISTILLED_SAMPLERS),
                              "steps": None if distilled.get("samplers") else distilled.get("steps")}
     return info

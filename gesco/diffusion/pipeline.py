@@ -46,6 +46,8 @@ from gesco.diffusion.samplers import (
     KNOWN_SAMPLERS,
     SAMPLERS,
     DistilledSamplerError,
+    NetworkEvaluations,
+    network_evaluations,
     sample,
     sample_distilled,
 )
@@ -91,6 +93,25 @@ class SamplingSettings:
 
     def group_key(self) -> tuple:
         return (self.sampler, self.steps if self.sampler != "ancestral" else None, self.guidance_scale, self.eta)
+
+
+def sampling_scale(card: ModelCard, guidance_scale: float) -> float:
+    """The guidance scale the sampler applies with ``card``'s model: 1 (one plain conditional
+    pass) for a distilled student, whose guidance is folded into its weights; else ``guidance_scale``."""
+    return 1.0 if card.distilled is not None else float(guidance_scale)
+
+
+def sampling_cost(card: ModelCard | None, sampler: str, steps: int | None, guidance_scale: float) -> NetworkEvaluations:
+    """Network forwards and passes per image of sampling ``card``'s model with these settings
+    (``None``: an ordinary guided model of 1000 time steps, e.g. a checkpoint not made yet).
+
+    Guidance at a scale other than 0 and 1 costs two passes per forward
+    (:func:`~gesco.diffusion.guidance.guided_denoiser`); a distilled student one (:func:`sampling_scale`).
+    """
+    scale = float(guidance_scale) if card is None else sampling_scale(card, guidance_scale)
+    num_timesteps = 1000 if card is None else card.diffusion.num_timesteps
+    return network_evaluations(sampler, None if sampler == "ancestral" else steps, guided=scale not in (0.0, 1.0),
+                               num_timesteps=num_timesteps)
 
 
 class SemanticGenerator:
@@ -215,8 +236,8 @@ class SemanticGenerator:
                 out[idx] = imgs.float().cpu()
                 continue
             # a guidance-only student has the guidance folded in: one plain conditional pass per step
-            scale = 1.0 if d is not None else s0.guidance_scale
-            denoiser = guided_denoiser(self.model, y, scale, self.card.unet.image_channels)
+            denoiser = guided_denoiser(self.model, y, sampling_scale(self.card, s0.guidance_scale),
+                                       self.card.unet.image_channels)
             imgs = sample(
                 denoiser,
                 self.diffusion,

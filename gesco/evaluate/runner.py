@@ -47,8 +47,8 @@ from gesco.data.transforms import image_to_tensor
 from gesco.defaults import DEFAULT_GUIDANCE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import read_card
-from gesco.diffusion.pipeline import SemanticGenerator
-from gesco.diffusion.samplers import GUIDED_SAMPLER, GUIDED_STEPS, network_evaluations
+from gesco.diffusion.pipeline import SemanticGenerator, sampling_cost
+from gesco.diffusion.samplers import GUIDED_SAMPLER, GUIDED_STEPS
 from gesco.digital.mcs import DEFAULT_GAP_DB
 from gesco.errors import CheckpointError, GescoInputError
 from gesco.evaluate.digital_rows import digital_image_batch, digital_maps_batch
@@ -318,13 +318,8 @@ def plan_rows(methods: list[Method], config: EvalConfig) -> list[RowPlan]:
             plan.steps = int(m.steps or config.steps)
             exists = checkpoint_exists(path)
             card = read_card(path) if exists else None
-            num_timesteps = card.diffusion.num_timesteps if card is not None else 1000
             # a distilled student has the guidance folded in: one pass per step at its scale
-            folded = card is not None and card.distilled is not None
-            scale = row_guidance(m, config)
-            guided = scale not in (0.0, 1.0) and not folded
-            cost = network_evaluations(plan.sampler, None if plan.sampler == "ancestral" else plan.steps, guided,
-                                       num_timesteps)
+            cost = sampling_cost(card, plan.sampler, plan.steps, row_guidance(m, config))
             plan.nfe, plan.passes = cost.forwards, cost.passes
             if plan.sampler == "ancestral":
                 plan.steps = cost.forwards  # the whole chain, T steps

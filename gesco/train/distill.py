@@ -423,11 +423,12 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
                device, dataset, space, cond_config, origin, round_teacher, stem, log_path, resume, progress, noisy,
                init_state=None, init=None):
     """One round: train a student from ``teacher``'s weights (or ``init_state``, a guidance-only
-    student's, in the guidance round); save its EMA weights at ``stem``."""
+    student's: :meth:`DistillConfig.validate` allows it only when the guidance round is the only
+    round); save its EMA weights at ``stem``."""
     teacher.eval().requires_grad_(False)
     c = teacher_card.unet.image_channels
     student = SpadeUNet(teacher_card.unet).to(device)
-    student.load_state_dict(init_state if init_state is not None and plan.kind == "guidance" else teacher.state_dict())
+    student.load_state_dict(init_state if init_state is not None else teacher.state_dict())
     student.train().requires_grad_(True)
     ema = EMA(student, config.ema_decay)
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -450,7 +451,7 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
 
     def card(steps_done: int, wall_s: float) -> ModelCard:
         return _student_card(teacher_card, config, plan, student_grid, origin, round_teacher, steps_done, wall_s, noisy,
-                             init if plan.kind == "guidance" else None)
+                             init)
 
     def save(final: bool) -> None:
         ema_model = SpadeUNet(teacher_card.unet)
