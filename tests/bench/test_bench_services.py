@@ -29,6 +29,14 @@ def test_parse_setting_refuses_malformed_specs(bench, spec):
         bench.parse_setting(spec)
 
 
+def test_compare_refuses_a_checkpoint_of_another_resolution_before_starting_it(bench, tmp_path):
+    other = bench.tiny_checkpoint(tmp_path, (32, 64))
+    args = bench.argparse.Namespace(label_free=True, threads=1, repeats=1)
+    with pytest.raises(SystemExit, match="is not 64x128"):
+        bench.compare_on_stacks(None, [("other", {}, str(other))], 1, tmp_path, (64, 128), args)
+    assert not (tmp_path / "data-compare-0").exists()  # no second stack was started
+
+
 @pytest.mark.slow
 def test_bench_services_compares_two_checkpoints_on_two_stacks(bench, tmp_path):
     other = bench.tiny_checkpoint(tmp_path, (64, 128))  # a second random model, served by its own stack
