@@ -1,11 +1,15 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
 from gesco.diffusion.checkpoint import ModelCard, save_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
+from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS
 from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import CheckpointError, GescoInputError, ShapeError
+from gesco.semantics.fds import fds_filter
 
 
 def random_generator(path, config, seed: int, diffusion: DiffusionConfig) -> SemanticGenerator:
@@ -81,10 +85,100 @@ def test_a_seed_gives_the_same_image_alone_or_batched(short_chain_generator, one
     assert (again[0] - alone[0]).abs().max() > 0.1
 
 
-def test_mixed_settings_are_grouped(generator):
-    cond = torch.zeros(2, 36, 16, 32)
-    out = generator.generate(cond, [SamplingSettings(sampler="ddim", steps=2), SamplingSettings(steps=3, guidance_scale=1.0)])
-    assert out.shape == (2, 3, 16, 32)
+def _received(n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` different noisy conditionings ``(n, 36, 16, 32)``: two present classes each, every map
+    plus N(0, 0.5^2) noise (as received through a noisy channel, before FDS)."""
+    g = torch.Generator().manual_seed(seed)
+    cond = torch.zeros(n, 36, 16, 32)
+    for i in range(n):
+        a, b = 1 + i % 30, 31 - i % 30
+        cond[i, a, :, : 8 + 2 * i] = 1
+        cond[i, b, :, 8 + 2 * i:] = 1
+    return cond + 0.5 * torch.randn(cond.shape, generator=g)
+
+
+def _assert_each_image_is_its_own(gen: SemanticGenerator, cond: torch.Tensor, per: list[SamplingSettings]) -> None:
+    """Each image of the mixed batch equals the same image generated alone (a batch of one), in
+    the given order and reversed; and the image's own settings matter: sampled alone with the
+    first image's settings (its own seed and maps) it differs by O(0.1) (so a pipeline that
+    sampled the whole batch with the first image's settings fails here)."""
+    batched = gen.generate(cond, per)
+    reversed_ = gen.generate(cond.flip(0), per[::-1]).flip(0)
+    first = per[0]
+    for i, s in enumerate(per):
+        alone = gen.generate(cond[i:i + 1], s)[0]
+        # 2e-4: batched vs single convolutions round differently (see test above); O(0.1) otherwise
+        assert (batched[i] - alone).abs().max() < 2e-4, (i, s)
+        assert (reversed_[i] - alone).abs().max() < 2e-4, (i, s)
+        if s.group_key() != first.group_key():
+            with_first = gen.generate(cond[i:i + 1], replace(first, seed=s.seed))[0]
+            assert (with_first - alone).abs().max() > 0.05, (i, s, "its settings do not change the image")
+
+
+def test_a_mixed_batch_gives_each_image_as_generated_alone(short_chain_generator, one_thread):
+    """Samplers, steps, guidance scales, eta, seeds and FDS on or off, all in one call: the
+    pipeline groups by ``group_key`` and must sample each group with its own settings."""
+    cond = _received(9)
+    cond[1::2] = fds_filter(cond[1::2])  # every other image after FDS, the rest raw
+    per = [
+        SamplingSettings(sampler="dpmpp-2m", steps=3, guidance_scale=2.0, seed=5),
+        SamplingSettings(sampler="ddim", steps=4, guidance_scale=1.5, eta=1.0, seed=6),
+        SamplingSettings(sampler="ddim", steps=4, guidance_scale=1.5, eta=0.0, seed=7),
+        SamplingSettings(sampler="dpmpp-2m", steps=3, guidance_scale=2.0, seed=8),  # the first's group
+        SamplingSettings(sampler="respaced", steps=5, guidance_scale=3.0, seed=9),
+        SamplingSettings(sampler="ancestral", guidance_scale=2.0, seed=10),
+        SamplingSettings(sampler="dpmpp-2m-sde", steps=4, guidance_scale=2.0, seed=11),
+        SamplingSettings(sampler="dpmpp-2m", steps=6, guidance_scale=1.0, seed=12),
+        SamplingSettings(sampler="dpmpp-2m-sde-ode-mean", steps=4, guidance_scale=2.5, seed=13),
+    ]
+    _assert_each_image_is_its_own(short_chain_generator, cond, per)
+
+
+def _student(path, config, distilled: dict, seed: int) -> SemanticGenerator:
+    """A random tiny U-Net saved with a ``distilled`` record (a student as `gesco train distill` writes it)."""
+    torch.manual_seed(seed)
+    m = SpadeUNet(config)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    save_checkpoint(path, m, ModelCard(unet=config, diffusion=DiffusionConfig(), resolution=(16, 32),
+                                       distilled=distilled))
+    return SemanticGenerator.load(path, device="cpu")
+
+
+def test_a_mixed_batch_on_the_guidance_only_student(tmp_path, tiny_unet_config, one_thread):
+    """The receiver's default model kind: any listed sampler and step count, at its folded scale."""
+    gen = _student(tmp_path / "student", tiny_unet_config,
+                   {"steps": 1000, "guidance_scale": 2.0, "parametrisation": "eps", "teacher": "t",
+                    "samplers": list(GUIDANCE_ONLY_SAMPLERS)}, seed=3)
+    cond = _received(6, seed=1)
+    cond[::2] = fds_filter(cond[::2])
+    per = [
+        SamplingSettings(sampler="dpmpp-2m-sde-ode-mean", steps=8, guidance_scale=2.0, seed=1),
+        SamplingSettings(sampler="ddim", steps=3, guidance_scale=2.0, eta=1.0, seed=2),
+        SamplingSettings(sampler="dpmpp-2m-sde-ode-mean", steps=8, guidance_scale=2.0, seed=3),
+        SamplingSettings(sampler="ddim", steps=3, guidance_scale=2.0, eta=0.0, seed=4),
+        SamplingSettings(sampler="dpmpp-2m", steps=5, guidance_scale=2.0, seed=5),
+        SamplingSettings(sampler="dpmpp-2m-sde", steps=4, guidance_scale=2.0, seed=6),
+    ]
+    _assert_each_image_is_its_own(gen, cond, per)
+
+
+def test_a_mixed_batch_on_the_progressive_student(tmp_path, tiny_unet_config, one_thread):
+    """A progressively distilled student runs one chain (sampler, steps and scale fixed): seeds
+    and maps (FDS on / off) still belong to each image."""
+    from gesco.diffusion.samplers import distilled_timesteps
+
+    gen = _student(tmp_path / "progressive", tiny_unet_config,
+                   {"steps": 2, "guidance_scale": 2.0, "parametrisation": "v", "teacher": "t",
+                    "timesteps": distilled_timesteps(1000, 2)}, seed=4)
+    cond = _received(4, seed=2)
+    cond[1::2] = fds_filter(cond[1::2])
+    per = [SamplingSettings(sampler="distilled", steps=2, guidance_scale=2.0, seed=s) for s in (3, 1, 4, 1)]
+    _assert_each_image_is_its_own(gen, cond, per)
+    # same seed, other maps (FDS or not): other images (~0.05 apart with this random model, 250x the tolerance)
+    out = gen.generate(cond, per)
+    assert (out[1] - out[3]).abs().max() > 0.01
 
 
 def test_bad_input(generator, tmp_path):
