@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
@@ -58,9 +59,10 @@ def test_three_services_from_one_image(compose):
 
 def test_ports_volume_and_dependencies(compose):
     services = compose["services"]
-    # published on loopback unless GESCO_BIND says otherwise (docs/security.md)
-    assert services["sender"]["ports"] == ["${GESCO_BIND:-127.0.0.1}:8000:8000"]
-    assert services["receiver"]["ports"] == ["${GESCO_BIND:-127.0.0.1}:8002:8002"]
+    # published on loopback unless GESCO_BIND says otherwise (docs/security.md), on host
+    # ports named as for `gesco up`, to the fixed ports inside the containers
+    assert services["sender"]["ports"] == ["${GESCO_BIND:-127.0.0.1}:${GESCO_SENDER_PORT:-8000}:8000"]
+    assert services["receiver"]["ports"] == ["${GESCO_BIND:-127.0.0.1}:${GESCO_RECEIVER_PORT:-8002}:8002"]
     assert "ports" not in services["channel"]  # internal: only the sender talks to it
     assert "gesco-data" in compose["volumes"]
     for s in services.values():
@@ -140,8 +142,8 @@ def test_secure_override_wires_keys_and_certificates_from_secrets(compose):
     assert "GESCO_SENDER_CHANNEL_TLS_CA" in secure["services"]["sender"]["environment"]
     assert "GESCO_CHANNEL_RECEIVER_API_KEY_FILE" in secure["services"]["channel"]["environment"]
     assert "GESCO_CHANNEL_RECEIVER_TLS_CA" in secure["services"]["channel"]["environment"]
-    for name in ("secrets",):
-        assert f"/{name}/" in (REPO / ".gitignore").read_text().split() and name in (REPO / ".dockerignore").read_text().split()
+    assert "/secrets/" in (REPO / ".gitignore").read_text().split()
+    assert "!secrets" not in (REPO / ".dockerignore").read_text().split()  # never in a build context
 
 
 def test_gpu_override_reserves_a_gpu_for_the_receiver():
@@ -151,16 +153,19 @@ def test_gpu_override_reserves_a_gpu_for_the_receiver():
     assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia"
 
 
-def test_dockerfile_copies_what_exists_and_is_not_ignored():
+def test_dockerfile_copies_what_exists_and_only_that_is_in_the_context():
     text = DOCKERFILE.read_text()
-    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    rules = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
     copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", text, flags=re.M)
     sources = [src for line in copies for src in line.split()]
     assert {"gesco", "sender", "channel", "receiver", "proto", "pyproject.toml", "checkpoints"} <= set(sources)
+    # everything is left out first, then exactly the copied sources are let back in
+    assert rules[0] == "*"
+    let_in = {r[1:] for r in rules if r.startswith("!")}
+    assert let_in == set(sources), f".dockerignore lets in {sorted(let_in)}, the Dockerfile copies {sorted(sources)}"
     for src in sources:
         assert (REPO / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
-        assert src not in ignored, f"{src} is copied but listed in .dockerignore"
     assert "GESCO_CHECKPOINT_DIR=/app/checkpoints" in text  # the shipped models, outside site-packages
 
 
@@ -170,3 +175,25 @@ def test_docker_compose_config_accepts_the_files(files):
     args = ["docker-compose"] + [a for f in files for a in ("-f", str(f))] + ["config", "--quiet"]
     run = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+def test_host_ports_follow_the_environment():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GESCO_")}
+    env.update(GESCO_SENDER_PORT="9000", GESCO_RECEIVER_PORT="9002", GESCO_RECEIVER_URL="http://localhost:9002")
+    run = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    services = yaml.safe_load(run.stdout)["services"]
+
+    def published(port) -> tuple[int, int]:  # v1 prints "127.0.0.1:9000:8000/tcp", v2 a mapping
+        if isinstance(port, dict):
+            return int(port["published"]), int(port["target"])
+        host, target = port.split("/")[0].rsplit(":", 2)[-2:]
+        return int(host), int(target)
+
+    assert [published(p) for p in services["sender"]["ports"]] == [(9000, 8000)]
+    assert [published(p) for p in services["receiver"]["ports"]] == [(9002, 8002)]
+    assert services["sender"]["environment"]["GESCO_SENDER_RECEIVER_URL"] == "http://localhost:9002"
+    # inside the containers the services keep their ports
+    assert services["sender"]["environment"]["GESCO_SENDER_PORT"] == "8000"
