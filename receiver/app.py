@@ -28,7 +28,7 @@ from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.readiness import READYZ_RESPONSES, run_checks
 from gesco.transmit_fields import describe
 from receiver.progress import ProgressBoard
-from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus, JobStore
+from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, BaseJobStore, Job, JobStatus
 from receiver.viewer import MAX_LABEL_BYTES, viewer_router
 
 JobId = Annotated[str, Path(description="The transmission / job id returned by the sender's POST /transmit.")]
@@ -135,7 +135,7 @@ class ReceiverState:
         ready_checks: the checks of ``/readyz``.
     """
 
-    store: JobStore
+    store: BaseJobStore
     model_info: dict[str, Any]
     max_batch: int
     worker_alive: Callable[[], bool]
@@ -150,13 +150,13 @@ def get_state(request: Request) -> ReceiverState:
     return request.app.state.receiver
 
 
-def get_store(request: Request) -> JobStore:
+def get_store(request: Request) -> BaseJobStore:
     """Dependency: the app's job store."""
     return get_state(request).store
 
 
 State = Annotated[ReceiverState, Depends(get_state)]
-Store = Annotated[JobStore, Depends(get_store)]
+Store = Annotated[BaseJobStore, Depends(get_store)]
 
 AUTH_ERRORS = {401: {"model": ErrorDetail, "description": "No or unknown API key (keys configured)."},
                403: {"model": ErrorDetail, "description": "The job belongs to another API key."},
@@ -241,8 +241,8 @@ def file_response(state: ReceiverState, job_id: str, name: str, request: Request
     if job.status != JobStatus.DONE:
         what = f"failed: {job.reason}" if job.status == JobStatus.FAILED else f"is {job.status.value}"
         raise HTTPException(409, f"job {job_id} {what}; its images exist once it is done")
-    path = state.store.path(job_id, name)
-    if not path.is_file():
+    path = state.store.result_path(job_id, name)
+    if path is None or not path.is_file():
         raise HTTPException(404, f"job {job_id} has no {name}")
     return FileResponse(path, media_type="image/png")
 
@@ -265,7 +265,7 @@ def get_denoised_maps(job_id: JobId, state: State, request: Request) -> FileResp
     return file_response(state, job_id, DENOISED_FILE, request)
 
 
-def create_app(store: JobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True, *,
+def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True, *,
                sender_url: str = "http://127.0.0.1:8000", progress: ProgressBoard | None = None,
                keys: auth.ApiKeys | None = None, public_url: str | None = None, allowed_origins: str = "",
                metrics: ServiceMetrics | None = None,

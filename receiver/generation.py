@@ -8,6 +8,8 @@ random weights: a missing checkpoint stops the receiver with
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,6 +81,27 @@ def num_timesteps(generator: Generator) -> int:
         return int(generator.card.diffusion.num_timesteps)
     except AttributeError:
         return 1000
+
+
+def model_key(generator: Generator) -> str:
+    """Identity of the model a job is checked against and sampled with: class space,
+    resolution and a SHA-256 of the model card and weights, e.g. ``cityscapes-64x128-1f2e3d4c5b6a``.
+
+    The ingest stores it with each job and a worker claims only jobs of its own key
+    (:meth:`receiver.store.BaseJobStore.claim_batch`): a worker with another checkpoint, or one
+    of another resolution, leaves the job for a worker that has the right one.
+    """
+    h, w = generator.resolution
+    digest = hashlib.sha256()
+    card = getattr(generator, "card", None)
+    to_dict = getattr(card, "to_dict", None)
+    digest.update(json.dumps(to_dict() if to_dict else repr(card), sort_keys=True, default=str).encode())
+    model = getattr(generator, "model", None)
+    if model is not None:
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return f"{generator.space.name}-{h}x{w}-{digest.hexdigest()[:12]}"
 
 
 def describe(generator: Generator) -> dict[str, Any]:

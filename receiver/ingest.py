@@ -15,8 +15,15 @@ from gesco.serving.auth import owner_from_metadata
 from gesco.serving.logs import job_context
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits, check_received_limits
-from receiver.generation import Generator, check_sampling, num_timesteps
-from receiver.store import DuplicateJobError, JobOwnerError, JobStore, QueueFullError, check_job_id
+from receiver.generation import Generator, check_sampling, model_key, num_timesteps
+from receiver.store import (
+    BaseJobStore,
+    DuplicateJobError,
+    JobOwnerError,
+    QueueFullError,
+    StoreUnavailableError,
+    check_job_id,
+)
 
 log = logging.getLogger("gesco.receiver.ingest")
 
@@ -37,7 +44,7 @@ class Ingest:
         on_queued: called after a job is stored (wakes the worker).
     """
 
-    def __init__(self, store: JobStore, generator: Generator, on_queued: Callable[[], None] = lambda: None,
+    def __init__(self, store: BaseJobStore, generator: Generator, on_queued: Callable[[], None] = lambda: None,
                  max_queued: int = 0, max_frame_elements: int = DEFAULT_MAX_FRAME_ELEMENTS) -> None:
         self.store = store
         self.generator = generator
@@ -45,6 +52,7 @@ class Ingest:
         self.max_queued = max_queued
         self.limits = FrameLimits(max_elements=max_frame_elements, resolution=tuple(generator.resolution))
         self._timesteps = num_timesteps(generator)
+        self.model = model_key(generator)  # stored with each job: only workers with this model claim it
 
     def check(self, received: ReceivedFrame) -> TransmitSettings:
         """Validate a frame for this receiver; return its settings.
@@ -90,6 +98,7 @@ class Ingest:
                 upload=upload_report(header.upload) if header.HasField("upload") else None,
                 owner=owner,
                 max_queued=self.max_queued,
+                model=self.model,
             )
         except JobOwnerError as e:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
@@ -98,7 +107,7 @@ class Ingest:
         except QueueFullError as e:
             log.warning("job %s refused: %s", header.id, e)
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e}; retry later")
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, sqlite3.Error, StoreUnavailableError) as e:
             log.exception("cannot store job %s", header.id)
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the receiver cannot store the job: {type(e).__name__}: {e}")
         if new:

@@ -1,8 +1,16 @@
-"""The receiver process: model, job store, worker, gRPC ingest and REST app, wired together."""
+"""The receiver process: model, job store, worker, gRPC ingest and REST app, wired together.
+
+Its role (``GESCO_RECEIVER_ROLE``) says which parts run: ``all`` (one process, ``gesco up``'s
+default), ``receiver`` (gRPC ingest + REST + viewer, no worker: stateless, any number of
+replicas on one shared store) or ``worker`` (:class:`WorkerService`: claims and samples
+jobs, no server).
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,7 +26,7 @@ from receiver.app import create_app
 from receiver.generation import Generator, describe, load_generator
 from receiver.ingest import Ingest
 from receiver.settings import ReceiverSettings
-from receiver.store import JobStore
+from receiver.store import BaseJobStore, open_store
 from receiver.worker import Worker
 
 log = logging.getLogger("gesco.receiver")
@@ -39,20 +47,19 @@ class ReceiverService:
     """
 
     def __init__(self, settings: ReceiverSettings, generator: Generator | None = None) -> None:
+        if settings.role == "worker":
+            raise ValueError("role 'worker' runs WorkerService, not ReceiverService")
         self.settings = settings
         self.generator = generator if generator is not None else load_generator(settings.checkpoint, settings.device)
-        self.store = JobStore(settings.data_dir, fsync=settings.fsync, busy_timeout_s=settings.db_busy_timeout_s)
-        requeued, failed = self.store.recover(settings.max_attempts)
-        if requeued or failed:
-            log.warning("recovered after a restart: %d job(s) requeued, %d failed after too many attempts", requeued, failed)
+        self.store = open_receiver_store(settings)
         self.metrics = ServiceMetrics("receiver")
-        stages = {k: k[:-2] for k in ("queue_wait_s", "fds_s", "sampling_s", "png_s", "total_s")}
-        self.worker = Worker(self.store, self.generator, settings.max_batch, settings.fds_kernel, settings.poll_s,
-                             on_done=lambda timings: self.metrics.observe_stages(timings, stages),
-                             max_stored_jobs=settings.max_stored_jobs)
+        self.worker: Worker | None = None
+        if settings.role == "all":
+            self.worker = make_worker(settings, self.store, self.generator, self.metrics)
         grpc_keys = auth.ApiKeys(auth.read_keys(settings.grpc_api_keys, settings.grpc_api_keys_file))
         self.tls = tls.check_pair(settings.tls_cert, settings.tls_key, "receiver")
-        self.ingest = Ingest(self.store, self.generator, on_queued=self.worker.notify, max_queued=settings.max_queue,
+        self.ingest = Ingest(self.store, self.generator, on_queued=self.worker.notify if self.worker else lambda: None,
+                             max_queued=settings.max_queue,
                              max_frame_elements=settings.max_frame_elements)
         self.server, self.health, self.grpc_port = make_server(
             RECEIVER_SERVICE,
@@ -64,12 +71,12 @@ class ReceiverService:
             credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if self.tls else None,
         )
         self.app: FastAPI = create_app(
-            self.store, describe(self.generator), settings.max_batch, worker_alive=lambda: self.worker.alive,
+            self.store, describe(self.generator), settings.max_batch, worker_alive=self._worker_alive,
             sender_url=settings.sender_url,
-            progress=self.worker.progress,
+            progress=self.worker.progress if self.worker else None,
             keys=auth.ApiKeys(auth.read_keys(settings.api_keys, settings.api_keys_file)),
             public_url=self.public_url(), allowed_origins=settings.allowed_origins, metrics=self.metrics,
-            ready_checks={"model": self._model_ready, "store": lambda: directory_writable(self.store.data_dir),
+            ready_checks={"model": self._model_ready, "store": self._store_ready,
                           "worker": self._worker_ready, "grpc": self._grpc_ready},
         )
         self._started = False
@@ -86,7 +93,16 @@ class ReceiverService:
         info = describe(self.generator)
         return f"loaded ({info.get('class_space')}, {info.get('resolution')}, {info.get('device')})"
 
+    def _worker_alive(self) -> bool:
+        return self.worker is None or self.worker.alive  # role receiver: the workers are other processes
+
+    def _store_ready(self) -> str:
+        directory_writable(self.store.data_dir)
+        return f"{self.store.describe()}, {sum(self.store.counts().values())} jobs"  # StoreUnavailableError: 503
+
     def _worker_ready(self) -> str:
+        if self.worker is None:
+            return f"none in this process (role receiver), {self.store.counts()['queued']} queued for receiver-workers"
         if not self.worker.alive:
             raise NotReady("the worker thread is not running")
         return f"running, {self.store.counts()['queued']} queued"
@@ -97,13 +113,15 @@ class ReceiverService:
         return f"serving on port {self.grpc_port}"
 
     def start(self) -> ReceiverService:
-        """Start the worker and the gRPC server (the REST app is served separately)."""
-        self.worker.start()
+        """Start the worker (role all) and the gRPC server (the REST app is served separately)."""
+        if self.worker is not None:
+            self.worker.start()
         self.server.start()
         set_serving(self.health, RECEIVER_SERVICE, True)
         self._started = True
-        log.info("receiver: gRPC on %s:%d, data in %s, model %s", self.settings.host, self.grpc_port,
-                 self.settings.data_dir, describe(self.generator))
+        log.info("receiver (role %s): gRPC on %s:%d, store %s, files in %s, model %s", self.settings.role,
+                 self.settings.host, self.grpc_port, self.store.describe(), self.settings.data_dir,
+                 describe(self.generator))
         return self
 
     def stop(self, grace: float = 5.0) -> None:
@@ -114,7 +132,8 @@ class ReceiverService:
         self._started = False
         set_serving(self.health, RECEIVER_SERVICE, False)
         self.server.stop(grace).wait()
-        self.worker.stop(timeout=None)
+        if self.worker is not None:
+            self.worker.stop(timeout=None)
         self.store.close()
 
     def uvicorn_config(self, **kwargs) -> uvicorn.Config:
@@ -130,3 +149,56 @@ class ReceiverService:
             run_uvicorn(self.uvicorn_config())
         finally:
             self.stop()
+
+
+def open_receiver_store(settings: ReceiverSettings) -> BaseJobStore:
+    """The store of ``settings.store`` (with the password of ``store_password_file``, if set).
+
+    Raises:
+        StoreConfigError: a malformed store URL. StoreUnavailableError: Postgres unreachable.
+    """
+    url = settings.store
+    if settings.store_password_file is not None:
+        from receiver.store_postgres import with_password
+
+        url = with_password(url, settings.store_password_file.read_text().strip())
+    return open_store(url, settings.data_dir, fsync=settings.fsync, busy_timeout_s=settings.db_busy_timeout_s)
+
+
+def make_worker(settings: ReceiverSettings, store: BaseJobStore, generator: Generator,
+                metrics: ServiceMetrics) -> Worker:
+    """The worker of ``settings`` (batching, leases, expiry), reporting its stage timings to ``metrics``."""
+    stages = {k: k[:-2] for k in ("queue_wait_s", "fds_s", "sampling_s", "png_s", "total_s")}
+    return Worker(store, generator, settings.max_batch, settings.fds_kernel, settings.poll_s,
+                  on_done=lambda timings: metrics.observe_stages(timings, stages),
+                  max_stored_jobs=settings.max_stored_jobs, name=settings.worker_name or None,
+                  lease_s=settings.lease_s, max_attempts=settings.max_attempts)
+
+
+class WorkerService:
+    """Role ``worker`` (``receiver-worker`` in compose): the model and a worker on the shared store, no server.
+
+    It claims only jobs of its own model, renews its leases while sampling, and on SIGTERM
+    finishes its batch and exits (a SIGKILL leaves the batch to the lease: another worker
+    takes it over once the lease expires).
+    """
+
+    def __init__(self, settings: ReceiverSettings, generator: Generator | None = None) -> None:
+        self.settings = settings
+        self.generator = generator if generator is not None else load_generator(settings.checkpoint, settings.device)
+        self.store = open_receiver_store(settings)
+        self.metrics = ServiceMetrics("receiver_worker")
+        self.worker = make_worker(settings, self.store, self.generator, self.metrics)
+
+    def run(self) -> None:
+        """Work until SIGINT / SIGTERM, then stop after the current batch."""
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        self.worker.start()
+        log.info("receiver-worker %s: store %s, model %s", self.worker.name, self.store.describe(), self.worker.model)
+        while not stop.wait(1.0):
+            if not self.worker.alive:
+                raise RuntimeError("the worker thread died")
+        self.worker.stop(timeout=None)
+        self.store.close()

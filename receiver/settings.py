@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +20,18 @@ class ReceiverSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface of both servers ('0.0.0.0' for all).")
     port: int = Field(8002, ge=0, le=65535, description="REST port (results).")
     grpc_port: int = Field(8003, ge=0, le=65535, description="gRPC port (Receiver.Deliver, health); 0 = any free port.")
-    data_dir: Path = Field(Path("gesco-data"), description="Job store: jobs.sqlite3 and jobs/<id>/*.")
+    data_dir: Path = Field(Path("gesco-data"), description="Job files (jobs/<id>/*) and, without a store URL, "
+                           "jobs.sqlite3. Every replica and worker sharing a Postgres store must see the same folder.")
+    store: str = Field("", description="Job store: empty = SQLite in the data directory; postgresql://user@host:port/db "
+                       "= a Postgres database shared by several receivers and workers (docs/services.md#scaling-out).")
+    store_password_file: Path | None = Field(None, description="File holding the Postgres password (a Docker "
+                                             "secret); overrides a password in the store URL.")
+    role: Literal["all", "receiver", "worker"] = Field(
+        "all", description="'all': ingest, REST and a worker in one process (gesco up's default); 'receiver': "
+        "ingest and REST only (stateless, any number of replicas); 'worker': claims and samples jobs only.")
+    lease_s: float = Field(30.0, gt=0, description="A claimed job returns to the queue this long after its worker "
+                           "last renewed the lease (renewed every lease_s / 3 while sampling).")
+    worker_name: str = Field("", description="Name of this process's worker in the job rows (default host:pid).")
     checkpoint: Path | None = Field(
         None, description="Diffusion checkpoint (stem or .safetensors/.json); default: the shipped guidance-distilled "
         "student (checkpoints/diffusion-synthetic-64x128-student)."
@@ -27,7 +39,7 @@ class ReceiverSettings(BaseSettings):
     device: str = Field("auto", description="'auto' (GPU when present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     max_batch: int = Field(4, ge=1, le=256, description="Most jobs sampled together in one batch.")
     max_attempts: int = Field(
-        3, ge=1, description="A job whose processing was interrupted this many times (crashes) is marked failed."
+        3, ge=1, description="A job whose lease expired this many times (its worker died) is marked failed."
     )
     fds_kernel: int = Field(3, ge=1, description="FDS window (odd; 3 in the paper).")
     poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs (it is also woken on arrival).")

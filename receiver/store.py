@@ -1,35 +1,47 @@
-"""The durable job store: SQLite (WAL) for the job rows, files for the frames and images.
+"""The durable job store: one interface, two database backends, job files behind :mod:`receiver.blobs`.
 
-Layout of the data directory::
+* :class:`SqliteJobStore` (``receiver.store_sqlite``; also named :data:`JobStore`): the
+  default of ``gesco up``, a file ``jobs.sqlite3`` in the data directory;
+* :class:`PostgresJobStore` (``receiver.store_postgres``): one Postgres database shared by
+  any number of ``receiver`` replicas and ``receiver-worker`` processes.
 
-    jobs.sqlite3                 one row per job (status, settings, budget, timings)
-    jobs/<id>/frame.pb           the ReceivedFrame as delivered (written before the row)
-    jobs/<id>/image.png          the generated image            (when done)
-    jobs/<id>/received.png       received maps, colour-coded    (when done)
-    jobs/<id>/denoised.png       maps after FDS, colour-coded   (when done)
+:func:`open_store` picks one from a URL (``GESCO_RECEIVER_STORE``). Both run the SQL of
+:class:`BaseJobStore` below; they differ in how a transaction is opened, how rows of a
+claim are locked and how idle workers are woken.
 
-Life of a job: ``queued`` (stored, acknowledged) -> ``running`` (claimed by the worker)
--> ``done`` or ``failed`` (with a reason). :meth:`JobStore.add` writes and fsyncs the
-frame file, then commits the row; only then does the gRPC ingest acknowledge, so an
-accepted job survives a crash. :meth:`JobStore.recover` (at start-up) puts jobs that a
-crash left ``running`` back in the queue.
+Life of a job: ``queued`` (stored, acknowledged) -> ``running`` (claimed by a worker,
+under a lease) -> ``done`` or ``failed`` (with a reason). :meth:`BaseJobStore.add` writes
+the frame file, then commits the row; only then does the gRPC ingest acknowledge, so an
+accepted job survives a crash.
+
+Leases: a claim marks a batch of jobs ``running`` with the worker's name, a fresh claim
+token and ``lease_until``. The worker renews the lease while it samples
+(:meth:`BaseJobStore.renew`). When a worker dies, its lease runs out and
+:meth:`BaseJobStore.requeue_expired` (called by every worker before it claims) puts the
+jobs back in the queue, or fails a job that has been tried ``max_attempts`` times (it may
+be what kills the workers). :meth:`BaseJobStore.finish` only changes a job whose row still
+carries the caller's claim token, and the results are read from the folder of the claim
+that finished the job: a worker that comes back after its lease expired writes nothing
+anyone reads. Lease times are the worker hosts' clocks (keep them in sync, NTP).
 """
 
 from __future__ import annotations
 
 import enum
 import json
-import os
-import shutil
-import sqlite3
 import threading
 import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gesco.errors import GescoError, GescoInputError
 from gesco.wire.frames import FRAME_ID_PATTERN, check_frame_id
+from receiver.blobs import FolderBlobs
 
 #: ids the store accepts (they name a folder): those of every hop (gesco.wire.frames)
 JOB_ID_PATTERN = FRAME_ID_PATTERN
@@ -38,25 +50,14 @@ FRAME_FILE = "frame.pb"
 IMAGE_FILE = "image.png"
 RECEIVED_FILE = "received.png"
 DENOISED_FILE = "denoised.png"
+RESULT_FILES = (IMAGE_FILE, RECEIVED_FILE, DENOISED_FILE)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    id          TEXT NOT NULL UNIQUE,
-    status      TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
-    reason      TEXT,
-    batch_key   TEXT NOT NULL,
-    settings    TEXT NOT NULL,
-    budget      TEXT NOT NULL,
-    timings     TEXT NOT NULL DEFAULT '{}',
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    created_at  REAL NOT NULL,
-    started_at  REAL,
-    finished_at REAL,
-    owner       TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, batch_key, seq);
-"""
+#: seconds a claim holds its jobs unless renewed (``GESCO_RECEIVER_LEASE_S``)
+DEFAULT_LEASE_S = 30.0
+
+#: columns added to the first schema (a store made by an older gesco gets them on open)
+LEASE_COLUMNS = {"owner": "TEXT", "model": "TEXT NOT NULL DEFAULT ''", "worker": "TEXT", "claim": "TEXT",
+                 "lease_until": "DOUBLE PRECISION", "result": "TEXT"}
 
 
 class JobStatus(str, enum.Enum):
@@ -80,6 +81,14 @@ class QueueFullError(Exception):
     """The store holds its maximum of unfinished jobs (gRPC RESOURCE_EXHAUSTED, HTTP 503)."""
 
 
+class StoreConfigError(GescoError):
+    """The store URL (``GESCO_RECEIVER_STORE``) is malformed or names an unknown database."""
+
+
+class StoreUnavailableError(GescoError):
+    """The database cannot be reached or failed mid-statement (gRPC UNAVAILABLE; retry later)."""
+
+
 @dataclass
 class Job:
     """One row of the store (times are Unix seconds)."""
@@ -97,6 +106,11 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     owner: str | None = None  # identity of the API key that created it (None: created without keys)
+    model: str = ""  # the model the ingest checked the frame against (receiver.generation.model_key)
+    worker: str | None = None  # the worker holding (or last holding) the job
+    claim: str | None = None  # token of the claim holding the job (a new one per claim)
+    lease_until: float | None = None  # when that claim expires unless renewed
+    result: str | None = None  # claim token whose results folder holds the PNGs (once done)
 
 
 def check_job_id(job_id: str) -> str:
@@ -104,75 +118,100 @@ def check_job_id(job_id: str) -> str:
     return check_frame_id(job_id)
 
 
-class JobStore:
-    """SQLite + files; every method is safe to call from several threads.
+class Cursor(Protocol):
+    """What the SQL of :class:`BaseJobStore` uses of a DB-API cursor."""
+
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Transaction(Protocol):
+    """One open transaction: ``execute`` takes SQL with ``?`` placeholders (translated per backend)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+
+class BaseJobStore(ABC):
+    """The job store's operations, written once in SQL both SQLite and Postgres run.
+
+    Subclasses provide :meth:`transaction` (a write transaction), :attr:`lock_rows` (the
+    row-lock clause of a claim) and, optionally, :meth:`_announce` / :meth:`wait_for_jobs`
+    (how an idle worker learns of a new job). Every method is safe to call from several threads.
 
     Args:
-        data_dir: the data directory (created).
-        fsync: fsync files and use ``synchronous=FULL`` (durable against power loss);
-            ``False`` is faster and still safe against a crash of the process.
-        busy_timeout_s: how long a statement waits for a lock another process holds on
-            the database before ``sqlite3.OperationalError: database is locked``.
+        blobs: where the job files go.
     """
 
-    def __init__(self, data_dir: str | Path, fsync: bool = True, busy_timeout_s: float = 5.0) -> None:
-        self.data_dir = Path(data_dir)
-        self.jobs_dir = self.data_dir / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.fsync = fsync
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.data_dir / "jobs.sqlite3", isolation_level=None, check_same_thread=False,
-                                   timeout=busy_timeout_s)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-        self._db.executescript(_SCHEMA)
-        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
-        if "owner" not in columns:  # a store made before API keys existed
-            self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+    #: appended to a claim's SELECTs: Postgres ``FOR UPDATE SKIP LOCKED`` (SQLite locks the whole file)
+    lock_rows: str = ""
+    #: whether a failed commit may still have committed (a lost connection): then the frame file stays
+    commit_may_survive_errors: bool = False
+    #: short name for logs and /healthz
+    backend: str = ""
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    def __init__(self, blobs: FolderBlobs) -> None:
+        self.blobs = blobs
+        self.data_dir = blobs.root
+        self.jobs_dir = blobs.jobs_dir
+        self.fsync = blobs.fsync
 
-    # ------------------------------------------------------------------ files
+    # ------------------------------------------------------------ backend
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction that commits on success and rolls back on an exception.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached (Postgres).
+        """
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def describe(self) -> str:
+        """Where the rows are, without secrets (for logs and /readyz)."""
+        return self.backend
+
+    def _announce(self, tx: Transaction) -> None:
+        """Called in the transaction that stores a new job (Postgres: NOTIFY the workers; SQLite: nothing,
+        its idle workers in other processes poll)."""
+        return None
+
+    def wait_for_jobs(self, timeout: float, wake: threading.Event) -> None:
+        """Block until a job may be queued: ``wake`` is set (this process queued one), another
+        process announced one (Postgres LISTEN), or ``timeout`` seconds passed. Clears ``wake``."""
+        wake.wait(timeout)
+        wake.clear()
+
+    # ------------------------------------------------------------ files
     def job_dir(self, job_id: str) -> Path:
-        return self.jobs_dir / check_job_id(job_id)
+        return self.blobs.job_dir(job_id)
 
     def path(self, job_id: str, name: str) -> Path:
-        """Path of one of the job's files (``FRAME_FILE``, ``IMAGE_FILE``, ...)."""
-        return self.job_dir(job_id) / name
+        """Path of one of the job's own files (``FRAME_FILE``); results: :meth:`result_path`."""
+        return self.blobs.path(job_id, name)
 
-    def write_file(self, job_id: str, name: str, data: bytes) -> Path:
-        """Write atomically (temporary file, fsync, rename)."""
-        folder = self.job_dir(job_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / name
-        tmp = folder / f".{name}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                if self.fsync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:  # a full disk, say: leave no partial file behind
-            tmp.unlink(missing_ok=True)
-            raise
-        if self.fsync:
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        return target
+    def result_path(self, job_id: str, name: str) -> Path | None:
+        """Path of a result PNG of a done job (in the folder of the claim that finished it),
+        ``None`` when the job is unknown or not done."""
+        job = self.get(job_id)
+        if job is None or job.status != JobStatus.DONE:
+            return None
+        return self.blobs.path(job_id, name, claim=job.result)  # result None: a store from before leases
+
+    def write_file(self, job_id: str, name: str, data: bytes, claim: str | None = None) -> Path:
+        """Write atomically (temporary file, fsync, rename); ``claim``: into that claim's results folder."""
+        return self.blobs.write(job_id, name, data, claim=claim)
 
     def read_frame(self, job_id: str) -> bytes:
-        return self.path(job_id, FRAME_FILE).read_bytes()
+        return self.blobs.read(job_id, FRAME_FILE)
 
-    # ------------------------------------------------------------------ rows
+    # ------------------------------------------------------------ rows
     def add(self, job_id: str, frame: bytes, settings: dict[str, Any], budget: dict[str, Any], batch_key: str,
-            upload: dict[str, Any] | None = None, owner: str | None = None, max_queued: int = 0) -> bool:
+            upload: dict[str, Any] | None = None, owner: str | None = None, max_queued: int = 0,
+            model: str = "") -> bool:
         """Store a new queued job durably: the frame file first, then the row.
 
         ``upload`` (how the sender prepared the upload, :func:`gesco.link.upload_report`)
@@ -183,139 +222,176 @@ class JobStore:
             frame bytes before (a repeated delivery: nothing changes).
         Args:
             owner: identity of the client's API key (:func:`gesco.serving.auth.key_identity`), if any.
+            model: the model the frame was checked against; only workers with that model claim it.
         Raises:
             JobOwnerError: the id exists and belongs to another owner.
             DuplicateJobError: the id exists with another frame.
             QueueFullError: ``max_queued > 0`` jobs are queued or running already
                 (checked after the duplicate check, so a repeated delivery still succeeds).
             PayloadError: an id that cannot name a folder.
-            OSError, sqlite3.Error: the disk or the database failed (nothing is queued).
+            OSError, sqlite3.Error, StoreUnavailableError: the disk or the database failed (nothing is queued).
         """
         check_job_id(job_id)
-        with self._lock:
-            row = self._row(job_id)
-            if row is not None:
-                if row["owner"] != owner:
-                    raise JobOwnerError(f"job {job_id} exists already and belongs to another client")
-                try:
-                    same = self.read_frame(job_id) == frame
-                except OSError:
-                    same = False
-                if same:
-                    return False
-                raise DuplicateJobError(f"job {job_id} exists already with a different frame")
+        columns = json.dumps(_with_upload(settings, upload)), json.dumps(budget)
+        with self._adding():
+            existing = self._get_row(job_id)
+            if existing is not None:
+                return self._repeat(existing, frame, owner)
             if max_queued > 0:
                 active = self.queued()
                 if active >= max_queued:
                     raise QueueFullError(f"the receiver's queue is full ({active} unfinished jobs, limit {max_queued})")
             try:
-                self.write_file(job_id, FRAME_FILE, frame)
+                self.blobs.write(job_id, FRAME_FILE, frame)
             except BaseException:
-                _remove_if_empty(self.job_dir(job_id))
+                self.blobs.remove(job_id, FRAME_FILE)
                 raise
             try:
-                self._db.execute(
-                    "INSERT INTO jobs (id, status, batch_key, settings, budget, created_at, owner) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (job_id, JobStatus.QUEUED.value, batch_key, json.dumps(_with_upload(settings, upload)),
-                     json.dumps(budget), time.time(), owner),
-                )
+                with self.transaction() as tx:
+                    inserted = tx.execute(
+                        "INSERT INTO jobs (id, status, batch_key, settings, budget, created_at, owner, model) "
+                        "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                        (job_id, batch_key, *columns, time.time(), owner, model),
+                    ).rowcount
+                    if inserted:
+                        self._announce(tx)
             except BaseException:
-                self.path(job_id, FRAME_FILE).unlink(missing_ok=True)
-                _remove_if_empty(self.job_dir(job_id))
+                if not self.commit_may_survive_errors:  # else the row may exist: it keeps its frame
+                    self.blobs.remove(job_id, FRAME_FILE)
                 raise
+        if not inserted:  # another replica stored the same id between our check and insert
+            return self._repeat(self._get_row(job_id), frame, owner)
         return True
+
+    def _adding(self) -> AbstractContextManager[Any]:
+        """Held around :meth:`add` (SQLite: the store's lock, so a claim never sees half of it)."""
+        return _NO_LOCK
+
+    def _repeat(self, row: Any, frame: bytes, owner: str | None) -> bool:
+        if row["owner"] != owner:
+            raise JobOwnerError(f"job {row['id']} exists already and belongs to another client")
+        try:
+            same = self.read_frame(row["id"]) == frame
+        except OSError:
+            same = False
+        if same:
+            return False
+        raise DuplicateJobError(f"job {row['id']} exists already with a different frame")
 
     def get(self, job_id: str) -> Job | None:
         """The job, or ``None`` for an unknown (or unusable) id."""
         if not isinstance(job_id, str) or JOB_ID_PATTERN.fullmatch(job_id) is None:
             return None
-        with self._lock:
-            row = self._row(job_id)
+        row = self._get_row(job_id)
         return None if row is None else _job(row)
 
-    def claim_batch(self, max_batch: int) -> list[Job]:
-        """Mark up to ``max_batch`` queued jobs ``running`` and return them.
+    def _get_row(self, job_id: str) -> Any:
+        with self.transaction() as tx:
+            return tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def claim_batch(self, max_batch: int, worker: str = "", model: str | None = None,
+                    lease_s: float = DEFAULT_LEASE_S) -> list[Job]:
+        """Mark up to ``max_batch`` queued jobs ``running`` under one new claim and return them.
 
         The oldest queued job decides the batch key; the batch takes the oldest queued
         jobs with that key (same sampler, steps, guidance scale), so they can be sampled
-        in one call. Returns an empty list when nothing is queued.
+        in one call. Postgres skips rows another worker's claim has locked. Returns an
+        empty list when nothing is queued.
+
+        Args:
+            worker: name of the claiming worker (shown in the row).
+            model: claim only jobs checked against this model, or stored without a model key
+                (``None``: any; a worker always passes its own, so it never samples a job
+                the ingest checked against another checkpoint).
+            lease_s: the claim expires this many seconds from now unless renewed.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        where, params = "status = 'queued'", []
+        if model is not None:  # '' : a job stored without a model key (a store from before them), any worker may take it
+            where, params = "status = 'queued' AND model IN (?, '')", [model]
+        claim = uuid.uuid4().hex
+        with self.transaction() as tx:
             # the claim time is taken inside the transaction, after every add() that
-            # committed before it: queue_wait_s = started_at - created_at is never negative
+            # committed before it: queue_wait_s = started_at - created_at is not negative
             now = time.time()
-            try:
-                first = self._db.execute(
-                    "SELECT batch_key FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1"
-                ).fetchone()
-                if first is None:
-                    self._db.execute("COMMIT")
-                    return []
-                rows = self._db.execute(
-                    "SELECT * FROM jobs WHERE status = 'queued' AND batch_key = ? ORDER BY seq LIMIT ?",
-                    (first["batch_key"], int(max_batch)),
-                ).fetchall()
-                ids = [r["id"] for r in rows]
-                self._db.executemany(
-                    "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?",
-                    [(now, i) for i in ids],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            first = tx.execute(f"SELECT batch_key FROM jobs WHERE {where} ORDER BY seq LIMIT 1{self.lock_rows}",
+                               params).fetchone()
+            if first is None:
+                return []
+            rows = tx.execute(f"SELECT * FROM jobs WHERE {where} AND batch_key = ? ORDER BY seq LIMIT ?{self.lock_rows}",
+                              (*params, first["batch_key"], int(max_batch))).fetchall()
+            for r in rows:
+                tx.execute("UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1, worker = ?, "
+                           "claim = ?, lease_until = ? WHERE id = ?", (now, worker, claim, now + lease_s, r["id"]))
         jobs = [_job(r) for r in rows]
         for j in jobs:
             j.status, j.started_at, j.attempts = JobStatus.RUNNING, now, j.attempts + 1
+            j.worker, j.claim, j.lease_until = worker, claim, now + lease_s
         return jobs
 
-    def mark_done(self, job_id: str, timings: dict[str, Any]) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE jobs SET status = 'done', reason = NULL, timings = ?, finished_at = ? WHERE id = ?",
-                (json.dumps(timings), time.time(), job_id),
-            )
+    def renew(self, claim: str, lease_s: float = DEFAULT_LEASE_S) -> int:
+        """Extend the lease of the claim's jobs that are still running under it; returns how many."""
+        with self.transaction() as tx:
+            return tx.execute("UPDATE jobs SET lease_until = ? WHERE claim = ? AND status = 'running'",
+                              (time.time() + lease_s, claim)).rowcount
 
-    def mark_failed(self, job_id: str, reason: str, timings: dict[str, Any] | None = None) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE jobs SET status = 'failed', reason = ?, timings = ?, finished_at = ? WHERE id = ?",
-                (reason, json.dumps(timings or {}), time.time(), job_id),
-            )
-
-    def recover(self, max_attempts: int) -> tuple[int, int]:
-        """After a crash: jobs left ``running`` go back to ``queued``.
+    def requeue_expired(self, max_attempts: int) -> tuple[int, int]:
+        """Running jobs whose lease ran out go back to ``queued``.
 
         A job already tried ``max_attempts`` times is marked ``failed`` instead (it may be
-        what crashes the process). Returns ``(requeued, failed)``.
+        what kills the workers). Returns ``(requeued, failed)``.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                failed = self._db.execute(
-                    "UPDATE jobs SET status = 'failed', finished_at = ?, reason = ? "
-                    "WHERE status = 'running' AND attempts >= ?",
-                    (time.time(), f"processing was interrupted {max_attempts} times (receiver crashed or was killed)",
-                     int(max_attempts)),
-                ).rowcount
-                requeued = self._db.execute(
-                    "UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'"
-                ).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction() as tx:
+            now = time.time()
+            failed = tx.execute(
+                "UPDATE jobs SET status = 'failed', finished_at = ?, claim = NULL, reason = ? "
+                "WHERE status = 'running' AND lease_until < ? AND attempts >= ?",
+                (now, f"processing was interrupted {max_attempts} times (its worker died or was killed)", now,
+                 int(max_attempts)),
+            ).rowcount
+            requeued = tx.execute(
+                "UPDATE jobs SET status = 'queued', started_at = NULL, claim = NULL, lease_until = NULL "
+                "WHERE status = 'running' AND lease_until < ?", (now,),
+            ).rowcount
         return requeued, failed
+
+    def finish(self, job_id: str, status: JobStatus, claim: str | None = None, reason: str | None = None,
+               timings: dict[str, Any] | None = None) -> bool:
+        """End a job ``done`` (results in ``claim``'s folder) or ``failed`` (with ``reason``).
+
+        With ``claim``, only while the job is still running under that claim: returns
+        ``False`` (and changes nothing) when the lease expired and the job was requeued,
+        claimed by another worker or finished by it.
+        """
+        sql = ("UPDATE jobs SET status = ?, reason = ?, timings = ?, finished_at = ?, result = ?, "
+               "lease_until = NULL WHERE id = ?")
+        params: list[Any] = [status.value, reason, json.dumps(timings or {}), time.time(),
+                             claim if status == JobStatus.DONE else None, job_id]
+        if claim is not None:
+            sql += " AND claim = ? AND status = 'running'"
+            params.append(claim)
+        with self.transaction() as tx:
+            return tx.execute(sql, params).rowcount == 1
+
+    def mark_done(self, job_id: str, timings: dict[str, Any], claim: str | None = None) -> bool:
+        return self.finish(job_id, JobStatus.DONE, claim=claim, timings=timings)
+
+    def mark_failed(self, job_id: str, reason: str, timings: dict[str, Any] | None = None,
+                    claim: str | None = None) -> bool:
+        return self.finish(job_id, JobStatus.FAILED, claim=claim, reason=reason, timings=timings)
 
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
-        with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+        with self.transaction() as tx:
+            rows = tx.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
         out = {s.value: 0 for s in JobStatus}
         out.update({r["status"]: int(r["n"]) for r in rows})
         return out
+
+    def queued_models(self) -> dict[str, int]:
+        """Queued jobs per model key (a worker says which it refuses to claim)."""
+        with self.transaction() as tx:
+            rows = tx.execute("SELECT model, COUNT(*) AS n FROM jobs WHERE status = 'queued' GROUP BY model").fetchall()
+        return {r["model"]: int(r["n"]) for r in rows}
 
     def recent(self, limit: int = 50, before: str | None = None, owner: str | None = None,
                by_owner: bool = False) -> list[Job]:
@@ -325,13 +401,13 @@ class JobStore:
         """
         where, params = "", []
         if by_owner:
-            where, params = " AND owner IS ?", [owner]
-        with self._lock:
+            where, params = " AND owner IS NOT DISTINCT FROM ?", [owner]
+        with self.transaction() as tx:
             if before is None:
-                rows = self._db.execute(f"SELECT * FROM jobs WHERE 1 = 1{where} ORDER BY seq DESC LIMIT ?",
-                                        (*params, int(limit))).fetchall()
+                rows = tx.execute(f"SELECT * FROM jobs WHERE 1 = 1{where} ORDER BY seq DESC LIMIT ?",
+                                  (*params, int(limit))).fetchall()
             else:
-                rows = self._db.execute(
+                rows = tx.execute(
                     f"SELECT * FROM jobs WHERE seq < (SELECT seq FROM jobs WHERE id = ?){where} ORDER BY seq DESC LIMIT ?",
                     (before, *params, int(limit)),
                 ).fetchall()
@@ -339,16 +415,20 @@ class JobStore:
 
     def queued(self) -> int:
         """Number of jobs waiting (``queued``) or being processed (``running``)."""
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running')").fetchone()
+        with self.transaction() as tx:
+            row = tx.execute("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running')").fetchone()
         return int(row["n"])
 
     def exists(self, job_id: str) -> bool:
         """Whether a job with this id is stored (any status)."""
         if not isinstance(job_id, str) or JOB_ID_PATTERN.fullmatch(job_id) is None:
             return False
-        with self._lock:
-            return self._row(job_id) is not None
+        return self._get_row(job_id) is not None
+
+    def statuses(self) -> dict[str, str]:
+        """id -> status of every stored job (consistency checks)."""
+        with self.transaction() as tx:
+            return {r["id"]: r["status"] for r in tx.execute("SELECT id, status FROM jobs").fetchall()}
 
     def expire(self, max_jobs: int) -> list[str]:
         """Delete the oldest finished jobs (``done`` / ``failed``) beyond ``max_jobs`` stored jobs.
@@ -359,24 +439,33 @@ class JobStore:
         """
         if max_jobs <= 0:
             return []
-        with self._lock:
-            total = int(self._db.execute("SELECT COUNT(*) AS n FROM jobs").fetchone()["n"])
+        with self.transaction() as tx:
+            total = int(tx.execute("SELECT COUNT(*) AS n FROM jobs").fetchone()["n"])
             excess = total - int(max_jobs)
             if excess <= 0:
                 return []
-            rows = self._db.execute(
+            rows = tx.execute(
                 "SELECT id FROM jobs WHERE status IN ('done', 'failed') ORDER BY COALESCE(finished_at, created_at), seq "
-                "LIMIT ?",
+                f"LIMIT ?{self.lock_rows}",
                 (excess,),
             ).fetchall()
             ids = [r["id"] for r in rows]
-            self._db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
+            for i in ids:
+                tx.execute("DELETE FROM jobs WHERE id = ?", (i,))
         for i in ids:
-            shutil.rmtree(self.jobs_dir / i, ignore_errors=True)
+            self.blobs.remove(i)
         return ids
 
-    def _row(self, job_id: str) -> sqlite3.Row | None:
-        return self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
 
 
 def _with_upload(settings: dict[str, Any], upload: dict[str, Any] | None) -> dict[str, Any]:
@@ -385,14 +474,7 @@ def _with_upload(settings: dict[str, Any], upload: dict[str, Any] | None) -> dic
     return settings if upload is None else {**settings, "upload": upload}
 
 
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:  # not empty (another file), or gone
-        pass
-
-
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: Any) -> Job:
     settings = json.loads(row["settings"])
     upload = settings.pop("upload", None)
     return Job(
@@ -409,4 +491,43 @@ def _job(row: sqlite3.Row) -> Job:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         owner=row["owner"],
+        model=row["model"] or "",
+        worker=row["worker"],
+        claim=row["claim"],
+        lease_until=row["lease_until"],
+        result=row["result"],
     )
+
+
+def open_store(url: str | None, data_dir: str | Path, fsync: bool = True, busy_timeout_s: float = 5.0) -> BaseJobStore:
+    """The job store a URL names; the job files go under ``data_dir`` in both cases.
+
+    Args:
+        url: ``""`` / ``None``: SQLite in ``data_dir/jobs.sqlite3``; ``postgresql://user@host:port/db``
+            (or ``postgres://``, or libpq ``key=value`` pairs with ``host=``): that database.
+    Raises:
+        StoreConfigError: a malformed URL or another database.
+        StoreUnavailableError: Postgres cannot be reached.
+    """
+    from receiver.store_sqlite import SqliteJobStore
+
+    blobs = FolderBlobs(data_dir, fsync=fsync)
+    if not url:
+        return SqliteJobStore(blobs, busy_timeout_s=busy_timeout_s)
+    if url.startswith(("postgresql://", "postgres://")) or ("=" in url and "://" not in url):
+        from receiver.store_postgres import PostgresJobStore
+
+        return PostgresJobStore(url, blobs, connect_timeout_s=busy_timeout_s)
+    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+    raise StoreConfigError(f"the job store must be empty (SQLite in the data directory) or a postgresql:// URL; "
+                           f"got a {scheme!r} URL")
+
+
+def __getattr__(name: str) -> Any:
+    """``JobStore``, ``SqliteJobStore``: the SQLite backend (imported on first use)."""
+    if name in ("JobStore", "SqliteJobStore"):
+        from receiver.store_sqlite import SqliteJobStore
+
+        return SqliteJobStore
+    raise AttributeError(name)
+

@@ -41,7 +41,7 @@ from gesco.link import (
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco.serving.auth import client_identity
-from receiver.store import JobStore
+from receiver.store import BaseJobStore
 
 #: the page's files (shipped as package data)
 FILES_DIR = Path(__file__).with_name("viewer_files")
@@ -192,7 +192,7 @@ def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500, description="Most results returned.")] = 50,
         before: Annotated[str | None, Query(description="Only results stored before this id (paging).")] = None,
     ) -> ResultList:
-        store: JobStore = request.app.state.store
+        store: BaseJobStore = request.app.state.store
         if before is not None and store.get(before) is None:
             raise HTTPException(404, f"no job with id {before!r}")
         keys = getattr(request.app.state, "keys", None)

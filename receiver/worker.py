@@ -13,11 +13,20 @@ each job done with its timings:
 * ``total_s``: from storing the job to finishing it.
 
 A job whose frame cannot be prepared fails alone; a failed sampling call fails its batch.
+
+Several workers (threads of one receiver, or ``receiver-worker`` processes on other GPUs
+and machines) can share one store. Each claim is a lease (:mod:`receiver.store`): the
+worker renews it on a side thread while it samples; before claiming, a worker puts the
+jobs of expired leases (a worker that died) back in the queue. A worker claims only jobs
+checked against its own model (:func:`receiver.generation.model_key`), and writes its
+results into its claim's folder, finishing a job only while it still holds the claim.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,9 +37,9 @@ import torch
 
 from gesco.link import ReceiverMaps, TransmitSettings, colour_labels, encode_png, label_from_maps, receiver_maps
 from gesco.wire import ReceivedFrame
-from receiver.generation import Generator, sampling_settings
+from receiver.generation import Generator, model_key, sampling_settings
 from receiver.progress import ProgressBoard
-from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStore
+from receiver.store import DEFAULT_LEASE_S, DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, BaseJobStore, Job
 
 log = logging.getLogger("gesco.receiver.worker")
 
@@ -52,14 +61,21 @@ class Worker:
         generator: the diffusion pipeline.
         max_batch: most jobs per sampling call.
         fds_kernel: FDS window.
-        poll_s: idle wait between queue checks (:meth:`notify` wakes it at once).
+        poll_s: idle wait between queue checks (:meth:`notify`, or a Postgres NOTIFY, wakes it at once).
         progress: where the running batch's step k of n goes (a new board by default).
         on_done: called with each finished job's timings (the service's metrics).
+        max_stored_jobs: finished jobs kept (0: all); older ones expire after each batch.
+        name: this worker in the job rows (default ``host:pid``).
+        lease_s: a claim expires this long after its last renewal (renewed every ``lease_s / 3``).
+        max_attempts: a job whose lease expired this many times is failed instead of requeued.
+        model: the model key it claims (default :func:`receiver.generation.model_key` of ``generator``).
     """
 
-    def __init__(self, store: JobStore, generator: Generator, max_batch: int = 4, fds_kernel: int = 3,
+    def __init__(self, store: BaseJobStore, generator: Generator, max_batch: int = 4, fds_kernel: int = 3,
                  poll_s: float = 1.0, progress: ProgressBoard | None = None,
-                 on_done: Callable[[dict], None] = lambda timings: None, max_stored_jobs: int = 0) -> None:
+                 on_done: Callable[[dict], None] = lambda timings: None, max_stored_jobs: int = 0,
+                 name: str | None = None, lease_s: float = DEFAULT_LEASE_S, max_attempts: int = 3,
+                 model: str | None = None) -> None:
         self.on_done = on_done
         self.store = store
         self.progress = progress or ProgressBoard()
@@ -68,6 +84,11 @@ class Worker:
         self.max_batch = max_batch
         self.fds_kernel = fds_kernel
         self.poll_s = poll_s
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.model = model if model is not None else model_key(generator)
+        self._refused_logged = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="receiver-worker", daemon=True)
@@ -93,17 +114,38 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                jobs = self.store.claim_batch(self.max_batch)
-            except Exception:  # the database is unusable right now: log and retry later
-                log.exception("cannot claim jobs")
-                jobs = []
+            jobs = self.claim()
             if not jobs:
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
+                self.store.wait_for_jobs(self.poll_s, self._wake)
                 continue
             self.process(jobs)
             self.expire()
+
+    def claim(self) -> list[Job]:
+        """Requeue the jobs of expired leases, then claim a batch of this worker's model
+        (empty when nothing is queued or the store is unreachable: logged, retried later)."""
+        try:
+            requeued, failed = self.store.requeue_expired(self.max_attempts)
+            if requeued or failed:
+                log.warning("expired leases: %d job(s) requeued, %d failed after %d attempts", requeued, failed,
+                            self.max_attempts)
+            jobs = self.store.claim_batch(self.max_batch, worker=self.name, model=self.model, lease_s=self.lease_s)
+            if not jobs:
+                self._log_refused()
+            return jobs
+        except Exception:  # the database is unusable right now: log and retry later
+            log.exception("cannot claim jobs")
+            return []
+
+    def _log_refused(self) -> None:
+        """Say (at most once a minute) when queued jobs wait for a model this worker does not have."""
+        if time.monotonic() - self._refused_logged < 60:
+            return
+        others = {m: n for m, n in self.store.queued_models().items() if m not in (self.model, "")}
+        if others:
+            self._refused_logged = time.monotonic()
+            log.warning("not claiming %d queued job(s) checked against another model %s; this worker has %s",
+                        sum(others.values()), sorted(others), self.model)
 
     def expire(self) -> None:
         """Drop the oldest finished jobs beyond ``max_stored_jobs`` (logged; errors logged, not raised)."""
@@ -116,12 +158,18 @@ class Worker:
             log.info("expired %d finished job(s) beyond the cap of %d stored jobs", len(expired), self.max_stored_jobs)
 
     def process(self, jobs: list[Job]) -> None:
-        """Run one claimed batch to the end (every job ends done or failed)."""
+        """Run one claimed batch to the end (every job ends done or failed, unless its lease was lost)."""
         self.progress.begin([j.id for j in jobs])
+        renewing = _LeaseRenewer(self.store, jobs[0].claim if jobs else None, self.lease_s).start()
         try:
             self._process(jobs)
         finally:
+            renewing.stop()
             self.progress.end()
+
+    def _finish_failed(self, job: Job, reason: str) -> None:
+        if not self.store.mark_failed(job.id, reason, claim=job.claim):
+            log.warning("job %s: lease lost, not marking it failed (%s)", job.id, reason, extra={"job_id": job.id})
 
     def _process(self, jobs: list[Job]) -> None:
         prepared = []
@@ -133,7 +181,7 @@ class Worker:
                 maps = receiver_maps(received, fds=settings.fds, kernel=self.fds_kernel)
             except Exception as e:
                 log.exception("job %s: cannot prepare the conditioning", job.id, extra={"job_id": job.id})
-                self.store.mark_failed(job.id, f"cannot prepare the conditioning: {type(e).__name__}: {e}")
+                self._finish_failed(job, f"cannot prepare the conditioning: {type(e).__name__}: {e}")
                 continue
             timings = {
                 # >= 0 by construction (claim_batch), clamped against a wall clock stepped back
@@ -154,14 +202,14 @@ class Worker:
         except Exception as e:
             log.exception("sampling failed for jobs %s", [p.job.id for p in prepared])
             for p in prepared:
-                self.store.mark_failed(p.job.id, f"sampling failed: {type(e).__name__}: {e}")
+                self._finish_failed(p.job, f"sampling failed: {type(e).__name__}: {e}")
             return
         sampling_s = time.perf_counter() - t0
         self.progress.writing()
         for (job, _settings, maps, timings), image in zip(prepared, pixels):
             try:
                 t0 = time.perf_counter()
-                self._write_pngs(job.id, maps, np.asarray(image))
+                self._write_pngs(job, maps, np.asarray(image))
                 timings.update(
                     sampling_s=sampling_s,
                     png_s=time.perf_counter() - t0,
@@ -169,19 +217,51 @@ class Worker:
                     device=str(getattr(self.generator, "device", "cpu")),
                 )
                 timings["total_s"] = time.time() - job.created_at
-                self.store.mark_done(job.id, _rounded(timings))
+                if not self.store.mark_done(job.id, _rounded(timings), claim=job.claim):
+                    log.warning("job %s: lease lost before it finished; another worker owns it now, its results "
+                                "stay", job.id, extra={"job_id": job.id})
+                    continue
                 self.on_done(timings)
                 log.info("job %s done (batch of %d, sampling %.2f s)", job.id, len(prepared), sampling_s, extra={"job_id": job.id})
             except Exception as e:
                 log.exception("job %s: cannot write the results", job.id, extra={"job_id": job.id})
-                self.store.mark_failed(job.id, f"cannot write the results: {type(e).__name__}: {e}")
+                self._finish_failed(job, f"cannot write the results: {type(e).__name__}: {e}")
 
-    def _write_pngs(self, job_id: str, maps: ReceiverMaps, image: np.ndarray) -> None:
+    def _write_pngs(self, job: Job, maps: ReceiverMaps, image: np.ndarray) -> None:
+        """The three PNGs, into the folder of the job's claim (never over another worker's results)."""
         space = self.generator.space
-        self.store.write_file(job_id, IMAGE_FILE, encode_png(image))
+        self.store.write_file(job.id, IMAGE_FILE, encode_png(image), claim=job.claim)
         for name, m in ((RECEIVED_FILE, maps.received), (DENOISED_FILE, maps.denoised)):
             label = label_from_maps(m, maps.class_ids)
-            self.store.write_file(job_id, name, encode_png(colour_labels(label, space)))
+            self.store.write_file(job.id, name, encode_png(colour_labels(label, space)), claim=job.claim)
+
+
+class _LeaseRenewer:
+    """Renews one claim's lease every ``lease_s / 3`` seconds on a side thread while a batch runs."""
+
+    def __init__(self, store: BaseJobStore, claim: str | None, lease_s: float) -> None:
+        self.store, self.claim, self.lease_s = store, claim, lease_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
+
+    def start(self) -> _LeaseRenewer:
+        if self.claim is not None and self.lease_s > 0:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                if self.store.renew(self.claim, self.lease_s) == 0:
+                    log.warning("claim %s: lease lost (expired and requeued); its results will be discarded", self.claim)
+                    return
+            except Exception:  # the store is down: the lease may run out, the jobs are then requeued
+                log.exception("cannot renew the lease of claim %s", self.claim)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
 
 
 def _rounded(timings: dict) -> dict:

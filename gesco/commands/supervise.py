@@ -8,7 +8,7 @@ again from the first backoff. Every exit and restart is printed (stderr). With
 ``--no-restart`` a dead child stops the stack as before.
 
 Nothing accepted is lost across a restart: the receiver resumes its queued jobs from its
-store (``JobStore.recover``), the channel keeps no state besides the budget log, and
+store (a running job once its worker's lease has expired, :mod:`receiver.store`), the channel keeps no state besides the budget log, and
 the sender and the channel reconnect to a restarted peer within their
 ``reconnect_backoff_ms`` settings (``GESCO_*_MAX_RECONNECT_BACKOFF_MS``).
 """

@@ -11,10 +11,9 @@ from receiver.store import JobStatus, JobStore, QueueFullError
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = JobStore(tmp_path / "data", fsync=False)
-    yield s
-    s.close()
+def store(any_store):
+    """The same tests on both backends (SQLite and Postgres, tests/services/conftest.py)."""
+    return any_store
 
 
 def test_claim_time_is_never_before_a_job_stored_while_the_claim_waited(store):

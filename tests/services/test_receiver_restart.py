@@ -1,4 +1,5 @@
-"""A receiver killed mid-queue (SIGKILL) loses nothing it accepted: after a restart every job completes."""
+"""A receiver killed mid-queue (SIGKILL) loses nothing it accepted: after a restart every job completes
+(the killed worker's running job once its lease, 2 s here, has expired)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def test_sigkill_mid_queue_then_restart_completes_every_job(tmp_path, tiny_check
         GESCO_RECEIVER_PORT=str(rest), GESCO_RECEIVER_GRPC_PORT=str(grpc_port),
         GESCO_RECEIVER_DATA_DIR=str(tmp_path / "data"), GESCO_RECEIVER_CHECKPOINT=str(tiny_checkpoint),
         GESCO_RECEIVER_DEVICE="cpu", GESCO_RECEIVER_MAX_BATCH="1", GESCO_RECEIVER_TORCH_THREADS="1",
-        GESCO_RECEIVER_LOG_LEVEL="WARNING",
+        GESCO_RECEIVER_LOG_LEVEL="WARNING", GESCO_RECEIVER_LEASE_S="2",
     )
     log = tmp_path / "receiver.log"
     p = start_receiver(env, log, rest, grpc_port)

@@ -22,13 +22,13 @@ def enospc(*args, **kwargs):
 
 def consistent(store: JobStore) -> None:
     """Every row has its frame file, every finished-done job its image; no temporary files remain."""
-    rows = store._db.execute("SELECT id, status FROM jobs").fetchall()
-    for r in rows:
-        assert store.path(r["id"], FRAME_FILE).is_file(), r["id"]
-        if r["status"] == JobStatus.DONE.value:
-            assert store.path(r["id"], IMAGE_FILE).is_file(), r["id"]
-    assert not list(store.jobs_dir.glob("*/.*.tmp"))
-    ids = {r["id"] for r in rows}
+    statuses = store.statuses()
+    for job_id, status in statuses.items():
+        assert store.path(job_id, FRAME_FILE).is_file(), job_id
+        if status == JobStatus.DONE.value:
+            assert store.result_path(job_id, IMAGE_FILE).is_file(), job_id
+    assert not list(store.jobs_dir.glob("*/.*.tmp")) and not list(store.jobs_dir.glob("*/*/.*.tmp"))
+    ids = set(statuses)
     assert {p.name for p in store.jobs_dir.iterdir() if (p / FRAME_FILE).exists()} <= ids
 
 
@@ -65,7 +65,8 @@ def test_disk_full_when_writing_results_fails_the_job_with_the_reason(tmp_path, 
     store_job(store, ingest, rx)
     worker = Worker(store, tiny_generator, max_batch=1)
     real = store.write_file
-    monkeypatch.setattr(store, "write_file", lambda job_id, name, data: enospc() if name == IMAGE_FILE else real(job_id, name, data))
+    monkeypatch.setattr(store, "write_file", lambda job_id, name, data, claim=None: enospc() if name == IMAGE_FILE
+                        else real(job_id, name, data, claim))
     worker.process(store.claim_batch(1))
     job = store.get("results-disk-full")
     assert job.status == JobStatus.FAILED and "No space left on device" in job.reason

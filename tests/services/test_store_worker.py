@@ -22,10 +22,9 @@ def store_job(store: JobStore, ingest: Ingest, rx) -> None:
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = JobStore(tmp_path / "data", fsync=False)
-    yield s
-    s.close()
+def store(any_store):
+    """The same tests on both backends (SQLite and Postgres, tests/services/conftest.py)."""
+    return any_store
 
 
 def test_add_is_durable_and_idempotent(tmp_path):
@@ -54,15 +53,16 @@ def test_claim_groups_compatible_jobs_in_order(store):
     assert store.counts() == {"queued": 0, "running": 6, "done": 0, "failed": 0}
 
 
-def test_recover_requeues_running_jobs_and_gives_up_after_max_attempts(store):
+def test_expired_leases_are_requeued_and_fail_after_max_attempts(store):
     store.add("a", b"f", {}, {}, "k")
     store.add("b", b"f", {}, {}, "k")
-    store.claim_batch(1)  # a: attempt 1
-    assert store.recover(max_attempts=3) == (1, 0)
-    assert store.get("a").status == JobStatus.QUEUED
-    for _ in range(2):  # a: attempts 2 and 3, crashing each time
-        assert [j.id for j in store.claim_batch(1)] == ["a"]
-        store.recover(max_attempts=3)
+    [a] = store.claim_batch(1, worker="w1", lease_s=-1)  # a: attempt 1, its lease already over
+    assert a.worker == "w1" and a.claim
+    assert store.requeue_expired(max_attempts=3) == (1, 0)
+    assert store.get("a").status == JobStatus.QUEUED and store.get("a").claim is None
+    for _ in range(2):  # a: attempts 2 and 3, its worker dying each time
+        assert [j.id for j in store.claim_batch(1, lease_s=-1)] == ["a"]
+        store.requeue_expired(max_attempts=3)
     job = store.get("a")
     assert job.status == JobStatus.FAILED and "interrupted 3 times" in job.reason
     assert store.get("b").status == JobStatus.QUEUED
@@ -78,7 +78,7 @@ def test_worker_batches_compatible_jobs(store, tiny_generator):
     for i in range(4):
         job = store.get(f"b{i}")
         assert job.status == JobStatus.DONE and job.timings["batch_size"] == 4
-        assert store.path(f"b{i}", "image.png").is_file()
+        assert store.result_path(f"b{i}", "image.png").is_file()
     assert store.get("other").status == JobStatus.QUEUED
     worker.process(store.claim_batch(4))
     assert store.get("other").timings["batch_size"] == 1
