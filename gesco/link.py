@@ -16,7 +16,8 @@ Stages (paper section 3):
    shrinking) and the label / instance maps (nearest) to the model resolution, centre-
    cropping or letterboxing another aspect ratio (:mod:`gesco.data.aspect`), segment
    the image when no label map is given and score how sure the segmenter is
-   (:mod:`gesco.segment.domain`), one-hot encode and keep the present classes
+   (:mod:`gesco.segment.domain`), derive an instance map from the label map when none
+   is given (:mod:`gesco.semantics.instances`), one-hot encode and keep the present classes
    (:func:`gesco.semantics.layout.encode_layout`), code the maps
    (:mod:`gesco.codecs`) into a ``SemanticFrame``, and record the size of the resized
    image as PNG and JPEG for the budget.
@@ -61,6 +62,7 @@ from gesco.errors import (
 from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD, DomainReport, check_threshold, domain_report, segment_scored
 from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
+from gesco.semantics.instances import EDGE_SOURCES, EDGES_DERIVED, EDGES_NONE, EDGES_UPLOADED, derive_instances
 from gesco.semantics.layout import encode_layout, pad_maps
 from gesco.transmit_fields import PSNR_RANGE_DB, default
 from gesco.uploads import (
@@ -216,6 +218,7 @@ def encode_image_frame(
     jpeg_quality: int = DEFAULT_JPEG_QUALITY,
     aspect: str = DEFAULT_ASPECT,
     domain_threshold: float = DEFAULT_DOMAIN_THRESHOLD,
+    derive_edges: bool = True,
 ) -> tuple[pb.SemanticFrame, dict[str, float]]:
     """The sender's stage: an image (and optionally its maps) -> a ``SemanticFrame``.
 
@@ -224,6 +227,9 @@ def encode_image_frame(
         label: optional ``(h, w)`` integer class ids of ``space`` (the ground truth, as
             GESCO transmits); ``None`` segments the resized image with ``segmenter``.
         instance: optional ``(h, w)`` integer instance ids; its edge map is appended.
+            Without it (and with ``derive_edges``) the instance map is derived from the
+            label map at the model resolution (:func:`gesco.semantics.instances.derive_instances`:
+            connected components of the thing classes).
         space: the class space of the receiver's model.
         resolution: ``(H, W)`` of the receiver's model; everything is resized to it.
         frame_id: the frame / job id.
@@ -235,6 +241,8 @@ def encode_image_frame(
             ``"letterbox"``, ``"stretch"``; :mod:`gesco.data.aspect`).
         domain_threshold: a segmented upload whose segmenter confidence is below this is
             flagged out of domain (:mod:`gesco.segment.domain`); it is still sent.
+        derive_edges: derive the instance map when none is given; ``False`` sends no edge
+            map then. ``frame.upload.edges`` says which: ``"uploaded"``, ``"derived"`` or ``"none"``.
     Returns:
         ``(frame, timings)``: the validated frame with payload, reference sizes, transmit
         settings and ``frame.upload`` (aspect handling, domain score, notes); seconds spent per stage: ``"resize"``, ``"segment"`` (0 with a
@@ -291,10 +299,13 @@ def encode_image_frame(
     timings["segment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    edges = EDGES_UPLOADED if instance is not None else EDGES_DERIVED if derive_edges else EDGES_NONE
+    if edges == EDGES_DERIVED:
+        instance = derive_instances(label, space)
     layout = encode_layout(label, space, instance)
     frame = make_frame(layout, get_codec(codec, **(codec_params or {})), frame_id, class_space=space.name)
     frame.transmit.CopyFrom(transmit.to_message())
-    frame.upload.CopyFrom(upload_info(fit, segmented, domain))
+    frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))
     timings["encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -305,12 +316,16 @@ def encode_image_frame(
     return frame, timings
 
 
-def upload_info(fit: AspectReport, segmented: bool, domain: DomainReport | None) -> pb.UploadInfo:
-    """The frame's ``UploadInfo``: how the upload was fitted and, when segmented, its domain score."""
+def upload_info(fit: AspectReport, segmented: bool, domain: DomainReport | None,
+                edges: str = EDGES_UPLOADED) -> pb.UploadInfo:
+    """The frame's ``UploadInfo``: how the upload was fitted, which edge map it carries
+    (one of :data:`~gesco.semantics.instances.EDGE_SOURCES`) and, when segmented, its domain score."""
+    if edges not in EDGE_SOURCES:
+        raise GescoInputError(f"edges must be one of {list(EDGE_SOURCES)}, got {edges!r}")
     info = pb.UploadInfo(
         source_height=fit.source_size[0], source_width=fit.source_size[1], aspect=fit.mode,
         aspect_adjusted=fit.adjusted, source_box=list(fit.source_box), content_box=list(fit.content_box),
-        segmented=segmented,
+        segmented=segmented, edges=edges,
     )
     notes = [fit.note] if fit.adjusted else []
     if domain is not None:
@@ -341,6 +356,7 @@ def upload_report(info: pb.UploadInfo) -> dict[str, Any]:
         "confident_fraction": round(float(info.confident_fraction), 4) if scored else None,
         "domain_threshold": round(float(info.domain_threshold), 4) if info.segmented else None,
         "out_of_domain": bool(info.out_of_domain),
+        "edges": info.edges or None,
         "notes": list(info.notes),
     }
 

@@ -44,6 +44,11 @@ class SenderSettings(BaseSettings):
         DEFAULT_DOMAIN_THRESHOLD, ge=0.0, le=1.0, description="A segmented upload whose mean segmenter confidence "
         "(max-softmax) is below this is flagged out of domain in the reply and the result (still transmitted).",
     )
+    derive_edges: bool = Field(
+        True, description="An upload without an instance map gets one derived from its label map (connected "
+        "components of the thing classes) so that an instance-edge map is sent; false sends none. The reply and "
+        "the result say which ('upload.edges': uploaded / derived / none).",
+    )
     load_segmenter: bool = Field(True, description="Load the segmenter at start-up (otherwise uploads need a label map).")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted file, in bytes (HTTP 413 above).")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64, description="Largest accepted image, in pixels (HTTP 413 above).")

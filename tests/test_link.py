@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gesco.codecs import frame_bits
+from gesco.data.aspect import AspectReport
 from gesco.data.synthetic import generate_scene
 from gesco.data.transforms import resize_labels
 from gesco.errors import ChannelParameterError, ClassIdError, GescoInputError, ImageDecodeError, ShapeError
@@ -31,8 +32,11 @@ from gesco.link import (
     received_maps,
     receiver_maps,
     stage_seed,
+    upload_info,
+    upload_report,
 )
 from gesco.semantics.classes import get_class_space
+from gesco.semantics.instances import derive_instances
 from gesco.semantics.layout import full_conditioning
 from gesco.wire.frames import frame_channel_symbols
 
@@ -76,7 +80,29 @@ def test_encode_uses_the_segmenter_without_a_label(scene):
 
     frame, _ = encode_image_frame(scene.image, space=SPACE, resolution=RES, frame_id="x", segmenter=Fake())
     assert calls == [(*RES, 3)]  # segments the resized image
-    assert list(frame.class_ids) == [7, 23] and not frame.has_edges
+    assert list(frame.class_ids) == [7, 23]
+    assert frame.has_edges and frame.upload.edges == "derived"  # edges derived from the segmented map
+
+
+def test_edges_uploaded_derived_or_none(scene):
+    """The frame carries the uploaded instance map's edges, else those of the instance map
+    derived from the label map (at the model resolution), else none when asked; it says which."""
+    uploaded, _ = _frame(scene)
+    derived, _ = encode_image_frame(scene.image, scene.label, space=SPACE, resolution=RES, frame_id="x",
+                                    transmit=TransmitSettings(psnr_db=100.0))
+    none, _ = encode_image_frame(scene.image, scene.label, space=SPACE, resolution=RES, frame_id="x",
+                                 derive_edges=False)
+    assert [f.upload.edges for f in (uploaded, derived, none)] == ["uploaded", "derived", "none"]
+    assert uploaded.has_edges and derived.has_edges and not none.has_edges
+    assert [upload_report(f.upload)["edges"] for f in (uploaded, derived, none)] == ["uploaded", "derived", "none"]
+    label = resize_labels(scene.label, *RES)
+    want = full_conditioning(label, SPACE, derive_instances(label, SPACE))
+    got = received_conditioning(apply_channel(derived), fds=False)
+    assert torch.allclose(got, want, atol=2e-3)  # float16 symbols + 1e-5 noise std
+    assert not torch.allclose(got[-1], full_conditioning(label, SPACE)[-1], atol=0.5)  # the edge channel is not empty
+    fit = AspectReport("crop", (2, 2), (2, 2), False, (0, 0, 2, 2), (0, 0, 2, 2))
+    with pytest.raises(GescoInputError, match="edges must be one of"):
+        upload_info(fit, False, None, "some")
 
 
 def test_encode_refuses_bad_maps(scene):

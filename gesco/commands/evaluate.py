@@ -38,8 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", choices=("channel", "samplers"), default="channel",
                    help="channel: the paper's tables (default); samplers: mIoU / LPIPS against network evaluations")
+    p.add_argument("--split", default="test", choices=("val", "validation", "test"),
+                   help="synthetic split of the scenes: val (= validation) for every choice (sampler, steps, "
+                        "checkpoints, thresholds), test once per reported table (default test; docs/evaluation.md)")
     p.add_argument("--scenes", type=int, default=None,
-                   help="number of test scenes (default 100; 20 for --study samplers)")
+                   help="number of scenes of --split (default 100; 20 for --study samplers)")
+    p.add_argument("--edges", default="uploaded", choices=("uploaded", "derived", "none"),
+                   help="instance-edge map the semantic rows send: uploaded (the scenes' ground-truth instance maps, "
+                        "as GESCO; default), derived (what the sender derives from the label map when no instance "
+                        "map is uploaded), none")
     p.add_argument("--psnr", type=float, nargs="+", default=None, metavar="DB",
                    help=f"channel PSNRs in dB (default {' '.join(f'{x:g}' for x in PAPER_PSNRS_DB)}; "
                         "100 10 for --study samplers)")
@@ -147,6 +154,8 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         psnrs=tuple(args.psnr) if args.psnr else (STUDY_PSNRS if samplers else PAPER_PSNRS_DB),
         methods=methods,
         checkpoints=parse_checkpoint_overrides(args.checkpoint),
+        split="val" if args.split == "validation" else args.split,
+        edges=args.edges,
         channel=args.channel,
         channel_params=parse_channel_params(args.channel, json.dumps(_key_values(args.channel_param)))
         if args.channel_param else {},

@@ -259,7 +259,7 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def format_upload(upload: dict) -> str:
-    """One line on how the upload was prepared: its size, aspect handling and domain score."""
+    """One line on how the upload was prepared: its size, aspect handling, domain score and edge map."""
     h, w = upload["source_size"]
     parts = [f"{w}x{h}", f"aspect {upload['aspect']}" + (" (adjusted)" if upload["aspect_adjusted"] else "")]
     if not upload["segmented"]:
@@ -270,4 +270,9 @@ def format_upload(upload: dict) -> str:
                      f"(threshold {upload['domain_threshold']:.2f}): {verdict}")
     else:
         parts.append("segmented, confidence not measurable")
+    edges = upload.get("edges")
+    if edges:
+        parts.append({"uploaded": "instance edges uploaded",
+                      "derived": "instance edges derived from the label map (touching objects of one class merge)",
+                      "none": "no instance edges"}.get(edges, f"instance edges: {edges}"))
     return ", ".join(parts)

@@ -99,7 +99,7 @@ def digital_image_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int
 def digital_maps_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
     """The semantic frame through the digital link, then generation from the exact maps."""
     from gesco.digital.source import exact_received_frame, frame_bytes, frame_from_bytes, lost_image
-    from gesco.evaluate.runner import eval_frame_id, scene_seed
+    from gesco.evaluate.runner import eval_frame_id, scene_seed, sent_instance
 
     link = _link(ctx)
     cfg, (h, w) = ctx.config, ctx.resolution
@@ -112,9 +112,9 @@ def digital_maps_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]
         transmit = TransmitSettings(psnr_db=float(psnr), channel=cfg.channel, sampler=plan.sampler,
                                     steps=int(plan.steps), guidance_scale=float(cfg.guidance_scale),
                                     seed=scene_seed(cfg.seed, i), fds=plan.method.fds)
-        frame, _ = encode_image_frame(scene.image, scene.label, scene.instance, space=ctx.space, resolution=(h, w),
-                                      frame_id=eval_frame_id(plan.method.key, psnr, i), codec=cfg.codec,
-                                      transmit=transmit)
+        frame, _ = encode_image_frame(scene.image, scene.label, sent_instance(scene, cfg), space=ctx.space,
+                                      resolution=(h, w), frame_id=eval_frame_id(plan.method.key, psnr, i),
+                                      codec=cfg.codec, transmit=transmit, derive_edges=cfg.edges != "none")
         data = frame_bytes(frame)
         result = link.send(data, float(psnr), mcs=mcs, generator=_generator(ctx, i))
         info = _common(result, h, w) | {"total_bits": 8 * len(data), "maps": len(frame.class_ids) + int(frame.has_edges),

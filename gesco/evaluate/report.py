@@ -221,6 +221,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+_EDGES_WORDS = {
+    "uploaded": "the scenes' ground-truth instance maps (`--edges uploaded`)",
+    "derived": "derived from the label maps by the sender (`--edges derived`: connected components of the thing classes)",
+    "none": "none (`--edges none`)",
+}
+
+
 def _psnr_label(p: float) -> str:
     return f"{p:g}"
 
@@ -267,7 +274,8 @@ def _settings_section(plan: dict, commands: list[str]) -> str:
            if r["method"].get("sampler") and r.get("sampler")]
     lines += [
         f"* scenes: {plan['scenes']} scenes of the synthetic `{plan['split']}` split "
-        f"(`gesco.data.synthetic`, Cityscapes label ids), {h}x{w} pixels;",
+        f"(`gesco.data.synthetic`, Cityscapes label ids), {h}x{w} pixels; instance edges sent: "
+        + _EDGES_WORDS.get(plan.get("edges", "uploaded"), str(plan.get("edges"))) + ";",
         f"* channel: `{plan['channel']}`, PSNR {', '.join(_psnr_label(p) for p in sorted(plan['psnrs'], reverse=True))} dB;",
         ("* receiver: the sampler of each row (see the tables)" if plan["study"] == "samplers" else
          f"* receiver: sampler `{plan['sampler']}`, {plan['steps']} steps"

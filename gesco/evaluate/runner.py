@@ -75,10 +75,17 @@ from gesco.link import (
     stage_seed,
 )
 from gesco.semantics.classes import CITYSCAPES, ClassSpace
+from gesco.semantics.instances import EDGES_DERIVED, EDGES_NONE, EDGES_UPLOADED
 from gesco.wire.frames import n_maps
 
 #: scenes per seed: scene ``i`` of seed ``s`` uses ``s * SEED_STRIDE + i`` (the test split's size)
 SEED_STRIDE = SPLITS["test"][1] - SPLITS["test"][0]
+#: the splits an evaluation may run on: validation for every choice, test once per reported table
+EVAL_SPLITS = ("val", "test")
+#: other names accepted for a split
+SPLIT_ALIASES = {"validation": "val"}
+#: which instance-edge map the semantic rows send (see :class:`EvalConfig`)
+EDGE_MODES = (EDGES_UPLOADED, EDGES_DERIVED, EDGES_NONE)
 #: resolution when no diffusion checkpoint is available (only the real / full-image rows)
 FALLBACK_RESOLUTION = (64, 128)
 
@@ -106,7 +113,13 @@ class EvalConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         batch_size: images per sampling call.
         codec: lossless map codec (the equal-uses row downsamples with it as inner codec).
-        split: synthetic split of the scenes.
+        split: synthetic split of the scenes: ``"val"`` (the validation split, for every
+            choice: sampler, steps, checkpoints, thresholds) or ``"test"`` (touched once per
+            reported table); :data:`EVAL_SPLITS`.
+        edges: which instance-edge map the semantic rows send (:data:`EDGE_MODES`):
+            ``"uploaded"`` the scene's ground-truth instance map (as GESCO transmits),
+            ``"derived"`` the one the sender derives from the label map when none is uploaded
+            (:func:`gesco.semantics.instances.derive_instances`), ``"none"`` no edge map.
         resolution: ``(H, W)``; ``None``: the diffusion checkpoints' resolution.
         segmenter: segmenter spec for :func:`gesco.segment.load_segmenter` (``None``: shipped).
         inception: pytorch-fid Inception weights file for the standard FID (``None``: the
@@ -139,6 +152,7 @@ class EvalConfig:
     batch_size: int = 16
     codec: str = DEFAULT_CODEC
     split: str = "test"
+    edges: str = EDGES_UPLOADED
     resolution: tuple[int, int] | None = None
     segmenter: str | None = None
     inception: str | None = None
@@ -150,9 +164,13 @@ class EvalConfig:
     compute: bool = True
 
     def validate(self) -> EvalConfig:
+        self.split = SPLIT_ALIASES.get(self.split, self.split)
         start, stop = SPLITS.get(self.split, (0, 0))
-        if self.split not in SPLITS:
-            raise GescoInputError(f"unknown split {self.split!r}; known: {sorted(SPLITS)}")
+        if self.split not in EVAL_SPLITS:
+            raise GescoInputError(f"unknown evaluation split {self.split!r}; known: {list(EVAL_SPLITS)} "
+                                  f"('validation' = 'val'; the train split is what the models were fitted on)")
+        if self.edges not in EDGE_MODES:
+            raise GescoInputError(f"unknown edges {self.edges!r}; known: {list(EDGE_MODES)}")
         if not 1 <= self.scenes <= stop - start:
             raise GescoInputError(f"--scenes must be in [1, {stop - start}], got {self.scenes}")
         if not self.psnrs:
@@ -181,6 +199,12 @@ def eval_frame_id(row: str, psnr: float, scene: int) -> str:
     equal across rows and PSNRs for the same scene.
     """
     return hashlib.sha256(f"eval-{row}-{psnr:g}-{scene}".encode()).hexdigest()[:32]
+
+
+def sent_instance(scene: SceneSample, config: EvalConfig) -> np.ndarray | None:
+    """The instance map the sender gets for ``scene``: the ground truth with ``edges="uploaded"``,
+    else ``None`` (the sender then derives one, or sends no edge map with ``edges="none"``)."""
+    return scene.instance if config.edges == EDGES_UPLOADED else None
 
 
 def scene_seed(seed: int, scene: int) -> int:
@@ -462,9 +486,10 @@ def _semantic_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -
 
         def encode(factor: int):
             codec, params = codec_choice(cfg.codec, factor)
-            frame, _ = encode_image_frame(scene.image, scene.label, scene.instance, space=ctx.space,
+            frame, _ = encode_image_frame(scene.image, scene.label, sent_instance(scene, cfg), space=ctx.space,
                                           resolution=(h, w), frame_id=eval_frame_id(plan.method.key, psnr, i),
-                                          codec=codec, codec_params=params, transmit=transmit)
+                                          codec=codec, codec_params=params, transmit=transmit,
+                                          derive_edges=cfg.edges != EDGES_NONE)
             return frame
 
         factor = 1
@@ -607,6 +632,8 @@ def run_evaluation(
         store.check_meta("settings", {
             "split": config.split, "resolution": list(resolution), "seed": config.seed, "codec": config.codec,
             "guidance_scale": config.guidance_scale, **scorer_meta,
+            # recorded only when not the default, so that stores made before the option stay valid
+            **({"edges": config.edges} if config.edges != EDGES_UPLOADED else {}),
         })
         for p in plans:
             if p.status == "ok":
@@ -624,6 +651,7 @@ def run_evaluation(
             "rows": [p.to_dict() for p in plans],
             "resolution": list(resolution),
             "split": config.split,
+            "edges": config.edges,
             "seed": config.seed,
             "channel": config.channel,
             "channel_params": config.channel_params,

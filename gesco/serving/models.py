@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -63,4 +63,8 @@ class UploadReport(BaseModel):
     confident_fraction: float | None = Field(description="Fraction of the upload's pixels with max-softmax >= 0.9.")
     domain_threshold: float | None = Field(description="domain_score below this is out of domain (GESCO_SENDER_DOMAIN_THRESHOLD).")
     out_of_domain: bool = Field(description="The segmenter does not recognise the upload: the generated image will not resemble it.")
+    edges: Literal["uploaded", "derived", "none"] | None = Field(
+        None, description="Which instance-edge map was sent: 'uploaded' (the instance map sent with the label map), "
+        "'derived' (connected components of the thing classes of the label map; touching instances of one class "
+        "merge) or 'none'; null for a job from a sender that did not say.")
     notes: list[str] = Field(description="What the user should know: the aspect handling, the out-of-domain warning.")

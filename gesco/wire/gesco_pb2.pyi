@@ -54,7 +54,7 @@ class TransmitParams(_message.Message):
     def __init__(self, psnr_db: _Optional[float] = ..., channel: _Optional[str] = ..., sampler: _Optional[str] = ..., steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., fds: _Optional[bool] = ..., channel_params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UploadInfo(_message.Message):
-    __slots__ = ("source_height", "source_width", "aspect", "aspect_adjusted", "source_box", "content_box", "segmented", "domain_scored", "domain_score", "confident_fraction", "domain_threshold", "out_of_domain", "notes")
+    __slots__ = ("source_height", "source_width", "aspect", "aspect_adjusted", "source_box", "content_box", "segmented", "domain_scored", "domain_score", "confident_fraction", "domain_threshold", "out_of_domain", "notes", "edges")
     SOURCE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_WIDTH_FIELD_NUMBER: _ClassVar[int]
     ASPECT_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class UploadInfo(_message.Message):
     DOMAIN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     OUT_OF_DOMAIN_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
     source_height: int
     source_width: int
     aspect: str
@@ -81,7 +82,8 @@ class UploadInfo(_message.Message):
     domain_threshold: float
     out_of_domain: bool
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, source_height: _Optional[int] = ..., source_width: _Optional[int] = ..., aspect: _Optional[str] = ..., aspect_adjusted: _Optional[bool] = ..., source_box: _Optional[_Iterable[int]] = ..., content_box: _Optional[_Iterable[int]] = ..., segmented: _Optional[bool] = ..., domain_scored: _Optional[bool] = ..., domain_score: _Optional[float] = ..., confident_fraction: _Optional[float] = ..., domain_threshold: _Optional[float] = ..., out_of_domain: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    edges: str
+    def __init__(self, source_height: _Optional[int] = ..., source_width: _Optional[int] = ..., aspect: _Optional[str] = ..., aspect_adjusted: _Optional[bool] = ..., source_box: _Optional[_Iterable[int]] = ..., content_box: _Optional[_Iterable[int]] = ..., segmented: _Optional[bool] = ..., domain_scored: _Optional[bool] = ..., domain_score: _Optional[float] = ..., confident_fraction: _Optional[float] = ..., domain_threshold: _Optional[float] = ..., out_of_domain: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., edges: _Optional[str] = ...) -> None: ...
 
 class SemanticFrame(_message.Message):
     __slots__ = ("id", "height", "width", "num_classes", "class_space", "class_ids", "has_edges", "codec", "codec_params", "payload", "power_scale", "png_bits", "jpeg_bits", "jpeg_quality", "transmit", "upload")

@@ -424,3 +424,37 @@ def test_student_rows_use_the_student_role_and_cost_one_pass_per_step(assets, mo
     assert (fast.method.key, fast.sampler, fast.steps) == ("ours-fast", DEFAULT_SAMPLER, DEFAULT_STEPS)
     assert fast.checkpoint.endswith("diffusion-synthetic-64x128-student") and fast.passes == DEFAULT_STEPS
     assert (ours.sampler, ours.steps, ours.passes) == ("ddim", 5, 10)
+
+
+def test_validation_split_and_edge_modes(assets, monkeypatch, tmp_path, capsys):
+    """``--split validation --edges ...`` evaluates the validation scenes, sends the edge map the
+    flag names (``maps`` counts it), records both in the plan and refuses to mix edge modes."""
+    monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(assets["checkpoints"]))
+    maps = {}
+    for edges in ("derived", "none"):  # "uploaded" is the default every other test runs
+        out = tmp_path / edges
+        argv = ["evaluate", "--split", "validation", "--edges", edges, "--scenes", "1", "--psnr", "100", "--methods",
+                "real,ours", "--steps", "1", "--sampler", "ddim", "--segmenter", str(assets["segmenter"]),
+                "--device", "cpu", "--grid-scenes", "0", "--no-progress", "--out", str(out)]
+        assert main(argv) == 0
+        with ResultStore(out / "results.sqlite") as store:
+            plan = store.get_meta("plan")
+            _, metrics, _ = store.load("ours", 100.0, 1)
+        assert plan["split"] == "val" and plan["edges"] == edges
+        maps[edges] = metrics[0]["maps"]
+        assert "`val` split" in (out / "report.md").read_text()
+    scene = generate_scene(split_seed("val", 0), H, W)
+    from gesco.data.transforms import resize_labels
+    classes = len(np.unique(resize_labels(scene.label, H, W)))
+    assert maps == {"derived": classes + 1, "none": classes}
+    # the same folder with another edge mode is refused, naming the setting
+    assert main(argv[:4] + ["uploaded"] + argv[5:]) == 2
+    assert "edges" in capsys.readouterr().err
+
+
+def test_evaluation_splits_and_edges_are_checked(tmp_path):
+    assert EvalConfig(out=tmp_path, split="validation").validate().split == "val"
+    with pytest.raises(GescoInputError, match="unknown evaluation split 'train'"):
+        EvalConfig(out=tmp_path, split="train").validate()
+    with pytest.raises(GescoInputError, match="unknown edges 'gt'"):
+        EvalConfig(out=tmp_path, edges="gt").validate()
