@@ -1,6 +1,11 @@
 """``gesco evaluate``: the paper's tables on the synthetic test scenes (and the sampler study).
 
-    gesco evaluate                                   # 100 scenes, PSNR 1 5 10 15 20 30 100, every row
+Every choice (sampler, steps, checkpoint, threshold) is made on the validation split
+(``--split val``; the sampler study's default), the test split is touched once per
+reported table (the default of the paper's tables).
+
+    gesco evaluate                                   # 100 test scenes, PSNR 1 5 10 15 20 30 100, every row
+    gesco evaluate --split val --scenes 50 --psnr 1 100 --methods real,ours-fast --edges derived
     gesco evaluate --scenes 20 --psnr 10 100 --methods ours,full-image,real --out runs/eval-small
     gesco evaluate --study samplers                  # quality against network evaluations
     gesco evaluate --methods digital --channel rayleigh --scenes 25 --psnr 1 5 10 20 30 100 --out runs/eval-digital-rayleigh
@@ -38,9 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", choices=("channel", "samplers"), default="channel",
                    help="channel: the paper's tables (default); samplers: mIoU / LPIPS against network evaluations")
-    p.add_argument("--split", default="test", choices=("val", "validation", "test"),
+    p.add_argument("--split", default=None, choices=("val", "validation", "test"),
                    help="synthetic split of the scenes: val (= validation) for every choice (sampler, steps, "
-                        "checkpoints, thresholds), test once per reported table (default test; docs/evaluation.md)")
+                        "checkpoints, thresholds), test once per reported table (default: test for the paper's "
+                        "tables, val for --study samplers, which serves choices; docs/evaluation.md#splits)")
     p.add_argument("--scenes", type=int, default=None,
                    help="number of scenes of --split (default 100; 20 for --study samplers)")
     p.add_argument("--edges", default="uploaded", choices=("uploaded", "derived", "none"),
@@ -154,7 +160,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         psnrs=tuple(args.psnr) if args.psnr else (STUDY_PSNRS if samplers else PAPER_PSNRS_DB),
         methods=methods,
         checkpoints=parse_checkpoint_overrides(args.checkpoint),
-        split="val" if args.split == "validation" else args.split,
+        split=resolve_split(args.split, samplers),
         edges=args.edges,
         channel=args.channel,
         channel_params=parse_channel_params(args.channel, json.dumps(_key_values(args.channel_param)))
@@ -190,6 +196,14 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"missing rows (no checkpoint; see the report for the commands): {', '.join(missing)}")
     print(f"report: {outcome.report['markdown']}")
     return 0
+
+
+def resolve_split(split: str | None, samplers: bool) -> str:
+    """The split to evaluate: ``--split`` (``validation`` = ``val``), else ``val`` for the
+    sampler study (it serves choices) and ``test`` for the paper's tables."""
+    if split is None:
+        return "val" if samplers else "test"
+    return "val" if split == "validation" else split
 
 
 def _key_values(items: list[str]) -> dict[str, str]:

@@ -453,6 +453,11 @@ def test_validation_split_and_edge_modes(assets, monkeypatch, tmp_path, capsys):
 
 
 def test_evaluation_splits_and_edges_are_checked(tmp_path):
+    from gesco.commands.evaluate import resolve_split
+
+    # choices on the validation split: the sampler study's default; the paper's tables: test
+    assert [resolve_split(None, True), resolve_split(None, False)] == ["val", "test"]
+    assert [resolve_split("validation", False), resolve_split("test", True)] == ["val", "test"]
     assert EvalConfig(out=tmp_path, split="validation").validate().split == "val"
     with pytest.raises(GescoInputError, match="unknown evaluation split 'train'"):
         EvalConfig(out=tmp_path, split="train").validate()
