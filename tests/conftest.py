@@ -1,8 +1,14 @@
-"""Fixtures shared by the whole test tree."""
+"""Fixtures shared by the whole test tree, and the CI's no-skip guard.
+
+``GESCO_FAIL_ON_SKIP=1`` (``.ci/run`` sets it): a run in which any test or test module was
+skipped fails, after listing every skip and its reason. CI installs every extra and tool the
+suite knows, so a skip there means an install went wrong, not that the test may be left out.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -25,3 +31,35 @@ def load_script() -> Callable[[str], ModuleType]:
     """``load_script("bench/bench_gpu.py")``: import a script of the repository (``bench/``,
     ``scripts/``; not a package) as a module, to test its functions and ``main``."""
     return _load
+
+
+_SKIPS: list[str] = []
+
+
+def _skip_reason(report: pytest.BaseReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, line, "Skipped: reason")
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:
+        _SKIPS.append(f"{report.nodeid}: {_skip_reason(report)}")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPS.append(f"{report.nodeid}: {_skip_reason(report)}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("GESCO_FAIL_ON_SKIP") == "1" and _SKIPS and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if os.environ.get("GESCO_FAIL_ON_SKIP") == "1" and _SKIPS:
+        terminalreporter.section("GESCO_FAIL_ON_SKIP=1: skipped tests fail this run", sep="=", red=True)
+        for line in _SKIPS:
+            terminalreporter.line(line)

@@ -3,7 +3,8 @@
 Structure: three services from one image, the documented ports, a volume for results
 and logs, health checks; every command, module, setting and path they name exists.
 When Debian's ``docker-compose`` is installed, ``docker-compose config`` must accept
-both files too.
+the files too (without it those tests skip, or fail when ``GESCO_REQUIRE_COMPOSE=1``, as
+``.ci/run`` sets after installing it).
 """
 
 from __future__ import annotations
@@ -18,12 +19,21 @@ import subprocess
 
 import pytest
 import yaml
-from svc_helpers import REPO
+from svc_helpers import REPO, skip_unless_required
 
 COMPOSE = REPO / "docker-compose.yml"
 GPU = REPO / "docker-compose.gpu.yml"
 SECURE = REPO / "docker-compose.secure.yml"
 DOCKERFILE = REPO / "Dockerfile"
+
+
+@pytest.fixture()
+def docker_compose() -> str:
+    """Debian's ``docker-compose`` binary (skip without it; fail when GESCO_REQUIRE_COMPOSE=1)."""
+    path = shutil.which("docker-compose")
+    if path is None:
+        skip_unless_required("GESCO_REQUIRE_COMPOSE", "docker-compose (Debian package) not installed")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -169,19 +179,17 @@ def test_dockerfile_copies_what_exists_and_only_that_is_in_the_context():
     assert "GESCO_CHECKPOINT_DIR=/app/checkpoints" in text  # the shipped models, outside site-packages
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
 @pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, GPU], [COMPOSE, SECURE]], ids=["cpu", "gpu", "secure"])
-def test_docker_compose_config_accepts_the_files(files):
-    args = ["docker-compose"] + [a for f in files for a in ("-f", str(f))] + ["config", "--quiet"]
+def test_docker_compose_config_accepts_the_files(files, docker_compose):
+    args = [docker_compose] + [a for f in files for a in ("-f", str(f))] + ["config", "--quiet"]
     run = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
-def test_host_ports_follow_the_environment():
+def test_host_ports_follow_the_environment(docker_compose):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GESCO_")}
     env.update(GESCO_SENDER_PORT="9000", GESCO_RECEIVER_PORT="9002", GESCO_RECEIVER_URL="http://localhost:9002")
-    run = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], cwd=REPO, env=env,
+    run = subprocess.run([docker_compose, "-f", str(COMPOSE), "config"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     services = yaml.safe_load(run.stdout)["services"]

@@ -114,19 +114,39 @@ def test_concurrent_encodes_are_capped_with_503_retry_after(stack, files):
 
 
 def test_phone_photo_with_exif_orientation_is_accepted_upright(stack):
+    """A camera stores the pixels sideways / upside down and says so in EXIF: the sender must
+    turn them upright before fitting and segmenting. The upright photo is a 64x128 landscape of
+    four coloured quadrants; each JPEG stores it turned the way its orientation tag undoes
+    (rotations written here with numpy, independently of gesco.image_header), so the sender
+    must see the same upright quadrants, at the same source size, for every orientation."""
+    quadrants = {(0, 0): (220, 30, 30), (0, 1): (30, 220, 30), (1, 0): (30, 30, 220), (1, 1): (230, 230, 230)}
+    upright = np.zeros((64, 128, 3), np.uint8)
+    for (qy, qx), colour in quadrants.items():
+        upright[qy * 32:(qy + 1) * 32, qx * 64:(qx + 1) * 64] = colour
+    # EXIF 3: shown rotated 180 degrees; 6: shown rotated 90 degrees clockwise; 8: counter-clockwise
+    stored = {1: upright, 3: np.rot90(upright, 2), 6: np.rot90(upright, 1), 8: np.rot90(upright, -1)}
+
     class Recorder:
-        shapes = []
+        images: list[np.ndarray] = []
 
         def predict_numpy(self, image):
-            self.shapes.append(image.shape)
+            self.images.append(image.copy())
             return np.full(image.shape[:2], 7, np.uint8)
 
     rec = Recorder()
     with stack.sender(inject_segmenter=rec, height=32, width=64) as url:
-        for orientation in (1, 3, 6, 8):
-            photo = jpeg_with_orientation(np.full((128, 64, 3), 90, np.uint8), orientation)  # stored portrait
-            r = post(url, {"image": photo})
+        for orientation, pixels in stored.items():
+            assert pixels.shape[:2] == ((64, 128) if orientation in (1, 3) else (128, 64))
+            r = post(url, {"image": jpeg_with_orientation(pixels, orientation)})
             assert r.status_code == 202, (orientation, r.text)
+            upload = r.json()["upload"]
+            assert upload["source_size"] == [64, 128] and not upload["aspect_adjusted"], (orientation, upload)
+            seen = rec.images[-1]
+            assert seen.shape == (32, 64, 3), (orientation, seen.shape)
+            for (qy, qx), colour in quadrants.items():  # the centre of each quadrant, away from JPEG's blurred edges
+                centre = seen[qy * 16 + 4:qy * 16 + 12, qx * 32 + 8:qx * 32 + 24].reshape(-1, 3).mean(0)
+                assert np.abs(centre - colour).max() < 25, (orientation, (qy, qx), centre.round(), colour)
+    assert len(rec.images) == 4
 
 
 def test_repeated_and_empty_form_fields_are_422(stack, files):

@@ -2,8 +2,9 @@
 ``GET /viewer`` against the real receiver, channel and sender on loopback, with the
 shipped diffusion model and segmenter (so the page shows a real result).
 
-Skips only where no Chromium / Chrome binary exists (``.ci/run`` installs Debian's
-``chromium`` and ``chromium-driver``). ``GESCO_VIEWER_SCREENSHOT=docs/images/viewer.png``
+Skips only where no Chromium / Chrome binary exists, and fails there instead when
+``GESCO_REQUIRE_BROWSER=1`` (``.ci/run`` installs Debian's ``chromium`` and ``chromium-driver``
+and sets it). ``GESCO_VIEWER_SCREENSHOT=docs/images/viewer.png``
 writes the README's screenshot; otherwise it goes to the test's temporary folder.
 """
 
@@ -19,7 +20,7 @@ import cv2
 import httpx
 import pytest
 from conftest import run_stack
-from svc_helpers import REPO
+from svc_helpers import REPO, skip_unless_required
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 
@@ -45,8 +46,9 @@ def driver():
 
     binary = browser_binary()
     if binary is None:
-        pytest.skip(f"no Chromium / Chrome binary on this machine (looked for {', '.join(BROWSERS)}); "
-                    "install Debian's chromium and chromium-driver (.ci/run does)")
+        skip_unless_required("GESCO_REQUIRE_BROWSER",
+                             f"no Chromium / Chrome binary on this machine (looked for {', '.join(BROWSERS)}); "
+                             "install Debian's chromium and chromium-driver (.ci/run does)")
     chromedriver = shutil.which("chromedriver")
     if chromedriver is None:
         pytest.fail(f"{binary} is installed but chromedriver is not (Debian: apt-get install chromium-driver)")
