@@ -16,15 +16,24 @@ Shapes: ``x`` ``(B, 3, H, W)`` float, ``t`` ``(B,)`` int or float time steps in 
 ``y`` ``(B, label_channels, H, W)`` float semantic maps (zeros = the null label of
 classifier-free guidance). ``H`` and ``W`` must be divisible by ``2 ** (len(channel_mult) - 1)``.
 
-A leaner full-resolution path than the authors' code (a choice, see ``spade_hidden``):
-the label embedding ``ReLU(conv3x3(y))`` that SPADE starts from is computed once per
-resolution level and shared by the SPADE layers of that level, instead of once per
-layer; each layer keeps its own ``gamma`` / ``beta`` convolutions.
+By default a leaner full-resolution path than the authors' code (a choice, see
+``spade_hidden``): the label embedding ``ReLU(conv3x3(y))`` that SPADE starts from is
+computed once per resolution level and shared by the SPADE layers of that level, instead
+of once per layer; each layer keeps its own ``gamma`` / ``beta`` convolutions.
+
+The authors' layout (SDM / GESCO, :meth:`UNetConfig.authors`) is the same mathematics
+with three switches: ``spade_per_layer`` (every SPADE has its own label MLP, as their
+``SPADEGroupNorm``), ``resblock_updown`` (down / up sampling by residual blocks that
+average-pool / nearest-upsample inside, as their ``resblock_updown True``) and
+``label_input`` (which channels of the conditioning the network reads: all, all but the
+edge map for data sets without instances, or GESCO's 2-channel ``(label id, edge)``
+variant). :mod:`gesco.diffusion.authors_import` maps their checkpoints onto it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +81,19 @@ class UNetConfig(ConfigBase):
             error by ``sqrt(abar_t)``, 1/156 at ``t = 999``); a network whose normalisations
             remove per-channel means cannot compute it, and samples then take the starting
             noise's mean as their colour (docs/training.md, "The colour cast").
+        spade_per_layer: every SPADE computes its own label embedding
+            ``ReLU(conv3x3(resize_nearest(y)))`` (the authors' ``mlp_shared``) instead of
+            sharing one per resolution level. Off for gesco's own checkpoints.
+        resblock_updown: down-sample with a residual block that average-pools (2x2)
+            inside (after its first norm + SiLU, on the skip path too) and up-sample with a
+            SPADE residual block that upsamples (nearest, x2) the same way, instead of a
+            stride-2 conv and nearest upsampling + conv (the authors' ``resblock_updown``).
+        label_input: which channels of the conditioning ``y`` ``(B, label_channels, H, W)``
+            (class maps + the edge map, last) the network reads: ``"onehot"`` all of them;
+            ``"onehot_no_edge"`` all but the edge map (models trained without instances,
+            e.g. ADE20K); ``"index_edge"`` two channels, the class index
+            ``argmax_c y[:, c]`` as a float and the edge map (GESCO's
+            ``one_hot_label=False`` variant; an all-zero null label maps to ``(0, 0)``).
     """
 
     image_channels: int = 3
@@ -87,8 +109,13 @@ class UNetConfig(ConfigBase):
     dropout: float = 0.0
     num_groups: int = 32
     mean_skip: bool = False
+    spade_per_layer: bool = False
+    resblock_updown: bool = False
+    label_input: str = "onehot"
 
     def __post_init__(self) -> None:
+        if self.label_input not in LABEL_INPUTS:
+            raise ValueError(f"label_input {self.label_input!r} is not one of {', '.join(LABEL_INPUTS)}")
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
         self.attention_ds = tuple(int(a) for a in self.attention_ds)
         if isinstance(self.num_res_blocks, (list, tuple)):
@@ -104,6 +131,12 @@ class UNetConfig(ConfigBase):
     @property
     def out_channels(self) -> int:
         return self.image_channels * (2 if self.learn_sigma else 1)
+
+    @property
+    def label_in_channels(self) -> int:
+        """Channels the SPADE label MLPs read (see ``label_input``)."""
+        return {"onehot": self.label_channels, "onehot_no_edge": self.label_channels - 1, "index_edge": 2}[
+            self.label_input]
 
     @property
     def downsample_factor(self) -> int:
@@ -128,6 +161,38 @@ class UNetConfig(ConfigBase):
             spade_kernel=3,
         )
 
+    @classmethod
+    def authors(cls, label_channels: int = 36, label_input: str = "onehot", base_channels: int = 256,
+                channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4), num_res_blocks: int = 2,
+                attention_ds: tuple[int, ...] = (8, 16, 32), head_channels: int = 64,
+                learn_sigma: bool = True) -> UNetConfig:
+        """The authors' network (SDM / GESCO ``UNetModel``) with their published flags by default.
+
+        Defaults are the Cityscapes flags of the paper's model: ``--num_channels 256
+        --channel_mult 1,1,2,2,4,4 --num_res_blocks 2 --attention_resolutions 32,16,8``
+        (of a 256-pixel image: downsampling factors 8, 16, 32) ``--num_head_channels 64
+        --resblock_updown True --use_scale_shift_norm True --learn_sigma True``, 35 classes +
+        1 edge map. SPADE: 128 hidden channels, 3x3 convs, one label MLP per SPADE. At
+        these defaults the network has 653,984,518 parameters, as SDM's.
+        """
+        return cls(
+            label_channels=label_channels,
+            base_channels=base_channels,
+            channel_mult=channel_mult,
+            num_res_blocks=num_res_blocks,
+            attention_ds=attention_ds,
+            head_channels=head_channels,
+            spade_hidden=128,
+            spade_kernel=3,
+            learn_sigma=learn_sigma,
+            spade_per_layer=True,
+            resblock_updown=True,
+            label_input=label_input,
+        )
+
+
+#: values of :attr:`UNetConfig.label_input`
+LABEL_INPUTS = ("onehot", "onehot_no_edge", "index_edge")
 
 #: parameter-name prefixes of the mean-colour path (``UNetConfig.mean_skip``): the layers a
 #: warm start may add to a checkpoint that has none, and what ``trainable`` fits alone.
@@ -159,23 +224,38 @@ def zero_module(m: nn.Module) -> nn.Module:
 
 
 class SPADE(nn.Module):
-    """``GN(h) * (1 + gamma) + beta`` with ``gamma, beta = conv3x3(e)``, ``e`` the level's label embedding."""
+    """``GN(h) * (1 + gamma) + beta`` with ``gamma, beta = conv(e)`` from a label embedding ``e``.
 
-    def __init__(self, channels: int, hidden: int, num_groups: int, kernel: int = 3) -> None:
+    With ``label_channels`` (``spade_per_layer``) the layer owns its label MLP and its
+    input is the conditioning resized to the feature size, ``e = ReLU(conv3x3(y))``; otherwise
+    ``e`` is the level's shared embedding. ``gamma`` and ``beta`` come from one convolution
+    with ``2 * channels`` outputs (the authors' ``mlp_gamma`` then ``mlp_beta``, stacked).
+    """
+
+    def __init__(self, channels: int, hidden: int, num_groups: int, kernel: int = 3,
+                 label_channels: int | None = None) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(_groups(channels, num_groups), channels, affine=False)
+        self.label = LabelEmbedding(label_channels, hidden) if label_channels is not None else None
         self.gamma_beta = nn.Conv2d(hidden, 2 * channels, kernel, padding=kernel // 2)
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        emb = self.label(cond, tuple(h.shape[-2:])) if self.label is not None else cond
         gamma, beta = self.gamma_beta(emb).chunk(2, dim=1)
         return self.norm(h) * (1 + gamma) + beta
+
+
+#: ``label_at(size)``: the conditioning a SPADE layer reads at feature size ``(h, w)``
+LabelAt = Callable[[tuple[int, int]], torch.Tensor]
 
 
 class ResBlock(nn.Module):
     """Residual block with time conditioning as scale/shift; SPADE norms when ``spade_hidden``.
 
-    ``h = conv(SiLU(N1(x)))``; ``h = N2(h) * (1 + s(t)) + b(t)``; ``h = conv(dropout(SiLU(h)))``;
-    out = ``skip(x) + h``. ``N1, N2`` are GroupNorm (encoder) or SPADE (middle, decoder).
+    ``h = conv(R(SiLU(N1(x))))``; ``h = N2(h) * (1 + s(t)) + b(t)``; ``h = conv(dropout(SiLU(h)))``;
+    out = ``skip(R(x)) + h``. ``N1, N2`` are GroupNorm (encoder) or SPADE (middle, decoder);
+    ``R`` is the identity, or with ``updown`` a 2x2 average pooling (``"down"``) or a nearest
+    x2 upsampling (``"up"``), so ``N2`` works at the output size.
     """
 
     def __init__(
@@ -187,12 +267,17 @@ class ResBlock(nn.Module):
         num_groups: int,
         spade_hidden: int | None,
         spade_kernel: int = 3,
+        spade_label_channels: int | None = None,
+        updown: str | None = None,
     ) -> None:
         super().__init__()
+        if updown not in (None, "down", "up"):
+            raise ValueError(f"updown must be None, 'down' or 'up', got {updown!r}")
         self.spade = spade_hidden is not None
+        self.updown = updown
         if self.spade:
-            self.norm1 = SPADE(in_ch, spade_hidden, num_groups, spade_kernel)
-            self.norm2 = SPADE(out_ch, spade_hidden, num_groups, spade_kernel)
+            self.norm1 = SPADE(in_ch, spade_hidden, num_groups, spade_kernel, spade_label_channels)
+            self.norm2 = SPADE(out_ch, spade_hidden, num_groups, spade_kernel, spade_label_channels)
         else:
             self.norm1 = nn.GroupNorm(_groups(in_ch, num_groups), in_ch)
             self.norm2 = nn.GroupNorm(_groups(out_ch, num_groups), out_ch)
@@ -202,11 +287,24 @@ class ResBlock(nn.Module):
         self.conv2 = zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1))
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
-    def _norm(self, norm: nn.Module, h: torch.Tensor, lab: torch.Tensor | None) -> torch.Tensor:
-        return norm(h, lab) if self.spade else norm(h)
+    def _norm(self, norm: nn.Module, h: torch.Tensor, lab: torch.Tensor | LabelAt | None) -> torch.Tensor:
+        if not self.spade:
+            return norm(h)
+        return norm(h, lab(tuple(h.shape[-2:])) if callable(lab) else lab)
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor, lab: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(F.silu(self._norm(self.norm1, x, lab)))
+    def _resample(self, h: torch.Tensor) -> torch.Tensor:
+        if self.updown == "down":
+            return F.avg_pool2d(h, 2)
+        if self.updown == "up":
+            return F.interpolate(h, scale_factor=2.0, mode="nearest")
+        return h
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, lab: torch.Tensor | LabelAt | None = None) -> torch.Tensor:
+        """``lab``: the level's label embedding, or ``label_at`` (needed when the block resamples)."""
+        h = F.silu(self._norm(self.norm1, x, lab))
+        if self.updown is not None:
+            h, x = self._resample(h), self._resample(x)
+        h = self.conv1(h)
         scale, shift = self.emb(F.silu(temb))[:, :, None, None].chunk(2, dim=1)
         h = self._norm(self.norm2, h, lab) * (1 + scale) + shift
         h = self.conv2(self.drop(F.silu(h)))
@@ -257,6 +355,11 @@ class SpadeUNet(nn.Module):
         self.input_conv = nn.Conv2d(cfg.image_channels, ch, 3, padding=1)
         blocks = cfg.blocks_per_level()
         g = cfg.num_groups
+        per_layer = cfg.label_in_channels if cfg.spade_per_layer else None
+
+        def spade_block(in_ch: int, out_ch: int, updown: str | None = None) -> ResBlock:
+            return ResBlock(in_ch, out_ch, emb_dim, cfg.dropout, g, cfg.spade_hidden, cfg.spade_kernel, per_layer,
+                            updown)
 
         # Encoder: GroupNorm resblocks (no semantics), attention at attention_ds.
         self.down = nn.ModuleList()
@@ -272,35 +375,41 @@ class SpadeUNet(nn.Module):
                 self.down.append(layer)
                 skip_chs.append(cur)
             if level < len(cfg.channel_mult) - 1:
-                self.down.append(nn.ModuleList([nn.Conv2d(cur, cur, 3, stride=2, padding=1)]))
+                if cfg.resblock_updown:
+                    self.down.append(nn.ModuleList([ResBlock(cur, cur, emb_dim, cfg.dropout, g, None, updown="down")]))
+                else:
+                    self.down.append(nn.ModuleList([nn.Conv2d(cur, cur, 3, stride=2, padding=1)]))
                 skip_chs.append(cur)
 
         # Middle: SPADE resblock, attention, SPADE resblock.
         bottom = 2 ** (len(cfg.channel_mult) - 1)
-        self.mid1 = ResBlock(cur, cur, emb_dim, cfg.dropout, g, cfg.spade_hidden, cfg.spade_kernel)
+        self.mid1 = spade_block(cur, cur)
         self.mid_attn = Attention(cur, cfg.head_channels, g)
-        self.mid2 = ResBlock(cur, cur, emb_dim, cfg.dropout, g, cfg.spade_hidden, cfg.spade_kernel)
+        self.mid2 = spade_block(cur, cur)
 
-        # Decoder: SPADE resblocks over [h, skip], attention, nearest upsampling + conv.
+        # Decoder: SPADE resblocks over [h, skip], attention, then x2 upsampling: nearest + conv,
+        # or a SPADE resblock that upsamples (resblock_updown).
         self.up = nn.ModuleList()
         self.up_levels: list[int] = []
         for level in reversed(range(len(cfg.channel_mult))):
             mult = cfg.channel_mult[level]
             ds = 2**level
             for i in range(blocks[level] + 1):
-                layer = nn.ModuleList(
-                    [ResBlock(cur + skip_chs.pop(), mult * ch, emb_dim, cfg.dropout, g, cfg.spade_hidden, cfg.spade_kernel)]
-                )
+                layer = nn.ModuleList([spade_block(cur + skip_chs.pop(), mult * ch)])
                 cur = mult * ch
                 if ds in cfg.attention_ds:
                     layer.append(Attention(cur, cfg.head_channels, g))
                 if level > 0 and i == blocks[level]:
-                    layer.append(nn.Conv2d(cur, cur, 3, padding=1))  # after nearest x2 upsampling
+                    if cfg.resblock_updown:
+                        layer.append(spade_block(cur, cur, updown="up"))
+                    else:
+                        layer.append(nn.Conv2d(cur, cur, 3, padding=1))  # after nearest x2 upsampling
                 self.up.append(layer)
                 self.up_levels.append(level)
-        self.label_embed = nn.ModuleList(
-            [LabelEmbedding(cfg.label_channels, cfg.spade_hidden) for _ in cfg.channel_mult]
-        )
+        if not cfg.spade_per_layer:
+            self.label_embed = nn.ModuleList(
+                [LabelEmbedding(cfg.label_in_channels, cfg.spade_hidden) for _ in cfg.channel_mult]
+            )
         self.out = nn.Sequential(
             nn.GroupNorm(_groups(cur, g), cur), nn.SiLU(), zero_module(nn.Conv2d(cur, cfg.out_channels, 3, padding=1))
         )
@@ -308,6 +417,16 @@ class SpadeUNet(nn.Module):
         c = cfg.image_channels
         self.mean_skip = zero_module(nn.Linear(emb_dim, c * c)) if cfg.mean_skip else None
         self.mean_prior = zero_module(nn.Linear(emb_dim, c * cfg.label_channels)) if cfg.mean_skip else None
+
+    def label_input(self, y: torch.Tensor) -> torch.Tensor:
+        """The channels of ``y`` ``(B, label_channels, H, W)`` the SPADE layers read (``UNetConfig.label_input``)."""
+        mode = self.config.label_input
+        if mode == "onehot":
+            return y
+        if mode == "onehot_no_edge":
+            return y[:, :-1]
+        index = y[:, :-1].argmax(dim=1, keepdim=True).to(y.dtype)  # the null label (all zeros) gives index 0
+        return torch.cat([index, y[:, -1:]], dim=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -325,22 +444,30 @@ class SpadeUNet(nn.Module):
             else:
                 h = layer[0](h)
             hs.append(h)
-        # Label embeddings, one per level, computed lazily at the level's feature size.
-        lab: dict[int, torch.Tensor] = {}
+        # What a SPADE layer reads at feature size ``size``, computed once per size: the
+        # level's shared label embedding, or (spade_per_layer) the conditioning resized
+        # (nearest) for the layer's own label MLP.
+        lab: dict[tuple[int, int], torch.Tensor] = {}
+        y_in = self.label_input(y) if cfg.spade_per_layer else y
+        full = x.shape[-2]
 
-        def label_at(level: int, size: tuple[int, int]) -> torch.Tensor:
-            if level not in lab:
-                lab[level] = self.label_embed[level](y, size)
-            return lab[level]
+        def label_at(size: tuple[int, int]) -> torch.Tensor:
+            if size not in lab:
+                if cfg.spade_per_layer:
+                    lab[size] = y_in if y_in.shape[-2:] == size else F.interpolate(y_in, size=size, mode="nearest")
+                else:
+                    level = int(round(math.log2(full / size[0])))
+                    lab[size] = self.label_embed[level](self.label_input(y), size)
+            return lab[size]
 
-        last = len(cfg.channel_mult) - 1
-        e = label_at(last, tuple(h.shape[-2:]))
-        h = self.mid2(self.mid_attn(self.mid1(h, temb, e)), temb, e)
-        for layer, level in zip(self.up, self.up_levels):
+        h = self.mid2(self.mid_attn(self.mid1(h, temb, label_at)), temb, label_at)
+        for layer in self.up:
             h = torch.cat([h, hs.pop()], dim=1)
-            h = layer[0](h, temb, label_at(level, tuple(h.shape[-2:])))
+            h = layer[0](h, temb, label_at)
             for m in layer[1:]:
-                if isinstance(m, nn.Conv2d):
+                if isinstance(m, ResBlock):
+                    h = m(h, temb, label_at)
+                elif isinstance(m, nn.Conv2d):
                     h = m(F.interpolate(h, scale_factor=2.0, mode="nearest"))
                 else:
                     h = m(h)
