@@ -15,9 +15,21 @@ SHIPPED = ["diffusion-synthetic-64x128", "diffusion-synthetic-64x128-student", "
            "diffusion-synthetic-64x128-nofds"]
 
 
+@pytest.fixture
+def one_thread():
+    """The reference was recorded with one intra-op thread; another count changes float summation order."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_checkpoints_give_bit_identical_outputs(name):
-    """Outputs recorded with unet.py before the layout options (commit 002d400), same inputs, exact equality."""
+def test_shipped_checkpoints_give_bit_identical_outputs(name, one_thread):
+    """Outputs recorded with unet.py before the layout options (commit 002d400), same inputs, exact equality.
+
+    Recorded on the project's x86-64 CPU box with one thread (``OMP_NUM_THREADS=1``).
+    """
     ref = load_file(REFERENCE)[name.replace("-", "_")]
     model, card = load_checkpoint(ROOT / "checkpoints" / name)
     assert not (model.config.spade_per_layer or model.config.resblock_updown)
