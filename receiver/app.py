@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from gesco import __version__
 from gesco.serving import auth
-from gesco.serving.api_docs import add_offline_docs
+from gesco.serving.api_docs import add_home, add_offline_docs
 from gesco.serving.body_limit import BodyLimit
 from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.metrics import ServiceMetrics, install_http
@@ -294,6 +294,7 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
         redoc_url=None,
     )
     add_offline_docs(app)
+    add_home(app, "/viewer")  # a browser pointed at the receiver gets the result viewer
     keys = keys or auth.ApiKeys([])
     metrics = metrics or ServiceMetrics("receiver")
     metrics.job_gauge(store.counts)

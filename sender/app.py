@@ -51,7 +51,7 @@ from gesco.link import (
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco.serving import auth, tls
-from gesco.serving.api_docs import add_offline_docs
+from gesco.serving.api_docs import add_home, add_offline_docs
 from gesco.serving.body_limit import BodyLimit
 from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.logs import bind_job
@@ -517,12 +517,14 @@ def create_app(
         title="gesco sender",
         version=__version__,
         description="Send an image as its semantic maps over a simulated noisy channel "
-        "(generative semantic communication, GESCO).",
+        f"(generative semantic communication, GESCO). Results: {settings.receiver_url.rstrip('/')}/result/<id>; "
+        f"in a browser, the result viewer: {settings.receiver_url.rstrip('/')}/viewer",
         lifespan=lifespan,
         docs_url=None,  # served offline by add_offline_docs
         redoc_url=None,
     )
     add_offline_docs(app)
+    add_home(app, "/docs")  # a browser pointed at the sender gets its API docs
     app.state.sender = state
     # kept for callers that read them directly
     app.state.settings, app.state.channel, app.state.segmenter, app.state.metrics = (

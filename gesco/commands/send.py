@@ -261,7 +261,7 @@ def _send(args: argparse.Namespace) -> int:
 def format_upload(upload: dict) -> str:
     """One line on how the upload was prepared: its size, aspect handling, domain score and edge map."""
     h, w = upload["source_size"]
-    parts = [f"{w}x{h}", f"aspect {upload['aspect']}" + (" (adjusted)" if upload["aspect_adjusted"] else "")]
+    parts = [f"{h}x{w}", f"aspect {upload['aspect']}" + (" (adjusted)" if upload["aspect_adjusted"] else "")]
     if not upload["segmented"]:
         parts.append("label map uploaded")
     elif upload["domain_scored"]:

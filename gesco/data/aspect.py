@@ -3,8 +3,8 @@
 Three modes (the sender's ``GESCO_SENDER_ASPECT``):
 
 * ``"crop"`` (default): the largest centred region of the upload with the model's aspect
-  ratio ``W / H`` is kept and resized; a 512x512 photo for a 64x128 model keeps its middle
-  256 rows (``[128, 384)``), all 512 columns.
+  ratio ``W / H`` is kept and resized; a 512x512 photo for a 64x128 (H x W) model keeps its
+  middle 256 rows (``[128, 384)``), all 512 columns.
 * ``"letterbox"``: the whole upload is scaled by ``s = min(H / h, W / w)`` to
   ``round(h s) x round(w s)`` and centred on an ``H x W`` canvas; the bars are black in the
   image and :data:`PAD_LABEL` (``0``, "unlabeled") in the label and instance maps.
@@ -79,8 +79,8 @@ def plan_aspect(source_size: tuple[int, int], model_size: tuple[int, int], mode:
     full_src: Box = (0, 0, h, w)
     full_dst: Box = (0, 0, H, W)
     adjusted = abs((w / h) / (W / H) - 1.0) > RATIO_TOLERANCE
-    size = f"{w}x{h}"
-    model = f"{W}x{H}"
+    size = f"{h}x{w}"  # H x W everywhere, as the model is 64x128
+    model = f"{H}x{W}"
     if not adjusted:
         return AspectReport(mode, (h, w), (H, W), False, full_src, full_dst,
                             f"the {size} upload has the model's aspect ratio; resized to {model}")
@@ -106,7 +106,7 @@ def plan_aspect(source_size: tuple[int, int], model_size: tuple[int, int], mode:
     top, left = (H - nh) // 2, (W - nw) // 2
     content: Box = (top, left, top + nh, left + nw)
     return AspectReport(mode, (h, w), (H, W), True, full_src, content,
-                        f"the {size} upload was letterboxed: scaled to {nw}x{nh} and centred in {model} "
+                        f"the {size} upload was letterboxed: scaled to {nh}x{nw} and centred in {model} "
                         f"(bars are black, label {PAD_LABEL})")
 
 

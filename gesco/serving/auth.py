@@ -53,8 +53,8 @@ AUTH_METADATA = "authorization"
 OWNER_METADATA = "x-gesco-owner"
 #: shortest key accepted in the settings (a 16-character key from a 62-letter alphabet is ~95 bits)
 MIN_KEY_LENGTH = 16
-#: paths open without a key: probes, metrics, API docs
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+#: paths open without a key: probes, metrics, API docs, ``/`` (a redirect to a page)
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 #: host names that only this machine can reach
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -76,14 +76,43 @@
     return url;
   }
 
+  /**
+   * Show an image: hidden until it has loaded, and if it cannot load it stays hidden and
+   * `onFail(message)` says so (a broken-image icon is never displayed).
+   */
+  function showImage(img, url, onFail) {
+    img.hidden = true;
+    img.onload = () => { img.hidden = false; };
+    img.onerror = () => {
+      img.hidden = true;
+      if (onFail) onFail(`cannot load ${img.alt} (${url})`);
+    };
+    img.src = url;
+  }
+
+  function clearImage(img) {
+    img.onload = null;
+    img.onerror = null;
+    img.removeAttribute("src");
+    img.hidden = true;
+  }
+
+  /** Warnings in a list (hidden when there are none). */
+  function showWarnings(list, warnings) {
+    list.replaceChildren(...(warnings || []).map((w) => el("li", w)));
+    list.hidden = list.children.length === 0;
+  }
+
   function resetView() {
     pollToken += 1;
     while (objectUrls.length) URL.revokeObjectURL(objectUrls.pop());
     for (const id of ["sent-image", "label-image", "received-image", "denoised-image", "generated-image"]) {
-      $(id).removeAttribute("src");
-      $(id).hidden = false;
+      clearImage($(id));
     }
-    for (const id of ["sent-note", "label-note", "sent-name", "result-settings"]) $(id).textContent = "";
+    for (const id of ["sent-note", "label-note", "sent-name", "result-settings", "upload-note"]) $(id).textContent = "";
+    showWarnings($("warnings"), []);
+    showWarnings($("compare-warnings"), []);
+    frameSentImage(null, false);
     $("budget-table").tBodies[0].replaceChildren();
     $("timings-table").tBodies[0].replaceChildren();
     $("result-panel").hidden = true;
@@ -97,7 +126,7 @@
       showError("choose an image first");
       return null;
     }
-    return { image, label: $("label-file").files[0] || null };
+    return { image, label: $("label-file").files[0] || null, instance: $("instance-file").files[0] || null };
   }
 
   /** POST the files to the sender; resolves to its 202 reply, rejects with its status and reason. */
@@ -105,6 +134,7 @@
     const fd = new FormData();
     fd.append("image", files.image, files.image.name);
     if (files.label) fd.append("label", files.label, files.label.name);
+    if (files.instance) fd.append("instance", files.instance, files.instance.name);
     fd.append("psnr_db", psnr === undefined ? $("psnr").value : String(psnr));
     fd.append("channel", $("channel").value);
     fd.append("sampler", $("sampler").value);
@@ -211,8 +241,9 @@
         $("label-note").textContent = `cannot show the label map: ${r.status} ${detailText(await readBody(r))}`;
         return;
       }
-      $("label-image").src = blobUrl(await r.blob());
-      $("label-note").textContent = `${files.label.name} (uploaded, colour-coded)`;
+      showImage($("label-image"), blobUrl(await r.blob()), (m) => { $("label-note").textContent = m; });
+      $("label-note").textContent = `${files.label.name} (uploaded, colour-coded)`
+        + (files.instance ? `; instance map ${files.instance.name} (uploaded, sent as its edges)` : "");
     } else if (files) {
       $("label-image").hidden = true;
       $("label-note").textContent = "made by the sender's segmenter and not sent back; "
@@ -232,17 +263,107 @@
       + `stored ${doc.created_at}`;
     fillTable($("budget-table"), BUDGET_ROWS.map(([k, label]) => [k, label, doc.budget[k]]));
     const sender = ctx && ctx.accepted ? ctx.accepted.timings : null;
-    const rows = SENDER_TIMINGS.map((k) => [`sender.${k}`, `sender ${k.replace(/_s$/, "")}`, sender ? sender[k] : null]);
+    const rows = sender
+      ? SENDER_TIMINGS.map((k) => [`sender.${k}`, `sender ${k.replace(/_s$/, "")}`, sender[k]])
+      : [["sender", "sender", "not stored: only the sender's reply has its timings, shown when you send from this page"]];
     for (const k of RECEIVER_TIMINGS) {
       rows.push([`receiver.${k}`, `receiver ${k.replace(/_s$/, "").replace("_", " ")}`, doc.timings[k]]);
     }
     fillTable($("timings-table"), rows);
-    if (doc.status === "done") {
-      $("received-image").src = doc.links.received_maps;
-      $("denoised-image").src = doc.links.denoised_maps;
-      $("generated-image").src = doc.links.image;
+    const accepted = ctx && ctx.accepted ? ctx.accepted : {};
+    showUpload(doc.upload || accepted.upload, doc.upload ? doc.warnings : accepted.warnings, Boolean(ctx && ctx.files));
+    if (doc.status === "done" && !$("generated-image").getAttribute("src")) {
+      const fail = (m) => showError(m);
+      showImage($("received-image"), doc.links.received_maps, fail);
+      showImage($("denoised-image"), doc.links.denoised_maps, fail);
+      showImage($("generated-image"), doc.links.image, fail);
     } else if (doc.status === "failed") {
       showError(`the receiver could not finish ${doc.id}: ${doc.reason}`);
+    }
+  }
+
+  /** One line on how the sender prepared the upload (the result's `upload`, an UploadReport). */
+  function uploadSummary(upload) {
+    const [h, w] = upload.source_size;
+    const [H, W] = config.resolution;
+    const parts = [`upload ${h}x${w} (H x W) for the model's ${H}x${W}`];
+    if (!upload.aspect_adjusted) parts.push("same aspect ratio, resized");
+    else if (upload.aspect === "crop") parts.push("aspect crop: the hatched part was cut off");
+    else if (upload.aspect === "letterbox") parts.push("aspect letterbox: scaled whole, black bars added");
+    else parts.push(`aspect ${upload.aspect}: distorted to the model's ratio`);
+    if (!upload.segmented) parts.push("label map uploaded");
+    else if (upload.domain_scored) {
+      parts.push(`label map from the sender's segmenter, confidence ${fmt(upload.domain_score)} `
+        + `(threshold ${fmt(upload.domain_threshold)}): ${upload.out_of_domain ? "OUT OF DOMAIN" : "in domain"}`);
+    } else parts.push("label map from the sender's segmenter, confidence not measurable");
+    return parts.join("; ");
+  }
+
+  /** The upload note, the warnings, and the sent image framed as it was sent. */
+  function showUpload(upload, warnings, haveImage) {
+    showWarnings($("warnings"), warnings);
+    $("upload-note").textContent = upload ? uploadSummary(upload) : "";
+    frameSentImage(upload, haveImage);
+  }
+
+  const pct = (v, of) => `${(100 * v) / of}%`;
+
+  /** Position an element over the box [top, left, bottom, right) of an h x w area (percent of its parent). */
+  function place(e, [top, left, bottom, right], h, w) {
+    e.style.top = pct(top, h);
+    e.style.left = pct(left, w);
+    e.style.height = pct(bottom - top, h);
+    e.style.width = pct(right - left, w);
+  }
+
+  /**
+   * The sent image as the sender fitted it to the model (UploadReport boxes):
+   * crop: the whole upload with the cut-off part hatched and the kept box outlined;
+   * letterbox: the upload scaled into a frame of the model's ratio, black bars around it;
+   * stretch: the upload distorted to the model's ratio. Without the image (a result opened
+   * from the history) a grey box of the upload's shape shows the same marks.
+   */
+  function frameSentImage(upload, haveImage) {
+    const frame = $("sent-frame");
+    const img = $("sent-image");
+    frame.querySelectorAll(".cut, .kept").forEach((e) => e.remove());
+    frame.className = "frame";
+    frame.dataset.aspect = "";
+    frame.style.aspectRatio = "";
+    for (const k of ["top", "left", "height", "width"]) img.style[k] = "";
+    if (!upload) return;
+    const [h, w] = upload.source_size;
+    const [H, W] = config.resolution;
+    frame.dataset.aspect = upload.aspect_adjusted ? upload.aspect : "resized";
+    if (!haveImage) {
+      frame.classList.add("placeholder");
+      frame.style.aspectRatio = `${w} / ${h}`;
+    }
+    if (!upload.aspect_adjusted) return;
+    if (upload.aspect === "crop" && upload.source_box) {
+      const [t, l, b, r] = upload.source_box;
+      for (const box of [[0, 0, t, w], [b, 0, h, w], [t, 0, b, l], [t, r, b, w]]) {  // above, below, left, right
+        if (box[2] <= box[0] || box[3] <= box[1]) continue;
+        const cut = el("div", null, "cut");
+        cut.title = "cut off by the sender (not sent)";
+        place(cut, box, h, w);
+        frame.append(cut);
+      }
+      const kept = el("div", null, "kept");
+      kept.title = "the part that was sent";
+      place(kept, upload.source_box, h, w);
+      frame.append(kept);
+    } else if (upload.aspect === "letterbox" || upload.aspect === "stretch") {
+      frame.className = "frame model";
+      frame.style.aspectRatio = `${W} / ${H}`;
+      const box = upload.aspect === "letterbox" && upload.content_box ? upload.content_box : [0, 0, H, W];
+      place(img, box, H, W);
+      if (!haveImage) {
+        const kept = el("div", null, "kept");
+        kept.title = "where the upload sits in the model's frame";
+        place(kept, box, H, W);
+        frame.append(kept);
+      }
     }
   }
 
@@ -263,11 +384,11 @@
     $("result-id").textContent = id;
     const files = ctx ? ctx.files : null;
     if (files) {
-      $("sent-image").src = blobUrl(files.image);
+      showImage($("sent-image"), blobUrl(files.image), (m) => { $("sent-note").textContent = m; });
       $("sent-name").textContent = files.image.name;
       $("sent-note").textContent = "your upload, shown from the file (the sender transmits only its semantic maps)";
+      if (ctx.accepted) showUpload(ctx.accepted.upload, ctx.accepted.warnings, true);
     } else {
-      $("sent-image").hidden = true;
       $("sent-note").textContent = "not stored: the sender transmits only the semantic maps";
     }
     try {
@@ -291,6 +412,7 @@
     const rowNames = [["received", "received maps"], ["denoised", "after FDS"], ["image", "generated"],
       ["total_bits", "bits of the maps"], ["measured_snr_db", "SNR measured (dB)"], ["status", "status"]];
     const cells = {};
+    const warnings = new Set();  // every transmission's warnings, once each (the same upload gives the same)
     const body = $("compare-table").tBodies[0];
     body.replaceChildren();
     for (const [key, label] of rowNames) {
@@ -309,12 +431,15 @@
       cells.status[i].textContent = doc.status === "failed" ? `failed: ${doc.reason}` : doc.status;
       if (doc.status === "done") {
         for (const [key, link] of [["received", "received_maps"], ["denoised", "denoised_maps"], ["image", "image"]]) {
+          if (cells[key][i].querySelector("img")) continue;
           const img = el("img");
           img.alt = `${key} at ${doc.settings.psnr_db} dB`;
-          img.src = doc.links[link];
           cells[key][i].replaceChildren(img);
+          showImage(img, doc.links[link], (m) => cells[key][i].replaceChildren(el("span", m, "error")));
         }
       }
+      for (const w of doc.warnings || []) warnings.add(w);
+      showWarnings($("compare-warnings"), [...warnings]);
     };
     try {
       await Promise.all(ids.map((id, i) => poll(id, token, render(i))));
@@ -377,7 +502,7 @@
     fillSelect($("channel"), config.channels, "awgn");
     fillSelect($("sampler"), config.samplers, config.default_sampler);
     $("steps").value = String(config.default_steps);
-    $("model-info").textContent = `Model: ${config.class_space}, ${config.resolution.join(" x ")}; `
+    $("model-info").textContent = `Model: ${config.class_space}, ${config.resolution.join("x")}; `
       + `sender: ${config.sender_url}`;
     $("compare-button").textContent = `Compare PSNRs (${config.compare_psnrs_db.join(", ")} dB)`;
     $("send-form").addEventListener("submit", onSend);

@@ -17,6 +17,15 @@ def test_square_upload_is_centre_cropped_to_its_middle_rows():
     assert "centre-cropped" in r.note and "rows 128-384" in r.note
 
 
+@pytest.mark.parametrize("mode", ["crop", "letterbox", "stretch"])
+def test_notes_name_sizes_height_by_width_like_the_model(mode):
+    r = plan_aspect((600, 512), (64, 128), mode)  # a portrait photo: 600 rows, 512 columns
+    assert "the 600x512 upload" in r.note and "64x128" in r.note
+    assert "512x600" not in r.note and "128x64" not in r.note
+    if mode == "letterbox":  # scaled by 64/600 to 64 rows x 55 columns
+        assert "scaled to 64x55" in r.note
+
+
 def test_wide_upload_is_cropped_to_its_middle_columns():
     r = plan_aspect((100, 400), (64, 128), "crop")
     assert r.source_box == (0, 100, 100, 300)

@@ -76,10 +76,12 @@ class Stack:
 
 
 @contextlib.contextmanager
-def run_stack(tmp: Path, generator, segmenter=None, resolution: tuple[int, int] = TINY_RESOLUTION):
+def run_stack(tmp: Path, generator, segmenter=None, resolution: tuple[int, int] = TINY_RESOLUTION,
+              **sender_settings):
     """The receiver (with ``generator``), the channel and a sender on free loopback ports.
 
     ``segmenter``: the sender's segmenter (``None``: uploads need a label map).
+    ``sender_settings``: more :class:`SenderSettings` fields (e.g. ``aspect="letterbox"``).
     """
     from channel.server import create_server
     from channel.settings import ChannelSettings
@@ -103,7 +105,8 @@ def run_stack(tmp: Path, generator, segmenter=None, resolution: tuple[int, int] 
         exits.callback(channel.stop)
         sender = create_app(SenderSettings(port=sport, channel_address=f"127.0.0.1:{cport}",
                                            receiver_url=f"http://127.0.0.1:{rest}", height=resolution[0],
-                                           width=resolution[1], load_segmenter=False), segmenter=segmenter)
+                                           width=resolution[1], load_segmenter=False, **sender_settings),
+                            segmenter=segmenter)
         exits.enter_context(UvicornThread(sender, sport))
         yield Stack(tmp=tmp, receiver=receiver, channel=channel, receiver_url=f"http://127.0.0.1:{rest}",
                     sender_url=f"http://127.0.0.1:{sport}", channel_address=f"127.0.0.1:{cport}", budget_log=budget_log)

@@ -6,6 +6,8 @@ Skips only where no Chromium / Chrome binary exists, and fails there instead whe
 ``GESCO_REQUIRE_BROWSER=1`` (``.ci/run`` installs Debian's ``chromium`` and ``chromium-driver``
 and sets it). ``GESCO_VIEWER_SCREENSHOT=docs/images/viewer.png``
 writes the README's screenshot; otherwise it goes to the test's temporary folder.
+``GESCO_VIEWER_SHOTS=DIR`` also saves a full-page screenshot of each view the tests check
+(out-of-domain photo, history, letterbox, compare) into DIR, to look at.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 
 SCENE = REPO / "examples" / "street_scene.png"
 LABELS = REPO / "examples" / "street_scene_labels.png"
+INSTANCES = REPO / "examples" / "street_scene_instances.png"
+#: the window the compare view must fit (a common laptop screen), and the tests' usual one
+LAPTOP_WIDTH = 1366
+WINDOW = (1500, 1150)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FAST = {"sampler": "ddim", "steps": "4"}  # a fast sampler setting: 4 network evaluations
 
@@ -54,7 +60,7 @@ def driver():
         pytest.fail(f"{binary} is installed but chromedriver is not (Debian: apt-get install chromium-driver)")
     options = Options()
     options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,1150",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={WINDOW[0]},{WINDOW[1]}",
                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-default-apps", "--disable-extensions"):
         options.add_argument(arg)
@@ -64,6 +70,14 @@ def driver():
     d.set_page_load_timeout(30)
     yield d
     d.quit()
+
+
+@pytest.fixture(scope="module")
+def portrait_photo() -> Path:
+    """A real photo (Grace Hopper, 600 x 512, H x W): out of the segmenter's domain, and cropped."""
+    from matplotlib import cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +110,16 @@ def open_viewer(driver, stack) -> None:
     wait_for(lambda: driver.execute_script("return document.body.dataset.ready === 'true'"), 20, "the page")
 
 
-def fill_form(driver, image: Path, label: Path | None = None, psnr: str = "10", **settings: str) -> None:
+def fill_form(driver, image: Path, label: Path | None = None, psnr: str = "10", instance: Path | None = None,
+              **settings: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     driver.find_element(By.ID, "image-file").send_keys(str(image))
     if label is not None:
         driver.find_element(By.ID, "label-file").send_keys(str(label))
+    if instance is not None:
+        driver.find_element(By.ID, "instance-file").send_keys(str(instance))
     settings = {**FAST, **settings}
     Select(driver.find_element(By.ID, "sampler")).select_by_value(settings["sampler"])
     for field, value in (("psnr", psnr), ("steps", settings["steps"])):
@@ -120,6 +137,47 @@ def loaded_width(driver, element_id: str) -> int:
     return driver.execute_script(
         "const i = document.getElementById(arguments[0]); return i.complete && i.getAttribute('src') ? i.naturalWidth : 0",
         element_id)
+
+
+def shot(driver, name: str) -> None:
+    """A full-page screenshot into ``$GESCO_VIEWER_SHOTS/<name>.png`` when that is set."""
+    folder = os.environ.get("GESCO_VIEWER_SHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], max(size["height"], height + 150))
+    driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+    driver.set_window_size(size["width"], size["height"])
+
+
+def broken_images(driver) -> list[str]:
+    """Every displayed <img> (it has a box on the page) that has not loaded or cannot: its id or alt."""
+    return driver.execute_script(
+        "return [...document.images].filter(i => i.getClientRects().length > 0 && "
+        "(!i.complete || i.naturalWidth === 0)).map(i => i.id || i.alt || i.src)")
+
+
+def no_broken_images(driver, timeout: float = 20.0) -> None:
+    """Wait until every displayed image has loaded; fail naming those that do not (broken icons)."""
+    try:
+        wait_for(lambda: not broken_images(driver), timeout, "the displayed images to load")
+    except AssertionError:
+        raise AssertionError(f"displayed images that did not load: {broken_images(driver)}") from None
+
+
+def list_items(driver, element_id: str) -> list[str]:
+    """The texts of a list's items, [] while the list is hidden."""
+    return driver.execute_script(
+        "const l = document.getElementById(arguments[0]); "
+        "return l.hidden ? [] : [...l.children].map(li => li.textContent)", element_id)
+
+
+def box(driver, css: str) -> dict[str, float]:
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect(); "
+        "return {top: r.top, left: r.left, height: r.height, width: r.width, right: r.right}", css)
 
 
 def table_values(driver, table_id: str) -> dict[str, str]:
@@ -173,6 +231,8 @@ def test_upload_with_label_map_shows_result_and_budget(driver, shipped_stack, tm
     assert wait_for(lambda: loaded_width(driver, "label-image"), 20, "the label map") == scene_width
     assert text(driver, "sent-name") == SCENE.name
     assert text(driver, "label-note").startswith(LABELS.name)
+    no_broken_images(driver)
+    assert list_items(driver, "warnings") == []  # a street scene of the model's ratio: nothing to warn about
 
     doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
     assert doc["settings"]["sampler"] == DEFAULT_SAMPLER and doc["settings"]["steps"] == DEFAULT_STEPS
@@ -212,7 +272,97 @@ def test_upload_without_label_map_escapes_file_names(driver, shipped_stack, tmp_
     assert float(table_values(driver, "timings-table")["sender.segment_s"]) > 0  # the sender segmented it
     assert driver.execute_script("return document.querySelectorAll('main b, img[src=x]').length") == 0
     assert driver.execute_script("return window.pwned === undefined")
+    no_broken_images(driver)  # the label map is not displayed at all (hidden, not a broken icon)
+    assert driver.execute_script("return document.getElementById('label-image').getClientRects().length") == 0
     assert severe_console_messages(driver) == []
+
+
+def test_out_of_domain_photo_shows_the_warnings_and_the_crop(driver, shipped_stack, portrait_photo):
+    from selenium.webdriver.common.by import By
+
+    open_viewer(driver, shipped_stack)
+    fill_form(driver, portrait_photo, steps="2")
+    driver.find_element(By.ID, "send-button").click()
+    job_id = wait_done(driver)
+    doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
+    up = doc["upload"]
+    assert up["out_of_domain"] and up["aspect"] == "crop" and up["source_size"] == [600, 512]
+    # every warning of the result, as the API gives it
+    assert list_items(driver, "warnings") == doc["warnings"] and len(doc["warnings"]) == 2
+    assert any("does not look like a street scene" in w for w in list_items(driver, "warnings"))
+    assert any("centre-cropped" in w for w in list_items(driver, "warnings"))
+    note = text(driver, "upload-note")
+    assert "upload 600x512 (H x W)" in note and "OUT OF DOMAIN" in note and f"{up['domain_score']:.3f}" in note
+    # the whole photo, its cut-off rows hatched above and below the kept box (at the photo's scale)
+    assert wait_for(lambda: loaded_width(driver, "sent-image"), 20, "the sent image") == 512
+    assert driver.execute_script("return document.getElementById('sent-frame').dataset.aspect") == "crop"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#sent-frame .cut")) == 2
+    frame, kept = box(driver, "#sent-frame"), box(driver, "#sent-frame .kept")
+    top, _, bottom, _ = up["source_box"]
+    assert kept["height"] / frame["height"] == pytest.approx((bottom - top) / 600, abs=0.01)
+    assert (kept["top"] - frame["top"]) / frame["height"] == pytest.approx(top / 600, abs=0.01)
+    assert kept["width"] == pytest.approx(frame["width"], abs=1)
+    no_broken_images(driver)
+    shot(driver, "out_of_domain")
+    # reopened from its link: the same warnings and marks, no photo, and why the sender's timings are missing
+    open_viewer(driver, shipped_stack)
+    driver.get(f"{shipped_stack.receiver_url}/viewer#result={job_id}")
+    assert wait_done(driver) == job_id
+    assert list_items(driver, "warnings") == doc["warnings"]
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#sent-frame .cut")) == 2
+    assert driver.execute_script("return document.getElementById('sent-image').getClientRects().length") == 0
+    assert "not stored" in table_values(driver, "timings-table")["sender"]
+    no_broken_images(driver)
+    shot(driver, "out_of_domain_reopened")
+    assert severe_console_messages(driver) == []
+
+
+def test_instance_map_is_sent_with_the_label_map(driver, shipped_stack):
+    from selenium.webdriver.common.by import By
+
+    open_viewer(driver, shipped_stack)
+    fill_form(driver, SCENE, LABELS, instance=INSTANCES, steps="2")
+    driver.find_element(By.ID, "send-button").click()
+    job_id = wait_done(driver)
+    assert f"instance map {INSTANCES.name}" in text(driver, "label-note")
+    doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
+    assert doc["budget"]["has_edges"] and doc["budget"]["maps"] == len(doc["budget"]["present_classes"]) + 1
+    no_broken_images(driver)
+    # an instance map without its label map: the sender's reason, shown
+    open_viewer(driver, shipped_stack)
+    fill_form(driver, SCENE, instance=INSTANCES)
+    driver.find_element(By.ID, "send-button").click()
+    wait_for(lambda: error_shown(driver), 30, "the error")
+    assert text(driver, "error").startswith("422 from the sender: instance:")
+
+
+def test_letterboxed_upload_is_shown_in_the_models_frame(driver, tmp_path_factory, tiny_generator):
+    from selenium.webdriver.common.by import By
+
+    with run_stack(tmp_path_factory.mktemp("letterbox"), tiny_generator, aspect="letterbox") as stack:
+        square = tmp_path_factory.mktemp("square") / "square.png"
+        cv2.imwrite(str(square), cv2.resize(cv2.imread(str(SCENE)), (256, 256)))
+        label = square.with_name("square_labels.png")
+        cv2.imwrite(str(label), cv2.resize(cv2.imread(str(LABELS), cv2.IMREAD_UNCHANGED), (256, 256),
+                                           interpolation=cv2.INTER_NEAREST))
+        open_viewer(driver, stack)
+        fill_form(driver, square, label, sampler="ddim", steps="2")
+        driver.find_element(By.ID, "send-button").click()
+        job_id = wait_done(driver)
+        up = httpx.get(f"{stack.receiver_url}/result/{job_id}", timeout=10).json()["upload"]
+        assert up["aspect"] == "letterbox" and up["aspect_adjusted"]
+        assert any("letterboxed" in w for w in list_items(driver, "warnings"))
+        assert driver.execute_script("return document.getElementById('sent-frame').dataset.aspect") == "letterbox"
+        wait_for(lambda: loaded_width(driver, "sent-image"), 20, "the sent image")
+        H, W = tiny_generator.resolution
+        frame, image = box(driver, "#sent-frame"), box(driver, "#sent-image")
+        assert frame["width"] / frame["height"] == pytest.approx(W / H, rel=0.02)  # the model's frame, black
+        top, left, bottom, right = up["content_box"]
+        assert image["width"] / frame["width"] == pytest.approx((right - left) / W, abs=0.01)
+        assert (image["left"] - frame["left"]) / frame["width"] == pytest.approx(left / W, abs=0.01)
+        assert image["height"] == pytest.approx(frame["height"], abs=1)
+        no_broken_images(driver)
+        shot(driver, "letterbox")
 
 
 def test_bad_upload_shows_the_senders_reason(driver, shipped_stack, tmp_path):
@@ -249,6 +399,9 @@ def test_history_reopens_a_result(driver, shipped_stack):
     assert driver.current_url.endswith(f"#result={listed[-1]['id']}")
     assert wait_for(lambda: loaded_width(driver, "generated-image"), 20, "the generated image")
     assert "not stored" in text(driver, "sent-note")
+    assert "not stored" in table_values(driver, "timings-table")["sender"]
+    no_broken_images(driver)  # neither the sent image nor the label map as broken icons
+    shot(driver, "history")
     # the URL itself reopens it
     driver.get(f"{shipped_stack.receiver_url}/viewer#result={listed[0]['id']}")
     assert wait_done(driver) == listed[0]["id"]
@@ -257,7 +410,10 @@ def test_history_reopens_a_result(driver, shipped_stack):
 def test_compare_view_sends_one_scene_at_several_psnrs(driver, shipped_stack):
     from selenium.webdriver.common.by import By
 
+    driver.set_window_size(LAPTOP_WIDTH, 800)
     open_viewer(driver, shipped_stack)
+    inner = driver.execute_script("return window.innerWidth")
+    assert inner <= LAPTOP_WIDTH
     fill_form(driver, SCENE, LABELS, steps="2")
     psnrs = driver.execute_script("return fetch('/viewer/config.json').then(r => r.json()).then(c => c.compare_psnrs_db)")
     driver.find_element(By.ID, "compare-button").click()
@@ -269,9 +425,16 @@ def test_compare_view_sends_one_scene_at_several_psnrs(driver, shipped_stack):
     assert driver.execute_script("return [...document.querySelectorAll('#compare-table img')]"
                                  ".every(i => i.complete && i.naturalWidth > 0)")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#compare-table img")) == 3 * len(psnrs)
+    no_broken_images(driver)
+    # it fits the laptop window: no horizontal scrolling, the table inside its panel
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= inner
+    assert box(driver, "#compare-table")["right"] <= box(driver, "#compare-panel")["right"]
+    assert min(box(driver, "#compare-table img")["width"], 256) >= 150  # still readable
+    shot(driver, "compare_1366")
     ids = driver.current_url.split("#compare=")[1].split(",")
     bits = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#compare-table tr[data-field=total_bits] td")]
     for job_id, shown, psnr in zip(ids, bits, psnrs):
         doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
         assert doc["settings"]["psnr_db"] == psnr and shown == str(doc["budget"]["total_bits"])
     assert severe_console_messages(driver) == []
+    driver.set_window_size(*WINDOW)

@@ -53,3 +53,42 @@ def test_every_asset_is_served(apps, service):
         assert len(r.content) > 1000, name
     assert client.get(f"{ASSETS_URL}/nothing.js").status_code == 404
     assert client.get("/openapi.json").json()["info"]["title"].startswith("gesco")
+
+
+@pytest.mark.parametrize("service", ["sender", "receiver"])
+def test_redoc_script_draws_no_image_from_its_cdn(apps, service):
+    from gesco.serving.api_docs import BLANK_IMAGE, assets_dir
+
+    assert "cdn.redoc.ly" in (assets_dir() / "redoc.standalone.js").read_text()  # what the bundle would load
+    served = TestClient(apps[service]).get(f"{ASSETS_URL}/redoc.standalone.js")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/javascript")
+    assert "cdn.redoc.ly" not in served.text and BLANK_IMAGE in served.text
+    assert len(served.content) > 1_000_000  # the whole script, not a stub
+
+
+def test_swagger_ui_has_no_validator_badge(apps):
+    html = TestClient(apps["sender"]).get("/docs").text
+    assert '"validatorUrl": null' in html
+
+
+@pytest.mark.parametrize(("service", "page"), [("sender", "/docs"), ("receiver", "/viewer")])
+def test_root_leads_to_a_page(apps, service, page):
+    client = TestClient(apps[service])
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == page
+    landed = client.get("/")
+    assert landed.status_code == 200 and landed.headers["content-type"].startswith("text/html")
+
+
+def test_root_is_open_without_a_key(tmp_path):
+    from gesco.serving.auth import ApiKeys
+    from receiver.app import create_app as receiver_app
+    from receiver.store import JobStore
+
+    store = JobStore(tmp_path / "store", fsync=False)
+    try:
+        client = TestClient(receiver_app(store, {"class_space": "cityscapes"}, 1, keys=ApiKeys(["k" * 32])))
+        assert client.get("/", follow_redirects=False).status_code == 307
+        assert client.get("/results").status_code == 401  # the API itself still wants the key
+    finally:
+        store.close()
