@@ -296,6 +296,10 @@
       parts.push(`label map from the sender's segmenter, confidence ${fmt(upload.domain_score)} `
         + `(threshold ${fmt(upload.domain_threshold)}): ${upload.out_of_domain ? "OUT OF DOMAIN" : "in domain"}`);
     } else parts.push("label map from the sender's segmenter, confidence not measurable");
+    const edges = { uploaded: "instance edges from the uploaded instance map",
+      derived: "instance edges derived from the label map (touching objects of one class merge)",
+      none: "no instance edges" };
+    if (upload.edges) parts.push(edges[upload.edges] || `instance edges: ${upload.edges}`);
     return parts.join("; ");
   }
 

@@ -325,6 +325,7 @@ def test_instance_map_is_sent_with_the_label_map(driver, shipped_stack):
     driver.find_element(By.ID, "send-button").click()
     job_id = wait_done(driver)
     assert f"instance map {INSTANCES.name}" in text(driver, "label-note")
+    assert "instance edges from the uploaded instance map" in text(driver, "upload-note")
     doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
     assert doc["budget"]["has_edges"] and doc["budget"]["maps"] == len(doc["budget"]["present_classes"]) + 1
     no_broken_images(driver)
