@@ -12,7 +12,14 @@ from channel.budget_log import BudgetLog
 from channel.settings import ChannelSettings
 from gesco.link import apply_channel, budget_record
 from gesco.serving import auth, tls
-from gesco.serving.grpc_kit import CHANNEL_SERVICE, make_server, set_serving, tolerant_unary
+from gesco.serving.grpc_kit import (
+    CHANNEL_SERVICE,
+    RECEIVER_SERVICE,
+    balanced_service_config,
+    make_server,
+    set_serving,
+    tolerant_unary,
+)
 from gesco.serving.logs import job_context
 from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics, start_metrics_server
 from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck, gesco_pb2_grpc
@@ -104,6 +111,8 @@ class ChannelServer:
         self._receiver_channel = receiver_channel or tls.client_channel(
             settings.receiver_address, settings.max_message_bytes, settings.receiver_tls_ca,
             settings.reconnect_backoff_ms, settings.max_reconnect_backoff_ms,
+            service_config=balanced_service_config(RECEIVER_SERVICE, "Deliver", settings.receiver_attempts,
+                                                   settings.receiver_balancing),
         )
         self.metrics = ServiceMetrics("channel")
         self.service = ChannelService(

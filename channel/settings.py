@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,7 +23,14 @@ class ChannelSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface of the gRPC server ('0.0.0.0' for all).")
     port: int = Field(8001, ge=0, le=65535, description="gRPC port (0 = any free port).")
-    receiver_address: str = Field("127.0.0.1:8003", description="host:port of the receiver's gRPC server.")
+    receiver_address: str = Field("127.0.0.1:8003", description="host:port of the receiver's gRPC server, or a gRPC "
+                                  "target naming several replicas: dns:///receiver:8003 (every address the name "
+                                  "resolves to), ipv4:10.0.0.1:8003,10.0.0.2:8003.")
+    receiver_balancing: Literal["round_robin", "pick_first"] = Field(
+        "round_robin", description="How calls spread over the receiver replicas (gRPC load-balancing policy).")
+    receiver_attempts: int = Field(3, ge=1, le=5, description="Calls of Receiver.Deliver per frame: a call answered "
+                                   "UNAVAILABLE (a replica stopping, the store restarting) is retried on the next "
+                                   "replica this many times in all (1 = no retry).")
     receiver_timeout_s: float = Field(10.0, gt=0, description="Deadline of Receiver.Deliver, in seconds.")
     budget_log: Path = Field(Path("gesco-data/budget.jsonl"), description="Bit-budget log (JSON lines), appended to.")
     reconnect_backoff_ms: int = Field(

@@ -511,13 +511,28 @@ def open_store(url: str | None, data_dir: str | Path, fsync: bool = True, busy_t
     """
     from receiver.store_sqlite import SqliteJobStore
 
+    kind = check_store_url(url)
     blobs = FolderBlobs(data_dir, fsync=fsync)
-    if not url:
+    if kind == "sqlite":
         return SqliteJobStore(blobs, busy_timeout_s=busy_timeout_s)
-    if url.startswith(("postgresql://", "postgres://")) or ("=" in url and "://" not in url):
-        from receiver.store_postgres import PostgresJobStore
+    from receiver.store_postgres import PostgresJobStore
 
-        return PostgresJobStore(url, blobs, connect_timeout_s=busy_timeout_s)
+    return PostgresJobStore(url, blobs, connect_timeout_s=busy_timeout_s)
+
+
+def check_store_url(url: str | None) -> str:
+    """``"sqlite"`` (empty URL) or ``"postgres"``, without connecting.
+
+    Raises:
+        StoreConfigError: another database, or a malformed Postgres URL (the message says what is wrong).
+    """
+    if not url:
+        return "sqlite"
+    if url.startswith(("postgresql://", "postgres://")) or ("=" in url and "://" not in url):
+        from receiver.store_postgres import safe_conninfo
+
+        safe_conninfo(url)
+        return "postgres"
     scheme = url.split("://", 1)[0] if "://" in url else url[:20]
     raise StoreConfigError(f"the job store must be empty (SQLite in the data directory) or a postgresql:// URL; "
                            f"got a {scheme!r} URL")

@@ -59,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="receiver device: auto (GPU when present), cpu, cuda, ...")
     p.add_argument("--batch-size", type=int, default=4, help="most jobs the receiver samples together (default 4)")
     p.add_argument("--budget-log", help="bit-budget log (default DATA_DIR/budget.jsonl)")
+    p.add_argument("--store", default=None, help="job store: postgresql://user@host:port/db shares the jobs between "
+                   "the receiver and its workers (default $GESCO_RECEIVER_STORE, else SQLite in DATA_DIR)")
+    p.add_argument("--workers", type=int, default=0, help="N > 0: the receiver only ingests and serves results, "
+                   "N receiver-worker processes sample (one torch thread each unless $GESCO_RECEIVER_TORCH_THREADS "
+                   "says otherwise); 0 (default): the receiver samples itself")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the services to be healthy")
     supervise.add_arguments(p)  # --no-restart, --restart-backoff, ...
     p.set_defaults(handler=_up)
@@ -113,7 +118,8 @@ def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
 
 
 def services_for(args: argparse.Namespace) -> list[Service]:
-    """The three services (receiver, channel, sender) with their environment, from ``gesco up``'s options."""
+    """The three services (receiver, channel, sender) with their environment, from ``gesco up``'s options;
+    with ``--workers N`` also N ``receiver-worker-i`` processes (role ``worker``) on the receiver's store."""
     if any(getattr(args, attr) is None for _flag, attr, *_rest in PORT_OPTIONS):
         resolve_ports(args)
     class_space, height, width = _model_settings(args.checkpoint)
@@ -153,8 +159,22 @@ def services_for(args: argparse.Namespace) -> list[Service]:
     }
     if args.segmenter:
         sender["GESCO_SENDER_SEGMENTER"] = str(Path(args.segmenter).resolve())
-    return [Service("receiver", "receiver", receiver), Service("channel", "channel", channel),
-            Service("sender", "sender", sender)]
+    workers = getattr(args, "workers", 0)
+    if workers < 0:
+        raise GescoError(f"--workers must be 0 or more, got {workers}")
+    if getattr(args, "store", None):
+        from receiver.store import check_store_url
+
+        check_store_url(args.store)  # StoreConfigError (a GescoError) before anything starts
+        receiver["GESCO_RECEIVER_STORE"] = args.store
+    services = [Service("receiver", "receiver", receiver)]
+    if workers > 0:
+        receiver["GESCO_RECEIVER_ROLE"] = "receiver"
+        worker = {**receiver, "GESCO_RECEIVER_ROLE": "worker",
+                  "GESCO_RECEIVER_TORCH_THREADS": os.environ.get("GESCO_RECEIVER_TORCH_THREADS", "1")}
+        services += [Service(f"receiver-worker-{i + 1}", "receiver",
+                             {**worker, "GESCO_RECEIVER_WORKER_NAME": f"worker-{i + 1}"}) for i in range(workers)]
+    return services + [Service("channel", "channel", channel), Service("sender", "sender", sender)]
 
 
 def healthy(name: str, args: argparse.Namespace) -> bool:
@@ -162,6 +182,8 @@ def healthy(name: str, args: argparse.Namespace) -> bool:
     from gesco.serving.probes import grpc_health, http_ok
 
     public = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    if name.startswith("receiver-worker"):
+        return True  # no server: healthy while running (a worker that exits is restarted by the supervisor)
     if name == "receiver":
         return (http_ok(f"http://{public}:{args.receiver_port}/healthz")
                 and grpc_health(f"{public}:{args.receiver_grpc_port}") == "SERVING")
@@ -227,6 +249,7 @@ def _up(args: argparse.Namespace) -> int:
                 f"  receiver  http://{public}:{args.receiver_port}   (GET /result/<id>), grpc {public}:{args.receiver_grpc_port}\n"
                 f"  viewer    http://{public}:{args.receiver_port}/viewer   (the result viewer, open it in a browser)\n"
                 f"  data      {Path(args.data_dir).resolve()}\n"
+                + (f"  workers   {args.workers} receiver-worker process(es)\n" if args.workers else "") +
                 "Press Ctrl-C to stop.",
                 flush=True,
             )
@@ -237,6 +260,7 @@ def _up(args: argparse.Namespace) -> int:
         print("gesco up: stopping (sender, channel, receiver) ...", flush=True)
         return 0
     finally:
-        stop_services([s for name in ("sender", "channel", "receiver") for s in services if s.name == name])
+        stop_services([s for name in ("sender", "channel", "receiver") for s in services if s.name == name]
+                      + [s for s in services if s.name.startswith("receiver-worker")])
         for sig, handler in previous.items():
             signal.signal(sig, handler)

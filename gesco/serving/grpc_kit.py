@@ -13,6 +13,7 @@ so ``grpc_health_probe`` and :func:`gesco.serving.probes.grpc_health` work.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from concurrent import futures
@@ -68,6 +69,26 @@ def channel_options(
     if max_reconnect_backoff_ms is not None:
         options.append(("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff_ms)))
     return options
+
+
+def balanced_service_config(service: str, method: str, max_attempts: int = 3, policy: str = "round_robin") -> str:
+    """A gRPC service config (JSON, the ``grpc.service_config`` channel option): spread the
+    calls over every address the target resolves to (``round_robin``; ``pick_first`` keeps
+    one), and retry ``service/method`` on ``UNAVAILABLE`` up to ``max_attempts`` calls in all
+    (0.1 s backoff doubling to 1 s). Only for idempotent methods: ``Receiver.Deliver`` is
+    (a repeated id with the same frame is acknowledged as already stored).
+
+    With ``dns:///receiver:8003`` gRPC resolves every replica's address, connects to each,
+    drops one that stops answering and takes it back once it answers again.
+    """
+    config: dict = {"loadBalancingConfig": [{policy: {}}]}
+    if max_attempts > 1:
+        config["methodConfig"] = [{
+            "name": [{"service": service, "method": method}],
+            "retryPolicy": {"maxAttempts": int(min(max_attempts, 5)), "initialBackoff": "0.1s", "maxBackoff": "1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+        }]
+    return json.dumps(config)
 
 
 def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:

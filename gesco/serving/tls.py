@@ -46,12 +46,16 @@ def server_credentials(cert: Path | str, key: Path | str) -> grpc.ServerCredenti
 
 
 def client_channel(address: str, max_message_bytes: int, ca: Path | str | None = None,
-                   reconnect_backoff_ms: int | None = None, max_reconnect_backoff_ms: int | None = None) -> grpc.Channel:
+                   reconnect_backoff_ms: int | None = None, max_reconnect_backoff_ms: int | None = None,
+                   service_config: str | None = None) -> grpc.Channel:
     """A gRPC channel to ``address``: TLS trusting ``ca`` when given, plaintext otherwise.
 
-    ``reconnect_backoff_ms`` / ``max_reconnect_backoff_ms``: see :func:`gesco.serving.grpc_kit.channel_options`.
+    ``reconnect_backoff_ms`` / ``max_reconnect_backoff_ms``: see :func:`gesco.serving.grpc_kit.channel_options`;
+    ``service_config``: load balancing and retries (:func:`gesco.serving.grpc_kit.balanced_service_config`).
     """
     options = channel_options(max_message_bytes, reconnect_backoff_ms, max_reconnect_backoff_ms)
+    if service_config is not None:
+        options += [("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
     if ca is None:
         return grpc.insecure_channel(address, options=options)
     return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_read(ca, "TLS CA")),

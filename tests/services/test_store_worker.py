@@ -18,7 +18,7 @@ from receiver.worker import Worker
 def store_job(store: JobStore, ingest: Ingest, rx) -> None:
     settings = ingest.check(rx)
     store.add(rx.header.id, rx.SerializeToString(), settings.to_dict(), budget_record(rx.header, rx.report),
-              batch_key(settings))
+              batch_key(settings), model=ingest.model)
 
 
 @pytest.fixture()
