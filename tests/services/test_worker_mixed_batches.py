@@ -74,7 +74,7 @@ def run_jobs(store: JobStore, generator: SemanticGenerator, jobs: list[tuple[str
     for name, _ in jobs:
         job = store.get(name)
         assert job.status == JobStatus.DONE, (name, job.reason)
-        images[name] = cv2.imdecode(np.frombuffer(store.path(name, IMAGE_FILE).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        images[name] = cv2.imdecode(np.frombuffer(store.result_path(name, IMAGE_FILE).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
     return images
 
 
