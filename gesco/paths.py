@@ -1,8 +1,12 @@
-"""Where gesco finds its shipped files.
+"""Where gesco finds its shipped files and keeps what it makes.
 
 The shipped checkpoints live in the repository's ``checkpoints/`` folder, next to the
 ``gesco`` package. ``GESCO_CHECKPOINT_DIR`` overrides the folder (e.g. in a container
 or for a user's own models).
+
+What the command line makes (``gesco up``'s job store and bit-budget log, ``gesco send``'s
+images) goes to one data folder outside the checkout, :func:`default_data_dir`, where
+``gesco budget`` finds the log without being told.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ DEFAULT_DIFFUSION = "diffusion-synthetic-64x128"
 DEFAULT_RECEIVER = f"{DEFAULT_DIFFUSION}-student"
 #: stem of the shipped segmenter checkpoint
 DEFAULT_SEGMENTER = "segmenter-synthetic-64x128"
+#: environment variable that names the data folder of ``gesco up`` / ``send`` / ``budget``
+DATA_DIR_ENV = "GESCO_DATA_DIR"
+#: file name of the bit-budget log in the data folder
+BUDGET_LOG_NAME = "budget.jsonl"
 
 
 def default_checkpoint_dir() -> Path:
@@ -28,6 +36,21 @@ def default_checkpoint_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def default_data_dir() -> Path:
+    """``$GESCO_DATA_DIR``, else ``$XDG_DATA_HOME/gesco``, else ``~/.local/share/gesco``.
+
+    The command line's data folder: ``gesco up`` keeps the job store and the bit-budget log
+    there, ``gesco send`` saves results under ``results/``, ``gesco budget`` reads the log.
+    It is outside the repository, so nothing a run makes lands in a checkout.
+    """
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "gesco"
 
 
 def shipped_checkpoint(stem: str) -> Path:

@@ -1,4 +1,7 @@
-"""``gesco budget LOG``: summarise a bit-budget log (JSON lines written by the channel).
+"""``gesco budget [LOG]``: summarise a bit-budget log (JSON lines written by the channel).
+
+Without ``LOG`` it reads the log ``gesco up`` writes by default: ``budget.jsonl`` in the
+data folder (``$GESCO_DATA_DIR``, else ``~/.local/share/gesco``; :func:`gesco.paths.default_data_dir`).
 
 One row per transmission (id, size, classes, payload / header / total bits, channel
 uses, PNG and JPEG sizes, reductions, PSNR requested and measured, preset), then the
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gesco.errors import GescoInputError
+from gesco.paths import BUDGET_LOG_NAME, DATA_DIR_ENV, default_data_dir
 
 COLUMNS: list[tuple[str, str]] = [
     ("id", "id"),
@@ -38,7 +42,9 @@ COLUMNS: list[tuple[str, str]] = [
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("budget", help="summarise a bit-budget log as a table",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("log", help="bit-budget log (e.g. gesco-data/budget.jsonl)")
+    p.add_argument("log", nargs="?", default=None,
+                   help="bit-budget log (default: the one `gesco up` writes, DATA_DIR/budget.jsonl with "
+                   "DATA_DIR = $GESCO_DATA_DIR, else ~/.local/share/gesco)")
     p.add_argument("--last", type=int, help="only the last N transmissions")
     p.add_argument("--csv", action="store_true", help="write the rows as CSV")
     p.set_defaults(handler=_budget)
@@ -117,7 +123,18 @@ def summarise(records: list[dict]) -> str:
     return "\n".join(out)
 
 
+def default_budget_log() -> Path:
+    """The log of ``gesco up`` with its default data folder."""
+    return default_data_dir() / BUDGET_LOG_NAME
+
+
 def _budget(args: argparse.Namespace) -> int:
+    if args.log is None:
+        args.log = default_budget_log()
+        if not args.log.is_file():
+            raise GescoInputError(
+                f"no bit-budget log at {args.log} (gesco up's default data folder) yet: it appears after the "
+                f"first transmission of `gesco up`; for another folder give the log's path or set {DATA_DIR_ENV}")
     records = read_budget_log(args.log)
     if args.last:
         records = records[-args.last:]

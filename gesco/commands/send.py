@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urljoin
 
 from gesco.errors import GescoError, GescoInputError
+from gesco.paths import default_data_dir
 from gesco.transmit_fields import FIELDS, default
 
 #: environment variable with the sender's base URL (``--sender`` overrides it)
@@ -68,7 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=default("steps"), help=f"sampling steps (default {default('steps')})")
     p.add_argument("--seed", type=int, default=default("seed"), help="seed of the channel and sampling noise")
     p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")
-    p.add_argument("--out", default="result.png", help="where to save the generated image (default result.png)")
+    p.add_argument("--out", default=None,
+                   help="where to save the generated image (default DATA_DIR/results/<job id>.png, "
+                   "DATA_DIR = $GESCO_DATA_DIR, else ~/.local/share/gesco)")
     p.add_argument("--maps-out", help="also save the received and denoised maps as PREFIX_received.png / _denoised.png")
     p.add_argument("--sender", default=None,
                    help=f"sender base URL (default ${SENDER_URL_ENV}, else {DEFAULT_SENDER_URL})")
@@ -119,6 +123,13 @@ def progress_state(result: dict) -> tuple:
     """What counts as a state change for a log: the status and, while running, the stage."""
     p = result.get("progress") or {}
     return result["status"], p.get("stage")
+
+
+def default_result_path(job_id: str) -> Path:
+    """Where ``gesco send`` saves a result without ``--out``: ``DATA_DIR/results/<job id>.png``
+    (the id as the sender gave it, with anything but letters, digits, ``-`` and ``_`` replaced)."""
+    safe = re.sub(r"[^0-9A-Za-z_-]", "_", str(job_id))[:64] or "result"
+    return default_data_dir() / "results" / f"{safe}.png"
 
 
 def progress_line(job_id: str, result: dict, elapsed: float) -> str:
@@ -228,7 +239,7 @@ def _send(args: argparse.Namespace) -> int:
             raise ServiceError(f"job {job_id} failed: {result.get('reason')}")
         image = client.get(urljoin(result_url, result["links"]["image"]))
         image.raise_for_status()
-        out = Path(args.out)
+        out = Path(args.out) if args.out else default_result_path(job_id)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(image.content)
         if args.maps_out:
@@ -261,7 +272,7 @@ def _send(args: argparse.Namespace) -> int:
 def format_upload(upload: dict) -> str:
     """One line on how the upload was prepared: its size, aspect handling, domain score and edge map."""
     h, w = upload["source_size"]
-    parts = [f"{h}x{w}", f"aspect {upload['aspect']}" + (" (adjusted)" if upload["aspect_adjusted"] else "")]
+    parts = [f"{h}x{w} (H x W)", f"aspect {upload['aspect']}" + (" (adjusted)" if upload["aspect_adjusted"] else "")]
     if not upload["segmented"]:
         parts.append("label map uploaded")
     elif upload["domain_scored"]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gesco.commands import supervise
 from gesco.errors import GescoError
+from gesco.paths import BUDGET_LOG_NAME, default_data_dir
 
 
 @dataclass
@@ -51,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface of all services (default: loopback)")
     for flag, _attr, env, default, what in PORT_OPTIONS:
         p.add_argument(flag, type=int, default=None, help=f"{what} port (default ${env}, else {default})")
-    p.add_argument("--data-dir", default="gesco-data", help="job store and bit-budget log (default ./gesco-data)")
+    p.add_argument("--data-dir", default=None,
+                   help="job store and bit-budget log (default $GESCO_DATA_DIR, else ~/.local/share/gesco; "
+                   "`gesco budget` reads the log there)")
     p.add_argument("--checkpoint", help="diffusion checkpoint (default: the shipped guidance-distilled student; "
                    "checkpoints/diffusion-synthetic-64x128 is the guided model)")
     p.add_argument("--segmenter", help="segmenter checkpoint for uploads without a label map (default: the shipped one)")
@@ -117,15 +120,21 @@ def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
     return card.class_space, int(h), int(w)
 
 
+def data_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """``(data folder, bit-budget log)`` of ``gesco up``'s options, absolute."""
+    data_dir = Path(args.data_dir or default_data_dir()).resolve()
+    budget_log = Path(args.budget_log).resolve() if args.budget_log else data_dir / BUDGET_LOG_NAME
+    return data_dir, budget_log
+
+
 def services_for(args: argparse.Namespace) -> list[Service]:
     """The three services (receiver, channel, sender) with their environment, from ``gesco up``'s options;
     with ``--workers N`` also N ``receiver-worker-i`` processes (role ``worker``) on the receiver's store."""
     if any(getattr(args, attr) is None for _flag, attr, *_rest in PORT_OPTIONS):
         resolve_ports(args)
     class_space, height, width = _model_settings(args.checkpoint)
-    data_dir = Path(args.data_dir).resolve()
+    data_dir, budget_log = data_paths(args)
     data_dir.mkdir(parents=True, exist_ok=True)
-    budget_log = Path(args.budget_log).resolve() if args.budget_log else data_dir / "budget.jsonl"
     host = args.host
     public = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     receiver = {
@@ -242,13 +251,17 @@ def _up(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         if stopping["signal"] is None:
             public = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+            data_dir, budget_log = data_paths(args)
+            default_log = default_data_dir().resolve() / BUDGET_LOG_NAME
+            budget_cmd = "gesco budget" if budget_log == default_log else f"gesco budget {budget_log}"
             print(
                 "gesco up: all services are running\n"
                 f"  sender    http://{public}:{args.sender_port}   (POST /transmit, docs at /docs)\n"
                 f"  channel   grpc {public}:{args.channel_port}\n"
                 f"  receiver  http://{public}:{args.receiver_port}   (GET /result/<id>), grpc {public}:{args.receiver_grpc_port}\n"
                 f"  viewer    http://{public}:{args.receiver_port}/viewer   (the result viewer, open it in a browser)\n"
-                f"  data      {Path(args.data_dir).resolve()}\n"
+                f"  data      {data_dir}\n"
+                f"  budget    {budget_log}   (`{budget_cmd}` shows it as a table)\n"
                 + (f"  workers   {args.workers} receiver-worker process(es)\n" if args.workers else "") +
                 "Press Ctrl-C to stop.",
                 flush=True,

@@ -24,11 +24,12 @@ from gesco.serving.probes import free_port, grpc_health, http_ok, wait_until
 def services(tmp_path_factory, tiny_checkpoint):
     tmp = tmp_path_factory.mktemp("e2e")
     ports = {name: free_port() for name in ("sender", "channel", "receiver", "receiver_grpc")}
-    args = ["-m", "gesco.cli", "up", "--checkpoint", str(tiny_checkpoint), "--data-dir", str(tmp / "data"),
+    # no --data-dir: gesco up takes its default data folder, $GESCO_DATA_DIR here
+    args = ["-m", "gesco.cli", "up", "--checkpoint", str(tiny_checkpoint),
             "--sender-port", str(ports["sender"]), "--channel-port", str(ports["channel"]),
             "--receiver-port", str(ports["receiver"]), "--receiver-grpc-port", str(ports["receiver_grpc"]),
             "--device", "cpu", "--batch-size", "2", "--no-segmenter"]
-    env = service_env(GESCO_RECEIVER_TORCH_THREADS="1", GESCO_RECEIVER_LOG_LEVEL="WARNING",
+    env = service_env(GESCO_DATA_DIR=str(tmp / "data"), GESCO_RECEIVER_TORCH_THREADS="1", GESCO_RECEIVER_LOG_LEVEL="WARNING",
                       GESCO_SENDER_LOG_LEVEL="WARNING", GESCO_CHANNEL_LOG_LEVEL="WARNING")
     log = tmp / "up.log"
     up = spawn(args, env, log)
@@ -87,13 +88,26 @@ def test_gesco_send_and_budget(services, tmp_path, capsys):
     assert progress and progress[-1].split(":")[1].strip().startswith("done"), captured.err
     states = [line.rsplit(" (", 1)[0].split(", sampling step")[0] for line in progress]
     assert len(states) == len(set(states)) and len(progress) <= 6, captured.err
-    assert "upload: 96x48, aspect crop" in printed
+    assert "upload: 48x96 (H x W), aspect crop" in printed
     assert cv2.imread(str(out)).shape == (*TINY_RESOLUTION, 3)
     assert (tmp_path / "maps_received.png").is_file() and (tmp_path / "maps_denoised.png").is_file()
     assert "total bits" in printed and "PSNR 5 dB requested" in printed
     assert cli(["budget", str(services["budget_log"])]) == 0
     table = capsys.readouterr().out
     assert "vs PNG %" in table and "transmission(s)" in table
+    # gesco up said where its log is, and gesco budget finds it there without being told
+    assert f"budget    {services['budget_log']}   (`gesco budget` shows it" in services["log"].read_text()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GESCO_DATA_DIR", str(services["tmp"] / "data"))
+        assert cli(["budget"]) == 0
+        assert capsys.readouterr().out == table
+        # without --out the result goes to the data folder, named by its job id
+        assert cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--steps", "2",
+                    "--sender", services["sender"]]) == 0
+        saved = capsys.readouterr().out.split("saved ", 1)[1].split()[0]
+    job_id = json.loads(services["budget_log"].read_text().splitlines()[-1])["id"]
+    assert saved == str(services["tmp"] / "data" / "results" / f"{job_id}.png")
+    assert cv2.imread(saved).shape == (*TINY_RESOLUTION, 3)
     # a fading channel with parameters, end to end through `gesco up`'s services
     code = cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--psnr", "20",
                 "--steps", "2", "--channel", "rayleigh", "--channel-param", "block_length=64",
