@@ -15,6 +15,7 @@ from gesco.serving import auth, tls
 from gesco.serving.grpc_kit import (
     CHANNEL_SERVICE,
     RECEIVER_SERVICE,
+    abort,
     balanced_service_config,
     make_server,
     set_serving,
@@ -71,15 +72,15 @@ class ChannelService:
             where = f"receiver at {self.settings.receiver_address}"
             log.warning("frame %s not delivered: %s %s", frame.id, code.name, detail)
             if code == grpc.StatusCode.UNAVAILABLE:
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"{where} is unavailable: {detail}")
+                abort(context, grpc.StatusCode.UNAVAILABLE, f"{where} is unavailable: {detail}")
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{where} did not acknowledge within {timeout:.1f} s")
+                abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, f"{where} did not acknowledge within {timeout:.1f} s")
             if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.RESOURCE_EXHAUSTED,
                         grpc.StatusCode.PERMISSION_DENIED):
-                context.abort(code, f"{where} refused the frame: {detail}")
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"{where} failed ({code.name}): {detail}")
+                abort(context, code, f"{where} refused the frame: {detail}")
+            abort(context, grpc.StatusCode.UNAVAILABLE, f"{where} failed ({code.name}): {detail}")
         if ack.status != ACK_ACCEPTED:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"receiver rejected the frame: {ack.message}")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"receiver rejected the frame: {ack.message}")
         record = budget_record(frame, received.report)
         # one line per id: a retry of a transmission the receiver had stored already
         # ("already stored") writes the line if the first attempt did not get to it
@@ -109,7 +110,7 @@ class ChannelServer:
         tls_on = tls.check_pair(settings.tls_cert, settings.tls_key, "channel gRPC server")
         self._own_channel = receiver_channel is None
         self._receiver_channel = receiver_channel or tls.client_channel(
-            settings.receiver_address, settings.max_message_bytes, settings.receiver_tls_ca,
+            settings.receiver_address, settings.receiver_message_bytes(), settings.receiver_tls_ca,
             settings.reconnect_backoff_ms, settings.max_reconnect_backoff_ms,
             service_config=balanced_service_config(RECEIVER_SERVICE, "Deliver", settings.receiver_attempts,
                                                    settings.receiver_balancing),
@@ -120,13 +121,15 @@ class ChannelServer:
             metrics=self.metrics,
             receiver_key=auth.read_secret(settings.receiver_api_key, settings.receiver_api_key_file),
         )
-        methods = {"Transmit": tolerant_unary(self.service.transmit, SemanticFrame, TransmitAck)}
+        methods = {"Transmit": tolerant_unary(self.service.transmit, SemanticFrame, TransmitAck,
+                                              bounds=self.service.limits.bounds)}
         self.server, self.health, self.port = make_server(
             CHANNEL_SERVICE,
             methods,
             f"{settings.host}:{settings.port}",
             max_workers=settings.max_workers,
-            max_message_bytes=settings.max_message_bytes,
+            max_message_bytes=settings.server_message_bytes(),
+            max_concurrent_calls=settings.max_concurrent_calls,
             interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(keys)),
             credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if tls_on else None,
         )

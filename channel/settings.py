@@ -9,10 +9,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gesco.serving.grpc_kit import (
-    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MAX_RECONNECT_BACKOFF_MS,
     DEFAULT_RECONNECT_BACKOFF_MS,
 )
+from gesco.wire import gesco_pb2 as pb
+from gesco.wire.bounds import grpc_message_limit
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits
 
 
@@ -46,7 +48,13 @@ class ChannelSettings(BaseSettings):
     height: int = Field(0, ge=0, le=4096, description="Height frames must declare (the receiver model's); 0 = any.")
     width: int = Field(0, ge=0, le=4096, description="Width frames must declare; 0 = any.")
     max_workers: int = Field(8, ge=1, description="gRPC worker threads.")
-    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
+    max_message_bytes: int | None = Field(
+        None, ge=1024, description="Largest gRPC message, in bytes (unset: the largest valid frame under "
+        "max_frame_elements, with a 25% margin: gesco.wire.bounds.grpc_message_limit)."
+    )
+    max_concurrent_calls: int = Field(
+        DEFAULT_MAX_CONCURRENT_CALLS, ge=1, description="Calls handled at once; one more gets RESOURCE_EXHAUSTED."
+    )
     torch_threads: int = Field(1, ge=0, description="torch intra-op threads (0 = torch's default).")
     # access control, TLS, metrics (docs/security.md)
     grpc_api_keys: str = Field("", description="Comma-separated keys the sender must send on Channel.Transmit.")
@@ -62,6 +70,14 @@ class ChannelSettings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="Interface of the metrics server.")
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")
+
+    def server_message_bytes(self) -> int:
+        """gRPC message limit of the server (receives ``SemanticFrame``)."""
+        return self.max_message_bytes or grpc_message_limit(pb.SemanticFrame.DESCRIPTOR, self.max_frame_elements)
+
+    def receiver_message_bytes(self) -> int:
+        """gRPC message limit of the client to the receiver (sends ``ReceivedFrame``)."""
+        return self.max_message_bytes or grpc_message_limit(pb.ReceivedFrame.DESCRIPTOR, self.max_frame_elements)
 
     def frame_limits(self) -> FrameLimits:
         """The declared-size limits of incoming frames."""

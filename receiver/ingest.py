@@ -12,6 +12,7 @@ import grpc
 from gesco.errors import ClassIdError
 from gesco.link import TransmitSettings, budget_record, check_transmit_params, received_maps, upload_report
 from gesco.serving.auth import owner_from_metadata
+from gesco.serving.grpc_kit import abort
 from gesco.serving.logs import job_context
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits, check_received_limits
@@ -50,7 +51,9 @@ class Ingest:
         self.generator = generator
         self.on_queued = on_queued
         self.max_queued = max_queued
-        self.limits = FrameLimits(max_elements=max_frame_elements, resolution=tuple(generator.resolution))
+        height, width = generator.resolution
+        largest = (generator.space.num_classes + 1) * height * width  # every class + the edge map
+        self.limits = FrameLimits(max_elements=min(max_frame_elements, largest), resolution=(height, width))
         self._timesteps = num_timesteps(generator)
         self.model = model_key(generator)  # stored with each job: only workers with this model claim it
 
@@ -85,7 +88,6 @@ class Ingest:
 
     def _deliver(self, received: ReceivedFrame, context: grpc.ServicerContext) -> DeliverAck:
         owner = owner_from_metadata(context)  # identity of the sender's client (API keys on), else None
-        received.DiscardUnknownFields()  # unknown fields are not stored
         settings = self.check(received)  # GescoInputError -> INVALID_ARGUMENT (see grpc_kit)
         header = received.header
         try:
@@ -101,15 +103,15 @@ class Ingest:
                 model=self.model,
             )
         except JobOwnerError as e:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+            abort(context, grpc.StatusCode.PERMISSION_DENIED, str(e))
         except DuplicateJobError as e:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(e))
+            abort(context, grpc.StatusCode.ALREADY_EXISTS, str(e))
         except QueueFullError as e:
             log.warning("job %s refused: %s", header.id, e)
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e}; retry later")
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e}; retry later")
         except (OSError, sqlite3.Error, StoreUnavailableError) as e:
             log.exception("cannot store job %s", header.id)
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"the receiver cannot store the job: {type(e).__name__}: {e}")
+            abort(context, grpc.StatusCode.UNAVAILABLE, f"the receiver cannot store the job: {type(e).__name__}: {e}")
         if new:
             log.info("job %s queued", header.id)
             self.on_queued()

@@ -22,6 +22,7 @@ from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics
 from gesco.serving.readiness import NotReady, directory_writable
 from gesco.serving.runner import run_uvicorn
 from gesco.wire import DeliverAck, ReceivedFrame
+from gesco.wire.bounds import grpc_message_limit
 from receiver.app import create_app
 from receiver.generation import Generator, describe, load_generator
 from receiver.ingest import Ingest
@@ -63,10 +64,12 @@ class ReceiverService:
                              max_frame_elements=settings.max_frame_elements)
         self.server, self.health, self.grpc_port = make_server(
             RECEIVER_SERVICE,
-            {"Deliver": tolerant_unary(self.ingest.deliver, ReceivedFrame, DeliverAck)},
+            {"Deliver": tolerant_unary(self.ingest.deliver, ReceivedFrame, DeliverAck, bounds=self.ingest.limits.bounds)},
             f"{settings.host}:{settings.grpc_port}",
             max_workers=settings.grpc_workers,
-            max_message_bytes=settings.max_message_bytes,
+            max_message_bytes=settings.max_message_bytes
+            or grpc_message_limit(ReceivedFrame.DESCRIPTOR, self.ingest.limits.max_elements),
+            max_concurrent_calls=settings.max_concurrent_calls,
             interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(grpc_keys)),
             credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if self.tls else None,
         )

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gesco.serving.grpc_kit import DEFAULT_MAX_MESSAGE_BYTES
+from gesco.serving.grpc_kit import DEFAULT_MAX_CONCURRENT_CALLS
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS
 
 
@@ -54,14 +54,20 @@ class ReceiverSettings(BaseSettings):
     )
     max_frame_elements: int = Field(
         DEFAULT_MAX_FRAME_ELEMENTS, ge=1, description="Most map elements N * H * W a frame may declare "
-        "(checked before anything is upsampled)."
+        "(checked before anything is upsampled); the model's largest frame, (C + 1) * H * W, when smaller."
     )
     db_busy_timeout_s: float = Field(
         5.0, gt=0, description="How long the store waits for a lock held by another process on jobs.sqlite3 "
         "before refusing the frame (UNAVAILABLE, the sender 503)."
     )
     grpc_workers: int = Field(8, ge=1, description="gRPC worker threads.")
-    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest gRPC message, in bytes.")
+    max_message_bytes: int | None = Field(
+        None, ge=1024, description="Largest gRPC message, in bytes (unset: the largest valid frame of the served "
+        "model, with a 25% margin: gesco.wire.bounds.grpc_message_limit)."
+    )
+    max_concurrent_calls: int = Field(
+        DEFAULT_MAX_CONCURRENT_CALLS, ge=1, description="gRPC calls handled at once; one more gets RESOURCE_EXHAUSTED."
+    )
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = torch's default).")
     sender_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL of the sender as browsers reach it (the viewer page POSTs there)."

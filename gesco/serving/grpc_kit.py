@@ -3,9 +3,18 @@
 Handlers are registered with a *tolerant* request deserializer: grpcio would answer a
 request that does not parse with ``INTERNAL`` ("Exception deserializing request!");
 here the handler parses the bytes itself and answers ``INVALID_ARGUMENT`` naming the
-message type, and a :class:`~gesco.errors.GescoInputError` raised while handling (an
-inconsistent frame) also becomes ``INVALID_ARGUMENT`` with its message. The server keeps
-serving either way.
+message type; a message with unknown fields or a field over its bound
+(:func:`gesco.wire.bounds.check_message_bounds`, run right after parsing, before the
+handler logs or stores anything) and a :class:`~gesco.errors.GescoInputError` raised
+while handling (an inconsistent frame) also become ``INVALID_ARGUMENT`` with their
+message. The server keeps serving either way. Every status detail goes through
+:func:`abort`, which caps it (:func:`gesco.serving.capped.cap_text`), so the status code
+is the cause's, never ``RESOURCE_EXHAUSTED`` for an over-long detail.
+
+Servers cap their message size (sized by :func:`gesco.wire.bounds.grpc_message_limit`
+from the hop's frame limits) and the number of calls in progress
+(``maximum_concurrent_rpcs``: one more is refused with ``RESOURCE_EXHAUSTED`` before its
+message is read).
 
 Every service also registers the standard health service (``grpc.health.v1.Health``),
 so ``grpc_health_probe`` and :func:`gesco.serving.probes.grpc_health` work.
@@ -15,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent import futures
 
 import grpc
@@ -23,13 +32,17 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gesco.errors import GescoInputError, MissingExtraError
+from gesco.serving.capped import cap_text
 from gesco.wire import gesco_pb2
+from gesco.wire.bounds import FieldBound, check_message_bounds
 
 log = logging.getLogger(__name__)
 
-#: default limit on one gRPC message, both directions (a 4096 x 4096 frame of 35 maps
-#: as float16 symbols would need 1.1 GiB; 64 MiB holds e.g. 64 maps of 512 x 1024)
+#: default limit on one gRPC message of the sender's client (the servers size theirs from
+#: their frame limits: :func:`gesco.wire.bounds.grpc_message_limit`)
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: default cap on the calls a server handles at once (running + waiting for a worker)
+DEFAULT_MAX_CONCURRENT_CALLS = 16
 
 #: full gRPC names of the two gesco services
 CHANNEL_SERVICE = gesco_pb2.DESCRIPTOR.services_by_name["Channel"].full_name
@@ -102,7 +115,17 @@ def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[t
     return channel_options(max_message_bytes) + [("grpc.so_reuseport", 0)]
 
 
-def tolerant_unary(handler: Handler, request_type: type[Message], response_type: type[Message]) -> grpc.RpcMethodHandler:
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> None:
+    """``context.abort`` with the details capped (:func:`gesco.serving.capped.cap_text`).
+
+    gRPC sends the details as a header; one longer than the peer's metadata limit (8 KiB
+    by default) turns the call into ``RESOURCE_EXHAUSTED`` whatever ``code`` was.
+    """
+    context.abort(code, cap_text(details))
+
+
+def tolerant_unary(handler: Handler, request_type: type[Message], response_type: type[Message],
+                   bounds: Mapping[str, FieldBound] | None = None) -> grpc.RpcMethodHandler:
     """A unary method handler that maps bad input to ``INVALID_ARGUMENT``.
 
     Args:
@@ -110,6 +133,8 @@ def tolerant_unary(handler: Handler, request_type: type[Message], response_type:
             :class:`GescoInputError` (-> ``INVALID_ARGUMENT``), :class:`MissingExtraError`
             (a needed optional extra is not installed -> ``FAILED_PRECONDITION``) or call ``context.abort``.
         request_type, response_type: the protobuf message classes.
+        bounds: field bounds checked on every request before ``handler`` runs
+            (:func:`gesco.wire.bounds.check_message_bounds`; a hop's ``FrameLimits.bounds``).
     """
     name = request_type.DESCRIPTOR.name
 
@@ -118,15 +143,17 @@ def tolerant_unary(handler: Handler, request_type: type[Message], response_type:
             request = request_type.FromString(data)
         except DecodeError as e:
             log.info("malformed %s (%d bytes): %s", name, len(data), e)
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name}: the bytes do not parse ({e})")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name}: the bytes do not parse ({e})")
         try:
+            if bounds is not None:
+                check_message_bounds(request, bounds)
             return handler(request, context)
         except GescoInputError as e:
             log.info("invalid %s: %s", name, e)
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {name}: {e}")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid {name}: {e}")
         except MissingExtraError as e:
             log.warning("cannot serve %s: %s", name, e)
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(e))
 
     return grpc.unary_unary_rpc_method_handler(
         call, request_deserializer=lambda b: b, response_serializer=response_type.SerializeToString
@@ -139,6 +166,7 @@ def make_server(
     address: str,
     max_workers: int = 8,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_concurrent_calls: int | None = DEFAULT_MAX_CONCURRENT_CALLS,
     interceptors: tuple[grpc.ServerInterceptor, ...] = (),
     credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.Server, health.HealthServicer, int]:
@@ -148,6 +176,9 @@ def make_server(
         service: full service name (:data:`CHANNEL_SERVICE` or :data:`RECEIVER_SERVICE`).
         methods: method name -> handler (:func:`tolerant_unary`).
         address: ``host:port`` to bind (port 0 picks a free port).
+        max_message_bytes: largest message, both directions.
+        max_concurrent_calls: calls handled at once (running or waiting for one of the
+            ``max_workers`` threads); one more gets ``RESOURCE_EXHAUSTED`` (``None``: no cap).
         interceptors: server interceptors, outermost first (metrics, API keys:
             :mod:`gesco.serving.metrics`, :mod:`gesco.serving.auth`).
         credentials: TLS credentials (:func:`gesco.serving.tls.server_credentials`);
@@ -162,6 +193,7 @@ def make_server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service.rsplit(".", 1)[-1].lower()),
         options=server_options(max_message_bytes),
         interceptors=interceptors,
+        maximum_concurrent_rpcs=max_concurrent_calls,
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
     health_servicer = health.HealthServicer()

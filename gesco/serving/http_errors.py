@@ -5,7 +5,7 @@ FastAPI's default 422 reply copies each invalid value (``input``) into the respo
 the handler with one that keeps the error list (location, message, type) and cuts every
 echoed value to :data:`MAX_ECHO_CHARS` characters, and caps the ``detail`` of every
 other error reply (``HTTPException``, which may quote an id or a path parameter) at
-:data:`MAX_DETAIL_CHARS` characters.
+:data:`~gesco.serving.capped.MAX_DETAIL_CHARS` characters (:func:`~gesco.serving.capped.cap_text`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gesco.serving.capped import MAX_DETAIL_CHARS, cap_text
+
 #: longest echoed input value in a 422 reply, in characters
 MAX_ECHO_CHARS = 100
-#: longest ``detail`` of any other error reply, in characters
-MAX_DETAIL_CHARS = 1000
 
 
 def truncate(value: Any, limit: int = MAX_ECHO_CHARS) -> Any:
@@ -57,7 +57,5 @@ def install_validation_handler(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail
-        if isinstance(detail, str) and len(detail) > MAX_DETAIL_CHARS:
-            detail = detail[:MAX_DETAIL_CHARS] + f"... ({len(exc.detail)} characters)"
+        detail = cap_text(exc.detail, MAX_DETAIL_CHARS) if isinstance(exc.detail, str) else exc.detail
         return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)

@@ -9,7 +9,9 @@
 :func:`bind_job` in the context that logged it (:class:`JobIdFilter`) (the sender's request, the channel's and the
 receiver's gRPC handler); records outside a job have no ``job_id`` key. Exceptions
 appear as ``"exc_info"`` (the formatted traceback). uvicorn's own loggers go through the
-same handler (the services pass ``log_config=None`` to uvicorn in JSON mode).
+same handler (the services pass ``log_config=None`` to uvicorn in JSON mode). Every
+record's template and arguments are capped at 1,000 characters each before formatting
+(:class:`~gesco.serving.capped.CapLogFilter`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from gesco.serving.capped import CapLogFilter
 
 #: the job the current request / call works on
 JOB_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("gesco_job_id", default=None)
@@ -85,6 +89,7 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = False
     """Configure the root logger of a service process (replaces its handlers)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(JobIdFilter())
+    handler.addFilter(CapLogFilter())  # client input in a line is cut before formatting
     if json_logs:
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -8,6 +8,8 @@ receiver upsamples the received symbols to ``(N, H, W)``. A 140-byte frame can d
 header first and refuse, with a named :class:`~gesco.errors.GescoInputError`, any frame
 that:
 
+* carries unknown fields, or a field over its bound (:mod:`gesco.wire.bounds`: one
+  descriptor-driven check of every string, bytes, repeated and map field, run first);
 * declares another resolution than the receiver's model (when the hop knows it);
 * declares more than ``max_elements`` full-resolution map elements ``N * H * W``;
 * carries a payload larger than ``N * H * W`` bytes + 4 KiB (8 bits per map element:
@@ -32,13 +34,12 @@ import numpy as np
 
 from gesco.errors import ChannelParameterError, ClassIdError, GescoInputError, PayloadError, ShapeError
 from gesco.wire import gesco_pb2 as pb
+from gesco.wire.bounds import PAYLOAD_SLACK_BYTES, FieldBound, check_message_bounds, message_bounds
 from gesco.wire.frames import codec_for_frame, n_maps, validate_frame, validate_received_frame
 
 #: default budget of full-resolution map elements ``N * H * W`` per frame: 36 maps (the
 #: 35 Cityscapes classes + edges) at the paper's 256 x 512
 DEFAULT_MAX_FRAME_ELEMENTS = 36 * 256 * 512
-#: slack of the payload limit, in bytes
-PAYLOAD_SLACK_BYTES = 4096
 
 
 class FrameTooLargeError(GescoInputError):
@@ -56,6 +57,11 @@ class FrameLimits:
 
     max_elements: int = DEFAULT_MAX_FRAME_ELEMENTS
     resolution: tuple[int, int] | None = None
+
+    @property
+    def bounds(self) -> dict[str, FieldBound]:
+        """The field bounds of this hop (:func:`gesco.wire.bounds.message_bounds`)."""
+        return message_bounds(self.max_elements)
 
 
 def _check_declared(header: pb.SemanticFrame, limits: FrameLimits) -> int:
@@ -79,9 +85,11 @@ def check_frame_limits(frame: pb.SemanticFrame, limits: FrameLimits) -> None:
     """The channel's check of a ``SemanticFrame`` before decoding its payload.
 
     Raises:
-        the errors of :func:`gesco.wire.validate_frame`; ShapeError (another resolution),
+        the errors of :func:`gesco.wire.bounds.check_message_bounds` (unknown fields, a
+        field over its bound); the errors of :func:`gesco.wire.validate_frame`; ShapeError (another resolution),
         FrameTooLargeError (over the element budget), PayloadError (payload too large).
     """
+    check_message_bounds(frame, limits.bounds)
     validate_frame(frame)
     elements = _check_declared(frame, limits)
     if len(frame.payload) > elements + PAYLOAD_SLACK_BYTES:
@@ -95,10 +103,12 @@ def check_received_limits(received: pb.ReceivedFrame, limits: FrameLimits) -> No
     """The receiver's check of a ``ReceivedFrame`` before upsampling its symbols.
 
     Raises:
+        the errors of :func:`gesco.wire.bounds.check_message_bounds`;
         the errors of :func:`gesco.wire.validate_received_frame`; ShapeError,
         FrameTooLargeError as :func:`check_frame_limits`; PayloadError when the header
         still carries a payload; the errors of :func:`check_report`.
     """
+    check_message_bounds(received, limits.bounds)
     validate_received_frame(received)  # header + symbol shape and byte count (cheap)
     header = received.header
     _check_declared(header, limits)
@@ -169,6 +179,7 @@ def check_layout_symbols(frame: pb.SemanticFrame, symbols: np.ndarray) -> None:
 
 __all__ = [
     "DEFAULT_MAX_FRAME_ELEMENTS",
+    "PAYLOAD_SLACK_BYTES",
     "FrameLimits",
     "FrameTooLargeError",
     "check_frame_limits",

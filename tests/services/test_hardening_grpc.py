@@ -83,6 +83,16 @@ def test_downsampled_bomb_is_refused_by_the_receiver_before_upsampling(stack, no
     assert len(rx.SerializeToString()) < 300_000
     with pytest.raises(grpc.RpcError) as err:
         deliver(stack, rx)
+    # refused by the first check: 295 KB of symbols is over this model's budget ((C + 1) * H * W float16)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert "ReceivedFrame.symbols is 294912 bytes long" in err.value.details()
+    assert no_decoding == [] and stack.receiver.store.get("rx-bomb") is None
+    # with symbols small enough, the declared size is what refuses it
+    del header.class_ids[11:]  # 12 maps of 64 x 64 symbols: 98 KB
+    rx = ReceivedFrame(header=header, symbols=np.zeros((12, 64, 64), "<f2").tobytes(), symbols_shape=[12, 64, 64])
+    rx.report.psnr_db, rx.report.channel_uses, rx.report.channel = 10.0, 12 * 64 * 64, "awgn"
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, rx)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "4096x4096" in err.value.details()
     assert no_decoding == [] and stack.receiver.store.get("rx-bomb") is None
 
@@ -157,7 +167,7 @@ def _rx_variants():
         rx.report.psnr_db = 30.0
 
     def junk_payload(rx):
-        rx.header.payload = b"\x00" * (20 * 1024 * 1024)
+        rx.header.payload = b"\x00" * 1000
 
     def bad_preset(rx):
         rx.header.transmit.channel = "nope"
@@ -175,12 +185,23 @@ def test_receiver_refuses_reports_and_headers_the_channel_cannot_send(stack, mut
     assert stack.receiver.store.get(rx.header.id) is None
 
 
-def test_unknown_fields_are_not_stored(stack):
+def test_messages_over_the_served_models_largest_frame_are_refused_by_grpc(stack):
+    """The receiver's gRPC limit is sized to its model's largest valid frame (+25%), not 64 MiB."""
+    rx = received_frame("rx-20mb")
+    rx.header.payload = b"\x00" * (20 * 1024 * 1024)
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, rx, timeout=30)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in err.value.details()
+    assert stack.receiver.store.get("rx-20mb") is None
+
+
+def test_unknown_fields_are_refused_and_not_stored(stack):
     rx = received_frame("rx-unknown-fields")
-    data = rx.SerializeToString() + b"\xfa\x3f\x04junk"  # field 1007, length-delimited, unknown
-    assert deliver(stack, data).status == ACK_ACCEPTED
-    stored = stack.receiver.store.read_frame("rx-unknown-fields")
-    assert b"junk" not in stored and ReceivedFrame.FromString(stored) == rx
+    data = rx.SerializeToString() + b"\xfa\x3f\x04junk"  # field 1023, length-delimited, unknown
+    with pytest.raises(grpc.RpcError) as err:
+        deliver(stack, data)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown field" in err.value.details()
+    assert stack.receiver.store.get("rx-unknown-fields") is None
 
 
 def test_identical_repeated_transmit_writes_one_budget_line(stack):
