@@ -95,6 +95,7 @@ STATIC_BOUNDS: dict[str, FieldBound] = {
     "UploadInfo.source_box": FieldBound(max_items=4),  # [top, left, bottom, right)
     "UploadInfo.content_box": FieldBound(max_items=4),
     "UploadInfo.notes": FieldBound(max_items=16, max_bytes=MAX_TEXT_BYTES),
+    "UploadInfo.edges": _text(MAX_NAME_BYTES),  # "uploaded" / "derived" / "none"
     # SemanticFrame
     "SemanticFrame.id": _text(128),  # gesco.wire.frames.MAX_ID_BYTES
     "SemanticFrame.class_space": _text(MAX_NAME_BYTES),
