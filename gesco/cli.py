@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "gesco.commands.send",
     "gesco.commands.budget",
     "gesco.commands.evaluate",
+    "gesco.commands.import_authors",
     "gesco.commands.certs",
 ]
 
