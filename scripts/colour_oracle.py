@@ -104,6 +104,7 @@ def _summary(values: list[float | None]) -> dict[str, float]:
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
 
 
+@torch.no_grad()  # scoped: a global switch would leak into the caller (tests import this script)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenes", type=int, default=100, help="validation scenes scored (default 100)")
@@ -114,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--row", default="ours-fast", help="its row (default ours-fast, the receiver's default)")
     ap.add_argument("--out", default="docs/colour/oracle")
     args = ap.parse_args(argv)
-    torch.set_grad_enabled(False)
     t0 = time.perf_counter()
     h, w = args.height, args.width
     means, counts = class_means(args.fit_scenes, h, w)
