@@ -310,7 +310,9 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
         keys=keys, trusted_origins=frozenset(auth.parse_origins(allowed_origins)
                                              + (auth.with_loopback_aliases(auth.origin_of(public_url))
                                                 if public_url else [])),
-        open_prefixes=("/viewer",),  # a static page (issue 12) loads without a key; its API calls need one
+        # the page, its static files and its settings load without a key (they hold no job data); its API
+        # calls, /viewer/label.png included, need one
+        open_paths=auth.OPEN_PATHS | {"/viewer", "/viewer/config.json"}, open_prefixes=("/viewer/static/",),
     ))
     # the only upload (the viewer's label map): the body is counted as it is read
     app.add_middleware(BodyLimit, max_bytes=MAX_LABEL_BYTES + 64 * 1024)

@@ -21,6 +21,7 @@ from gesco.serving.logs import uvicorn_log_options
 from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics
 from gesco.serving.readiness import NotReady, directory_writable
 from gesco.serving.runner import run_uvicorn
+from gesco.serving.slow_requests import uvicorn_timeouts
 from gesco.wire import DeliverAck, ReceivedFrame
 from gesco.wire.bounds import grpc_message_limit
 from receiver.app import create_app
@@ -141,7 +142,8 @@ class ReceiverService:
 
     def uvicorn_config(self, **kwargs) -> uvicorn.Config:
         options = {**tls.uvicorn_ssl(self.settings.tls_cert, self.settings.tls_key),
-                   **uvicorn_log_options(self.settings.log_json), **kwargs}
+                   **uvicorn_log_options(self.settings.log_json),
+                   **uvicorn_timeouts(self.settings.header_timeout_s, self.settings.body_timeout_s), **kwargs}
         return uvicorn.Config(self.app, host=self.settings.host, port=self.settings.port,
                               log_level=self.settings.log_level.lower(), **options)
 

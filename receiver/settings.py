@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gesco.serving.grpc_kit import DEFAULT_MAX_CONCURRENT_CALLS
+from gesco.serving.slow_requests import DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS
 
 
@@ -84,5 +85,12 @@ class ReceiverSettings(BaseSettings):
                                    "links (default: http(s)://127.0.0.1:<port>; never the request's Host header).")
     allowed_origins: str = Field("", description="Comma-separated browser origins allowed to POST besides this "
                                  "service's own loopback origin.")
+    header_timeout_s: float = Field(
+        DEFAULT_HEADER_TIMEOUT_S, gt=0, description="Deadline for a request's headers (slow clients get 408 "
+        "and are disconnected; gesco.serving.slow_requests)."
+    )
+    body_timeout_s: float = Field(
+        DEFAULT_BODY_TIMEOUT_S, gt=0, description="Deadline for a request's body once its headers are in."
+    )
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

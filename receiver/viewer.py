@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from gesco.channel import CHANNELS
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
@@ -120,6 +121,12 @@ def _label_error(e: GescoInputError) -> HTTPException:
     return HTTPException(422, f"label: {e}")
 
 
+def _colour_png(data: bytes, space: ClassSpace) -> bytes:
+    """PNG of an uploaded label map in the class space's colours (runs off the event loop)."""
+    ids = decode_label_map(data, "label map", MAX_LABEL_BYTES, DEFAULT_MAX_PIXELS)
+    return encode_png(colour_labels(ids, space))
+
+
 def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
     """Routes of the viewer and the history API.
 
@@ -180,8 +187,9 @@ def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
         try:
             if len(data) > MAX_LABEL_BYTES:
                 raise ImageTooLargeError(f"the file is over the limit of {MAX_LABEL_BYTES} bytes")
-            ids = decode_label_map(data, "label map", MAX_LABEL_BYTES, DEFAULT_MAX_PIXELS)
-            png = encode_png(colour_labels(ids, space))
+            # CPU work (decode, colour, encode: tens of ms for a large map) in a worker thread,
+            # so that the event loop keeps serving /healthz and the API meanwhile
+            png = await run_in_threadpool(_colour_png, data, space)
         except GescoInputError as e:
             raise _label_error(e) from None
         return Response(png, media_type="image/png")

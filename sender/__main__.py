@@ -16,6 +16,7 @@ from gesco.errors import GescoError
 from gesco.serving.auth import ApiKeys, read_keys, warn_if_exposed
 from gesco.serving.logs import configure_logging, uvicorn_log_options
 from gesco.serving.runner import run_uvicorn
+from gesco.serving.slow_requests import uvicorn_timeouts
 from gesco.serving.tls import uvicorn_ssl
 from sender.app import create_app
 from sender.settings import SenderSettings
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     warn_if_exposed("the sender", settings.host, ApiKeys(read_keys(settings.api_keys, settings.api_keys_file)),
                     logging.getLogger("gesco.sender"))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                            **ssl, **uvicorn_log_options(settings.log_json))
+                            **ssl, **uvicorn_log_options(settings.log_json),
+                            **uvicorn_timeouts(settings.header_timeout_s, settings.body_timeout_s))
     run_uvicorn(config)
     return 0
 

@@ -16,6 +16,7 @@ from gesco.serving.grpc_kit import (
     DEFAULT_MAX_RECONNECT_BACKOFF_MS,
     DEFAULT_RECONNECT_BACKOFF_MS,
 )
+from gesco.serving.slow_requests import DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S
 
 
 class SenderSettings(BaseSettings):
@@ -83,5 +84,12 @@ class SenderSettings(BaseSettings):
     rate_limit_per_s: float = Field(10.0, ge=0, description="POST /transmit requests per second per client "
                                     "(API key, else IP address); 0 = no limit.")
     rate_limit_burst: int = Field(20, ge=1, description="Requests a client may make at once before the rate applies.")
+    header_timeout_s: float = Field(
+        DEFAULT_HEADER_TIMEOUT_S, gt=0, description="Deadline for a request's headers (slow clients get 408 "
+        "and are disconnected; gesco.serving.slow_requests)."
+    )
+    body_timeout_s: float = Field(
+        DEFAULT_BODY_TIMEOUT_S, gt=0, description="Deadline for a request's body once its headers are in."
+    )
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

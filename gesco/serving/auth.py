@@ -280,6 +280,8 @@ class HttpGuard:
         if method == "OPTIONS":  # CORS preflights never carry credentials; they reach no handler
             return None
         if cfg.keys.enabled and path not in cfg.open_paths and not path.startswith(cfg.open_prefixes):
+            if sum(1 for k, _ in scope.get("headers", ()) if k.lower() == b"authorization") > 1:
+                return 400, "send one Authorization header, not several", []
             token = bearer_token(headers.get("authorization"))
             identity = cfg.keys.identify(token)
             if identity is None:

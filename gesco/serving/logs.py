@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -85,8 +86,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
+#: query parameters whose values never reach a log line (a key sent in a URL is refused, but
+#: uvicorn's access log would have written it)
+SECRET_QUERY = re.compile(r"([?&][^=&#]*(?:key|token|auth|secret|password)[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+class RedactQueryFilter(logging.Filter):
+    """Replaces the values of secret-looking query parameters in uvicorn's access lines by ``[redacted]``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) and "?" in a else a
+                                for a in record.args)
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO", json_logs: bool = False) -> None:
-    """Configure the root logger of a service process (replaces its handlers)."""
+    """Configure the root logger of a service process (replaces its handlers).
+
+    Also filters uvicorn's loggers directly (they have handlers of their own in text mode):
+    capped lines (:class:`~gesco.serving.capped.CapLogFilter`) and no secrets from query
+    strings in the access log (:class:`RedactQueryFilter`).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(JobIdFilter())
     handler.addFilter(CapLogFilter())  # client input in a line is cut before formatting
@@ -99,6 +120,11 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = False
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name, extra in (("uvicorn.access", [RedactQueryFilter()]), ("uvicorn.error", [])):
+        logger = logging.getLogger(name)
+        for f in [*extra, CapLogFilter()]:
+            if not any(type(old) is type(f) for old in logger.filters):
+                logger.addFilter(f)
 
 
 def uvicorn_log_options(json_logs: bool) -> dict:

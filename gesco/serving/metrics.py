@@ -99,6 +99,10 @@ class ServiceMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+#: HTTP methods counted under their own name; any other method name is counted as ``other``
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpMetrics:
     """ASGI middleware counting responses in ``gesco_http_requests_total`` (install it outermost)."""
 
@@ -122,7 +126,8 @@ class HttpMetrics:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_requests.labels(scope["method"], path, str(status[0])).inc()
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"  # clients cannot add series
+            self.metrics.http_requests.labels(method, path, str(status[0])).inc()
 
 
 def install_http(app, metrics: ServiceMetrics) -> None:

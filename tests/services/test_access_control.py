@@ -339,3 +339,26 @@ def test_history_lists_only_the_callers_jobs(secured, alice_job, files):
     owners = {secured.receiver.store.get(i).owner for i in seen["alice"]}
     assert owners == {key_identity(ALICE)}
     assert seen["bob"][bob] == f"{secured.receiver_url}/result/{bob}"  # the configured URL, not the Host header
+
+
+def test_viewer_label_colouring_needs_a_key_but_the_page_does_not(secured):
+    import numpy as np
+
+    from gesco.uploads import encode_png
+
+    files = {"label": ("l.png", encode_png(np.zeros((8, 16), np.uint8)))}
+    with secured.client() as c:
+        assert c.get(secured.receiver_url + "/viewer").status_code == 200
+        assert c.get(secured.receiver_url + "/viewer/config.json").status_code == 200
+        assert c.post(secured.receiver_url + "/viewer/label.png", files=files).status_code == 401
+    with secured.client(ALICE) as c:
+        r = c.post(secured.receiver_url + "/viewer/label.png", files=files)
+        assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_authorization_headers_are_refused(secured):
+    """Before, the last header won: a proxy adding its own header could be overridden by the client's."""
+    with secured.client() as c:
+        r = c.get(secured.receiver_url + "/results",
+                  headers=[("authorization", f"Bearer {BOB}"), ("authorization", f"Bearer {ALICE}")])
+        assert r.status_code == 400 and "one Authorization header" in r.json()["detail"]

@@ -69,3 +69,13 @@ def test_job_context_unbinds():
     with job_context("abc"):
         assert JOB_ID.get() == "abc"
     assert JOB_ID.get() is None
+
+
+def test_access_log_never_shows_a_key_sent_in_the_query_string():
+    from gesco.serving.logs import RedactQueryFilter
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/results?limit=5&api_key=SECRET-1&Token=SECRET-2", "1.1", 401), None)
+    assert RedactQueryFilter().filter(record)
+    line = record.getMessage()
+    assert "SECRET" not in line and "limit=5" in line and "api_key=[redacted]" in line
