@@ -188,7 +188,8 @@ def test_docker_compose_config_accepts_the_files(files, docker_compose):
 
 def test_host_ports_follow_the_environment(docker_compose):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GESCO_")}
-    env.update(GESCO_SENDER_PORT="9000", GESCO_RECEIVER_PORT="9002", GESCO_RECEIVER_URL="http://localhost:9002")
+    env.update(GESCO_SENDER_PORT="9000", GESCO_RECEIVER_PORT="9002", GESCO_RECEIVER_URL="http://localhost:9002",
+               GESCO_IMAGE="gesco-test:1")
     run = subprocess.run([docker_compose, "-f", str(COMPOSE), "config"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
@@ -203,5 +204,6 @@ def test_host_ports_follow_the_environment(docker_compose):
     assert [published(p) for p in services["sender"]["ports"]] == [(9000, 8000)]
     assert [published(p) for p in services["receiver"]["ports"]] == [(9002, 8002)]
     assert services["sender"]["environment"]["GESCO_SENDER_RECEIVER_URL"] == "http://localhost:9002"
+    assert {s["image"] for s in services.values()} == {"gesco-test:1"}  # one image, named by GESCO_IMAGE
     # inside the containers the services keep their ports
     assert services["sender"]["environment"]["GESCO_SENDER_PORT"] == "8000"
