@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gesco import __version__
 from gesco.channel import CHANNELS, channel_catalogue, parse_channel_params
+from gesco.codecs import DEFAULT_CODEC
 from gesco.codecs.lossless import LOSSLESS_CODECS
 from gesco.diffusion.samplers import SAMPLERS
 from gesco.errors import GescoInputError
@@ -97,7 +98,7 @@ class TransmitParams(BaseModel):
         "\"equalizer\": \"zf\"} for 'rayleigh' or {\"model\": \"C\", \"delay_spread_ns\": 300} for 'tdl'; "
         "empty = the model's defaults. Unknown parameters are refused (422)."
     )
-    codec: CodecName = Field("contour", description="Lossless map codec (the inner codec when downsample > 1).")
+    codec: CodecName = Field(DEFAULT_CODEC, description="Lossless map codec (the inner codec when downsample > 1).")
     downsample: int = Field(
         1, ge=1, le=64, description="Block-downsampling factor k of the maps before coding (1 = full maps; "
         "k > 1 sends ceil(H/k) x ceil(W/k) maps: fewer bits and channel uses, lossy)."

@@ -119,8 +119,9 @@ def test_encode_refuses_bad_maps(scene):
 
 
 def test_codec_choice():
-    assert codec_choice("contour", 1) == ("contour", {})
-    assert codec_choice("contour", 4) == ("downsample", {"factor": 4})
+    assert codec_choice("context", 1) == ("context", {})
+    assert codec_choice("context", 4) == ("downsample", {"factor": 4})  # the default inner codec
+    assert codec_choice("contour", 4) == ("downsample", {"factor": 4, "inner": "contour"})
     assert codec_choice("zlib", 2) == ("downsample", {"factor": 2, "inner": "zlib"})
     with pytest.raises(GescoInputError):
         codec_choice("nope", 1)
@@ -225,7 +226,7 @@ def test_fds_and_pad_at_low_psnr(scene):
 
 
 def test_downsample_codec_sends_fewer_symbols(scene):
-    name, params = codec_choice("contour", 4)
+    name, params = codec_choice("context", 4)
     frame, _ = _frame(scene, codec=name, codec_params=params, transmit=TransmitSettings(psnr_db=100.0))
     rx = apply_channel(frame)
     assert list(rx.symbols_shape)[1:] == [RES[0] // 4, RES[1] // 4]

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from gesco.codecs.base import EncodedMaps, check_maps, check_shape, partition_label
-from gesco.codecs.lossless import LOSSLESS_CODECS, LosslessCodec
+from gesco.codecs.lossless import DEFAULT_LOSSLESS, LOSSLESS_CODECS, LosslessCodec
 from gesco.errors import ShapeError, UnknownCodecError
 from gesco.semantics.layout import instance_edges
 
@@ -127,14 +127,14 @@ class DownsampleCodec:
 
     Args:
         factor: block side ``k`` (1..64); ``k = 1`` is the inner codec alone.
-        inner: name of a lossless codec (``"contour"`` by default).
+        inner: name of a lossless codec (``DEFAULT_LOSSLESS``, ``"context"``, by default).
         upsample: ``"nearest"`` (default) or ``"bilinear"``, see the module docstring.
     """
 
     name = "downsample"
     lossless = False
 
-    def __init__(self, factor: int = 2, inner: str = "contour", upsample: str = "nearest") -> None:
+    def __init__(self, factor: int = 2, inner: str = DEFAULT_LOSSLESS, upsample: str = "nearest") -> None:
         if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or not 1 <= factor <= MAX_FACTOR:
             raise UnknownCodecError(f"downsample factor must be an integer in [1, {MAX_FACTOR}], got {factor!r}")
         if inner not in LOSSLESS_CODECS:
@@ -149,7 +149,7 @@ class DownsampleCodec:
     def params(self) -> dict[str, int | str]:
         """The non-default parameters (what the frame header carries)."""
         p: dict[str, int | str] = {"factor": self.factor}
-        if self.inner_name != "contour":
+        if self.inner_name != DEFAULT_LOSSLESS:
             p["inner"] = self.inner_name
         if self.upsample_mode != "nearest":
             p["upsample"] = self.upsample_mode

@@ -5,9 +5,12 @@
 * ``"zlib"``: the raw bits through DEFLATE (level 9); the obvious general-purpose baseline.
 * ``"lzma"``: the layout split (label-index map + edge residual, see
   :func:`gesco.codecs.base.split_maps`) as bytes through LZMA2 (preset 9, extreme).
-* ``"contour"`` (the default): the layout split coded row by row relative to the row
-  above with an adaptive arithmetic coder (:mod:`gesco.codecs.contour`); the fewest
-  bits of the four on street scenes (see ``docs/bit_budget.md``).
+* ``"contour"``: the layout split coded row by row relative to the row above, as runs,
+  with our own adaptive binary range coder (:mod:`gesco.codecs.contour`).
+* ``"context"`` (the default, :data:`DEFAULT_LOSSLESS`): the layout split coded pixel by
+  pixel with a context-adaptive arithmetic coder, the range coder of the ``constriction``
+  package driven by our context model (:mod:`gesco.codecs.context`); the fewest bits on
+  the synthetic validation scenes at 64x128 and 256x512 (see ``docs/bit_budget.md``).
 
 Every ``decode`` checks the payload against the header shape and raises
 :class:`~gesco.errors.PayloadError` for an empty, truncated, over-long or corrupt
@@ -31,6 +34,7 @@ from gesco.codecs.base import (
     parse_layout_byte,
     split_maps,
 )
+from gesco.codecs.context import StreamPair, StreamReader, decode_component, encode_component, label_stream_width
 from gesco.codecs.contour import decode_label_map, encode_label_map
 from gesco.codecs.rangecoder import RangeDecoder, RangeEncoder
 from gesco.errors import PayloadError, ShapeError
@@ -205,5 +209,47 @@ class ContourCodec(LosslessCodec):
         return merge_maps(layout, components, n_maps)
 
 
+class ContextCodec(LosslessCodec):
+    """Layout split coded pixel-wise with a context-adaptive arithmetic coder (``constriction``).
+
+    Payload: one layout byte, then the two ``constriction`` range-coded streams of
+    :mod:`gesco.codecs.context` (flags, labels) holding each component in order.
+    ``decode`` re-encodes what it decoded and refuses the payload unless the bytes are
+    identical, so a truncated, over-long or otherwise non-canonical payload raises
+    :class:`~gesco.errors.PayloadError`. Work and memory are bounded by the header shape
+    (a few ``H * W`` int64 arrays and tables of at most ``(K + 1) * K`` counts), whatever
+    the payload holds.
+    """
+
+    name = "context"
+
+    def _encode(self, maps: np.ndarray) -> bytes:
+        layout, components = split_maps(maps)
+        streams = StreamPair(label_stream_width([a for _, a in components]))
+        for component, alphabet in components:
+            encode_component(streams, component, alphabet)
+        return bytes([layout]) + streams.finish()
+
+    def _decode(self, payload: bytes, n_maps: int, height: int, width: int) -> np.ndarray:
+        layout = parse_layout_byte(payload)
+        alphabets = component_specs(layout, n_maps)
+        reader = StreamReader(payload[1:], label_stream_width(alphabets))
+        components = [decode_component(reader, height, width, a) for a in alphabets]
+        maps = merge_maps(layout, components, n_maps)
+        # the payload must be exactly what the encoder writes for these maps
+        if self._encode(maps) != payload:
+            raise PayloadError(
+                "context payload is truncated, over-long or corrupt: it is not what the encoder writes for the maps it decodes to"
+            )
+        return maps
+
+
+#: the lossless codec with the fewest bits on the validation scenes at 64x128 and 256x512
+#: (``bench/bench_codecs.py``, ``docs/bit_budget.md``): the sender's default and the
+#: downsample codec's default inner codec
+DEFAULT_LOSSLESS = "context"
+
 #: the lossless codecs by registry name
-LOSSLESS_CODECS: dict[str, type[LosslessCodec]] = {c.name: c for c in (RawCodec, ZlibCodec, LzmaCodec, ContourCodec)}
+LOSSLESS_CODECS: dict[str, type[LosslessCodec]] = {
+    c.name: c for c in (RawCodec, ZlibCodec, LzmaCodec, ContourCodec, ContextCodec)
+}

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter of the channel model, repeatable (e.g. block_length=64, equalizer=zf; "
                    "tdl: model=C, delay_spread_ns=300, speed_mps=3)")
-    p.add_argument("--codec", default="contour", help="lossless map codec (default contour)")
+    p.add_argument("--codec", default=None, help="lossless map codec (default: the sender's, gesco.codecs.DEFAULT_CODEC)")
     p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
     p.add_argument("--guidance", type=float, default=default("guidance_scale"),
                    help=f"classifier-free guidance scale (default {default('guidance_scale'):g})")
@@ -182,11 +182,13 @@ def _send(args: argparse.Namespace) -> int:
     if args.instance:
         files["instance"] = (Path(args.instance).name, _read(args.instance, "instance map"))
     form = {
-        "psnr_db": str(args.psnr), "channel": args.channel, "codec": args.codec, "downsample": str(args.downsample),
+        "psnr_db": str(args.psnr), "channel": args.channel, "downsample": str(args.downsample),
         "guidance_scale": str(args.guidance), "sampler": args.sampler, "steps": str(args.steps),
         "seed": str(args.seed), "fds": "false" if args.no_fds else "true",
         "channel_params": json.dumps(_channel_params(args.channel_param)),
     }
+    if args.codec is not None:
+        form["codec"] = args.codec
     url = args.sender.rstrip("/") + "/transmit"
     key = os.environ.get(API_KEY_ENV, "").strip()
     headers = {"Authorization": f"Bearer {key}"} if key else {}

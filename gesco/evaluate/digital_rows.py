@@ -5,7 +5,7 @@
   real channel uses per pixel (3 = the analog full image's) at the MCS chosen for the
   PSNR; PNG lossless with the channel uses it needs. CRC + 5G LDPC + QAM, the run's
   channel, demapping, decoding. Delivered: the decoded file. Lost: grey.
-* ``digital-maps``: the semantic frame (header + contour-coded maps, the same frame the
+* ``digital-maps``: the semantic frame (header + maps coded with the default lossless codec, the same frame the
   services send) through the same link; delivered: the exact maps, FDS, and the row's
   diffusion checkpoint samples with the scene's seed (the same image whatever the PSNR, so
   it is sampled once per scene and reused); lost: grey.

@@ -18,7 +18,7 @@ from gesco.semantics.classes import CITYSCAPES
 from gesco.semantics.layout import encode_layout, instance_edges
 from gesco.wire import SemanticFrame, make_frame
 
-LOSSLESS = ["raw", "zlib", "lzma", "contour"]
+LOSSLESS = ["raw", "zlib", "lzma", "contour", "context"]
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -133,7 +133,7 @@ def test_raw_payload_is_one_bit_per_pixel(street_maps):
 
 def test_codecs_ordered_by_size_on_a_street_scene(street_maps):
     bits = {name: get_codec(name).encode(street_maps).payload_bits for name in LOSSLESS}
-    assert bits["contour"] < bits["lzma"] < bits["zlib"] < bits["raw"]
+    assert bits["context"] < bits["contour"] < bits["lzma"] < bits["zlib"] < bits["raw"]
     # the entropy codec is far smaller than raw bits: < 1% on a street scene
     assert bits["contour"] < 0.01 * bits["raw"]
 
@@ -310,7 +310,7 @@ def test_bad_maps_and_shapes(street_maps):
 
 
 def test_unknown_codecs_and_parameters():
-    assert set(codec_names()) == {"raw", "zlib", "lzma", "contour", "downsample"}
+    assert set(codec_names()) == {"raw", "zlib", "lzma", "contour", "context", "downsample"}
     with pytest.raises(UnknownCodecError):
         get_codec("jpeg")
     with pytest.raises(UnknownCodecError):

@@ -55,17 +55,21 @@ PINNED: dict[str, dict[str, int]] = {
         "64x128 dense 0": 3400, "64x128 synthetic 0": 3080, "64x128 dense 1": 3744, "64x128 synthetic 1": 2496,
         "256x512 dense 0": 7168, "256x512 synthetic 0": 8136, "256x512 dense 1": 7968, "256x512 synthetic 1": 6424,
     },
+    "context": {
+        "64x128 dense 0": 2544, "64x128 synthetic 0": 2032, "64x128 dense 1": 2608, "64x128 synthetic 1": 1712,
+        "256x512 dense 0": 8344, "256x512 synthetic 0": 6872, "256x512 dense 1": 8504, "256x512 synthetic 1": 5688,
+    },
     "downsample k=2": {
-        "64x128 dense 0": 2264, "64x128 synthetic 0": 1808, "64x128 dense 1": 2120, "64x128 synthetic 1": 1208,
-        "256x512 dense 0": 5032, "256x512 synthetic 0": 5072, "256x512 dense 1": 5304, "256x512 synthetic 1": 3944,
+        "64x128 dense 0": 1744, "64x128 synthetic 0": 1200, "64x128 dense 1": 1616, "64x128 synthetic 1": 880,
+        "256x512 dense 0": 4624, "256x512 synthetic 0": 3952, "256x512 dense 1": 4560, "256x512 synthetic 1": 3280,
     },
     "downsample k=4": {
-        "64x128 dense 0": 1120, "64x128 synthetic 0": 848, "64x128 dense 1": 1080, "64x128 synthetic 1": 608,
-        "256x512 dense 0": 3104, "256x512 synthetic 0": 3040, "256x512 dense 1": 3376, "256x512 synthetic 1": 2352,
+        "64x128 dense 0": 912, "64x128 synthetic 0": 688, "64x128 dense 1": 976, "64x128 synthetic 1": 496,
+        "256x512 dense 0": 2576, "256x512 synthetic 0": 2096, "256x512 dense 1": 2544, "256x512 synthetic 1": 1744,
     },
     "downsample k=8": {
-        "64x128 dense 0": 480, "64x128 synthetic 0": 352, "64x128 dense 1": 456, "64x128 synthetic 1": 224,
-        "256x512 dense 0": 1816, "256x512 synthetic 0": 1560, "256x512 dense 1": 1792, "256x512 synthetic 1": 1160,
+        "64x128 dense 0": 400, "64x128 synthetic 0": 336, "64x128 dense 1": 496, "64x128 synthetic 1": 208,
+        "256x512 dense 0": 1392, "256x512 synthetic 0": 1104, "256x512 dense 1": 1456, "256x512 synthetic 1": 848,
     },
 }
 

@@ -89,7 +89,7 @@ def test_channel_survives_hostile_frames(frame, factor, inner, psnr):
 
 @FUZZ
 @given(cut=st.integers(0, 400), flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6),
-       codec=st.sampled_from(["contour", "zlib", "lzma", "raw"]))
+       codec=st.sampled_from(["context", "contour", "zlib", "lzma", "raw"]))
 def test_channel_survives_mutated_real_frames(cut, flips, codec):
     frame = _real_frame(codec)
     payload = bytearray(frame.payload[: max(1, len(frame.payload) - cut)])
