@@ -76,11 +76,13 @@ def tiny_checkpoint(folder: Path, resolution: tuple[int, int]) -> Path:
 class Stack:
     """The three services as processes, like ``gesco up``."""
 
-    def __init__(self, checkpoint: Path | None, batch_size: int, data_dir: Path, segmenter: bool, threads: int) -> None:
+    def __init__(self, checkpoint: Path | None, batch_size: int, data_dir: Path, segmenter: bool, threads: int,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        """``extra_args``: more ``gesco up`` options (``--store URL``, ``--workers N``; bench_scale.py)."""
         ports = [free_port() for _ in range(4)]
         argv = ["up", "--data-dir", str(data_dir), "--sender-port", str(ports[0]), "--channel-port", str(ports[1]),
                 "--receiver-port", str(ports[2]), "--receiver-grpc-port", str(ports[3]), "--device", "cpu",
-                "--batch-size", str(batch_size)]
+                "--batch-size", str(batch_size), *extra_args]
         if checkpoint is not None:
             argv += ["--checkpoint", str(checkpoint)]
         if not segmenter:

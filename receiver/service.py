@@ -157,16 +157,18 @@ class ReceiverService:
 
 
 def open_receiver_store(settings: ReceiverSettings) -> BaseJobStore:
-    """The store of ``settings.store`` (with the password of ``store_password_file``, if set).
+    """The store of ``settings.store`` (with the password of ``store_password_file``, else ``store_password``).
 
     Raises:
         StoreConfigError: a malformed store URL. StoreUnavailableError: Postgres unreachable.
     """
     url = settings.store
-    if settings.store_password_file is not None:
+    password = (settings.store_password_file.read_text().strip() if settings.store_password_file is not None
+                else settings.store_password)
+    if url and password:
         from receiver.store_postgres import with_password
 
-        url = with_password(url, settings.store_password_file.read_text().strip())
+        url = with_password(url, password)
     return open_store(url, settings.data_dir, fsync=settings.fsync, busy_timeout_s=settings.db_busy_timeout_s)
 
 

@@ -25,8 +25,10 @@ class ReceiverSettings(BaseSettings):
                            "jobs.sqlite3. Every replica and worker sharing a Postgres store must see the same folder.")
     store: str = Field("", description="Job store: empty = SQLite in the data directory; postgresql://user@host:port/db "
                        "= a Postgres database shared by several receivers and workers (docs/services.md#scaling-out).")
+    store_password: str = Field("", description="Password of the Postgres store (overrides one in the URL; "
+                                "store_password_file wins over both).")
     store_password_file: Path | None = Field(None, description="File holding the Postgres password (a Docker "
-                                             "secret); overrides a password in the store URL.")
+                                             "secret); overrides store_password and a password in the store URL.")
     role: Literal["all", "receiver", "worker"] = Field(
         "all", description="'all': ingest, REST and a worker in one process (gesco up's default); 'receiver': "
         "ingest and REST only (stateless, any number of replicas); 'worker': claims and samples jobs only.")

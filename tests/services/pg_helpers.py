@@ -37,8 +37,10 @@ def find_bin() -> Path | None:
 class PostgresServer:
     """One Postgres server in a temporary folder; :meth:`database` makes an empty database and returns its URL."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, fsync: bool = False) -> None:
+        """``fsync``: durable commits (benchmarks); off for tests (faster, safe against a crash of the server process)."""
         self.bin = bin_dir
+        self.fsync = fsync
         self.dir = Path(tempfile.mkdtemp(prefix="gesco-pg-"))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
@@ -59,7 +61,7 @@ class PostgresServer:
         return r
 
     def start(self) -> None:
-        opts = f"-k {self.dir} -c listen_addresses='' -c fsync=off -c max_connections=200"
+        opts = f"-k {self.dir} -c listen_addresses='' -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.log), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:

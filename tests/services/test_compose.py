@@ -36,12 +36,26 @@ def docker_compose() -> str:
     return path
 
 
+#: the services running gesco's image (``postgres`` is the database's own image)
+GESCO_SERVICES = {"sender", "channel", "receiver", "receiver-worker"}
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
 
 
+def gesco_services(compose: dict) -> dict:
+    return {n: s for n, s in compose["services"].items() if n in GESCO_SERVICES}
+
+
+def module_of(service: str) -> str:
+    """The module a gesco service runs (``receiver-worker``: the receiver in its worker role)."""
+    return "receiver" if service == "receiver-worker" else service
+
+
 def settings_class(service: str):
+    service = module_of(service)
     if service == "sender":
         from sender.settings import SenderSettings as cls
     elif service == "channel":
@@ -58,13 +72,29 @@ def python_modules(command: list[str] | str) -> list[str]:
 
 
 def test_three_services_from_one_image(compose):
-    services = compose["services"]
-    assert set(services) == {"sender", "channel", "receiver"}
+    assert set(compose["services"]) == GESCO_SERVICES | {"postgres"}
+    services = gesco_services(compose)
     assert len({s["image"] for s in services.values()}) == 1
     for name, s in services.items():
         assert s["build"]["context"] == "."
-        assert s["command"] == ["python", "-m", name]
-        assert importlib.util.find_spec(f"{name}.__main__") is not None, f"python -m {name} has no __main__"
+        assert s["command"] == ["python", "-m", module_of(name)]
+        assert importlib.util.find_spec(f"{module_of(name)}.__main__") is not None, f"python -m {name} has no __main__"
+    roles = {n: s["environment"].get("GESCO_RECEIVER_ROLE") for n, s in services.items() if n.startswith("receiver")}
+    assert roles == {"receiver": "receiver", "receiver-worker": "worker"}
+
+
+def test_receivers_and_workers_share_one_postgres_store(compose):
+    services = compose["services"]
+    pg = services["postgres"]
+    assert pg["healthcheck"]["test"][:2] == ["CMD", "pg_isready"] and "ports" not in pg
+    assert "gesco-postgres:/var/lib/postgresql/data" in pg["volumes"] and "gesco-postgres" in compose["volumes"]
+    for name in ("receiver", "receiver-worker"):
+        env = services[name]["environment"]
+        assert env["GESCO_RECEIVER_STORE"] == "postgresql://gesco@postgres:5432/gesco"
+        assert env["GESCO_RECEIVER_DATA_DIR"] == "/data/receiver"  # the shared folder of the job files
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert pg["environment"]["POSTGRES_USER"] == "gesco" and pg["environment"]["POSTGRES_DB"] == "gesco"
+    assert "ports" not in services["receiver-worker"]  # so that --scale receiver-worker=N never collides
 
 
 def test_ports_volume_and_dependencies(compose):
@@ -75,14 +105,14 @@ def test_ports_volume_and_dependencies(compose):
     assert services["receiver"]["ports"] == ["${GESCO_BIND:-127.0.0.1}:${GESCO_RECEIVER_PORT:-8002}:8002"]
     assert "ports" not in services["channel"]  # internal: only the sender talks to it
     assert "gesco-data" in compose["volumes"]
-    for s in services.values():
+    for s in gesco_services(compose).values():
         assert "gesco-data:/data" in s["volumes"]
     assert services["channel"]["depends_on"]["receiver"]["condition"] == "service_healthy"
     assert services["sender"]["depends_on"]["channel"]["condition"] == "service_healthy"
 
 
 def test_environment_names_real_settings_and_paths_in_the_volume(compose):
-    for name, s in compose["services"].items():
+    for name, s in gesco_services(compose).items():
         cls = settings_class(name)
         prefix = cls.model_config["env_prefix"]
         for key, value in s["environment"].items():
@@ -91,15 +121,20 @@ def test_environment_names_real_settings_and_paths_in_the_volume(compose):
             assert field in cls.model_fields, f"{key}: {cls.__name__} has no field {field!r}"
             if str(value).startswith("/"):
                 assert str(value).startswith("/data/"), f"{key}={value} is outside the volume"
-        assert s["environment"][f"{prefix}HOST"] == "0.0.0.0"
+        if name != "receiver-worker":  # the workers serve nothing
+            assert s["environment"][f"{prefix}HOST"] == "0.0.0.0"
     env = {n: s["environment"] for n, s in compose["services"].items()}
     assert env["sender"]["GESCO_SENDER_CHANNEL_ADDRESS"] == f"channel:{env['channel']['GESCO_CHANNEL_PORT']}"
-    assert env["channel"]["GESCO_CHANNEL_RECEIVER_ADDRESS"] == f"receiver:{env['receiver']['GESCO_RECEIVER_GRPC_PORT']}"
+    # every receiver replica, by DNS, spread round robin (docs/services.md#scaling-out)
+    assert env["channel"]["GESCO_CHANNEL_RECEIVER_ADDRESS"] == f"dns:///receiver:{env['receiver']['GESCO_RECEIVER_GRPC_PORT']}"
 
 
 def test_health_checks_probe_the_right_ports(compose):
     ports = {"sender": ["8000"], "channel": ["8001"], "receiver": ["8002", "8003"]}
-    for name, s in compose["services"].items():
+    for name, s in gesco_services(compose).items():
+        if name == "receiver-worker":  # no server to probe; restarted by its restart policy when it exits
+            assert "healthcheck" not in s and s["restart"] == "unless-stopped"
+            continue
         test = s["healthcheck"]["test"]
         command = test[1] if test[0] == "CMD-SHELL" else test[1:]
         modules = python_modules(command)
@@ -110,7 +145,7 @@ def test_health_checks_probe_the_right_ports(compose):
 
 
 def test_containers_are_unprivileged_and_read_only(compose):
-    for name, s in compose["services"].items():
+    for name, s in gesco_services(compose).items():
         assert s["read_only"] is True and "/tmp" in s["tmpfs"], name
         uid = str(s["user"]).split(":")[0]
         assert uid.isdigit() and int(uid) != 0, name
@@ -127,8 +162,17 @@ def test_containers_are_unprivileged_and_read_only(compose):
 def test_secure_override_wires_keys_and_certificates_from_secrets(compose):
     secure = yaml.safe_load(SECURE.read_text())
     declared = secure["secrets"]
+    pg = secure["services"]["postgres"]
+    assert pg["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert pg["environment"]["POSTGRES_PASSWORD"] == "" and pg["secrets"] == ["postgres_password"]
+    for name in ("receiver", "receiver-worker"):  # the job store's password from the same secret
+        env = secure["services"][name]["environment"]
+        assert env["GESCO_RECEIVER_STORE_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+        assert "postgres_password" in secure["services"][name]["secrets"]
     for name, s in secure["services"].items():
         assert name in compose["services"]
+        if name in ("postgres", "receiver-worker"):  # no server of gesco's: no keys, no TLS (checked above)
+            continue
         cls = settings_class(name)
         prefix = cls.model_config["env_prefix"]
         mounted = set(s["secrets"])
@@ -156,11 +200,13 @@ def test_secure_override_wires_keys_and_certificates_from_secrets(compose):
     assert "!secrets" not in (REPO / ".dockerignore").read_text().split()  # never in a build context
 
 
-def test_gpu_override_reserves_a_gpu_for_the_receiver():
+def test_gpu_override_reserves_a_gpu_for_each_worker():
     gpu = yaml.safe_load(GPU.read_text())
-    assert set(gpu["services"]) == {"receiver"}
-    devices = gpu["services"]["receiver"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia"
+    assert set(gpu["services"]) == {"receiver-worker"}
+    worker = gpu["services"]["receiver-worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia" and devices[0]["count"] == 1
+    assert worker["environment"]["GESCO_RECEIVER_DEVICE"] == "cuda"
 
 
 def test_dockerfile_copies_what_exists_and_only_that_is_in_the_context():
