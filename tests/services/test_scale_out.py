@@ -271,3 +271,26 @@ def test_receiver_refuses_to_start_with_a_malformed_or_unreachable_store(tmp_pat
     assert "cannot reach the job store" in err and ":pw@" not in err and "password" not in err
     assert main([*base, "--role", "worker", "--store", "postgresql://gesco@/db?host=/nonexistent"]) == 2
     assert "cannot reach the job store" in capsys.readouterr().err
+
+
+def test_gesco_up_workers_and_store_make_a_receiver_and_n_worker_processes(tmp_path, tiny_checkpoint):
+    from gesco.cli import build_parser
+    from gesco.commands.up import services_for
+    from receiver.store import StoreConfigError
+
+    base = ["up", "--checkpoint", str(tiny_checkpoint), "--data-dir", str(tmp_path / "data")]
+    url = "postgresql://gesco@127.0.0.1:5432/gesco"
+    services = services_for(build_parser().parse_args([*base, "--store", url, "--workers", "2"]))
+    names = [s.name for s in services]
+    assert names == ["receiver", "receiver-worker-1", "receiver-worker-2", "channel", "sender"]
+    env = {s.name: s.env for s in services}
+    assert env["receiver"]["GESCO_RECEIVER_ROLE"] == "receiver"
+    for i in (1, 2):
+        w = env[f"receiver-worker-{i}"]
+        assert w["GESCO_RECEIVER_ROLE"] == "worker" and w["GESCO_RECEIVER_STORE"] == url
+        assert w["GESCO_RECEIVER_WORKER_NAME"] == f"worker-{i}"
+        assert w["GESCO_RECEIVER_DATA_DIR"] == env["receiver"]["GESCO_RECEIVER_DATA_DIR"]
+    plain = services_for(build_parser().parse_args(base))  # the default: one receiver that samples itself
+    assert [s.name for s in plain] == ["receiver", "channel", "sender"] and "GESCO_RECEIVER_ROLE" not in plain[0].env
+    with pytest.raises(StoreConfigError, match="malformed Postgres URL"):
+        services_for(build_parser().parse_args([*base, "--store", "postgresql://h:99999/db"]))
