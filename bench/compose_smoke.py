@@ -6,7 +6,8 @@ and timed on a real Docker engine:
 1. ``build`` (with ``--build``; otherwise the image named by ``--image`` must exist);
 2. ``up -d`` of ``docker-compose.yml`` under its own project name (``-p``), the host ports
    as variables (``GESCO_SENDER_PORT``, ``GESCO_RECEIVER_PORT``, free ports here);
-3. wait until the three containers are ``healthy`` (their compose health checks);
+3. wait until postgres and the three services are ``healthy`` (their compose health checks)
+   and the receiver-worker is running;
 4. ``GET /`` of the sender and the receiver (a redirect to ``/docs`` and ``/viewer``);
 5. ``POST /transmit`` of ``examples/street_scene.png`` with its label map at PSNR 10 dB,
    poll the result until ``done``, fetch the generated PNG (must be the model's 64x128);
@@ -45,7 +46,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 SCENE = REPO / "examples" / "street_scene.png"
 LABELS = REPO / "examples" / "street_scene_labels.png"
-SERVICES = ("receiver", "channel", "sender")
+#: services with a health check (the receiver-workers have none: they must be running)
+SERVICES = ("postgres", "receiver", "channel", "sender")
+WORKERS = "receiver-worker"
 #: the model's H x W (the shipped checkpoints)
 RESOLUTION = (64, 128)
 
@@ -85,7 +88,8 @@ def health(project: str) -> dict[str, str]:
     status = {}
     for line in filter(None, out):
         service, cid = line.split()
-        status[service] = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", cid],
+        fmt = "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}"  # no check: running
+        status[service] = subprocess.run(["docker", "inspect", "--format", fmt, cid],
                                          capture_output=True, text=True).stdout.strip() or "unknown"
     return status
 
@@ -140,7 +144,7 @@ def main() -> int:
         t0 = time.perf_counter()
         while True:
             status = health(args.project)
-            if len(status) == len(SERVICES) and all(s == "healthy" for s in status.values()):
+            if all(status.get(s) == "healthy" for s in SERVICES) and status.get(WORKERS) == "running":
                 break
             if any(s == "unhealthy" for s in status.values()) or time.perf_counter() - t0 > args.healthy_timeout:
                 raise RuntimeError(f"not healthy after {time.perf_counter() - t0:.0f} s: {status}")
