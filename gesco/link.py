@@ -63,7 +63,7 @@ from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD, DomainReport, check_t
 from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
 from gesco.semantics.instances import EDGE_SOURCES, EDGES_DERIVED, EDGES_NONE, EDGES_UPLOADED, derive_instances
-from gesco.semantics.layout import encode_layout, pad_maps
+from gesco.semantics.layout import authors_instance_ids, check_instance_id_mode, encode_layout, pad_maps
 from gesco.transmit_fields import PSNR_RANGE_DB, default
 from gesco.uploads import (
     DEFAULT_MAX_DECODED_BYTES,
@@ -219,6 +219,7 @@ def encode_image_frame(
     aspect: str = DEFAULT_ASPECT,
     domain_threshold: float = DEFAULT_DOMAIN_THRESHOLD,
     derive_edges: bool = True,
+    instance_ids: str = "full",
 ) -> tuple[pb.SemanticFrame, dict[str, float]]:
     """The sender's stage: an image (and optionally its maps) -> a ``SemanticFrame``.
 
@@ -243,6 +244,10 @@ def encode_image_frame(
             flagged out of domain (:mod:`gesco.segment.domain`); it is still sent.
         derive_edges: derive the instance map when none is given; ``False`` sends no edge
             map then. ``frame.upload.edges`` says which: ``"uploaded"``, ``"derived"`` or ``"none"``.
+        instance_ids: how an uploaded instance map is read before its edges are made
+            (:data:`gesco.semantics.layout.INSTANCE_ID_MODES`): ``"full"``, or ``"8bit"`` as the
+            authors' loader (ids clipped to 255, :func:`~gesco.semantics.layout.authors_instance_ids`)
+            for a receiver serving their imported weights (its card's ``conditioning.instance_ids``).
     Returns:
         ``(frame, timings)``: the validated frame with payload, reference sizes, transmit
         settings and ``frame.upload`` (aspect handling, domain score, notes); seconds spent per stage: ``"resize"``, ``"segment"`` (0 with a
@@ -273,12 +278,15 @@ def encode_image_frame(
 
     check_aspect_mode(aspect)
     check_threshold(domain_threshold)
+    check_instance_id_mode(instance_ids)
     t0 = time.perf_counter()
     if label is not None:
         space.check_ids(np.asarray(label))  # before resizing, so that every bad id is reported
         label = np.asarray(label)
     if instance is not None:
         instance = np.asarray(instance)
+        if instance_ids == "8bit":
+            instance = authors_instance_ids(instance)
     image, label, instance, fit = fit_aspect(image_rgb, label, instance, (height, width), aspect)
     timings["resize"] = time.perf_counter() - t0
 

@@ -399,7 +399,7 @@ def encode_upload(state: SenderState, files: dict[str, bytes], params: TransmitP
             space=state.space, resolution=state.resolution, frame_id=job_id, codec=codec, codec_params=codec_params,
             transmit=params.transmit_settings(), segmenter=seg, jpeg_quality=state.settings.jpeg_quality,
             aspect=state.settings.aspect, domain_threshold=state.settings.domain_threshold,
-            derive_edges=state.settings.derive_edges,
+            derive_edges=state.settings.derive_edges, instance_ids=state.settings.instance_ids,
         )
     except GescoInputError as e:
         raise _input_error(None, e) from None

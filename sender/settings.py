@@ -50,6 +50,11 @@ class SenderSettings(BaseSettings):
         "components of the thing classes) so that an instance-edge map is sent; false sends none. The reply and "
         "the result say which ('upload.edges': uploaded / derived / none).",
     )
+    instance_ids: Literal["full", "8bit"] = Field(
+        "full", description="How an uploaded instance map is read before its edge map is made: 'full' ids, or "
+        "'8bit' as the authors' data loader (ids clipped to 255, so touching instances of thing classes get no edge "
+        "between them), which their imported weights expect. `gesco up` sets it from the checkpoint's card.",
+    )
     load_segmenter: bool = Field(True, description="Load the segmenter at start-up (otherwise uploads need a label map).")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted file, in bytes (HTTP 413 above).")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64, description="Largest accepted image, in pixels (HTTP 413 above).")

@@ -104,8 +104,9 @@ def resolve_ports(args: argparse.Namespace) -> list:
     return specs
 
 
-def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
-    """Class space and resolution of the receiver's checkpoint (fails early when it is missing)."""
+def _model_settings(checkpoint: str | None) -> tuple[str, int, int, str]:
+    """Class space, resolution and instance-id convention (``conditioning.instance_ids``, an imported
+    authors' model: ``"8bit"``) of the receiver's checkpoint (fails early when it is missing)."""
     from gesco.checkpoint_io import checkpoint_paths
     from gesco.diffusion.checkpoint import TRAIN_HINT, read_card
     from gesco.errors import CheckpointError
@@ -117,7 +118,7 @@ def _model_settings(checkpoint: str | None) -> tuple[str, int, int]:
     if not weights.exists():
         raise CheckpointError(f"checkpoint weights {weights} not found; make them with `{TRAIN_HINT}`")
     h, w = card.resolution
-    return card.class_space, int(h), int(w)
+    return card.class_space, int(h), int(w), str(card.conditioning.get("instance_ids", "full"))
 
 
 def data_paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -132,7 +133,7 @@ def services_for(args: argparse.Namespace) -> list[Service]:
     with ``--workers N`` also N ``receiver-worker-i`` processes (role ``worker``) on the receiver's store."""
     if any(getattr(args, attr) is None for _flag, attr, *_rest in PORT_OPTIONS):
         resolve_ports(args)
-    class_space, height, width = _model_settings(args.checkpoint)
+    class_space, height, width, instance_ids = _model_settings(args.checkpoint)
     data_dir, budget_log = data_paths(args)
     data_dir.mkdir(parents=True, exist_ok=True)
     host = args.host
@@ -164,6 +165,7 @@ def services_for(args: argparse.Namespace) -> list[Service]:
         "GESCO_SENDER_CLASS_SPACE": class_space,
         "GESCO_SENDER_HEIGHT": str(height),
         "GESCO_SENDER_WIDTH": str(width),
+        "GESCO_SENDER_INSTANCE_IDS": instance_ids,
         "GESCO_SENDER_LOAD_SEGMENTER": "false" if args.no_segmenter else "true",
     }
     if args.segmenter:

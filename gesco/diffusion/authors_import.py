@@ -406,6 +406,7 @@ def import_checkpoint(src: str | Path, out: str | Path, dataset: str = "cityscap
         class_space=preset.class_space,
         resolution=(flags.image_size, preset.aspect * flags.image_size),
         conditioning={"edge_map": preset.instances, "edges": preset.edges, "null_label": "zeros",
+                      "instance_ids": "8bit" if preset.instances else "full",
                       "guidance_scale": preset.guidance_scale, "label_input": report.label_input},
         training={"imported": {
             "source": src.name, "sha256": digest, "variant": report.variant, "dataset": dataset,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gesco.errors import ClassIdError, DTypeError, ShapeError
+from gesco.errors import ClassIdError, DTypeError, GescoInputError, ShapeError
 from gesco.semantics.classes import ClassSpace
 
 
@@ -34,6 +34,36 @@ def _check_label_map(label: np.ndarray, what: str = "label map") -> np.ndarray:
     if not np.issubdtype(label.dtype, np.integer):
         raise DTypeError(f"{what} must hold integer class ids, got dtype {label.dtype}")
     return label
+
+
+#: how instance ids are read before their edge map is made: ``"full"`` as given; ``"8bit"``
+#: as the authors' data loader reads Cityscapes' 16-bit ``*_instanceIds.png``
+#: (:func:`authors_instance_ids`). A checkpoint's card says which its model was trained on
+#: (``conditioning.instance_ids``, absent = ``"full"``).
+INSTANCE_ID_MODES = ("full", "8bit")
+
+
+def authors_instance_ids(instance: np.ndarray) -> np.ndarray:
+    """Instance ids as the authors' loader reads them: ``PIL.Image.convert("L")`` clips to [0, 255].
+
+    Cityscapes ids of thing instances are ``label_id * 1000 + k`` (24000 and up), so every
+    instance of every thing class becomes 255: touching cars, or a person in front of a
+    car, then have no edge between them, and their edge map only outlines thing regions
+    against stuff. Their weights were trained on (and expect) exactly that edge map.
+
+    Args:
+        instance: ``(H, W)`` integer instance ids (any integer dtype).
+    Returns:
+        ``(H, W)`` int32 ids in [0, 255].
+    """
+    inst = _check_label_map(instance, "instance map")
+    return np.clip(inst, 0, 255).astype(np.int32)
+
+
+def check_instance_id_mode(mode: str) -> str:
+    if mode not in INSTANCE_ID_MODES:
+        raise GescoInputError(f"instance_ids must be one of {list(INSTANCE_ID_MODES)}, got {mode!r}")
+    return mode
 
 
 def instance_edges(instance: np.ndarray) -> np.ndarray:
