@@ -13,7 +13,14 @@ Codecs: ``"raw"`` (packed bits), ``"zlib"``, ``"lzma"``, ``"contour"``, ``"conte
 See ``docs/bit_budget.md``.
 """
 
-from gesco.codecs.accounting import SIMULATION_FIELDS, frame_bits, header_breakdown, header_message
+from gesco.codecs.accounting import (
+    SIMULATION_FIELDS,
+    frame_bits,
+    header_breakdown,
+    header_message,
+    link_frame_bytes,
+    link_header_bytes,
+)
 from gesco.codecs.base import EncodedMaps, Layout, MapCodec, check_maps, merge_maps, split_maps
 from gesco.codecs.budget import ImageBits, image_bits
 from gesco.codecs.downsample import DownsampleCodec, downsample_maps
@@ -43,6 +50,8 @@ __all__ = [
     "header_breakdown",
     "header_message",
     "image_bits",
+    "link_frame_bytes",
+    "link_header_bytes",
     "merge_maps",
     "split_maps",
 ]

@@ -1,22 +1,22 @@
 """Exact bit accounting of a frame: payload bits and header bits.
 
-Bits are counted on the serialized protobuf, so the count is what actually crosses
-the wire, byte for byte:
+Bits are counted on bytes that exist, so the count is what actually crosses the link:
 
 * ``payload_bits = 8 * len(frame.payload)``;
-* ``header_bits`` = every other serialized bit: ``8 * len(header.SerializeToString())``
-  where ``header`` is the frame with the payload cleared (id, shape, class ids, class
-  space, codec name and parameters, power scale, ... with protobuf's own tag and length
-  bytes), plus the payload field's tag and length bytes (2-4 bytes), so that
-  ``payload_bits + header_bits == 8 * len(frame.SerializeToString())`` exactly.
-  Fields at their default value (0, "", false) are not serialized and cost nothing,
-  which is also true on the wire.
+* ``header_bits = 8 * len(link_header_bytes(frame))``: the **lean link header**
+  (:mod:`gesco.codecs.link_header`), the bit-packed fields a receiver does not already
+  know: a 16-bit frame number, the shape, the present classes as a bit set or run-length
+  code, the edge flag, the codec number and parameters, the channel's power scale and the
+  payload length. So ``payload_bits + header_bits == 8 * len(link_frame_bytes(frame))``
+  exactly, the bytes a real link would send.
 
-The simulator also carries, in the same message, numbers that a real link would not
-send: the sizes of the image as PNG/JPEG (for the comparison) and the receiver's
-sampling settings, how the upload was prepared (``SIMULATION_FIELDS``). By default they are left out of
-``header_bits``; ``include_simulation_fields=True`` counts them too (the size of the
-whole message minus the payload).
+Not counted: the frame / job id (each hop keeps the frame number -> id mapping; the
+simulation carries the id in the protobuf beside the counted bits), the class space's name
+and size (fixed per session), and the numbers only the simulation carries
+(``SIMULATION_FIELDS``: the image's PNG / JPEG sizes for the comparison, the receiver's
+sampling settings, how the upload was prepared). ``include_simulation_fields=True`` counts
+instead the whole protobuf message the simulation passes between its services (every field,
+with protobuf's tags and lengths, payload excluded): what gesco's own transport carries.
 
 The functions take the message duck-typed (anything with protobuf's ``CopyFrom``,
 ``ClearField``, ``SerializeToString``), so this module does not import ``gesco.wire``.
@@ -25,6 +25,8 @@ The functions take the message duck-typed (anything with protobuf's ``CopyFrom``
 from __future__ import annotations
 
 from typing import Any
+
+from gesco.codecs.link_header import header_from_frame, link_header_fields, pack_link_header
 
 #: SemanticFrame fields that only serve the simulation (not sent by a real sender)
 SIMULATION_FIELDS: tuple[str, ...] = ("png_bits", "jpeg_bits", "jpeg_quality", "transmit", "upload")
@@ -47,23 +49,48 @@ def _counted_message(frame: Any, include_simulation_fields: bool) -> Any:
     return msg
 
 
+def session_classes(frame: Any) -> int:
+    """The session's class count ``C`` (``num_classes``; at least one past the largest id)."""
+    return max(int(frame.num_classes), max((int(c) for c in frame.class_ids), default=-1) + 1, 1)
+
+
+def link_header_bytes(frame: Any, frame_number: int = 0) -> bytes:
+    """The frame's lean link header (:mod:`gesco.codecs.link_header`).
+
+    ``frame_number``: the sender's frame counter (16 bits on the link; its value does not
+    change the size).
+    """
+    return pack_link_header(header_from_frame(frame, frame_number), session_classes(frame))
+
+
+def link_frame_bytes(frame: Any, frame_number: int = 0) -> bytes:
+    """What a real link sends for the frame: the lean header, then the payload."""
+    return link_header_bytes(frame, frame_number) + bytes(frame.payload)
+
+
 def frame_bits(frame: Any, include_simulation_fields: bool = False) -> tuple[int, int]:
     """``(payload_bits, header_bits)`` of a ``SemanticFrame``, see the module docstring.
 
-    ``payload_bits + header_bits`` is the size of the serialized frame (without the
-    simulation fields unless ``include_simulation_fields``).
+    ``payload_bits + header_bits == 8 * len(link_frame_bytes(frame))``; with
+    ``include_simulation_fields`` the header is the rest of the serialized protobuf message.
     """
     payload_bits = 8 * len(frame.payload)
-    total_bits = 8 * len(_counted_message(frame, include_simulation_fields).SerializeToString())
-    return payload_bits, total_bits - payload_bits
+    if include_simulation_fields:
+        total_bits = 8 * len(_counted_message(frame, True).SerializeToString())
+        return payload_bits, total_bits - payload_bits
+    return payload_bits, 8 * len(link_header_bytes(frame))
 
 
 def header_breakdown(frame: Any, include_simulation_fields: bool = False) -> dict[str, int]:
-    """Bits of each set header field (tag, length and value bytes), by field name.
+    """Bits of each part of the header, adding up to ``frame_bits(frame, ...)[1]``.
 
-    ``"payload"`` is the payload field's tag and length bytes only. The values add up
-    to ``frame_bits(frame)[1]``.
+    Lean header: ``frame_number``, ``shape``, ``classes``, ``has_edges``, ``codec``,
+    ``codec_params``, ``power_scale``, ``payload_length``, ``padding``. With
+    ``include_simulation_fields``: each set protobuf field (tag, length and value bytes),
+    ``"payload"`` being the payload field's tag and length bytes only.
     """
+    if not include_simulation_fields:
+        return link_header_fields(header_from_frame(frame), session_classes(frame))
     header = header_message(frame, include_simulation_fields)
     out: dict[str, int] = {}
     if len(frame.payload):

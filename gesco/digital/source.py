@@ -7,8 +7,10 @@
   channel uses at a given MCS (:func:`gesco.digital.link.channel_uses_for`); PNG has no
   quality knob and takes the channel uses it needs.
 * :func:`frame_bytes` / :func:`frame_from_bytes`: the semantic frame (header + lossless
-  maps) as the bytes the digital link carries: the frame serialized without its
-  simulation-only fields, the same bits :func:`gesco.codecs.frame_bits` counts.
+  maps) as the bytes the digital link carries: the lean link header
+  (:mod:`gesco.codecs.link_header`) then the payload, exactly the bits
+  :func:`gesco.codecs.frame_bits` counts. The receiving end rebuilds the frame with what it
+  knows without the link: the session's class space and the frame id of the frame number.
 * :func:`exact_received_frame`: what the receiver has when those bytes arrive intact: the
   maps exactly (no channel noise), in the ``ReceivedFrame`` the generator takes.
 * :data:`LOST_GREY`: what the receiver shows for a lost frame (see ``docs/digital.md``).
@@ -21,12 +23,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gesco.codecs.accounting import SIMULATION_FIELDS
+from gesco.codecs.accounting import link_frame_bytes
+from gesco.codecs.link_header import parse_link_frame
 from gesco.digital.link import channel_uses_for
 from gesco.digital.mcs import MCS
-from gesco.errors import DTypeError, GescoInputError, ImageDecodeError, PayloadError, ShapeError
+from gesco.errors import DTypeError, GescoInputError, ImageDecodeError, ShapeError
+from gesco.semantics.classes import get_class_space
 from gesco.wire import gesco_pb2 as pb
-from gesco.wire.frames import frame_channel_symbols, symbols_to_bytes, validate_frame
+from gesco.wire.frames import codec_params_message, frame_channel_symbols, symbols_to_bytes, validate_frame
 
 #: image formats of the digital rows
 IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "webp", "png")
@@ -110,21 +114,30 @@ def fit_image(rgb: np.ndarray, fmt: str, mcs: MCS, budget_uses: int | None) -> F
     return FittedImage(b"", fmt, 0, 0)
 
 
-def frame_bytes(frame: pb.SemanticFrame) -> bytes:
-    """The frame as the digital link carries it: serialized without the simulation-only fields."""
-    msg = pb.SemanticFrame()
-    msg.CopyFrom(frame)
-    for name in SIMULATION_FIELDS:
-        msg.ClearField(name)
-    return msg.SerializeToString()
+def frame_bytes(frame: pb.SemanticFrame, frame_number: int = 0) -> bytes:
+    """The frame as the digital link carries it: lean link header + payload (what ``frame_bits`` counts)."""
+    return link_frame_bytes(frame, frame_number)
 
 
-def frame_from_bytes(data: bytes) -> pb.SemanticFrame:
-    """Inverse of :func:`frame_bytes`; ``PayloadError`` for bytes that are not a valid frame."""
-    try:
-        frame = pb.SemanticFrame.FromString(data)
-    except Exception as e:
-        raise PayloadError(f"the received bytes are not a SemanticFrame: {e}") from None
+def frame_from_bytes(data: bytes, frame_id: str, class_space: str) -> pb.SemanticFrame:
+    """Inverse of :func:`frame_bytes` at the receiving end.
+
+    Args:
+        data: the delivered bytes.
+        frame_id: the id the receiver's frame-number mapping gives (not sent on the link).
+        class_space: the session's class space (not sent on the link).
+    Raises:
+        PayloadError, ClassIdError, ...: bytes that are not a valid frame (``validate_frame``).
+    """
+    space = get_class_space(class_space)
+    header, payload = parse_link_frame(data, space.num_classes)
+    frame = pb.SemanticFrame(
+        id=frame_id, height=header.height, width=header.width, num_classes=space.num_classes,
+        class_space=space.name, class_ids=list(header.class_ids), has_edges=header.has_edges,
+        codec=header.codec, payload=payload, power_scale=header.power_scale,
+    )
+    if header.codec_params:
+        frame.codec_params.CopyFrom(codec_params_message(header.codec_params))
     validate_frame(frame)
     return frame
 

@@ -126,7 +126,7 @@ def digital_maps_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]
             images.append(cache[i])
         else:
             images.append(None)
-            got = frame_from_bytes(result.delivered)
+            got = frame_from_bytes(result.delivered, frame.id, frame.class_space)  # id, space: known at the receiver
             got.transmit.CopyFrom(frame.transmit)  # simulation settings travel beside the link, as in the services
             to_sample.append((len(images) - 1, i, received_conditioning(exact_received_frame(got), fds=transmit.fds),
                               transmit.to_sampling()))

@@ -25,7 +25,9 @@ class BitBudget(BaseModel):
     codec: str = Field(description="Map codec that coded the payload ('contour', 'downsample', ...).")
     codec_params: dict[str, int | str] = Field(description="The codec's non-default parameters (e.g. {'factor': 4}).")
     payload_bits: int = Field(description="Exact payload size: 8 * len(payload).")
-    header_bits: int = Field(description="Exact header size: every other serialized bit of the frame (simulation-only fields excluded).")
+    header_bits: int = Field(description=(
+        "Exact header size: the lean link header's bits (gesco.codecs.link_header: frame number, shape, present "
+        "classes, codec, power scale, payload length; not the id, class space or simulation-only fields)."))
     total_bits: int = Field(description="payload_bits + header_bits.")
     bits_per_pixel: float | None = Field(description="total_bits / (H * W).")
     channel_uses: int = Field(description="Real symbols sent over the channel (one per transmitted map element).")

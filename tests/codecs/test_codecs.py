@@ -10,7 +10,17 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gesco.codecs import Layout, codec_names, downsample_maps, frame_bits, get_codec, header_breakdown, split_maps
+from gesco.codecs import (
+    Layout,
+    codec_names,
+    downsample_maps,
+    frame_bits,
+    get_codec,
+    header_breakdown,
+    link_frame_bytes,
+    link_header_bytes,
+    split_maps,
+)
 from gesco.codecs.demo_scene import street_scene
 from gesco.codecs.rangecoder import RangeDecoder, RangeEncoder, new_model
 from gesco.errors import DTypeError, PayloadError, ShapeError, UnknownCodecError
@@ -332,41 +342,51 @@ def _frame(n_classes: int, **extra) -> SemanticFrame:
     return frame
 
 
-def test_frame_bits_counts_serialized_bytes():
+def test_frame_bits_counts_the_link_bytes():
     frame = _frame(4)
     payload_bits, header_bits = frame_bits(frame)
     assert payload_bits == 8 * len(frame.payload)
+    # the header is the lean link header's bytes; header + payload is what the link sends
+    assert header_bits == 8 * len(link_header_bytes(frame))
+    assert payload_bits + header_bits == 8 * len(link_frame_bytes(frame))
+    breakdown = header_breakdown(frame)
+    assert sum(breakdown.values()) == header_bits
+    # 16-bit frame number, 12 + 12 bits of shape, classes 0-3 of 35 by run-length (1 + 5 + 4 x 1)
+    assert breakdown["frame_number"] == 16 and breakdown["shape"] == 24 and breakdown["classes"] == 1 + 5 + 4
+    # with include_simulation_fields: the simulation's whole protobuf message
     header = SemanticFrame()
     header.CopyFrom(frame)
     header.payload = b""
-    # the header is the frame without payload + the payload's tag and length bytes
-    assert header_bits == 8 * len(header.SerializeToString()) + 8 * 2
-    assert payload_bits + header_bits == 8 * len(frame.SerializeToString())
-    breakdown = header_breakdown(frame)
-    assert sum(breakdown.values()) == header_bits
-    assert breakdown["payload"] == 16 and breakdown["class_ids"] == 8 * (2 + 4)
+    assert frame_bits(frame, include_simulation_fields=True)[1] == 8 * len(header.SerializeToString()) + 8 * 2
+    full = header_breakdown(frame, include_simulation_fields=True)
+    assert sum(full.values()) == frame_bits(frame, include_simulation_fields=True)[1]
+    assert full["payload"] == 16 and full["class_ids"] == 8 * (2 + 4)
 
 
-def test_header_bits_grow_with_class_ids():
+def test_header_bits_grow_with_class_ids_and_not_with_the_id():
     bits = [frame_bits(_frame(k))[1] for k in (1, 2, 4, 8, 16)]
-    assert all(a < b for a, b in zip(bits, bits[1:]))
-    # packed uint32 ids below 128 cost one byte each
-    assert frame_bits(_frame(16))[1] - frame_bits(_frame(8))[1] == 8 * 8
+    assert all(a <= b for a, b in zip(bits, bits[1:])) and bits[0] < bits[-1]
+    # never more than the bit set over the 35 Cityscapes classes (+ its flag bit)
+    assert all(header_breakdown(_frame(k))["classes"] <= 1 + 35 for k in (1, 8, 16, 35))
+    assert header_breakdown(_frame(16))["classes"] == 1 + 9 + 16  # ids 0..15: run-length, 16 gaps of 1
+    assert frame_bits(_frame(4, id="f" * 128))[1] == frame_bits(_frame(4))[1]
 
 
 def test_header_counts_power_scale_and_codec_params_but_not_simulation_fields():
     frame = _frame(4)
     base = frame_bits(frame)[1]
     frame.power_scale = 0.37
-    assert frame_bits(frame)[1] == base + 8 * 5  # tag + fixed32
+    assert header_breakdown(frame)["power_scale"] == 1 + 32
+    with_scale = frame_bits(frame)[1]
+    assert with_scale > base
     frame.png_bits = 1_000_000
     frame.jpeg_bits = 300_000
     frame.jpeg_quality = 75
     frame.transmit.psnr_db = 10.0
-    assert frame_bits(frame)[1] == base + 8 * 5
-    assert frame_bits(frame, include_simulation_fields=True)[1] > base + 8 * 5
+    assert frame_bits(frame)[1] == with_scale
+    assert frame_bits(frame, include_simulation_fields=True)[1] > with_scale
     ds = make_frame(encode_layout(np.zeros((8, 8), dtype=np.int64), CITYSCAPES), get_codec("downsample", factor=4), "f", "cityscapes")
-    assert header_breakdown(ds)["codec_params"] == 8 * 4  # tag, length, factor tag, factor value
+    assert header_breakdown(ds)["codec_params"] == 6 + 3 + 1  # factor, inner codec, upsampling
 
 
 # ---------------------------------------------------------------- image budget

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gesco.codecs import DEFAULT_CODEC, Layout, frame_bits, get_codec, split_maps
+from gesco.codecs import DEFAULT_CODEC, Layout, frame_bits, get_codec, link_frame_bytes, split_maps
 from gesco.codecs.context import (
     FLAG_CONTEXTS,
     HOW_CONTEXTS,
@@ -106,8 +106,8 @@ def test_bits_are_the_serialized_size():
     frame = make_frame(layout, CODEC, "frame-1", "cityscapes")
     payload_bits, header_bits = frame_bits(frame)
     assert payload_bits == enc.payload_bits
-    # make_frame sets no simulation-only field: the frame is exactly what is counted
-    assert payload_bits + header_bits == 8 * len(frame.SerializeToString())
+    # the counted bits are the bytes a link sends: lean header + payload
+    assert payload_bits + header_bits == 8 * len(link_frame_bytes(frame))
 
 
 def test_context_is_the_default_and_beats_contour_on_a_validation_scene():

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gesco.codecs import frame_bits
 from gesco.data.synthetic import generate_scene
 from gesco.digital.link import CRC_BITS, K_MAX, channel_uses_for, code_layout
 from gesco.digital.mcs import MCS, capacity_bits, mcs_table, select_mcs
@@ -99,9 +100,13 @@ def test_semantic_frame_bytes_round_trip_to_exact_maps(scene):
     frame, _ = encode_image_frame(scene.image, scene.label, scene.instance, space=get_class_space("cityscapes"),
                                   resolution=(64, 128), frame_id="f" * 32)
     data = frame_bytes(frame)
-    assert len(data) < len(frame.SerializeToString())  # the simulation-only fields are not sent
-    back = frame_from_bytes(data)
+    # the lean link header + payload: exactly the counted bits, far less than the simulation's message
+    assert 8 * len(data) == sum(frame_bits(frame)) and len(data) < len(frame.SerializeToString())
+    back = frame_from_bytes(data, frame.id, "cityscapes")
+    for name in ("id", "height", "width", "num_classes", "class_space", "class_ids", "has_edges", "codec", "payload"):
+        assert getattr(back, name) == getattr(frame, name), name
     maps = received_maps(exact_received_frame(back))
     assert np.array_equal(maps.numpy(), frame_channel_symbols(frame).astype(np.float32))
-    with pytest.raises(PayloadError):
-        frame_from_bytes(b"\xff\xff\xff")
+    for bad in (b"\xff\xff\xff", data[:-1], data + b"\x00", data[:5]):
+        with pytest.raises(PayloadError):
+            frame_from_bytes(bad, frame.id, "cityscapes")
