@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="synthetic split of the scenes: val (= validation) for every choice (sampler, steps, "
                         "checkpoints, thresholds), test once per reported table (default: test for the paper's "
                         "tables, val for --study samplers, which serves choices; docs/evaluation.md#splits)")
+    p.add_argument("--dataset", default="synthetic", choices=("synthetic", "cityscapes"),
+                   help="scenes: synthetic (generated; default) or cityscapes (files under --root in Cityscapes' layout, "
+                        "the first --scenes images of --split sorted by name; use --split val)")
+    p.add_argument("--root", default=None, help="the data set's folder (with --dataset cityscapes)")
     p.add_argument("--scenes", type=int, default=None,
                    help="number of scenes of --split (default 100; 20 for --study samplers)")
     p.add_argument("--edges", default="uploaded", choices=("uploaded", "derived", "none"),
@@ -180,6 +184,8 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         progress=not args.no_progress,
         command=canonical_command(args, parser),
         compute=not args.no_run,
+        dataset=args.dataset,
+        root=args.root,
     )
     if samplers:
         rows = sampler_rows(samplers=tuple(args.study_samplers or FEW_STEP_SAMPLERS),

@@ -84,6 +84,9 @@ SEED_STRIDE = SPLITS["test"][1] - SPLITS["test"][0]
 EVAL_SPLITS = ("val", "test")
 #: other names accepted for a split
 SPLIT_ALIASES = {"validation": "val"}
+#: where the scenes come from (see :class:`EvalConfig`)
+EVAL_DATASETS = ("synthetic", "cityscapes")
+
 #: which instance-edge map the semantic rows send (see :class:`EvalConfig`)
 EDGE_MODES = (EDGES_UPLOADED, EDGES_DERIVED, EDGES_NONE)
 #: resolution when no diffusion checkpoint is available (only the real / full-image rows)
@@ -129,6 +132,12 @@ class EvalConfig:
         table5_psnr: PSNR of the ablation table (the paper's 10 dB).
         progress: show a progress bar.
         command: the command line recorded in the report.
+        dataset: where the scenes come from: ``"synthetic"`` (generated, the default) or
+            ``"cityscapes"`` (the files under ``root`` in Cityscapes' layout, :mod:`gesco.data.cityscapes`:
+            scenes ``0..N-1`` of ``split`` sorted by name, resized to the resolution, labels and
+            instances nearest; ``"test"`` reads the ``test`` folder, whose public labels are empty:
+            use ``val``).
+        root: the data set's folder (``dataset`` other than synthetic).
         compute: evaluate the missing images; ``False`` only writes the report of this plan
             from the results already stored (``--no-run``: combine partial runs into one
             report; cells with fewer scenes than planned show ``(n=k)``, empty ones ``not run``).
@@ -162,6 +171,8 @@ class EvalConfig:
     progress: bool = True
     command: str | None = None
     compute: bool = True
+    dataset: str = "synthetic"
+    root: str | None = None
 
     def validate(self) -> EvalConfig:
         self.split = SPLIT_ALIASES.get(self.split, self.split)
@@ -171,8 +182,20 @@ class EvalConfig:
                                   f"('validation' = 'val'; the train split is what the models were fitted on)")
         if self.edges not in EDGE_MODES:
             raise GescoInputError(f"unknown edges {self.edges!r}; known: {list(EDGE_MODES)}")
-        if not 1 <= self.scenes <= stop - start:
+        if self.dataset not in EVAL_DATASETS:
+            raise GescoInputError(f"unknown dataset {self.dataset!r}; known: {list(EVAL_DATASETS)}")
+        if (self.dataset == "synthetic") != (self.root is None):
+            raise GescoInputError("--root is the folder of --dataset cityscapes (and only of it)" if self.root is None
+                                  or self.dataset != "synthetic" else "--root needs --dataset cityscapes")
+        if self.dataset == "synthetic" and not 1 <= self.scenes <= stop - start:
             raise GescoInputError(f"--scenes must be in [1, {stop - start}], got {self.scenes}")
+        if self.dataset != "synthetic":
+            from gesco.data.cityscapes import cityscapes_files  # DatasetLayoutError naming what is missing
+
+            found = len(cityscapes_files(self.root, self.split))
+            if not 1 <= self.scenes <= found:
+                raise GescoInputError(f"--scenes must be in [1, {found}] ({found} {self.split} images under "
+                                      f"{self.root}), got {self.scenes}")
         if not self.psnrs:
             raise GescoInputError("give at least one PSNR")
         if len(set(self.psnrs)) != len(self.psnrs):
@@ -403,13 +426,30 @@ class _Context:
                  device: torch.device) -> None:
         self.config, self.resolution, self.space, self.scorers, self.device = config, resolution, space, scorers, device
         self._scenes: dict[int, SceneSample] = {}
+        self._files: Any = None
         self._generators: dict[str, Any] = {}
         self.samples = Path(config.out) / "samples"
 
     def scene(self, i: int) -> SceneSample:
         if i not in self._scenes:
-            self._scenes[i] = generate_scene(split_seed(self.config.split, i), *self.resolution)
+            if self.config.dataset == "synthetic":
+                self._scenes[i] = generate_scene(split_seed(self.config.split, i), *self.resolution)
+            else:
+                if self._files is None:
+                    from gesco.data.cityscapes import CityscapesDataset
+
+                    self._files = CityscapesDataset(self.config.root, self.config.split, *self.resolution)
+                image, label, instance = self._files.load(i)
+                if instance is None:
+                    instance = label.astype(np.int64)
+                self._scenes[i] = SceneSample(image=image, label=label, instance=instance)
         return self._scenes[i]
+
+    def instance_ids(self, path: str | None) -> str:
+        """How a row's checkpoint reads instance ids (its card's ``conditioning.instance_ids``)."""
+        if path is None:
+            return "full"
+        return str(self.generator(path).card.conditioning.get("instance_ids", "full"))
 
     def real(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 3, H, W)`` real images in ``[-1, 1]`` and ``(B, H, W)`` int64 label maps."""
@@ -489,7 +529,8 @@ def _semantic_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -
             frame, _ = encode_image_frame(scene.image, scene.label, sent_instance(scene, cfg), space=ctx.space,
                                           resolution=(h, w), frame_id=eval_frame_id(plan.method.key, psnr, i),
                                           codec=codec, codec_params=params, transmit=transmit,
-                                          derive_edges=cfg.edges != EDGES_NONE)
+                                          derive_edges=cfg.edges != EDGES_NONE,
+                                          instance_ids=ctx.instance_ids(plan.checkpoint))
             return frame
 
         factor = 1
@@ -634,6 +675,8 @@ def run_evaluation(
             "guidance_scale": config.guidance_scale, **scorer_meta,
             # recorded only when not the default, so that stores made before the option stay valid
             **({"edges": config.edges} if config.edges != EDGES_UPLOADED else {}),
+            **({"dataset": config.dataset, "root": str(Path(config.root).resolve())}
+               if config.dataset != "synthetic" else {}),
         })
         for p in plans:
             if p.status == "ok":
@@ -651,6 +694,7 @@ def run_evaluation(
             "rows": [p.to_dict() for p in plans],
             "resolution": list(resolution),
             "split": config.split,
+            "dataset": config.dataset,
             "edges": config.edges,
             "seed": config.seed,
             "channel": config.channel,
