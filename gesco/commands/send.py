@@ -157,7 +157,7 @@ def format_budget(budget: dict) -> str:
     rows = [
         ("classes sent", f"{len(budget['present_classes'])} {budget['present_classes']}"
          + (" + edge map" if budget.get("has_edges") else "")),
-        ("maps", f"{budget['height']} x {budget['width']}, codec {budget['codec']} {budget.get('codec_params') or ''}".rstrip()),
+        ("maps", f"{budget['height']}x{budget['width']}, codec {budget['codec']} {budget.get('codec_params') or ''}".rstrip()),
         ("payload bits", f"{budget['payload_bits']:,}"),
         ("header bits", f"{budget['header_bits']:,}"),
         ("total bits", f"{budget['total_bits']:,} ({budget['bits_per_pixel']:.3f} bit/pixel)"),

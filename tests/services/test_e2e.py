@@ -89,6 +89,7 @@ def test_gesco_send_and_budget(services, tmp_path, capsys):
     states = [line.rsplit(" (", 1)[0].split(", sampling step")[0] for line in progress]
     assert len(states) == len(set(states)) and len(progress) <= 6, captured.err
     assert "upload: 48x96 (H x W), aspect crop" in printed
+    assert f"{TINY_RESOLUTION[0]}x{TINY_RESOLUTION[1]}, codec" in printed  # sizes as H x W, one spelling
     assert cv2.imread(str(out)).shape == (*TINY_RESOLUTION, 3)
     assert (tmp_path / "maps_received.png").is_file() and (tmp_path / "maps_denoised.png").is_file()
     assert "total bits" in printed and "PSNR 5 dB requested" in printed

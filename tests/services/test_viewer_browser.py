@@ -281,7 +281,8 @@ def test_out_of_domain_photo_shows_the_warnings_and_the_crop(driver, shipped_sta
     from selenium.webdriver.common.by import By
 
     open_viewer(driver, shipped_stack)
-    fill_form(driver, portrait_photo, steps="2")
+    # the receiver's defaults, as a newcomer sends it (GESCO_VIEWER_SHOTS: docs/images/viewer_photo.png)
+    fill_form(driver, portrait_photo, sampler=DEFAULT_SAMPLER, steps=str(DEFAULT_STEPS))
     driver.find_element(By.ID, "send-button").click()
     job_id = wait_done(driver)
     doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
