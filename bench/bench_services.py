@@ -77,8 +77,9 @@ class Stack:
     """The three services as processes, like ``gesco up``."""
 
     def __init__(self, checkpoint: Path | None, batch_size: int, data_dir: Path, segmenter: bool, threads: int,
-                 extra_args: tuple[str, ...] = ()) -> None:
-        """``extra_args``: more ``gesco up`` options (``--store URL``, ``--workers N``; bench_scale.py)."""
+                 extra_args: tuple[str, ...] = (), log_level: str = "WARNING") -> None:
+        """``extra_args``: more ``gesco up`` options (``--store URL``, ``--workers N``; bench_scale.py);
+        ``log_level``: the services' logging level."""
         ports = [free_port() for _ in range(4)]
         argv = ["up", "--data-dir", str(data_dir), "--sender-port", str(ports[0]), "--channel-port", str(ports[1]),
                 "--receiver-port", str(ports[2]), "--receiver-grpc-port", str(ports[3]), "--device", "cpu",
@@ -93,10 +94,11 @@ class Stack:
         self.receiver = f"http://127.0.0.1:{ports[2]}"
         self.log = open(data_dir / "services.log", "ab")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GESCO_RECEIVER_TORCH_THREADS": str(threads),
-               "GESCO_RECEIVER_LOG_LEVEL": "WARNING", "GESCO_SENDER_LOG_LEVEL": "WARNING",
-               "GESCO_CHANNEL_LOG_LEVEL": "WARNING", "GESCO_RECEIVER_FSYNC": "true",
+               "GESCO_RECEIVER_LOG_LEVEL": log_level, "GESCO_SENDER_LOG_LEVEL": log_level,
+               "GESCO_CHANNEL_LOG_LEVEL": log_level, "GESCO_RECEIVER_FSYNC": "true",
                # throughput is measured, not the per-client limit (bench_access.py measures that)
-               "GESCO_SENDER_RATE_LIMIT_PER_S": os.environ.get("GESCO_SENDER_RATE_LIMIT_PER_S", "0")}
+               "GESCO_SENDER_RATE_LIMIT_PER_S": os.environ.get("GESCO_SENDER_RATE_LIMIT_PER_S", "0"),
+               "GESCO_RECEIVER_RATE_LIMIT_PER_S": os.environ.get("GESCO_RECEIVER_RATE_LIMIT_PER_S", "0")}
         for s in self.services:
             s.process = subprocess.Popen([sys.executable, "-m", s.module], env={**env, **s.env}, cwd=REPO,
                                          stdout=self.log, stderr=subprocess.STDOUT)

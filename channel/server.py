@@ -23,6 +23,7 @@ from gesco.serving.grpc_kit import (
 )
 from gesco.serving.logs import job_context
 from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics, start_metrics_server
+from gesco.serving.ratelimit import grpc_rate_limit
 from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck, gesco_pb2_grpc
 
 log = logging.getLogger("gesco.channel")
@@ -130,7 +131,8 @@ class ChannelServer:
             max_workers=settings.max_workers,
             max_message_bytes=settings.server_message_bytes(),
             max_concurrent_calls=settings.max_concurrent_calls,
-            interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(keys)),
+            interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(keys),
+                          *grpc_rate_limit(settings.grpc_rate_limit_per_s, settings.grpc_rate_limit_burst, keys)),
             credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if tls_on else None,
         )
         self.address = f"{settings.host}:{self.port}"

@@ -68,6 +68,9 @@ class ChannelSettings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of the Prometheus /metrics HTTP "
                                      "server (unset: none).")
     metrics_host: str = Field("127.0.0.1", description="Interface of the metrics server.")
+    grpc_rate_limit_per_s: float = Field(200.0, ge=0, description="gRPC calls per second per caller (key identity, "
+                                         "else IP address); beyond it RESOURCE_EXHAUSTED; 0 = no limit.")
+    grpc_rate_limit_burst: int = Field(400, ge=1, description="gRPC calls a caller may make at once.")
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")
 

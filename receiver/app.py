@@ -268,7 +268,7 @@ def get_denoised_maps(job_id: JobId, state: State, request: Request) -> FileResp
 def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, worker_alive=lambda: True, *,
                sender_url: str = "http://127.0.0.1:8000", progress: ProgressBoard | None = None,
                keys: auth.ApiKeys | None = None, public_url: str | None = None, allowed_origins: str = "",
-               metrics: ServiceMetrics | None = None,
+               metrics: ServiceMetrics | None = None, rate_limiter: auth.RateLimiter | None = None,
                ready_checks: dict[str, Callable[[], str | None]] | None = None) -> FastAPI:
     """Build the REST app: its shared state, middleware and the handlers of :data:`router`
     and of the viewer (:mod:`receiver.viewer`).
@@ -284,6 +284,7 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
         public_url: base URL of result links (``None``: links are absolute paths).
         allowed_origins: comma-separated extra origins allowed to POST from a browser.
         metrics: the receiver's metrics (a fresh registry by default); served at ``/metrics``.
+        rate_limiter: token buckets every request outside the open endpoints takes from (``None``: no limit).
         ready_checks: name -> check of ``/readyz`` (:func:`gesco.serving.readiness.run_checks`).
     """
     app = FastAPI(
@@ -313,6 +314,7 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
         # the page, its static files and its settings load without a key (they hold no job data); its API
         # calls, /viewer/label.png included, need one
         open_paths=auth.OPEN_PATHS | {"/viewer", "/viewer/config.json"}, open_prefixes=("/viewer/static/",),
+        rate_limiter=rate_limiter, rate_limit_all=True,
     ))
     # the only upload (the viewer's label map): the body is counted as it is read
     app.add_middleware(BodyLimit, max_bytes=MAX_LABEL_BYTES + 64 * 1024)

@@ -19,6 +19,7 @@ from gesco.serving import auth, tls
 from gesco.serving.grpc_kit import RECEIVER_SERVICE, make_server, set_serving, tolerant_unary
 from gesco.serving.logs import uvicorn_log_options
 from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics
+from gesco.serving.ratelimit import grpc_rate_limit
 from gesco.serving.readiness import NotReady, directory_writable
 from gesco.serving.runner import run_uvicorn
 from gesco.serving.slow_requests import uvicorn_timeouts
@@ -71,7 +72,8 @@ class ReceiverService:
             max_message_bytes=settings.max_message_bytes
             or grpc_message_limit(ReceivedFrame.DESCRIPTOR, self.ingest.limits.max_elements),
             max_concurrent_calls=settings.max_concurrent_calls,
-            interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(grpc_keys)),
+            interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(grpc_keys),
+                          *grpc_rate_limit(settings.grpc_rate_limit_per_s, settings.grpc_rate_limit_burst, grpc_keys)),
             credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if self.tls else None,
         )
         self.app: FastAPI = create_app(
@@ -80,6 +82,8 @@ class ReceiverService:
             progress=self.worker.progress if self.worker else None,
             keys=auth.ApiKeys(auth.read_keys(settings.api_keys, settings.api_keys_file)),
             public_url=self.public_url(), allowed_origins=settings.allowed_origins, metrics=self.metrics,
+            rate_limiter=(auth.RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+                          if settings.rate_limit_per_s > 0 else None),
             ready_checks={"model": self._model_ready, "store": self._store_ready,
                           "worker": self._worker_ready, "grpc": self._grpc_ready},
         )

@@ -94,5 +94,11 @@ class ReceiverSettings(BaseSettings):
     body_timeout_s: float = Field(
         DEFAULT_BODY_TIMEOUT_S, gt=0, description="Deadline for a request's body once its headers are in."
     )
+    rate_limit_per_s: float = Field(50.0, ge=0, description="REST requests per second per client (API-key "
+                                    "identity, else IP address) outside the open endpoints; 0 = no limit.")
+    rate_limit_burst: int = Field(100, ge=1, description="REST requests a client may make at once.")
+    grpc_rate_limit_per_s: float = Field(200.0, ge=0, description="gRPC calls per second per caller (key identity, "
+                                         "else IP address); beyond it RESOURCE_EXHAUSTED; 0 = no limit.")
+    grpc_rate_limit_burst: int = Field(400, ge=1, description="gRPC calls a caller may make at once.")
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

@@ -232,6 +232,7 @@ class GuardConfig:
         rate_limited: ``(method, path)`` pairs that take a token.
         open_paths: paths served without a key.
         open_prefixes: path prefixes served without a key (e.g. a static page).
+        rate_limit_all: every request outside the open paths takes a token (besides ``rate_limited``).
     """
 
     keys: ApiKeys = field(default_factory=lambda: ApiKeys([]))
@@ -240,6 +241,7 @@ class GuardConfig:
     rate_limited: frozenset[tuple[str, str]] = frozenset()
     open_paths: frozenset[str] = OPEN_PATHS
     open_prefixes: tuple[str, ...] = ()
+    rate_limit_all: bool = False
 
 
 def client_identity(request) -> str | None:
@@ -279,7 +281,8 @@ class HttpGuard:
         identity = None
         if method == "OPTIONS":  # CORS preflights never carry credentials; they reach no handler
             return None
-        if cfg.keys.enabled and path not in cfg.open_paths and not path.startswith(cfg.open_prefixes):
+        is_open = path in cfg.open_paths or path.startswith(cfg.open_prefixes)
+        if cfg.keys.enabled and not is_open:
             if sum(1 for k, _ in scope.get("headers", ()) if k.lower() == b"authorization") > 1:
                 return 400, "send one Authorization header, not several", []
             token = bearer_token(headers.get("authorization"))
@@ -288,7 +291,7 @@ class HttpGuard:
                 what = "no API key was sent" if token is None else "the API key is not valid"
                 return 401, f"{what}: send 'Authorization: Bearer <key>'", [(b"www-authenticate", b'Bearer realm="gesco"')]
         scope.setdefault("state", {})["client_identity"] = identity
-        if cfg.rate_limiter is not None and (method, path) in cfg.rate_limited:
+        if cfg.rate_limiter is not None and ((method, path) in cfg.rate_limited or (cfg.rate_limit_all and not is_open)):
             client = identity or (scope.get("client") or ("unknown", 0))[0]
             wait = cfg.rate_limiter.take(client)
             if wait is not None:
