@@ -19,8 +19,9 @@ from test_store_worker import store_job
 
 from gesco.diffusion.checkpoint import ModelCard
 from gesco.diffusion.gaussian import DiffusionConfig
-from gesco.diffusion.pipeline import SemanticGenerator
+from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
+from gesco.link import receiver_maps
 from receiver.ingest import Ingest
 from receiver.store import IMAGE_FILE, JobStatus, JobStore
 from receiver.worker import Worker
@@ -92,6 +93,16 @@ def test_mixed_jobs_queued_together_give_the_images_they_give_alone(tmp_path, ge
         # batched vs single convolutions differ by ~1e-5: at most one grey level after rounding
         diff = np.abs(mixed[name].astype(int) - alone.astype(int))
         assert diff.max() <= 1, (name, int(diff.max()))
+        # and it is the image of the job's own settings: its frame's maps (FDS as asked) sampled
+        # directly by the pipeline with its sampler, steps, guidance and seed (spelled out here,
+        # not through TransmitSettings.to_sampling, so a setting dropped on the way is seen)
+        cond = receiver_maps(received_frame(name, **settings), fds=settings["fds"]).conditioning[None]
+        direct = generator.generate(cond, SamplingSettings(sampler=settings["sampler"], steps=settings["steps"],
+                                                           guidance_scale=settings["guidance_scale"],
+                                                           seed=settings["seed"]))
+        rgb = generator.to_uint8(direct)[0]
+        diff = np.abs(mixed[name][:, :, ::-1].astype(int) - rgb.astype(int))  # cv2 decodes BGR
+        assert diff.max() <= 1, (name, "direct", int(diff.max()))
     # and the settings matter: every two jobs' images differ by many grey levels
     names = [n for n, _ in JOBS]
     for i, x in enumerate(names):
