@@ -141,8 +141,8 @@ MUTATIONS: list[Mutation] = [
              ("tests/services/test_worker_mixed_batches.py",)),
     # ------------------------------------------------------------ bits
     Mutation("payload-bytes-not-bits", "bit accounting: payload counted in bytes",
-             "gesco/codecs/accounting.py", "    payload_bits = 8 * len(frame.payload)\n    total_bits",
-             "    payload_bits = len(frame.payload)\n    total_bits", CODECS),
+             "gesco/codecs/accounting.py", "    payload_bits = 8 * len(frame.payload)\n    if include_simulation_fields:",
+             "    payload_bits = len(frame.payload)\n    if include_simulation_fields:", CODECS),
     Mutation("raw-image-8-bits", "image budget: raw RGB counted at 8 bits per pixel instead of 24",
              "gesco/codecs/budget.py", "raw=h * w * 24", "raw=h * w * 8", CODECS),
     Mutation("contour-shift-1", "contour codec: boundaries followed only within 1 pixel (lossless, more bits)",
@@ -180,6 +180,8 @@ MUTATIONS: list[Mutation] = [
              "gesco/semantics/layout.py", "out[:, num_classes] = maps[:, k]", "out[:, num_classes] = 0 * maps[:, k]", LAYOUT),
     Mutation("pad-off-by-one", "Pad: present maps re-inserted one class index too low",
              "gesco/semantics/layout.py", "out[:, ids] = maps[:, :k]", "out[:, ids - 1] = maps[:, :k]", LAYOUT),
+    Mutation("context-prior-weight", "context codec (the default): prior weight 0.4 -> 1.0 (lossless, other bits)",
+             "gesco/codecs/context.py", "\nPRIOR = 0.4", "\nPRIOR = 1.0", CODECS),
     # ------------------------------------------------------------ layout
     Mutation("edges-horizontal-only", "instance edges: vertical neighbours ignored (4-neighbourhood)",
              "gesco/semantics/layout.py", "    edge[1:, :] |= dv\n    edge[:-1, :] |= dv\n", "", LAYOUT),
