@@ -45,6 +45,11 @@ Variants that fail (compile errors, out of memory, ...) are recorded with the er
 variants that would overrun ``--max-seconds`` are skipped with a note (a hard deadline,
 ``SIGALRM``, also interrupts one that is already running, e.g. a long compile).
 
+``--unet authors`` measures the authors' published network instead (:meth:`UNetConfig.authors`:
+the layout ``gesco import`` gives their checkpoints, a label MLP per SPADE and residual down/up
+blocks, 653,984,518 parameters; docs/pretrained.md); with ``--tiny`` a tiny network of that
+layout.
+
 ``--tiny`` runs the whole script on the CPU in seconds (a tiny U-Net, 32x64, batches 1
 and 2, 2 sampling steps with a tiny random-weight model wrapped in the same
 ``SemanticGenerator``; CUDA graphs need CUDA and compile variants are skipped on the CPU
@@ -54,6 +59,7 @@ Usage:
     python bench/bench_gpu.py                                # on a GPU machine, < 5 min
     python bench/bench_gpu.py --skip-compile                 # eager + CUDA graphs + sampling, ~1 min
     python bench/bench_gpu.py --tiny --device cpu --threads 1   # smoke run on the CPU
+    python bench/bench_gpu.py --unet authors --skip-sampling    # the imported published model's layout
 """
 
 from __future__ import annotations
@@ -93,6 +99,21 @@ T_STEP = 500  # time index of the timed steps (the cost does not depend on it)
 UNET_VARIANTS = ("eager_bf16", "eager_bf16_channels_last", "compile", "cuda_graph")  # table order
 GOAL_S_PER_IMAGE = 1.0  # at 256x512, 50 steps
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+#: the U-Nets ``--unet`` chooses: ``(full config, tiny config, description)``
+def unet_choice(name: str, tiny: bool) -> tuple[UNetConfig, str]:
+    """The U-Net config of ``--unet`` (``paper``: gesco's own layout at the paper's size; ``authors``:
+    the authors' layout, what ``gesco import`` gives their checkpoints) and its description."""
+    if name == "authors":
+        if tiny:
+            return (UNetConfig.authors(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,),
+                                       head_channels=32), "tiny U-Net of the authors' layout, random weights (smoke run)")
+        return UNetConfig.authors(), ("the authors' published Cityscapes network (UNetConfig.authors(), the layout of "
+                                      "`gesco import`), random weights")
+    if tiny:
+        return tiny_config(), "tiny U-Net, random weights (smoke run)"
+    return UNetConfig.paper_cityscapes(), "paper Cityscapes U-Net, UNetConfig.paper_cityscapes(), random weights"
 
 
 def tiny_config() -> UNetConfig:
@@ -504,6 +525,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--tiny", action="store_true", help="tiny U-Net, 32x64, batches 1 and 2, 2 steps: a CPU smoke run")
+    p.add_argument("--unet", choices=("paper", "authors"), default="paper",
+                   help="paper: gesco's layout at the paper's size (default); authors: the authors' published network "
+                        "(UNetConfig.authors(), what `gesco import` makes of their checkpoints)")
     p.add_argument("--skip-compile", action="store_true", help="skip the torch.compile variant")
     p.add_argument("--variants", nargs="+", choices=UNET_VARIANTS, default=list(UNET_VARIANTS),
                    help="U-Net variants to run (default all; e.g. --variants eager_bf16 compile to retry compile)")
@@ -554,7 +578,7 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
     dtype = DTYPES[a.dtype]
     log = lambda msg: print(f"[{budget.elapsed():6.1f} s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
 
-    cfg = tiny_config() if a.tiny else UNetConfig.paper_cityscapes()
+    cfg, unet_what = unet_choice(a.unet, a.tiny)
     height, width = (32, 64) if a.tiny else (256, 512)
     samp_steps = 2 if a.tiny else DEFAULT_STEPS
     res: dict = {
@@ -569,8 +593,7 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
             "guidance_scale": GUIDANCE,
             "argv": sys.argv[1:] if argv is None else list(argv),
             "unet": {
-                "what": ("tiny U-Net, random weights (smoke run)" if a.tiny
-                         else "paper Cityscapes U-Net, UNetConfig.paper_cityscapes(), random weights"),
+                "what": unet_what,
                 "config": cfg.to_dict(),
                 "resolution": [height, width],
                 "weights": "random (seed 0; zero-initialised layers re-initialised); fp32 weights",

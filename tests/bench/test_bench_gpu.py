@@ -96,3 +96,16 @@ def test_compile_variant_path_with_eager_backend(bench_gpu, tmp_path):
     assert r["status"] == "ok", r
     assert r["ms_per_guided_step"] > 0 and r["setup_s"] > 0
     assert r["max_abs_diff_vs_eager_bf16"] < 0.5
+
+
+def test_authors_unet_option_measures_the_imported_layout(bench_gpu, tmp_path):
+    out = tmp_path / "gpu_authors_tiny.json"
+    res = bench_gpu.main([*TINY, "--unet", "authors", "--skip-sampling", "--variants", "eager_bf16",
+                          "--batches", "1", "--out", str(out)])
+    unet = res["meta"]["unet"]
+    assert "authors' layout" in unet["what"]
+    assert unet["config"]["spade_per_layer"] and unet["config"]["resblock_updown"]
+    ran = {r["variant"]: r["status"] for r in res["unet"]}
+    assert ran["eager_bf16"] == "ok" and set(ran.values()) <= {"ok", "skipped"}
+    cfg, what = bench_gpu.unet_choice("authors", tiny=False)
+    assert cfg.spade_per_layer and "653,984,518" not in what  # the count is the test's, not a hard-coded claim
