@@ -440,3 +440,19 @@ def test_compare_view_sends_one_scene_at_several_psnrs(driver, shipped_stack):
         assert doc["settings"]["psnr_db"] == psnr and shown == str(doc["budget"]["total_bits"])
     assert severe_console_messages(driver) == []
     driver.set_window_size(*WINDOW)
+
+
+@pytest.mark.parametrize("page", ["/redoc", "/docs"])
+def test_api_docs_load_nothing_from_elsewhere(driver, shipped_stack, page):
+    """ReDoc and Swagger UI as a browser renders them: every request and every image is local."""
+    for base in (shipped_stack.sender_url, shipped_stack.receiver_url):
+        driver.get(base + page)
+        # rendered: ReDoc's sidebar footer (its logo lives there) or Swagger UI's operations
+        ready = "a[href*='redocly']" if page == "/redoc" else ".opblock"
+        wait_for(lambda: driver.execute_script(f"return document.querySelector(\"{ready}\") !== null"), 30, page)
+        requested = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+            ".concat([...document.images].map(i => i.currentSrc || i.src))")
+        elsewhere = [u for u in requested if not (u.startswith(base + "/") or u.startswith("data:"))]
+        assert requested and elsewhere == [], elsewhere
+        assert severe_console_messages(driver) == []
