@@ -96,7 +96,10 @@ def write(results: dict, out: Path) -> None:
     out.write_text(json.dumps(results, indent=1))
     lines = [f"# The authors' network on {results['machine']['cpu']} ({results['machine']['threads']} threads)", "",
              f"Config: {results['config_name']}, {results.get('parameters', 0):,} parameters, "
-             f"{results['height']}x{results['width']}, random weights. Command: `{results['command']}`.", ""]
+             f"{results['height']}x{results['width']}, random weights. Command: `{results['command']}`.",
+             f"Load average (1, 5, 15 min) at start {results['machine'].get('load_avg_start')}, at end "
+             f"{results['machine'].get('load_avg_end', 'not reached')} on {results['machine']['cores']} cores: "
+             "other jobs share the machine, so times are upper bounds.", ""]
     if "build" in results:
         lines.append(f"- build (random init): {results['build']['seconds']:.1f} s")
     for row in results.get("forward", []):

@@ -74,5 +74,7 @@ def _import(args: argparse.Namespace) -> int:
     print(f"  source {imp['source']} sha256 {imp['sha256']}; {report.variant} network, label input "
           f"{report.label_input}; class space {card.class_space}; resolution {card.resolution[0]}x{card.resolution[1]}")
     print(f"  edges: {card.conditioning['edges']}")
-    print(f"  serve it: gesco up --checkpoint {args.out}")
+    rec = card.conditioning["recommended_sampling"]
+    print(f"  serve it: gesco up --checkpoint {args.out}; send with --sampler {rec['sampler']} --steps {rec['steps']} "
+          f"--guidance {rec['guidance_scale']:g} (the paper's chain: --sampler ancestral)")
     return 0

@@ -57,6 +57,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from gesco.defaults import GUIDED_SAMPLER, GUIDED_STEPS
 from gesco.diffusion.authors_flags import (
     DATASETS,
     AuthorsFlags,
@@ -407,6 +408,10 @@ def import_checkpoint(src: str | Path, out: str | Path, dataset: str = "cityscap
         resolution=(flags.image_size, preset.aspect * flags.image_size),
         conditioning={"edge_map": preset.instances, "edges": preset.edges, "null_label": "zeros",
                       "instance_ids": "8bit" if preset.instances else "full",
+                      # the few-step setting of gesco's guided models (docs/evaluation/samplers-sde/), the
+                      # cheapest validated there; quality of the authors' weights with it is unmeasured here
+                      "recommended_sampling": {"sampler": GUIDED_SAMPLER, "steps": GUIDED_STEPS,
+                                               "guidance_scale": preset.guidance_scale},
                       "guidance_scale": preset.guidance_scale, "label_input": report.label_input},
         training={"imported": {
             "source": src.name, "sha256": digest, "variant": report.variant, "dataset": dataset,

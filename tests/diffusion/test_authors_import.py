@@ -205,6 +205,8 @@ def test_import_writes_a_checkpoint_gesco_loads(tmp_path, io):
     assert imp["source"] == "sdm_small_cityscapes.pt" and len(imp["sha256"]) == 64
     assert imp["flags"]["channel_mult"] == [1, 1] and card2.conditioning["edge_map"] is True
     assert "clip to 255" in card2.conditioning["edges"] and card2.conditioning["guidance_scale"] == 2.0
+    assert card2.conditioning["instance_ids"] == "8bit"
+    assert card2.conditioning["recommended_sampling"] == {"sampler": "dpmpp-2m-sde", "steps": 20, "guidance_scale": 2.0}
     assert (run(model, io) - io["out"]).abs().max().item() <= 1e-5
 
 
