@@ -63,3 +63,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.section("GESCO_FAIL_ON_SKIP=1: skipped tests fail this run", sep="=", red=True)
         for line in _SKIPS:
             terminalreporter.line(line)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away Postgres server (tests/services/pg_helpers.py); skipped when the binaries are
+    missing, except under ``GESCO_REQUIRE_POSTGRES=1`` (CI), where that fails the test."""
+    import os
+
+    pg = _load("tests/services/pg_helpers.py")
+    bin_dir = pg.find_bin()
+    if bin_dir is None:
+        msg = "Postgres binaries (initdb, pg_ctl) not found; install postgresql or set GESCO_PG_BIN"
+        if os.environ.get("GESCO_REQUIRE_POSTGRES") == "1":
+            pytest.fail(msg + " (GESCO_REQUIRE_POSTGRES=1)")
+        pytest.skip(msg)
+    server = pg.PostgresServer(bin_dir)
+    yield server
+    server.close()

@@ -105,6 +105,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evaluate nothing: write the report of these scenes, PSNRs and rows from the results already "
                         "in --out (to combine partial runs into one report; unfinished cells show (n=k) or 'not run')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="postgresql://user@host:port/db: share the results with other workers running the same "
+                   "command (other GPUs or machines); each claims cells (row x PSNR x block of --batch-size scenes) "
+                   "and the sweep resumes after any of them dies (docs/evaluation.md)")
+    p.add_argument("--sweep", default=None, help="name of the sweep in --store (default: the --out folder's name)")
+    p.add_argument("--lease-s", type=float, default=900.0,
+                   help="with --store: a claimed cell is taken over by another worker this long after its claim "
+                   "(default 900; longer than one batch takes)")
     p.set_defaults(handler=lambda args: _evaluate(args, p))
 
 
@@ -118,7 +126,8 @@ def canonical_command(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
     words = ["gesco", "evaluate"]
     for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "report_only", "no_progress"):
+        # where the results are kept and who computes them do not change the numbers (and a URL may hold a password)
+        if not action.option_strings or action.dest in ("help", "report_only", "no_progress", "store", "sweep", "lease_s"):
             continue
         value = getattr(args, action.dest, None)
         if value == action.default or value is None:
@@ -186,6 +195,9 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         compute=not args.no_run,
         dataset=args.dataset,
         root=args.root,
+        store=args.store,
+        sweep=args.sweep,
+        lease_s=args.lease_s,
     )
     if samplers:
         rows = sampler_rows(samplers=tuple(args.study_samplers or FEW_STEP_SAMPLERS),

@@ -138,6 +138,11 @@ class EvalConfig:
             instances nearest; ``"test"`` reads the ``test`` folder, whose public labels are empty:
             use ``val``).
         root: the data set's folder (``dataset`` other than synthetic).
+        store: ``postgresql://...``: the results live in that database, shared with other
+            workers of the same sweep, which claim cells (:mod:`gesco.evaluate.shared_store`);
+            ``None``: ``<out>/results.sqlite``, one worker.
+        sweep: the sweep's name in ``store`` (``None``: the ``out`` folder's name).
+        lease_s: a cell claimed by a worker that died is taken over after this many seconds.
         compute: evaluate the missing images; ``False`` only writes the report of this plan
             from the results already stored (``--no-run``: combine partial runs into one
             report; cells with fewer scenes than planned show ``(n=k)``, empty ones ``not run``).
@@ -173,6 +178,9 @@ class EvalConfig:
     compute: bool = True
     dataset: str = "synthetic"
     root: str | None = None
+    store: str | None = None
+    sweep: str | None = None
+    lease_s: float = 900.0
 
     def validate(self) -> EvalConfig:
         self.split = SPLIT_ALIASES.get(self.split, self.split)
@@ -182,6 +190,8 @@ class EvalConfig:
                                   f"('validation' = 'val'; the train split is what the models were fitted on)")
         if self.edges not in EDGE_MODES:
             raise GescoInputError(f"unknown edges {self.edges!r}; known: {list(EDGE_MODES)}")
+        if self.lease_s <= 0:
+            raise GescoInputError(f"--lease-s must be positive, got {self.lease_s:g}")
         if self.dataset not in EVAL_DATASETS:
             raise GescoInputError(f"unknown dataset {self.dataset!r}; known: {list(EVAL_DATASETS)}")
         if (self.dataset == "synthetic") != (self.root is None):
@@ -627,6 +637,44 @@ def _pending(store: ResultStore, plans: list[RowPlan], config: EvalConfig) -> li
     return todo
 
 
+def open_result_store(config: EvalConfig) -> ResultStore:
+    """``<out>/results.sqlite``, or with ``config.store`` the sweep's shared Postgres store
+    (:mod:`gesco.evaluate.shared_store`; sweep name ``config.sweep``, else the ``--out`` folder's name)."""
+    if not config.store:
+        return ResultStore(Path(config.out) / "results.sqlite")
+    import os
+    import socket
+
+    from gesco.evaluate.shared_store import PostgresResultStore
+
+    return PostgresResultStore(config.store, config.sweep or Path(config.out).name,
+                               worker=f"{socket.gethostname()}:{os.getpid()}", lease_s=config.lease_s)
+
+
+def _run_shared_cells(store: ResultStore, plans: list[RowPlan], config: EvalConfig, ctx: _Context,
+                      batch_fn: dict[str, Any], bar: Any, poll_s: float = 2.0) -> int:
+    """Evaluate the cells (row x PSNR x block of ``batch_size`` scenes) this worker can claim,
+    then wait for the cells other workers hold, taking over any whose lease expired.
+    Returns the images this worker evaluated."""
+    ran, bs = 0, config.batch_size
+    while todo := _pending(store, plans, config):
+        progressed = False
+        for plan, psnr, left in todo:
+            for block in sorted({i // bs for i in left}):
+                if not store.claim_cell(plan.method.key, psnr, block):
+                    continue  # another worker holds it
+                idx = [i for i in left if i // bs == block]
+                bar.set_postfix_str(f"{plan.method.key} @ {'-' if psnr is None else f'{psnr:g} dB'} block {block}")
+                store.add(batch_fn[plan.method.kind](ctx, plan, psnr, idx))
+                store.finish_cell(plan.method.key, psnr, block)
+                ran += len(idx)
+                bar.update(len(idx))
+                progressed = True
+        if not progressed:
+            time.sleep(poll_s)
+    return ran
+
+
 def run_evaluation(
     config: EvalConfig,
     methods: list[Method] | None = None,
@@ -663,12 +711,12 @@ def run_evaluation(
     space = CITYSCAPES  # the synthetic scenes' label ids
     device = resolve_device(config.device)
     out = Path(config.out)
-    if not config.compute and not (out / "results.sqlite").is_file():
+    if not config.compute and not config.store and not (out / "results.sqlite").is_file():
         raise GescoInputError(f"--no-run: {out / 'results.sqlite'} does not exist; there are no stored results to "
                               "report (check --out, or run without --no-run first)")
     out.mkdir(parents=True, exist_ok=True)
 
-    with ResultStore(out / "results.sqlite") as store:
+    with open_result_store(config) as store:
         scorers, scorer_meta = load_scorers(config, device, space, segmenter)
         store.check_meta("settings", {
             "split": config.split, "resolution": list(resolution), "seed": config.seed, "codec": config.codec,
@@ -724,7 +772,9 @@ def run_evaluation(
                     "digital-image": digital_image_batch, "digital-maps": digital_maps_batch}
         with tqdm(total=total, desc=f"gesco evaluate ({study})", unit="img", disable=not config.progress,
                   file=sys.stderr) as bar:
-            for plan, psnr, left in todo:
+            if store.shared and todo:
+                total = _run_shared_cells(store, plans, config, ctx, batch_fn, bar)
+            for plan, psnr, left in [] if store.shared else todo:
                 bar.set_postfix_str(f"{plan.method.key} @ {'-' if psnr is None else f'{psnr:g} dB'}")
                 for start in range(0, len(left), config.batch_size):
                     idx = left[start:start + config.batch_size]

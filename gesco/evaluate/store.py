@@ -49,7 +49,14 @@ class UnitResult:
 
 
 class ResultStore:
-    """Per-image results of an evaluation, in ``<out>/results.sqlite``."""
+    """Per-image results of an evaluation, in ``<out>/results.sqlite``.
+
+    One worker owns it: :meth:`claim_cell` always succeeds. Several workers of one sweep
+    share :class:`gesco.evaluate.shared_store.PostgresResultStore` instead, where claims count.
+    """
+
+    #: whether other workers write into the same results (then cells are claimed)
+    shared = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -138,6 +145,14 @@ class ResultStore:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def claim_cell(self, row: str, psnr: float | None, block: int) -> bool:
+        """Claim the cell ``row`` x ``psnr`` x scene block ``block`` for this worker (always, here)."""
+        return True
+
+    def finish_cell(self, row: str, psnr: float | None, block: int) -> None:
+        """Mark a claimed cell done (nothing to do for a store of one worker)."""
+        return None
 
     def __iter__(self) -> Iterator[tuple[str, str, int]]:
         yield from self._db.execute("SELECT row, psnr, scene FROM results ORDER BY row, psnr, scene")

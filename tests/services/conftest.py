@@ -118,25 +118,6 @@ def stack(tmp_path_factory, tiny_generator):
         yield s
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A throw-away Postgres server (tests/services/pg_helpers.py); skipped when the binaries are
-    missing, except under ``GESCO_REQUIRE_POSTGRES=1`` (CI), where that fails the test."""
-    import os
-
-    from pg_helpers import PostgresServer, find_bin
-
-    bin_dir = find_bin()
-    if bin_dir is None:
-        msg = "Postgres binaries (initdb, pg_ctl) not found; install postgresql or set GESCO_PG_BIN"
-        if os.environ.get("GESCO_REQUIRE_POSTGRES") == "1":
-            pytest.fail(msg + " (GESCO_REQUIRE_POSTGRES=1)")
-        pytest.skip(msg)
-    server = PostgresServer(bin_dir)
-    yield server
-    server.close()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_store(request, tmp_path):
     """An empty job store on each backend (the same tests run against both)."""
