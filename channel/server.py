@@ -113,6 +113,7 @@ class ChannelServer:
         self._receiver_channel = receiver_channel or tls.client_channel(
             settings.receiver_address, settings.receiver_message_bytes(), settings.receiver_tls_ca,
             settings.reconnect_backoff_ms, settings.max_reconnect_backoff_ms,
+            client_cert=settings.receiver_tls_cert, client_key=settings.receiver_tls_key,
             service_config=balanced_service_config(RECEIVER_SERVICE, "Deliver", settings.receiver_attempts,
                                                    settings.receiver_balancing),
         )
@@ -133,7 +134,8 @@ class ChannelServer:
             max_concurrent_calls=settings.max_concurrent_calls,
             interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(keys),
                           *grpc_rate_limit(settings.grpc_rate_limit_per_s, settings.grpc_rate_limit_burst, keys)),
-            credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if tls_on else None,
+            credentials=(tls.server_credentials(settings.tls_cert, settings.tls_key, settings.grpc_client_ca)
+                         if tls_on else None),
         )
         self.address = f"{settings.host}:{self.port}"
         self.metrics_server = None

@@ -63,6 +63,11 @@ class ChannelSettings(BaseSettings):
     receiver_api_key_file: Path | None = Field(None, description="File holding receiver_api_key.")
     tls_cert: Path | None = Field(None, description="Certificate (PEM) of the gRPC TLS server, with tls_key.")
     tls_key: Path | None = Field(None, description="Private key (PEM) of the gRPC TLS server.")
+    grpc_client_ca: Path | None = Field(None, description="CA (PEM) whose client certificates the gRPC server "
+                                        "requires (mutual TLS, with tls_cert); unset: no client certificate needed.")
+    receiver_tls_cert: Path | None = Field(None, description="Client certificate (PEM) presented to the receiver "
+                                           "(mutual TLS), with receiver_tls_key and receiver_tls_ca.")
+    receiver_tls_key: Path | None = Field(None, description="Private key (PEM) of receiver_tls_cert.")
     receiver_tls_ca: Path | None = Field(None, description="CA certificate (PEM) of the receiver's TLS server: "
                                          "set it to talk TLS to the receiver.")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of the Prometheus /metrics HTTP "

@@ -74,7 +74,8 @@ class ReceiverService:
             max_concurrent_calls=settings.max_concurrent_calls,
             interceptors=(GrpcMetricsInterceptor(self.metrics), auth.GrpcKeyInterceptor(grpc_keys),
                           *grpc_rate_limit(settings.grpc_rate_limit_per_s, settings.grpc_rate_limit_burst, grpc_keys)),
-            credentials=tls.server_credentials(settings.tls_cert, settings.tls_key) if self.tls else None,
+            credentials=(tls.server_credentials(settings.tls_cert, settings.tls_key, settings.grpc_client_ca)
+                         if self.tls else None),
         )
         self.app: FastAPI = create_app(
             self.store, describe(self.generator), settings.max_batch, worker_alive=self._worker_alive,

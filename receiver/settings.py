@@ -83,6 +83,8 @@ class ReceiverSettings(BaseSettings):
     grpc_api_keys_file: Path | None = Field(None, description="File of gRPC keys, one per line.")
     tls_cert: Path | None = Field(None, description="Certificate (PEM) of both servers (HTTPS and gRPC TLS), with tls_key.")
     tls_key: Path | None = Field(None, description="Private key (PEM) of both servers.")
+    grpc_client_ca: Path | None = Field(None, description="CA (PEM) whose client certificates the gRPC server "
+                                        "requires (mutual TLS, with tls_cert); unset: no client certificate needed.")
     public_url: str | None = Field(None, description="Base URL of this REST API as clients reach it, for result "
                                    "links (default: http(s)://127.0.0.1:<port>; never the request's Host header).")
     allowed_origins: str = Field("", description="Comma-separated browser origins allowed to POST besides this "

@@ -82,6 +82,9 @@ class SenderSettings(BaseSettings):
     channel_api_key_file: Path | None = Field(None, description="File holding channel_api_key.")
     channel_tls_ca: Path | None = Field(None, description="CA certificate (PEM) of the channel's TLS server: "
                                         "set it to talk TLS to the channel.")
+    channel_tls_cert: Path | None = Field(None, description="Client certificate (PEM) presented to the channel "
+                                          "(mutual TLS), with channel_tls_key and channel_tls_ca.")
+    channel_tls_key: Path | None = Field(None, description="Private key (PEM) of channel_tls_cert.")
     tls_cert: Path | None = Field(None, description="Certificate (PEM) of this HTTPS server (with tls_key).")
     tls_key: Path | None = Field(None, description="Private key (PEM) of this HTTPS server.")
     allowed_origins: str = Field("", description="Comma-separated browser origins allowed to POST besides this "

@@ -67,6 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="N > 0: the receiver only ingests and serves results, "
                    "N receiver-worker processes sample (one torch thread each unless $GESCO_RECEIVER_TORCH_THREADS "
                    "says otherwise); 0 (default): the receiver samples itself")
+    p.add_argument("--tls", metavar="DIR", default=None,
+                   help="TLS on every hop (HTTPS, gRPC TLS) with the files of `gesco certs DIR`: ca.pem, server.pem, "
+                   "server-key.pem (default $GESCO_TLS_DIR; unset: plaintext)")
+    p.add_argument("--mtls", action="store_true", help="with --tls: the gRPC servers also require the services' "
+                   "client certificates (mutual TLS)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the services to be healthy")
     supervise.add_arguments(p)  # --no-restart, --restart-backoff, ...
     p.set_defaults(handler=_up)
@@ -128,6 +133,44 @@ def data_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return data_dir, budget_log
 
 
+#: files of a ``gesco certs`` folder that ``gesco up --tls`` uses
+TLS_FILES = ("ca.pem", "server.pem", "server-key.pem")
+
+
+def tls_files(args: argparse.Namespace) -> dict[str, Path] | None:
+    """``gesco certs`` files of ``--tls`` (or ``$GESCO_TLS_DIR``), or ``None`` for plaintext.
+
+    Raises:
+        GescoError: a missing file, or ``--mtls`` without ``--tls``.
+    """
+    folder = getattr(args, "tls", None) or os.environ.get("GESCO_TLS_DIR") or None
+    if folder is None:
+        if getattr(args, "mtls", False):
+            raise GescoError("--mtls needs --tls DIR (the certificates of `gesco certs DIR`)")
+        return None
+    files = {name: (Path(folder) / name).resolve() for name in TLS_FILES}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise GescoError(f"--tls {folder}: missing {', '.join(missing)}; make them with `gesco certs {folder}`")
+    return files
+
+
+def _tls_env(receiver: dict[str, str], channel: dict[str, str], sender: dict[str, str], files: dict[str, Path],
+             mutual: bool) -> None:
+    """Add the TLS (and mutual TLS) settings of the three services to their environments."""
+    ca, cert, key = (str(files[n]) for n in TLS_FILES)
+    for env, prefix in ((receiver, "GESCO_RECEIVER_"), (channel, "GESCO_CHANNEL_"), (sender, "GESCO_SENDER_")):
+        env[prefix + "TLS_CERT"], env[prefix + "TLS_KEY"] = cert, key
+    channel["GESCO_CHANNEL_RECEIVER_TLS_CA"] = sender["GESCO_SENDER_CHANNEL_TLS_CA"] = ca
+    for url in ("GESCO_RECEIVER_SENDER_URL",):
+        receiver[url] = receiver[url].replace("http://", "https://", 1)
+    sender["GESCO_SENDER_RECEIVER_URL"] = sender["GESCO_SENDER_RECEIVER_URL"].replace("http://", "https://", 1)
+    if mutual:
+        receiver["GESCO_RECEIVER_GRPC_CLIENT_CA"] = channel["GESCO_CHANNEL_GRPC_CLIENT_CA"] = ca
+        channel["GESCO_CHANNEL_RECEIVER_TLS_CERT"], channel["GESCO_CHANNEL_RECEIVER_TLS_KEY"] = cert, key
+        sender["GESCO_SENDER_CHANNEL_TLS_CERT"], sender["GESCO_SENDER_CHANNEL_TLS_KEY"] = cert, key
+
+
 def services_for(args: argparse.Namespace) -> list[Service]:
     """The three services (receiver, channel, sender) with their environment, from ``gesco up``'s options;
     with ``--workers N`` also N ``receiver-worker-i`` processes (role ``worker``) on the receiver's store."""
@@ -170,6 +213,9 @@ def services_for(args: argparse.Namespace) -> list[Service]:
     }
     if args.segmenter:
         sender["GESCO_SENDER_SEGMENTER"] = str(Path(args.segmenter).resolve())
+    files = tls_files(args)
+    if files is not None:
+        _tls_env(receiver, channel, sender, files, getattr(args, "mtls", False))
     workers = getattr(args, "workers", 0)
     if workers < 0:
         raise GescoError(f"--workers must be 0 or more, got {workers}")
@@ -189,18 +235,28 @@ def services_for(args: argparse.Namespace) -> list[Service]:
 
 
 def healthy(name: str, args: argparse.Namespace) -> bool:
-    """Whether the service ``name`` answers its health check (HTTP and / or gRPC)."""
-    from gesco.serving.probes import grpc_health, http_ok
+    """Whether the service ``name`` answers its health check (HTTP and / or gRPC; over TLS with ``--tls``,
+    presenting the services' certificate with ``--mtls``)."""
+    from gesco.serving.probes import grpc_health_on, http_ok
+    from gesco.serving.tls import client_channel
 
     public = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    files = tls_files(args)
+    scheme, ca = ("https", str(files["ca.pem"])) if files else ("http", None)
+    mutual = bool(files) and getattr(args, "mtls", False)
+
+    def grpc_ok(port: int) -> bool:
+        pair = {"client_cert": files["server.pem"], "client_key": files["server-key.pem"]} if mutual else {}
+        with client_channel(f"{public}:{port}", 1 << 20, ca, **pair) as ch:
+            return grpc_health_on(ch) == "SERVING"
+
     if name.startswith("receiver-worker"):
         return True  # no server: healthy while running (a worker that exits is restarted by the supervisor)
     if name == "receiver":
-        return (http_ok(f"http://{public}:{args.receiver_port}/healthz")
-                and grpc_health(f"{public}:{args.receiver_grpc_port}") == "SERVING")
+        return http_ok(f"{scheme}://{public}:{args.receiver_port}/healthz", ca=ca) and grpc_ok(args.receiver_grpc_port)
     if name == "channel":
-        return grpc_health(f"{public}:{args.channel_port}") == "SERVING"
-    return http_ok(f"http://{public}:{args.sender_port}/healthz")
+        return grpc_ok(args.channel_port)
+    return http_ok(f"{scheme}://{public}:{args.sender_port}/healthz", ca=ca)
 
 
 def stop_services(services: list[Service], grace: float = 20.0) -> None:
@@ -256,12 +312,13 @@ def _up(args: argparse.Namespace) -> int:
             data_dir, budget_log = data_paths(args)
             default_log = default_data_dir().resolve() / BUDGET_LOG_NAME
             budget_cmd = "gesco budget" if budget_log == default_log else f"gesco budget {budget_log}"
+            scheme = "https" if tls_files(args) else "http"
             print(
                 "gesco up: all services are running\n"
-                f"  sender    http://{public}:{args.sender_port}   (POST /transmit, docs at /docs)\n"
+                f"  sender    {scheme}://{public}:{args.sender_port}   (POST /transmit, docs at /docs)\n"
                 f"  channel   grpc {public}:{args.channel_port}\n"
-                f"  receiver  http://{public}:{args.receiver_port}   (GET /result/<id>), grpc {public}:{args.receiver_grpc_port}\n"
-                f"  viewer    http://{public}:{args.receiver_port}/viewer   (the result viewer, open it in a browser)\n"
+                f"  receiver  {scheme}://{public}:{args.receiver_port}   (GET /result/<id>), grpc {public}:{args.receiver_grpc_port}\n"
+                f"  viewer    {scheme}://{public}:{args.receiver_port}/viewer   (the result viewer, open it in a browser)\n"
                 f"  data      {data_dir}\n"
                 f"  budget    {budget_log}   (`{budget_cmd}` shows it as a table)\n"
                 + (f"  workers   {args.workers} receiver-worker process(es)\n" if args.workers else "") +

@@ -6,6 +6,13 @@ certificate and key (``GESCO_*_TLS_CERT`` / ``..._TLS_KEY``); a client is given 
 that signed it (``GESCO_SENDER_CHANNEL_TLS_CA``, ``GESCO_CHANNEL_RECEIVER_TLS_CA``) and
 then refuses a server whose certificate does not chain to that CA or does not name the
 host it dialled. Without these settings everything is plaintext, as before.
+
+**Mutual TLS** between the services (optional): a gRPC server given a client CA
+(``GESCO_CHANNEL_GRPC_CLIENT_CA``, ``GESCO_RECEIVER_GRPC_CLIENT_CA``) refuses, during the
+handshake, every client without a certificate signed by it; the clients present theirs
+(``GESCO_SENDER_CHANNEL_TLS_CERT`` / ``_KEY``, ``GESCO_CHANNEL_RECEIVER_TLS_CERT`` / ``_KEY``).
+``gesco certs`` issues its certificate for both server and client use, so one certificate
+can serve a service in both roles.
 """
 
 from __future__ import annotations
@@ -40,15 +47,25 @@ def check_pair(cert: Path | str | None, key: Path | str | None, what: str) -> bo
     return bool(cert)
 
 
-def server_credentials(cert: Path | str, key: Path | str) -> grpc.ServerCredentials:
-    """gRPC server credentials from a PEM certificate (chain) and its private key."""
-    return grpc.ssl_server_credentials([(_read(key, "TLS key"), _read(cert, "TLS certificate"))])
+def server_credentials(cert: Path | str, key: Path | str, client_ca: Path | str | None = None) -> grpc.ServerCredentials:
+    """gRPC server credentials from a PEM certificate (chain) and its private key.
+
+    ``client_ca``: require every client to present a certificate signed by this CA (mutual TLS).
+    """
+    pair = [(_read(key, "TLS key"), _read(cert, "TLS certificate"))]
+    if client_ca is None:
+        return grpc.ssl_server_credentials(pair)
+    return grpc.ssl_server_credentials(pair, root_certificates=_read(client_ca, "client CA"), require_client_auth=True)
 
 
 def client_channel(address: str, max_message_bytes: int, ca: Path | str | None = None,
                    reconnect_backoff_ms: int | None = None, max_reconnect_backoff_ms: int | None = None,
-                   service_config: str | None = None) -> grpc.Channel:
+                   service_config: str | None = None, client_cert: Path | str | None = None,
+                   client_key: Path | str | None = None) -> grpc.Channel:
     """A gRPC channel to ``address``: TLS trusting ``ca`` when given, plaintext otherwise.
+
+    ``client_cert`` / ``client_key``: this client's certificate for a server that requires one
+    (mutual TLS; needs ``ca``).
 
     ``reconnect_backoff_ms`` / ``max_reconnect_backoff_ms``: see :func:`gesco.serving.grpc_kit.channel_options`;
     ``service_config``: load balancing and retries (:func:`gesco.serving.grpc_kit.balanced_service_config`).
@@ -56,10 +73,17 @@ def client_channel(address: str, max_message_bytes: int, ca: Path | str | None =
     options = channel_options(max_message_bytes, reconnect_backoff_ms, max_reconnect_backoff_ms)
     if service_config is not None:
         options += [("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
+    with_cert = check_pair(client_cert, client_key, "gRPC client certificate")
     if ca is None:
+        if with_cert:
+            raise ConfigError("a client certificate is sent over TLS only: set the server's CA too")
         return grpc.insecure_channel(address, options=options)
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_read(ca, "TLS CA")),
-                               options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(ca, "TLS CA"),
+        private_key=_read(client_key, "TLS key") if with_cert else None,
+        certificate_chain=_read(client_cert, "TLS certificate") if with_cert else None,
+    )
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 def uvicorn_ssl(cert: Path | str | None, key: Path | str | None) -> dict[str, str]:
