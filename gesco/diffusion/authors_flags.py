@@ -59,6 +59,10 @@ class DatasetPreset:
         aspect: width / height of the images (Cityscapes 2: 256x512).
         guidance_scale: ``--s`` of their sampling script for this data set.
         edges: how the edge map they trained on was made (for the model card).
+        label_shift: the authors' one-hot channel of gesco's class id ``j`` is
+            ``(j + label_shift) mod num_classes``. 0 except ADE20K, whose loader subtracts 1
+            from the raw ids (``arr_class - 1``, uint8: 0 "other" wraps to 255, then 150), where
+            gesco's ``ade20k`` space keeps the raw ids (0 = other).
     """
 
     class_space: str
@@ -67,6 +71,7 @@ class DatasetPreset:
     aspect: int
     guidance_scale: float
     edges: str
+    label_shift: int = 0
 
 
 DATASETS: dict[str, DatasetPreset] = {
@@ -75,7 +80,7 @@ DATASETS: dict[str, DatasetPreset] = {
         "4-neighbour changes of *_instanceIds.png read as 8-bit ('L'): ids over 255 (every car, person, ... "
         "instance) clip to 255, so touching instances of thing classes have no edge between them "
         "(gesco.semantics.layout.authors_instance_ids)"),
-    "ade20k": DatasetPreset("ade20k", 151, False, 1, 1.5, "none: trained with --no_instance True"),
+    "ade20k": DatasetPreset("ade20k", 151, False, 1, 1.5, "none: trained with --no_instance True", label_shift=-1),
     "coco-stuff": DatasetPreset(
         "coco-stuff", 183, True, 1, 1.5,
         "4-neighbour changes of the instance map read as 8-bit ('L'); ids over 255 clip to 255"),

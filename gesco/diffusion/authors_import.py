@@ -366,6 +366,11 @@ def import_state_dict(sd: dict[str, torch.Tensor], flags: AuthorsFlags, dataset:
         if t is None or tuple(t.shape) != want[rule.target]:
             bad.append(f"{'+'.join(rule.sources)} {[list(s.shape) for s in srcs]} (needs {list(want[rule.target])})")
             continue
+        if preset.label_shift and label_input != "index_edge" and rule.target.endswith(".label.conv.weight"):
+            # gesco's class id j reads the authors' one-hot channel (j + shift) mod C
+            c = preset.num_classes
+            order = [(j + preset.label_shift) % c for j in range(c)] + list(range(c, t.shape[1]))
+            t = t[:, order]
         state[rule.target] = t.to(torch.float32).contiguous()
     if bad:
         raise ShapeMismatchError(f"{len(bad)} tensors have shapes that do not fit the flags: "

@@ -224,3 +224,31 @@ def test_cli_import_and_its_named_error(tmp_path, capsys):
 def test_errors_are_checkpoint_errors():
     assert issubclass(ClassCountError, CheckpointError)
     assert UNetConfig.authors().spade_per_layer
+
+
+@pytest.mark.parametrize("dataset, channels, label_input, space, resolution", [
+    ("ade20k", 151, "onehot_no_edge", "ade20k", (64, 64)),
+    ("coco-stuff", 184, "onehot", "coco-stuff", (64, 64)),
+])
+def test_sdm_ade20k_and_coco_stuff_go_into_their_class_spaces(tmp_path, dataset, channels, label_input, space,
+                                                              resolution):
+    """SDM's other published models: ADE20K (151 labels, --no_instance True) and COCO-Stuff (183 + edges)."""
+    torch.manual_seed(1)
+    cfg = unet_config(SMALL, DATASETS[dataset], label_input)
+    model = SpadeUNet(cfg).eval()
+    sd = to_authors_state_dict(model)
+    assert sd["middle_block.0.in_norm.mlp_shared.0.weight"].shape[1] == channels
+    torch.save({"module." + k: v for k, v in sd.items()}, tmp_path / "sdm.pt")
+    _, card, report = import_checkpoint(tmp_path / "sdm.pt", tmp_path / "out", dataset, SMALL)
+    assert report.label_input == label_input and card.class_space == space and card.resolution == resolution
+    assert card.conditioning["edge_map"] is (dataset != "ade20k")
+    loaded, _ = load_checkpoint(tmp_path / "out")
+    assert loaded.config.label_channels == channels + (dataset == "ade20k")  # gesco's conditioning: C + 1 maps
+    src = sd["middle_block.0.in_norm.mlp_shared.0.weight"]
+    got = loaded.state_dict()["mid1.norm1.label.conv.weight"]
+    if dataset == "ade20k":  # SDM's loader: channel = raw id - 1, raw 0 ("other") -> channel 150
+        assert torch.equal(got[:, 0], src[:, 150]) and torch.equal(got[:, 1:], src[:, :150])
+    else:
+        assert torch.equal(got, src)
+    with pytest.raises(ClassCountError, match="cityscapes needs 36"):
+        import_state_dict(sd, SMALL, "cityscapes")
