@@ -33,4 +33,4 @@ def viewer_origins(receiver_url: str) -> list[str]:
 def allow_viewer(app: FastAPI, receiver_url: str) -> None:
     """Let the receiver's viewer page read the replies of ``POST /transmit``."""
     app.add_middleware(CORSMiddleware, allow_origins=viewer_origins(receiver_url), allow_methods=["GET", "POST"],
-                       allow_credentials=False)
+                       allow_headers=["authorization"], allow_credentials=False)

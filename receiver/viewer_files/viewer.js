@@ -48,9 +48,21 @@
     try { return JSON.parse(text); } catch (e) { return text; }
   }
 
+  /**
+   * The API key (services with keys on): typed into the page's password field and kept in
+   * this variable only, never stored (no cookie, no localStorage) nor put in a URL; it is
+   * sent as an `Authorization: Bearer` header on the API calls, and images are fetched
+   * with it and shown from blob URLs. A reload forgets it.
+   */
+  let apiKey = "";
+
+  function authHeaders() {
+    return apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
+  }
+
   async function getJSON(url) {
     let r;
-    try { r = await fetch(url, { cache: "no-store" }); } catch (e) {
+    try { r = await fetch(url, { cache: "no-store", headers: authHeaders() }); } catch (e) {
       throw new Error(`the receiver cannot be reached (${e.message})`);
     }
     const body = await readBody(r);
@@ -87,7 +99,14 @@
       img.hidden = true;
       if (onFail) onFail(`cannot load ${img.alt} (${url})`);
     };
-    img.src = url;
+    if (!apiKey || url.startsWith("blob:")) {
+      img.src = url;
+      return;
+    }
+    fetch(url, { cache: "no-store", headers: authHeaders() })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`${r.status}`))))
+      .then((blob) => { img.src = blobUrl(blob); })
+      .catch(() => img.onerror());
   }
 
   function clearImage(img) {
@@ -143,7 +162,7 @@
     fd.append("fds", $("fds").checked ? "true" : "false");
     let r;
     try {
-      r = await fetch(`${config.sender_url}/transmit`, { method: "POST", body: fd });
+      r = await fetch(`${config.sender_url}/transmit`, { method: "POST", body: fd, headers: authHeaders() });
     } catch (e) {
       throw new Error(`the sender at ${config.sender_url} cannot be reached (${e.message})`);
     }
@@ -235,7 +254,7 @@
     if (files && files.label) {
       const fd = new FormData();
       fd.append("label", files.label, files.label.name);
-      const r = await fetch("/viewer/label.png", { method: "POST", body: fd });
+      const r = await fetch("/viewer/label.png", { method: "POST", body: fd, headers: authHeaders() });
       if (!r.ok) {
         $("label-image").hidden = true;
         $("label-note").textContent = `cannot show the label map: ${r.status} ${detailText(await readBody(r))}`;
@@ -512,6 +531,7 @@
     $("send-form").addEventListener("submit", onSend);
     $("compare-button").addEventListener("click", onCompare);
     $("history-refresh").addEventListener("click", loadHistory);
+    $("api-key").addEventListener("change", (e) => { apiKey = e.target.value.trim(); clearError(); loadHistory(); });
     window.addEventListener("hashchange", route);
     window.addEventListener("popstate", route);
     document.body.dataset.ready = "true";
