@@ -193,6 +193,10 @@ def _apply(rule: KeyRule, tensors: list[torch.Tensor]) -> torch.Tensor:
     if rule.op == "copy":
         return tensors[0]
     if rule.op == "cat":
+        if any(t.is_meta for t in tensors):  # shapes only (torch.cat on meta tensors imports torch's compiler stack)
+            if len({t.shape[1:] for t in tensors}) != 1:
+                raise RuntimeError("cat of mismatched shapes")
+            return torch.empty((sum(t.shape[0] for t in tensors), *tensors[0].shape[1:]), device="meta")
         return torch.cat(tensors, dim=0)
     w = tensors[0]  # qkv: (3C, ...) rows ordered (head, q|k|v, channel) -> (q|k|v, head, channel)
     rest = w.shape[1:]
