@@ -54,7 +54,10 @@ their number ``m`` (uniform over ``0 .. W - 1``) and then each with probability
 one (so the encoder needs one call per stream); the payload holds the number of 32-bit
 words of the first stream, then both. The decoder resolves "same as the left pixel" with
 a forward fill along the row and raises :class:`~gesco.errors.PayloadError` on symbols
-the encoder cannot write (a reference outside the row, a symbol outside its alphabet).
+the encoder cannot write (a reference outside the row, a symbol outside its alphabet, a
+row-0 boundary count that does not match its flags); at the end it codes the decoded
+symbols again and refuses the payload unless that gives its bytes back
+(:meth:`StreamReader.check_exact`: truncated and over-long payloads).
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ _TABLE_SHAPES = {f"flags{i}": (n, 2) for i, n in enumerate(FLAG_CONTEXTS)} | {
 
 def flat_priors() -> Priors:
     """``PRIOR`` in every slot: what the tables start from without fitted priors."""
-    return {kind: {name: np.full(shape, PRIOR) for name, shape in _TABLE_SHAPES.items()} for kind in KINDS}
+    return {kind: {name: np.full(shape, np.float32(PRIOR), dtype=np.float64) for name, shape in _TABLE_SHAPES.items()}
+            for kind in KINDS}
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,19 +118,25 @@ def load_priors() -> Priors:
         tables = {}
         for name, shape in _TABLE_SHAPES.items():
             arr = np.asarray(arrays.get(f"{kind}.{name}", np.zeros(0)), dtype=np.float64)
-            if arr.shape != shape or not np.all(arr > 0):
-                raise ValueError(f"{PRIORS_FILE}: {kind}.{name} must be {shape} positive numbers")
+            if arr.shape != shape or not np.all(arr > 0) or not np.array_equal(arr, arr.astype(np.float32)):
+                raise ValueError(f"{PRIORS_FILE}: {kind}.{name} must be {shape} positive float32 numbers")
             tables[name] = arr
         out[kind] = tables
     return out
 
 
 class _Table:
-    """Adaptive distributions over ``n_sym`` symbols, one per context: prior + integer counts."""
+    """Adaptive distributions over ``n_sym`` symbols, one per context: prior + integer counts.
+
+    ``n = prior + counts`` is kept as well, for the decoder's lookups; it is exactly
+    ``counts + prior`` as the encoder computes it because the priors are float32 values
+    (24-bit mantissas: adding integer counts in float64 never rounds).
+    """
 
     def __init__(self, prior: np.ndarray) -> None:
         self.prior = prior
         self.counts = np.zeros(prior.shape, dtype=np.int64)
+        self.n = prior.copy()
 
     def probs(self, ctx: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         """``(len(ctx), n_sym)`` float64 probabilities (``counts``: per-symbol counts to use)."""
@@ -135,10 +145,16 @@ class _Table:
 
     def p1(self, ctx: np.ndarray) -> np.ndarray:
         """``p(1 | ctx)`` of a binary table."""
-        return _p1(self.counts[ctx] + self.prior[ctx])
+        return _p1(self.n[ctx])
 
     def update(self, ctx: np.ndarray, symbols: np.ndarray) -> None:
+        """Count coded symbols (``counts`` and ``n``)."""
         np.add.at(self.counts, (ctx, symbols), 1)
+        np.add.at(self.n, (ctx, symbols), 1.0)
+
+    def observe(self, ctx: np.ndarray, symbols: np.ndarray) -> None:
+        """Count decoded symbols in ``n`` only (the decoder's binary tables read nothing else)."""
+        np.add.at(self.n, (ctx, symbols), 1.0)
 
 
 def _p1(n: np.ndarray) -> np.ndarray:
@@ -156,7 +172,7 @@ class _Models:
         self.how = _Table(priors["how"])
         self.rows = _Table(priors["rows"])
         # explicit labels in the context of the label above (context ``alphabet``: row 0)
-        self.label = _Table(np.full((alphabet + 1, alphabet), PRIOR))
+        self.label = _Table(np.full((alphabet + 1, alphabet), np.float32(PRIOR), dtype=np.float64))
 
 
 # ------------------------------------------------------------------ contexts (last axis = x)
@@ -192,30 +208,55 @@ def _at(padded: np.ndarray, d: int) -> np.ndarray:
     return padded[..., PAD + d : PAD + d + width]
 
 
+def _window_lut(n: int, feature_bits) -> np.ndarray:
+    """Lookup table: every pattern of ``n`` binary window values -> its context bits."""
+    codes = np.arange(1 << n)
+    window = (codes[:, None] >> np.arange(n)) & 1  # window[code, k]
+    return feature_bits(window).astype(np.int64)
+
+
+# boundaries of the row above around x: w = (d[x-2..x-1], d[x-1..x], d[x..x+1], d[x+1..x+2])
+_BOUNDARY_LUT = _window_lut(4, lambda w: w[:, 1] | w[:, 2] << 1 | w[:, 0] << 5 | w[:, 3] << 6)
+# change flags of row y - 1 at x - 4 .. x + 4 (k = offset + 4)
+_FLAGS1_LUT = _window_lut(9, lambda w: w[:, 4] << 2 | w[:, 3] << 3 | w[:, 5] << 4 | (w[:, 2] | w[:, 6]) << 8
+                          | (w[:, 1] | w[:, 7]) << 9 | (w[:, 0] | w[:, 8]) << 10)
+_POW = [1 << np.arange(n) for n in range(10)]
+
+
+def _window_codes(a: np.ndarray, first: int, n: int, width: int) -> np.ndarray:
+    """``sum_k a[..., first + x + k] << k`` for ``k < n`` and every column ``x < width``.
+
+    One row (the decoder): a single ``np.convolve``; a block of rows (the encoder): ``n``
+    shifted sums over all rows at once.
+    """
+    if a.ndim == 1:
+        return np.convolve(a, _POW[n][::-1], "valid")[first : first + width]
+    out = np.zeros((*a.shape[:-1], width), dtype=np.int64)
+    for k in range(n):
+        out += a[..., first + k : first + k + width] << k
+    return out
+
+
 def base_context(above: np.ndarray, flags1: np.ndarray, flags2: np.ndarray) -> np.ndarray:
     """Bits 0-10 of every flag context, from the two rows above (see the module docstring).
 
+    Bit 0 ``A[x] != A[x-1]``, 1 ``A[x] != A[x+1]``, 2-4 ``c[y-1]`` at ``x, x-1, x+1``,
+    5 ``A[x-1] != A[x-2]``, 6 ``A[x+1] != A[x+2]``, 7 ``c[y-2]`` anywhere in ``x-1..x+1``,
+    8-10 ``c[y-1]`` at ``x -+ 2``, ``x -+ 3``, ``x -+ 4`` (each pair OR-ed); computed by
+    window lookup tables.
+
     Args:
         above: the label row(s) above, padded by :func:`pad_rows` (``edge=True``).
-        flags1, flags2: the change flags of rows ``y - 1`` and ``y - 2``, padded with zeros.
+        flags1, flags2: the change flags of rows ``y - 1`` and ``y - 2`` (int64), padded with zeros.
     Returns:
         int64 contexts of the unpadded columns.
     """
-    a = _at(above, 0)
-    left, right = _at(above, -1), _at(above, 1)
-    f1, f2 = flags1, flags2
+    width = above.shape[-1] - 2 * PAD
+    boundary = (above[..., 1:] != above[..., :-1]).astype(np.int64)  # [j]: between padded j and j + 1
     return (
-        (a != left).astype(np.int64)
-        | (a != right).astype(np.int64) << 1
-        | _at(f1, 0) << 2
-        | _at(f1, -1) << 3
-        | _at(f1, 1) << 4
-        | (left != _at(above, -2)).astype(np.int64) << 5
-        | (right != _at(above, 2)).astype(np.int64) << 6
-        | (_at(f2, 0) | _at(f2, -1) | _at(f2, 1)) << 7
-        | (_at(f1, -2) | _at(f1, 2)) << 8
-        | (_at(f1, -3) | _at(f1, 3)) << 9
-        | (_at(f1, -4) | _at(f1, 4)) << 10
+        _BOUNDARY_LUT[_window_codes(boundary, PAD - 2, 4, width)]
+        | _FLAGS1_LUT[_window_codes(flags1, PAD - 4, 9, width)]
+        | (_window_codes(flags2, PAD - 1, 3, width) > 0).astype(np.int64) << 7
     )
 
 
@@ -309,7 +350,7 @@ def _counts_before(table: _Table, rows: np.ndarray, ctx: np.ndarray, symbols: np
         group = (ctx * n_sym + s) * n_rows
         out[:, s] = np.searchsorted(order, group + rows) - np.searchsorted(order, group)
     out += table.counts[ctx]
-    np.add.at(table.counts, (ctx, symbols), 1)
+    table.update(ctx, symbols)
     return out
 
 
@@ -426,12 +467,19 @@ def _encode_new_labels(streams: StreamPair, models: _Models, label: np.ndarray, 
 class StreamReader:
     """The two decoders of a payload written by :meth:`StreamPair.finish`.
 
+    It records every decoded symbol with the probabilities it was decoded with, so that
+    :meth:`check_exact` can code them again (two coder calls, no context modelling) and
+    compare with the data: a truncated or over-long stream decodes to symbols whose coding
+    is not the data.
+
     Raises:
         PayloadError: the word count or the word lengths do not add up.
     """
 
     def __init__(self, data: bytes, width: int) -> None:
+        self.data = bytes(data)
         self.width = width
+        self.record = StreamPair(width)
         n_flag_words, pos = _read_varint(data)
         rest = len(data) - pos
         if rest % 4 or n_flag_words * 4 > rest:
@@ -445,7 +493,10 @@ class StreamReader:
     def bits(self, p1: np.ndarray) -> np.ndarray:
         if p1.size == 0:
             return np.zeros(0, dtype=np.int64)
-        return _decoded(self.flags.decode, self.bern, p1)
+        out = _decoded(self.flags.decode, self.bern, p1)
+        self.record.flag_bits.append(out)
+        self.record.flag_p1.append(p1)
+        return out
 
     def symbols(self, probs: np.ndarray) -> np.ndarray:
         """Decode one symbol per row of ``probs`` (padded to ``width`` like the encoder did)."""
@@ -455,7 +506,16 @@ class StreamReader:
         out = _decoded(self.labels.decode, self.cat, padded)
         if out.max() >= probs.shape[1]:
             raise PayloadError("corrupt payload: a label symbol outside its alphabet")
+        self.record.symbols.append(out)
+        self.record.probs.append(padded)
         return out
+
+    def check_exact(self) -> None:
+        """Raise :class:`PayloadError` unless coding the decoded symbols gives the data back."""
+        if self.record.finish() != self.data:
+            raise PayloadError(
+                "context payload is truncated, over-long or corrupt: coding what it decodes to does not give it back"
+            )
 
 
 def _decoded(decode, model, params: np.ndarray) -> np.ndarray:
@@ -505,7 +565,7 @@ def decode_component(reader: StreamReader, height: int, width: int, alphabet: in
         above = out[y - 1]
         ctx_same = np.array([same])
         same = int(reader.bits(models.rows.p1(ctx_same))[0])
-        models.rows.update(ctx_same, np.array([same]))
+        models.rows.observe(ctx_same, np.array([same]))
         if same:
             out[y] = above
             flags2_pad[:] = flags_pad
@@ -529,7 +589,7 @@ def decode_component(reader: StreamReader, height: int, width: int, alphabet: in
                 ctx = ctx | at(-1) << b | at(1) << (b + 1) | at(-3) << (b + 2) | at(3) << (b + 3)
             table = models.flags[phase]
             b = reader.bits(table.p1(ctx))
-            table.update(ctx, b)
+            table.observe(ctx, b)
             flags_pad[PAD + offset : PAD + offset + step * (n - 1) + 1 : step] = b
         out[y] = _decode_row_labels(reader, models, above, _at(above_pad, -1), _at(above_pad, 1), flags, y)
     return out.astype(np.uint8 if alphabet <= 256 else np.int32)
@@ -572,10 +632,11 @@ def _decode_row_labels(reader: StreamReader, models: _Models, above: np.ndarray,
         return values
     width = above.size
     a, a_left, a_right = above[cols], above_left[cols], above_right[cols]
-    hctx = how_context(_shift(flags, -1)[cols], a, a_left, a_right)
+    hctx = how_context(np.where(cols > 0, flags[cols - 1], 0), a, a_left, a_right)
     how = reader.symbols(models.how.probs(hctx))
     models.how.update(hctx, how)
-    if np.any((how == SAME_RIGHT_ABOVE) & (cols == width - 1)) or np.any((how == SAME_LEFT_ABOVE) & (cols == 0)):
+    # (cols is increasing: only its first and last entry can be at the row's ends)
+    if (cols[-1] == width - 1 and how[-1] == SAME_RIGHT_ABOVE) or (cols[0] == 0 and how[0] == SAME_LEFT_ABOVE):
         raise PayloadError(f"corrupt payload: row {y} refers to a pixel outside the row")
     is_explicit = how == EXPLICIT
     if is_explicit.any():
@@ -586,9 +647,11 @@ def _decode_row_labels(reader: StreamReader, models: _Models, above: np.ndarray,
         models.label.update(ctx, new)
         values[cols[is_explicit]] = new
     values[cols] = np.where(how == SAME_RIGHT_ABOVE, a_right, np.where(how == SAME_LEFT_ABOVE, a_left, values[cols]))
-    from_left = np.zeros(width, dtype=bool)
-    from_left[cols[how == SAME_LEFT]] = True
-    if from_left[0]:
+    copy_left = cols[how == SAME_LEFT]
+    if copy_left.size == 0:
+        return values
+    if copy_left[0] == 0:
         raise PayloadError(f"corrupt payload: row {y} starts with a 'same as the left pixel' label")
-    idx = np.arange(width)
-    return values[np.maximum.accumulate(np.where(from_left, 0, idx))]
+    source = np.arange(width)
+    source[copy_left] = 0
+    return values[np.maximum.accumulate(source)]
