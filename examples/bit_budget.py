@@ -50,6 +50,7 @@ CODECS: list[tuple[str, dict]] = [
     ("zlib", {}),
     ("lzma", {}),
     ("contour", {}),
+    ("context", {}),
     ("downsample", {"factor": 2}),
     ("downsample", {"factor": 4}),
     ("downsample", {"factor": 8}),
