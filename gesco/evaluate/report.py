@@ -253,12 +253,24 @@ class _Index:
 
 
 def _metric_table(index: _Index, plan: dict, shown: list[str], key: str, single: bool = False, digits: int = 3) -> str:
+    """One metric per row and PSNR, with each row's channel uses per pixel beside its name:
+    a comparison with the pixels is only fair when both rows' bandwidth is on the page."""
     psnrs = sorted(plan["psnrs"], reverse=True)  # the paper's column order: 100 ... 1
     rows = []
     for e in index.rows(shown):
         cells = [(_one if single else _pm)(index.get(e["row"], p), key, digits) for p in psnrs]
-        rows.append([e["label"]] + cells)
-    return _table(["Method \\ PSNR (dB)"] + [_psnr_label(p) for p in psnrs], rows)
+        rows.append([e["label"], _uses_per_pixel(index, plan, e)] + cells)
+    return _table(["Method \\ PSNR (dB)", "channel uses / pixel"] + [_psnr_label(p) for p in psnrs], rows)
+
+
+def _uses_per_pixel(index: _Index, plan: dict, e: dict) -> str:
+    """A row's channel uses per image pixel, mean over its scenes and PSNRs ("0" for the real
+    row, which sends nothing; "—" where nothing is stored)."""
+    if e["kind"] == "real":
+        return "0"
+    values = [a["channel_uses_per_pixel"] for a in (index.get(e["row"], p) for p in plan["psnrs"])
+              if a and a.get("n") and a.get("channel_uses_per_pixel") is not None]
+    return _fmt(float(np.mean(values)), 2) if values else "—"
 
 
 def _settings_section(plan: dict, commands: list[str]) -> str:
@@ -827,7 +839,7 @@ def _channel_markdown(index: _Index, plan: dict, commands: list[str], plots: lis
     shown = plan["shown"]
     n = plan["scenes"]
     lines = ["# gesco evaluation report", "",
-             f"Generated images of every row over {n} synthetic test scenes at each channel PSNR, scored against "
+             f"Generated images of every row over {n} synthetic {plan['split']} scenes at each channel PSNR, scored against "
              "the real scene: the paper's Tables 1-3 and 5 and its bit comparison, plus SSIM and channel uses.", "",
              _settings_section(plan, commands), _missing_section(plan),
              f"## Table 1: mIoU ↑ (segmenter on the generated image vs the transmitted label map; mean ± std over {n} scenes)",
