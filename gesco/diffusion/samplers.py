@@ -357,6 +357,7 @@ def sample_dpmpp_2m_sde(
     clip: bool = True,
     progress: Progress | None = None,
     ode_mean: bool = False,
+    ode_tail: int = 0,
 ) -> torch.Tensor:
     """SDE-DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", the SDE solver), ``steps`` evaluations.
 
@@ -388,11 +389,21 @@ def sample_dpmpp_2m_sde(
         steps: number of network evaluations, ``1 <= steps <= diffusion.num_steps``.
         spacing: ``"logsnr"`` or ``"uniform"`` (:func:`spaced_chain`).
         ode_mean: the image mean follows the ODE (see above).
+        ode_tail: the last ``ode_tail`` of the ``steps - 1`` updates take the deterministic
+            DPM-Solver++(2M) step (no fresh noise): a sampler *ending* that stops injecting
+            noise near the clean end (Karras et al. 2022 limit the stochasticity to a range of
+            noise levels the same way). 0 (default): every update is stochastic. Measured in
+            ``bench/bench_sampler_ending.py`` (grain against mIoU).
         Other arguments as :func:`sample_ancestral` (``generator`` draws ``x_T`` and the ``z_i``).
     Returns:
         ``shape`` float32 samples on ``device``.
     """
+    if isinstance(ode_tail, bool) or not isinstance(ode_tail, int) or not 0 <= ode_tail < max(steps, 1):
+        raise GescoInputError(f"ode_tail must be an int in [0, {max(steps - 1, 0)}], got {ode_tail!r}")
+
     def update(x, d, d_prev, i, alpha, sigma, lam):
+        if i >= len(alpha) - 1 - ode_tail:  # the deterministic ending: no noise drawn
+            return _ode_2m_update(x, d, d_prev, i, alpha, sigma, lam)
         nxt = _sde_2m_update(x, d, d_prev, i, alpha, sigma, lam, _noise(tuple(x.shape), generator, device))
         if not ode_mean:
             return nxt

@@ -432,3 +432,31 @@ def test_ode_mean_variant_is_registered_and_costs_one_forward_per_step():
     sample(gaussian_denoiser(MU, S, calls=calls), FULL, (2, 1, 2, 2), sampler="dpmpp-2m-sde-ode-mean", steps=5,
            generator=torch.Generator().manual_seed(0))
     assert len(calls) == 5 and int(calls[0][0]) == 999 and int(calls[-1][0]) == 0
+
+
+# ---------------------------------------------------------------------------- deterministic ending
+def test_ode_tail_makes_the_last_updates_deterministic():
+    """``ode_tail = k``: the last k updates take the ODE step. k = 0 is the plain SDE solver, k =
+    steps - 1 the ODE solver exactly (same x_T); in between the images differ from both and the
+    stochastic head still depends on the seed."""
+    from gesco.diffusion.samplers import sample_dpmpp_2m_sde
+
+    shape = (2, 3, 8, 8)
+    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    den = gaussian_denoiser(0.3, 0.2)
+
+    def sde(tail, seed=0):
+        return sample_dpmpp_2m_sde(den, FULL, shape, steps=8, x_T=x_T, clip=False, ode_tail=tail,
+                                   generator=torch.Generator().manual_seed(seed))
+
+    ode = sample(den, FULL, shape, sampler="dpmpp-2m", steps=8, x_T=x_T, clip=False)
+    plain = sample(den, FULL, shape, sampler="dpmpp-2m-sde", steps=8, x_T=x_T, clip=False,
+                   generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sde(0), plain, atol=0, rtol=0)
+    torch.testing.assert_close(sde(7), ode, atol=1e-6, rtol=0)
+    two = sde(2)
+    assert (two - plain).abs().max() > 1e-3 and (two - ode).abs().max() > 1e-3
+    assert (sde(2, seed=1) - two).abs().max() > 1e-3  # the stochastic head still draws
+    for bad in (-1, 8, 1.5, True):
+        with pytest.raises(GescoInputError, match="ode_tail"):
+            sde(bad)
