@@ -88,7 +88,7 @@ def test_gesco_send_and_budget(services, tmp_path, capsys):
     assert progress and progress[-1].split(":")[1].strip().startswith("done"), captured.err
     states = [line.rsplit(" (", 1)[0].split(", sampling step")[0] for line in progress]
     assert len(states) == len(set(states)) and len(progress) <= 6, captured.err
-    assert "upload: 48x96 (H x W), aspect crop" in printed
+    assert "upload: 48x96 (H x W), aspect crop" in printed and "instance edges uploaded" in printed
     assert f"{TINY_RESOLUTION[0]}x{TINY_RESOLUTION[1]}, codec" in printed  # sizes as H x W, one spelling
     assert cv2.imread(str(out)).shape == (*TINY_RESOLUTION, 3)
     assert (tmp_path / "maps_received.png").is_file() and (tmp_path / "maps_denoised.png").is_file()
@@ -116,6 +116,7 @@ def test_gesco_send_and_budget(services, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "rayleigh {'block_length': 64, 'equalizer': 'zf'}" in printed
+    assert "instance edges derived from the label map" in printed  # no --instance: the sender derived them
     assert cv2.imread(str(tmp_path / "rayleigh.png")).shape == (*TINY_RESOLUTION, 3)
     last = json.loads(services["budget_log"].read_text().splitlines()[-1])
     assert last["channel"] == "rayleigh" and last["channel_params"] == {"block_length": 64, "equalizer": "zf"}
