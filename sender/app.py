@@ -419,8 +419,9 @@ async def transmit(
     label: Annotated[UploadFile | None, File(description="Optional label map: PNG of class ids (8 or 16 bit, one "
                                              "channel), the image's size. Without it the sender segments the image.")] = None,
     instance: Annotated[UploadFile | None, File(description="Optional instance map: PNG of instance ids, the image's "
-                                                "size (Cityscapes instanceIds); its edge map is sent too. Needs a label map. Without it the sender "
-                                                "derives one from the label map (upload.edges says which).")] = None,
+                                                "size (Cityscapes instanceIds); its edge map is sent too. Needs a label map. "
+                                                "Without it the sender derives one from the label map (upload.edges "
+                                                "says which).")] = None,
 ) -> TransmitAccepted:
     settings, channel = state.settings, state.channel
     check_form((await request.form()).multi_items(), FORM_FIELDS)  # unknown, repeated, empty: 422
