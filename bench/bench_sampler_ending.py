@@ -71,6 +71,7 @@ def summary(v: list) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size)}
 
 
+@torch.no_grad()  # scoped, not a global switch (a caller importing this script keeps its autograd)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenes", type=int, default=50, help="validation scenes (default 50)")
@@ -83,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if 0 not in args.tails:
         raise SystemExit("--tails must include 0 (the default, the paired baseline)")
-    torch.set_grad_enabled(False)
     t_start = time.perf_counter()
     gen = SemanticGenerator.load(args.checkpoint, device="cpu")
     scorers, described = load_scorers(EvalConfig(out=Path("."), split="val"), torch.device("cpu"), CITYSCAPES)
