@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"channel: cannot start: {e}", file=sys.stderr, flush=True)
         return 2
     warn_if_exposed("the channel", settings.host, ApiKeys(read_keys(settings.grpc_api_keys, settings.grpc_api_keys_file)),
-                    logging.getLogger("gesco.channel"))
+                    logging.getLogger("gesco.channel"), settings.published_on)
     server.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

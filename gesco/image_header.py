@@ -89,6 +89,29 @@ def image_info(data: bytes) -> ImageInfo:
     raise UnsupportedImageError("not a PNG or JPEG file (unrecognised signature in the first bytes)")
 
 
+#: PNG chunks that carry the image; every other chunk is metadata (text, profiles, ...)
+_PNG_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS"})
+
+
+def png_metadata_bytes(data: bytes) -> int:
+    """Bytes of a PNG's metadata chunks (``tEXt``, ``zTXt``, ``iTXt``, ``iCCP``, ``eXIf``, ...).
+
+    Walks the chunk headers only (8 bytes each), so it costs microseconds; a truncated
+    last chunk counts what is there. libpng refuses (``NULL`` from OpenCV) a file whose
+    metadata exceeds its own allocation limit, which would otherwise read as "corrupt".
+    """
+    total, i = 0, 8
+    while i + 8 <= len(data):
+        length = struct.unpack(">I", data[i : i + 4])[0]
+        kind = data[i + 4 : i + 8]
+        if kind not in _PNG_IMAGE_CHUNKS:
+            total += min(length, len(data) - i - 8)
+        if kind == b"IEND":
+            break
+        i += 12 + length
+    return total
+
+
 def _jpeg_info(data: bytes) -> ImageInfo:
     """Walk the JPEG markers up to the first start-of-frame; read APP1 EXIF on the way."""
     i, n = 2, len(data)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from gesco.errors import DTypeError, GescoInputError, ImageDecodeError, ShapeError
-from gesco.image_header import ImageInfo, UnsupportedImageError, apply_orientation, image_info
+from gesco.image_header import ImageInfo, UnsupportedImageError, apply_orientation, image_info, png_metadata_bytes
 
 __all__ = [
     "DEFAULT_MAX_DECODED_BYTES",
@@ -28,6 +28,8 @@ __all__ = [
 
 #: largest upload a caller should accept by default, in pixels (width * height)
 DEFAULT_MAX_PIXELS = 16_000_000
+#: most bytes of metadata chunks (text, colour profiles, ...) a PNG upload may carry
+MAX_PNG_METADATA_BYTES = 1024 * 1024
 #: largest decoded size of one upload by default, in bytes (stored samples + the 8-bit
 #: RGB copy): a 12 MP phone photo (4000 x 3000 JPEG) needs 72 MB, a 16-bit RGBA
 #: 4000 x 4000 PNG 176 MB
@@ -61,6 +63,9 @@ def _check_upload(data: bytes, what: str, max_bytes: int | None, max_pixels: int
         raise ImageTooLargeError(f"{what} is {len(data)} bytes, the limit is {max_bytes}")
     info = image_info(data)
     height, width = info.height, info.width
+    if info.format == "png" and (meta := png_metadata_bytes(data)) > MAX_PNG_METADATA_BYTES:
+        raise ImageTooLargeError(f"{what} carries {meta} bytes of PNG metadata chunks (text, profiles), "
+                                 f"the limit is {MAX_PNG_METADATA_BYTES}")
     if max_pixels is not None and height * width > max_pixels:
         raise ImageTooLargeError(f"{what} is {width}x{height} = {height * width} pixels, the limit is {max_pixels}")
     cost = info.decoded_bytes(out_channels)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         worker.run()
         return 0
     warn_if_exposed("the receiver", settings.host, ApiKeys(read_keys(settings.api_keys, settings.api_keys_file)),
-                    logging.getLogger("gesco.receiver"))
+                    logging.getLogger("gesco.receiver"), settings.published_on)
     service.run()
     return 0
 

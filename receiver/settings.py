@@ -102,5 +102,7 @@ class ReceiverSettings(BaseSettings):
     grpc_rate_limit_per_s: float = Field(200.0, ge=0, description="gRPC calls per second per caller (key identity, "
                                          "else IP address); beyond it RESOURCE_EXHAUSTED; 0 = no limit.")
     grpc_rate_limit_burst: int = Field(400, ge=1, description="gRPC calls a caller may make at once.")
+    published_on: str = Field("", description="Address the container runtime publishes this service's ports on "
+                              "('none': not published); loopback or 'none' silences the 0.0.0.0-without-keys warning.")
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

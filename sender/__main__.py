@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sender: cannot start: {e}", file=sys.stderr, flush=True)
         return 2
     warn_if_exposed("the sender", settings.host, ApiKeys(read_keys(settings.api_keys, settings.api_keys_file)),
-                    logging.getLogger("gesco.sender"))
+                    logging.getLogger("gesco.sender"), settings.published_on)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             **ssl, **uvicorn_log_options(settings.log_json),
                             **uvicorn_timeouts(settings.header_timeout_s, settings.body_timeout_s))

@@ -99,5 +99,7 @@ class SenderSettings(BaseSettings):
     body_timeout_s: float = Field(
         DEFAULT_BODY_TIMEOUT_S, gt=0, description="Deadline for a request's body once its headers are in."
     )
+    published_on: str = Field("", description="Address the container runtime publishes this service's ports on "
+                              "('none': not published); loopback or 'none' silences the 0.0.0.0-without-keys warning.")
     log_json: bool = Field(False, description="Log one JSON object per line, with the job id (docs/security.md).")
     log_level: str = Field("INFO", description="Python logging level.")

@@ -62,3 +62,28 @@ def test_decoded_budget():
     with pytest.raises(ImageTooLargeError, match="once decoded"):
         decode_image(data, max_decoded_bytes=100 * 100 * 5)
     assert decode_image(data, max_decoded_bytes=100 * 100 * 6).shape == (100, 100, 3)
+
+
+def test_png_metadata_is_counted_and_a_huge_text_chunk_is_refused_as_too_large():
+    """Issue 25: a valid PNG with a 19 MB text chunk was refused as 'corrupt'."""
+    import struct
+    import zlib
+
+    import pytest
+
+    from gesco.image_header import png_metadata_bytes
+    from gesco.uploads import MAX_PNG_METADATA_BYTES, ImageTooLargeError, decode_image, encode_png
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = encode_png(np.zeros((8, 16, 3), np.uint8))
+    assert png_metadata_bytes(png) == 0
+    text = chunk(b"tEXt", b"comment\x00" + b"a" * (19 * 1024 * 1024))
+    big = png[:33] + text + png[33:]  # after the signature (8) and IHDR (25)
+    assert png_metadata_bytes(big) == 8 + 19 * 1024 * 1024
+    with pytest.raises(ImageTooLargeError, match="metadata"):
+        decode_image(big, max_bytes=20 * 1024 * 1024)
+    small = png[:33] + chunk(b"tEXt", b"comment\x00hello") + png[33:]
+    assert png_metadata_bytes(small) == 13 < MAX_PNG_METADATA_BYTES
+    assert decode_image(small).shape[:2] == (8, 16)

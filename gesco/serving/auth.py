@@ -162,9 +162,21 @@ def owner_from_metadata(context: grpc.ServicerContext) -> str | None:
     return owner
 
 
-def warn_if_exposed(service: str, host: str, keys: ApiKeys, logger) -> bool:
-    """Log a warning when ``service`` listens beyond loopback without keys; return whether it did."""
+def warn_if_exposed(service: str, host: str, keys: ApiKeys, logger, published_on: str = "") -> bool:
+    """Log a warning when ``service`` listens beyond loopback without keys; return whether it did.
+
+    In a container the service listens on ``0.0.0.0`` but is reached through the ports the
+    runtime publishes: ``published_on`` (the ``GESCO_*_PUBLISHED_ON`` setting, which
+    docker-compose.yml sets to the address its ports are published on, ``none`` for a
+    service that publishes none) on a loopback address or ``none`` turns the warning into
+    an info line.
+    """
     if keys.enabled or host in LOOPBACK_HOSTS:
+        return False
+    published = published_on.strip()
+    if published in LOOPBACK_HOSTS or published == "none":
+        where = "not published outside its network" if published == "none" else f"published on {published} only"
+        logger.info("%s listens on %s without API keys, %s", service, host, where)
         return False
     logger.warning("%s listens on %s without API keys: anyone who reaches this port is a client "
                    "(see docs/security.md)", service, host)

@@ -69,3 +69,28 @@ def test_origins():
         "http://127.0.0.1:8002", "http://localhost:8002", "http://[::1]:8002"}
     assert with_loopback_aliases("https://testbed.example") == ["https://testbed.example"]
     assert parse_origins("https://a.example, http://b.example:81") == ["https://a.example", "http://b.example:81"]
+
+
+def test_no_exposure_warning_for_containers_published_on_loopback():
+    """Issue 25: every container warned about 0.0.0.0 although compose publishes on 127.0.0.1 only."""
+    import logging
+
+    from gesco.serving.auth import ApiKeys, warn_if_exposed
+
+    log = logging.getLogger("gesco.test.exposed")
+    assert warn_if_exposed("the sender", "0.0.0.0", ApiKeys([]), log)  # a host process on every interface
+    for published in ("127.0.0.1", "none"):
+        assert not warn_if_exposed("the sender", "0.0.0.0", ApiKeys([]), log, published)
+    assert warn_if_exposed("the sender", "0.0.0.0", ApiKeys([]), log, "0.0.0.0")  # GESCO_BIND=0.0.0.0
+
+
+def test_compose_tells_each_service_where_its_ports_are_published():
+    from pathlib import Path
+
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+    env = {name: doc["services"][name]["environment"] for name in ("sender", "channel", "receiver")}
+    assert env["sender"]["GESCO_SENDER_PUBLISHED_ON"] == "${GESCO_BIND:-127.0.0.1}"
+    assert env["receiver"]["GESCO_RECEIVER_PUBLISHED_ON"] == "${GESCO_BIND:-127.0.0.1}"
+    assert env["channel"]["GESCO_CHANNEL_PUBLISHED_ON"] == "none"
