@@ -128,15 +128,34 @@ def load_priors() -> Priors:
 class _Table:
     """Adaptive distributions over ``n_sym`` symbols, one per context: prior + integer counts.
 
-    ``n = prior + counts`` is kept as well, for the decoder's lookups; it is exactly
-    ``counts + prior`` as the encoder computes it because the priors are float32 values
-    (24-bit mantissas: adding integer counts in float64 never rounds).
+    Two views, each allocated on first use (the flag tables are large): ``counts`` (integer,
+    what the encoder and the how / label lookups use; :meth:`update`) and ``n = prior +
+    counts`` as float (the decoder's binary lookups; :meth:`observe`). A table is driven
+    through one of them. ``n`` is exactly ``counts + prior`` as the encoder computes it because
+    the priors are float32 values (24-bit mantissas: adding integer counts in float64 never
+    rounds).
     """
 
     def __init__(self, prior: np.ndarray) -> None:
         self.prior = prior
-        self.counts = np.zeros(prior.shape, dtype=np.int64)
-        self.n = prior.copy()
+        self._counts: np.ndarray | None = None
+        self._n: np.ndarray | None = None
+
+    @property
+    def counts(self) -> np.ndarray:
+        if self._counts is None:
+            self._counts = np.zeros(self.prior.shape, dtype=np.int64)
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: np.ndarray) -> None:
+        self._counts = value
+
+    @property
+    def n(self) -> np.ndarray:
+        if self._n is None:
+            self._n = self.prior.copy()
+        return self._n
 
     def probs(self, ctx: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         """``(len(ctx), n_sym)`` float64 probabilities (``counts``: per-symbol counts to use)."""
@@ -144,16 +163,15 @@ class _Table:
         return n / n.sum(axis=1, keepdims=True)
 
     def p1(self, ctx: np.ndarray) -> np.ndarray:
-        """``p(1 | ctx)`` of a binary table."""
+        """``p(1 | ctx)`` of a binary table driven by :meth:`observe`."""
         return _p1(self.n[ctx])
 
     def update(self, ctx: np.ndarray, symbols: np.ndarray) -> None:
-        """Count coded symbols (``counts`` and ``n``)."""
+        """Count coded symbols in ``counts``."""
         np.add.at(self.counts, (ctx, symbols), 1)
-        np.add.at(self.n, (ctx, symbols), 1.0)
 
     def observe(self, ctx: np.ndarray, symbols: np.ndarray) -> None:
-        """Count decoded symbols in ``n`` only (the decoder's binary tables read nothing else)."""
+        """Count decoded symbols in ``n`` (the decoder's binary tables read nothing else)."""
         np.add.at(self.n, (ctx, symbols), 1.0)
 
 
@@ -345,10 +363,8 @@ def _counts_before(table: _Table, rows: np.ndarray, ctx: np.ndarray, symbols: np
     n_rows = int(rows[-1]) + 1
     key = (ctx * n_sym + symbols) * n_rows + rows  # sorted: by (context, symbol), then row
     order = np.sort(key)
-    out = np.empty((rows.size, n_sym), dtype=np.int64)
-    for s in range(n_sym):
-        group = (ctx * n_sym + s) * n_rows
-        out[:, s] = np.searchsorted(order, group + rows) - np.searchsorted(order, group)
+    group = ((ctx * n_sym)[:, None] + np.arange(n_sym)) * n_rows  # (len, n_sym): first key of each value
+    out = np.searchsorted(order, group + rows[:, None]) - np.searchsorted(order, group)
     out += table.counts[ctx]
     table.update(ctx, symbols)
     return out
