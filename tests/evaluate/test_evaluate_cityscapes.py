@@ -79,12 +79,12 @@ def test_dataset_arguments_are_checked(assets, tmp_path):
         EvalConfig(out=tmp_path, dataset="cityscapes", root=str(assets["root"]), split="val", scenes=3).validate()
 
 
-@pytest.mark.slow  # a few minutes on the shared 2-core box: per-SPADE label MLPs at 256x512
+@pytest.mark.slow  # 2 network passes at 256x512 (one guided step), ~1 min on the loaded shared 2-core box
 def test_evaluate_cityscapes_with_the_imported_model(assets, tmp_path):
     out = tmp_path / "run"
     argv = ["evaluate", "--dataset", "cityscapes", "--root", str(assets["root"]), "--split", "val", "--scenes", "1",
             "--psnr", "10", "--methods", "real,ours", "--checkpoint", f"ours={assets['checkpoint']}",
-            "--sampler", "dpmpp-2m-sde", "--steps", "2", "--segmenter", str(assets["segmenter"]), "--device", "cpu",
+            "--sampler", "dpmpp-2m-sde", "--steps", "1", "--segmenter", str(assets["segmenter"]), "--device", "cpu",
             "--batch-size", "1", "--grid-scenes", "1", "--no-progress", "--out", str(out)]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
