@@ -1,7 +1,7 @@
 """The settings of one transmission, defined once: defaults, valid ranges and meanings.
 
 A transmission's settings travel through several representations: the sender's form
-(pydantic, ``sender.app.TransmitParams``), the wire message (``TransmitParams`` in
+(pydantic, ``sender.schemas.TransmitParams``), the wire message (``TransmitParams`` in
 ``proto/gesco.proto``), the core's :class:`gesco.link.TransmitSettings`, the receiver's job
 record (``receiver.app.JobSettings``), the ``gesco send`` and ``gesco evaluate`` flags and the
 evaluation's config. Each takes its default, range and description from :data:`FIELDS`, so a

@@ -15,7 +15,7 @@ from gesco.evaluate.methods import METHODS
 from gesco.link import TransmitSettings
 from gesco.transmit_fields import FIELDS, check_settings, default
 from receiver.app import JobSettings
-from sender.app import TransmitParams
+from sender.schemas import TransmitParams
 
 
 def _bounds(field_info) -> tuple:

@@ -281,7 +281,7 @@ def test_receiver_upload_and_echoes_are_bounded(stack):
 def test_rpc_errors_map_to_clear_http_statuses(code, detail, status):
     import grpc
 
-    from sender.app import http_error_for_rpc
+    from sender.errors import http_error_for_rpc
 
     class Failed(grpc.RpcError):
         def code(self):

@@ -83,7 +83,7 @@ def test_rate_limit_counts_keys_separately(stack):
 
 
 def test_job_ids_are_128_random_bits():
-    from sender.app import new_job_id
+    from sender.stages import new_job_id
 
     ids = [new_job_id() for _ in range(64)]
     assert len(set(ids)) == 64 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
