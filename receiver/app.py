@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
@@ -29,6 +28,7 @@ from gesco.serving.readiness import READYZ_RESPONSES, run_checks
 from gesco.transmit_fields import describe
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, BaseJobStore, Job, JobStatus
+from receiver.times import iso_time
 from receiver.viewer import MAX_LABEL_BYTES, viewer_router
 
 JobId = Annotated[str, Path(description="The transmission / job id returned by the sender's POST /transmit.")]
@@ -114,10 +114,6 @@ class Health(BaseModel):
 
 class ErrorDetail(BaseModel):
     detail: str = Field(description="What went wrong.")
-
-
-def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -221,9 +217,9 @@ def get_result(job_id: JobId, request: Request, state: State) -> JobResult:
         id=job.id,
         status=job.status.value,
         reason=job.reason,
-        created_at=_iso(job.created_at),
-        started_at=_iso(job.started_at),
-        finished_at=_iso(job.finished_at),
+        created_at=iso_time(job.created_at),
+        started_at=iso_time(job.started_at),
+        finished_at=iso_time(job.finished_at),
         attempts=job.attempts,
         settings=JobSettings(**job.settings),
         budget=BitBudget(**job.budget),

@@ -43,6 +43,7 @@ from gesco.link import (
 from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco.serving.auth import client_identity
 from receiver.store import BaseJobStore
+from receiver.times import iso_time
 
 #: the page's files (shipped as package data)
 FILES_DIR = Path(__file__).with_name("viewer_files")
@@ -210,7 +211,7 @@ def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
         for job in store.recent(limit, before, owner=client_identity(request), by_owner=mine):
             s, b = job.settings, job.budget
             out.append(ResultSummary(
-                id=job.id, status=job.status.value, created_at=_iso(job.created_at),
+                id=job.id, status=job.status.value, created_at=iso_time(job.created_at),
                 psnr_db=s.get("psnr_db"), channel=s.get("channel"), sampler=s.get("sampler"), steps=s.get("steps"),
                 seed=s.get("seed"), total_bits=b.get("total_bits"), measured_snr_db=b.get("measured_snr_db"),
                 url=base + request.app.url_path_for("get_result", job_id=job.id),
@@ -218,9 +219,3 @@ def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
         return ResultList(results=out)
 
     return router
-
-
-def _iso(t: float) -> str:
-    from receiver.app import _iso as iso  # the REST API's time format, one implementation
-
-    return iso(t)

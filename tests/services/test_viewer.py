@@ -17,6 +17,7 @@ from svc_helpers import scene_files
 
 from gesco.link import colour_labels, encode_png
 from gesco.semantics.classes import get_class_space
+from receiver.times import iso_time
 from receiver.viewer import FILES_DIR, STATIC_FILES, content_security_policy
 from sender.cors import viewer_origins
 
@@ -80,6 +81,7 @@ def test_results_lists_newest_first_with_paging(stack):
     newest = listed[positions[-1]]
     doc = httpx.get(newest["url"]).json()
     assert doc["id"] == ids[-1] and newest["total_bits"] == doc["budget"]["total_bits"]
+    assert newest["created_at"] == doc["created_at"]  # the history and the result write times alike
     assert newest["sampler"] == "ddim" and newest["steps"] == 2 and newest["status"] == "done"
     page = httpx.get(stack.receiver_url + "/results", params={"limit": 1, "before": ids[-1]}).json()["results"]
     assert [r["id"] for r in page] == [ids[-2]]
@@ -132,3 +134,9 @@ def test_viewer_origins_and_policy_refuse_non_http_urls():
             viewer_origins(bad)
         with pytest.raises(ValueError):
             content_security_policy(bad)
+
+
+def test_times_are_iso_8601_utc_to_the_millisecond():
+    assert iso_time(0.25) == "1970-01-01T00:00:00.250+00:00"
+    assert iso_time(1_767_225_600.0) == "2026-01-01T00:00:00.000+00:00"
+    assert iso_time(None) is None
