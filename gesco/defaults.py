@@ -47,5 +47,12 @@ DEFAULT_GUIDANCE = 2.0
 #: The range of guidance scales every entry point accepts.
 GUIDANCE_RANGE: tuple[float, float] = (0.0, 20.0)
 
+#: The lossless map codecs by registry name (:data:`gesco.codecs.lossless.LOSSLESS_CODECS`, checked
+#: equal by ``tests/codecs``) and the sender's default: the one with the fewest bits on the
+#: validation scenes at 64x128 and 256x512 (``bench/bench_codecs.py``, ``docs/bit_budget.md``),
+#: also the downsample codec's default inner codec.
+LOSSLESS_CODEC_NAMES: tuple[str, ...] = ("raw", "zlib", "lzma", "contour", "context")
+DEFAULT_CODEC = "context"
+
 #: PSNR values (dB) of the paper's experiments (Tables 1-5).
 PAPER_PSNRS_DB: tuple[float, ...] = (1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 100.0)

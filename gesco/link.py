@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,7 +65,7 @@ from gesco.semantics.classes import ClassSpace
 from gesco.semantics.fds import fds_filter
 from gesco.semantics.instances import EDGE_SOURCES, EDGES_DERIVED, EDGES_NONE, EDGES_UPLOADED, derive_instances
 from gesco.semantics.layout import authors_instance_ids, check_instance_id_mode, encode_layout, pad_maps
-from gesco.transmit_fields import PSNR_RANGE_DB, default
+from gesco.transmit_fields import PSNR_RANGE_DB, default, from_wire, to_wire
 from gesco.uploads import (
     DEFAULT_MAX_DECODED_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -100,59 +101,61 @@ F16_MAX = 65504.0
 # --------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class TransmitSettings:
-    """What the user chooses for one transmission besides the image (``TransmitParams``).
+    """What the user chooses for one transmission besides the image.
 
-    Defaults, ranges and meanings come from :data:`gesco.transmit_fields.FIELDS`, the one
-    table every representation of these settings derives from.
+    One attribute per entry of :data:`gesco.transmit_fields.FIELDS`, the declaration every
+    representation of these settings derives from (types, defaults, ranges, meanings, flags,
+    wire fields; ``tests/test_transmit_fields.py`` checks that this class follows it).
 
     Attributes:
         psnr_db: channel PSNR of Eq. (1), in dB.
         channel: channel preset (``"awgn"``: Eq. 1 with power normalisation;
             ``"authors-code"``: the authors' noise table).
+        channel_params: parameters of the channel model (``{"block_length": 64}``; see
+            ``docs/channel.md``); empty = the model's defaults.
+        codec: the lossless map codec (the inner codec when ``downsample > 1``).
+        downsample: block-downsampling factor of the maps (1 = full maps; :func:`codec_choice`).
         sampler: the receiver's sampler (a name of :data:`gesco.defaults.SAMPLERS`; default
             ``"dpmpp-2m-sde-ode-mean"``, the receiver's default student's).
         steps: sampling steps (network evaluations).
         guidance_scale: classifier-free guidance scale ``s`` (1 = no guidance).
         seed: seed of the channel noise (through :func:`stage_seed`) and of the sampling noise.
         fds: apply the fast denoising semantic block (Eq. 2) at the receiver.
-        channel_params: parameters of the channel model (``{"block_length": 64}``; see
-            ``docs/channel.md``); empty = the model's defaults.
     """
 
     psnr_db: float = default("psnr_db")
     channel: str = default("channel")
+    channel_params: dict[str, Any] = field(default_factory=dict)
+    codec: str = default("codec")
+    downsample: int = default("downsample")
     sampler: str = default("sampler")
     steps: int = default("steps")
     guidance_scale: float = default("guidance_scale")
     seed: int = default("seed")
     fds: bool = default("fds")
-    channel_params: dict[str, Any] = field(default_factory=dict)
 
-    def to_message(self) -> pb.TransmitParams:
-        return pb.TransmitParams(
-            psnr_db=float(self.psnr_db),
-            channel=self.channel,
-            sampler=self.sampler,
-            steps=int(self.steps),
-            guidance_scale=float(self.guidance_scale),
-            seed=int(self.seed),
-            fds=bool(self.fds),
-            channel_params=params_to_text(self.channel_params),
-        )
+    def to_message(self, omit: Iterable[str] = ()) -> pb.TransmitParams:
+        """The ``TransmitParams`` of these settings, every field present but those in ``omit``
+        (the sender omits the :data:`~gesco.transmit_fields.RECEIVER_DEFAULTS` its client left
+        unset: the receiver then applies its model's default)."""
+        values = self.to_dict() | {"channel_params": params_to_text(self.channel_params)}
+        return to_wire(values, pb.TransmitParams(), omit)
 
     @classmethod
-    def from_message(cls, msg: pb.TransmitParams) -> TransmitSettings:
-        """The settings a frame carries (proto defaults where a field is unset)."""
-        return cls(
-            psnr_db=msg.psnr_db,
-            channel=msg.channel or "awgn",
-            sampler=msg.sampler or default("sampler"),
-            steps=msg.steps or default("steps"),
-            guidance_scale=msg.guidance_scale,
-            seed=msg.seed,
-            fds=msg.fds,
-            channel_params=dict(msg.channel_params),
-        )
+    def from_message(cls, msg: pb.TransmitParams, defaults: Mapping[str, Any] | None = None) -> TransmitSettings:
+        """The settings a ``TransmitParams`` carries; an unset field means its declared default,
+        or ``defaults[name]`` when given (the receiver's model's, :func:`~gesco.transmit_fields.model_defaults`)."""
+        return cls(**from_wire(msg, defaults))
+
+    @classmethod
+    def from_frame(cls, frame: pb.SemanticFrame, defaults: Mapping[str, Any] | None = None) -> TransmitSettings:
+        """The settings of a frame: its ``transmit`` message (:meth:`from_message`; every field
+        unset when absent) and its codec fields (``codec`` / ``codec_params``, the inverse of
+        :func:`codec_choice`)."""
+        codec, downsample = frame.codec or default("codec"), 1
+        if codec == "downsample":
+            codec, downsample = frame.codec_params.inner or default("codec"), int(frame.codec_params.factor)
+        return replace(cls.from_message(frame.transmit, defaults), codec=codec, downsample=downsample)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,6 +217,7 @@ def encode_image_frame(
     codec: str = DEFAULT_CODEC,
     codec_params: dict[str, int | str] | None = None,
     transmit: TransmitSettings | None = None,
+    unset: Iterable[str] = (),
     segmenter: Segmenter | None = None,
     jpeg_quality: int = DEFAULT_JPEG_QUALITY,
     aspect: str = DEFAULT_ASPECT,
@@ -236,6 +240,8 @@ def encode_image_frame(
         frame_id: the frame / job id.
         codec, codec_params: the map codec (see :func:`codec_choice`).
         transmit: channel and receiver settings carried in the frame.
+        unset: names of :data:`~gesco.transmit_fields.RECEIVER_DEFAULTS` left unset in the frame
+            (the receiver then applies its model's default; the sender passes those its client left out).
         segmenter: used when ``label`` is ``None``.
         jpeg_quality: quality of the JPEG reference size.
         aspect: how an upload of another aspect ratio is fitted (``"crop"``,
@@ -312,7 +318,7 @@ def encode_image_frame(
         instance = derive_instances(label, space)
     layout = encode_layout(label, space, instance)
     frame = make_frame(layout, get_codec(codec, **(codec_params or {})), frame_id, class_space=space.name)
-    frame.transmit.CopyFrom(transmit.to_message())
+    frame.transmit.CopyFrom(transmit.to_message(omit=unset))
     frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))
     timings["encode"] = time.perf_counter() - t0
 
@@ -380,12 +386,12 @@ def check_transmit_params(frame: pb.SemanticFrame) -> None:
     Raises:
         ChannelParameterError: unknown preset, PSNR outside :data:`PSNR_RANGE_DB` or not finite.
     """
-    t = frame.transmit
+    t = TransmitSettings.from_message(frame.transmit)  # unset fields: the declared defaults
     lo, hi = PSNR_RANGE_DB
     if not (math.isfinite(t.psnr_db) and lo <= t.psnr_db <= hi):
         raise ChannelParameterError(f"PSNR {t.psnr_db} dB is outside [{lo}, {hi}] dB")
     # ChannelParameterError for an unknown model (listing the models) or bad parameters
-    validate_channel_params(t.channel or "awgn", dict(t.channel_params))
+    validate_channel_params(t.channel, t.channel_params)
 
 
 def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = None,
@@ -394,7 +400,7 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
 
     Counts the frame's bits (:func:`gesco.codecs.frame_bits`), decodes the payload to the
     ``(N, h, w)`` symbols the codec sends, passes them through ``frame.transmit.channel``
-    at ``frame.transmit.psnr_db`` (Eq. 1: power normalised to ``P = 1``,
+    at ``frame.transmit.psnr_db`` (unset: the declared default; Eq. 1: power normalised to ``P = 1``,
     ``sigma^2 = 1 / 10^(PSNR/10)``), and packs the received symbols (multiplied back by the
     power scale) as float16.
 
@@ -413,21 +419,22 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
     """
     check_frame_limits(frame, limits or FrameLimits())  # before anything is decoded
     check_transmit_params(frame)
+    t = TransmitSettings.from_message(frame.transmit)  # unset fields: the declared defaults
     payload_bits, header_bits = frame_bits(frame)
     symbols = frame_channel_symbols(frame)  # (N, h, w) uint8, PayloadError when corrupt
     check_layout_symbols(frame, symbols)  # the maps are the classes (+ edges) the header lists
     if generator is None:
-        generator = torch.Generator().manual_seed(stage_seed(frame.transmit.seed, "channel"))
-    preset = frame.transmit.channel or "awgn"
+        generator = torch.Generator().manual_seed(stage_seed(t.seed, "channel"))
+    preset = t.channel
     x = torch.from_numpy(symbols).float().unsqueeze(0)  # (1, N, h, w): one sample
-    channel = get_channel(preset, **dict(frame.transmit.channel_params))
-    result = channel.transmit(x, frame.transmit.psnr_db, generator=generator)
+    channel = get_channel(preset, **t.channel_params)
+    result = channel.transmit(x, t.psnr_db, generator=generator)
     header = pb.SemanticFrame()
     header.CopyFrom(frame)
     header.ClearField("payload")
     header.power_scale = float(result.scale[0])
     report = pb.ChannelReport(
-        psnr_db=frame.transmit.psnr_db,
+        psnr_db=t.psnr_db,
         noise_variance=float(result.noise_variance[0]),
         measured_snr_db=float(result.measured_snr_db[0]),
         payload_bits=payload_bits,

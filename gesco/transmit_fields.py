@@ -1,27 +1,66 @@
-"""The settings of one transmission, defined once: defaults, valid ranges and meanings.
+"""The settings of one transmission, declared once: type, default, range, meaning, flag, wire field.
 
-A transmission's settings travel through several representations: the sender's form
-(pydantic, ``sender.schemas.TransmitParams``), the wire message (``TransmitParams`` in
-``proto/gesco.proto``), the core's :class:`gesco.link.TransmitSettings`, the receiver's job
-record (``receiver.app.JobSettings``), the ``gesco send`` and ``gesco evaluate`` flags and the
-evaluation's config. Each takes its default, range and description from :data:`FIELDS`, so a
-default changes in one place and every entry point validates the same range.
+A transmission's settings travel through several representations, and every one of them is
+*derived* from :data:`FIELDS` (in the spirit of diffusers' ``register_to_config``):
+
+============================  ===========================================================
+representation                derived by
+============================  ===========================================================
+the sender's form             ``sender.schemas.TransmitParams`` (:func:`form_field` per entry)
+the wire message              :func:`to_wire` / :func:`from_wire` (``TransmitParams`` and the
+                              frame's codec fields in ``proto/gesco.proto``)
+the core's settings           :class:`gesco.link.TransmitSettings` (checked against FIELDS
+                              by ``tests/test_transmit_fields.py``)
+the receiver's job record     ``receiver.app.JobSettings`` (one field per entry)
+``gesco send``'s flags        :func:`add_cli_flags` / :func:`form_from_cli`
+``gesco evaluate``'s flags    help, choices and range from :func:`cli_help`
+============================  ===========================================================
+
+Adding a setting: add its :class:`FieldSpec` here, its field in ``proto/gesco.proto``
+(``optional``, so that "unset" means :attr:`FieldSpec.default`) and read it where it is used.
+
+**Unset means the declared default.** A wire message that leaves a field unset (proto3
+``optional`` presence) gets :attr:`FieldSpec.default`, except the fields marked
+:attr:`FieldSpec.receiver_default` (sampler, steps, guidance scale): those get the *receiver's*
+default, its model card's ``conditioning.recommended_sampling`` when it has one (an imported
+authors' model: ``dpmpp-2m-sde``, 20 steps, guidance 2), else the declared default
+(:func:`model_defaults`). The sender leaves those three unset when its client did.
 
 This module imports no torch (``gesco --help`` builds the flags from it).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gesco.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, SAMPLERS, STEPS_RANGE
+from gesco.defaults import (
+    DEFAULT_CODEC,
+    DEFAULT_GUIDANCE,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    GUIDANCE_RANGE,
+    LOSSLESS_CODEC_NAMES,
+    SAMPLERS,
+    STEPS_RANGE,
+)
 
 #: range of PSNR values (dB) a transmission may request: below -20 dB the noise is 100x the
 #: signal power; 100 dB is the paper's noiseless channel
 PSNR_RANGE_DB: tuple[float, float] = (-20.0, 100.0)
 #: range of seeds (a non-negative 64-bit integer, as on the wire)
 SEED_RANGE: tuple[int, int] = (0, 2**63 - 1)
+#: range of the block-downsampling factor of the maps
+DOWNSAMPLE_RANGE: tuple[int, int] = (1, 64)
+
+#: where a setting travels in a ``SemanticFrame``: the ``transmit`` message (``TransmitParams``),
+#: or the frame's own codec fields (``codec``, ``codec_params.factor``; read by :func:`from_wire`)
+WIRE_TRANSMIT = "transmit"
+WIRE_CODEC = "codec"
 
 
 @dataclass(frozen=True)
@@ -29,22 +68,42 @@ class FieldSpec:
     """One transmission setting.
 
     Attributes:
-        default: its value when not given.
+        kind: its Python type (``float``, ``int``, ``str``, ``bool``; ``dict`` for the channel's
+            parameters: a JSON object in the form, ``KEY=VALUE`` flags on the command line, a
+            ``map<string, string>`` on the wire).
+        default: its value when not given (also when unset on the wire).
         description: what it means (shown in the API schema and the CLI help).
+        flag: the ``gesco send`` flag (``--no-fds`` style for a bool whose default is true).
+        wire: :data:`WIRE_TRANSMIT` (a field of the same name in ``TransmitParams``) or
+            :data:`WIRE_CODEC` (the frame's codec fields).
         ge, le: the inclusive range of a number (``None``: unbounded).
-        choices: the allowed values of a name (``None``: any; checked where the list is known).
+        choices: the allowed values of a name: a tuple, or ``"module:attribute"`` naming a
+            mapping / sequence imported when first needed (the channel models import torch).
+        receiver_default: unset means the receiver's default (:func:`model_defaults`).
     """
 
+    kind: type
     default: Any
     description: str
+    flag: str
+    wire: str = WIRE_TRANSMIT
     ge: float | None = None
     le: float | None = None
-    choices: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | str | None = None
+    receiver_default: bool = False
+
+    def allowed(self) -> tuple[str, ...] | None:
+        """The allowed values (``None``: any), importing a ``"module:attribute"`` reference."""
+        if isinstance(self.choices, str):
+            module, _, attr = self.choices.partition(":")
+            return tuple(sorted(getattr(importlib.import_module(module), attr)))
+        return self.choices
 
     def check(self, name: str, value: Any) -> None:
         """Raise ``ValueError`` naming the field when ``value`` is out of range or not a choice."""
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{name} must be one of {', '.join(self.choices)}, got {value!r}")
+        allowed = self.allowed()
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.ge is not None or self.le is not None:
             v = float(value)
             if v != v or (self.ge is not None and v < self.ge) or (self.le is not None and v > self.le):
@@ -53,28 +112,45 @@ class FieldSpec:
 
 FIELDS: dict[str, FieldSpec] = {
     "psnr_db": FieldSpec(
-        10.0, "Channel PSNR in dB, Eq. (1): 10 log10(P / sigma^2) with P = 1 after normalisation. "
-        "The paper uses 1, 5, 10, 15, 20, 30 and 100 dB.", *PSNR_RANGE_DB),
-    "channel": FieldSpec("awgn", "Channel model (docs/channel.md)."),
+        float, 10.0, "Channel PSNR in dB, Eq. (1): 10 log10(P / sigma^2) with P = 1 after normalisation. "
+        "The paper uses 1, 5, 10, 15, 20, 30 and 100 dB.", "--psnr", ge=PSNR_RANGE_DB[0], le=PSNR_RANGE_DB[1]),
+    "channel": FieldSpec(str, "awgn", "Channel model (docs/channel.md).", "--channel", choices="gesco.channel:CHANNELS"),
+    "channel_params": FieldSpec(
+        dict, None, "Parameters of the channel model, e.g. {\"block_length\": 64, \"equalizer\": \"zf\"} for "
+        "'rayleigh' or {\"model\": \"C\", \"delay_spread_ns\": 300} for 'tdl'; empty = the model's defaults.",
+        "--channel-param"),
+    "codec": FieldSpec(
+        str, DEFAULT_CODEC, "Lossless map codec (the inner codec when downsample > 1).", "--codec",
+        wire=WIRE_CODEC, choices=tuple(sorted(LOSSLESS_CODEC_NAMES))),
+    "downsample": FieldSpec(
+        int, 1, "Block-downsampling factor k of the maps before coding (1 = full maps; k > 1 sends "
+        "ceil(H/k) x ceil(W/k) maps: fewer bits and channel uses, lossy).", "--downsample",
+        wire=WIRE_CODEC, ge=DOWNSAMPLE_RANGE[0], le=DOWNSAMPLE_RANGE[1]),
     "sampler": FieldSpec(
-        DEFAULT_SAMPLER, "Receiver's sampler: 'dpmpp-2m-sde-ode-mean' (default: SDE-DPM-Solver++(2M) with a "
+        str, DEFAULT_SAMPLER, "Receiver's sampler: 'dpmpp-2m-sde-ode-mean' (default: SDE-DPM-Solver++(2M) with a "
         "deterministic image mean, 8 steps on the receiver's default guidance-distilled student), "
         "'dpmpp-2m-sde' (SDE-DPM-Solver++(2M); 20 steps is the guided model's setting), 'respaced' (ancestral on "
         "a respaced chain), 'dpmpp-2m' (DPM-Solver++(2M)), 'ddim', 'ancestral' (the paper's 1000 steps; 'steps' "
         "is ignored). A distilled student refuses 'respaced' and 'ancestral'.",
-        choices=SAMPLERS),
-    "steps": FieldSpec(DEFAULT_STEPS, "Sampling steps (network evaluations).", *STEPS_RANGE),
+        "--sampler", choices=SAMPLERS, receiver_default=True),
+    "steps": FieldSpec(int, DEFAULT_STEPS, "Sampling steps (network evaluations).", "--steps",
+                       ge=STEPS_RANGE[0], le=STEPS_RANGE[1], receiver_default=True),
     "guidance_scale": FieldSpec(
-        DEFAULT_GUIDANCE, "Classifier-free guidance scale s (paper Eq. 13 with s = s' + 1; 1 = no guidance).",
-        *GUIDANCE_RANGE),
-    "seed": FieldSpec(0, "Seed of the channel noise and of the sampling noise.", *SEED_RANGE),
-    "fds": FieldSpec(True, "Filter the received maps with FDS (paper Eq. 2) before sampling."),
+        float, DEFAULT_GUIDANCE, "Classifier-free guidance scale s (paper Eq. 13 with s = s' + 1; 1 = no guidance).",
+        "--guidance", ge=GUIDANCE_RANGE[0], le=GUIDANCE_RANGE[1], receiver_default=True),
+    "seed": FieldSpec(int, 0, "Seed of the channel noise and of the sampling noise.", "--seed",
+                      ge=SEED_RANGE[0], le=SEED_RANGE[1]),
+    "fds": FieldSpec(bool, True, "Filter the received maps with FDS (paper Eq. 2) before sampling.", "--no-fds"),
 }
+
+#: the settings whose unset value is the receiver's (its model's recommended sampling)
+RECEIVER_DEFAULTS: tuple[str, ...] = tuple(n for n, s in FIELDS.items() if s.receiver_default)
 
 
 def default(name: str) -> Any:
-    """The default of transmission setting ``name``."""
-    return FIELDS[name].default
+    """The declared default of transmission setting ``name`` (``{}`` for the channel's parameters)."""
+    value = FIELDS[name].default
+    return {} if FIELDS[name].kind is dict and value is None else value
 
 
 def describe(name: str) -> str:
@@ -86,3 +162,142 @@ def check_settings(**values: Any) -> None:
     """Check each given setting against :data:`FIELDS` (``ValueError`` naming the first bad one)."""
     for name, value in values.items():
         FIELDS[name].check(name, value)
+
+
+# --------------------------------------------------------------------------- receiver defaults
+def model_defaults(card: Any) -> dict[str, Any]:
+    """The receiver's defaults of the :data:`RECEIVER_DEFAULTS` settings for a model card.
+
+    A card with ``conditioning["recommended_sampling"]`` (an imported authors' model,
+    :mod:`gesco.diffusion.authors_import`) gives its ``sampler`` / ``steps`` /
+    ``guidance_scale``; any the card does not name keep the declared default.
+    """
+    out = {name: default(name) for name in RECEIVER_DEFAULTS}
+    conditioning = getattr(card, "conditioning", None) or {}
+    recommended = conditioning.get("recommended_sampling") if isinstance(conditioning, Mapping) else None
+    for name, value in (recommended or {}).items():
+        if name in out:
+            out[name] = FIELDS[name].kind(value)
+    return out
+
+
+# --------------------------------------------------------------------------- the wire
+def from_wire(msg: Any, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``transmit``-travelling settings of a ``TransmitParams`` message, unset -> default.
+
+    Args:
+        msg: a ``gesco.v1.TransmitParams`` (duck-typed: ``HasField`` and attributes).
+        defaults: values for unset fields that win over the declared defaults (the receiver
+            passes :func:`model_defaults` of its model).
+    Returns:
+        ``{name: value}`` for every :data:`FIELDS` entry with ``wire == "transmit"``.
+    """
+    defaults = defaults or {}
+    out: dict[str, Any] = {}
+    for name, spec in FIELDS.items():
+        if spec.wire != WIRE_TRANSMIT:
+            continue
+        if spec.kind is dict:
+            out[name] = dict(getattr(msg, name))
+        elif msg.HasField(name):
+            out[name] = spec.kind(getattr(msg, name))
+        else:
+            out[name] = defaults.get(name, default(name))
+    return out
+
+
+def to_wire(values: Mapping[str, Any], msg: Any, omit: Iterable[str] = ()) -> Any:
+    """Set the ``transmit``-travelling ``values`` on ``msg`` (a ``TransmitParams``), except ``omit``.
+
+    Every set field is present on the wire (proto3 ``optional``), its default value included;
+    an omitted one means "the receiver's default" (:func:`from_wire`). A dict value must hold
+    text already (``gesco.channel.params_to_text``).
+    """
+    skip = set(omit)
+    for name, spec in FIELDS.items():
+        if spec.wire != WIRE_TRANSMIT or name in skip:
+            continue
+        value = values[name]
+        if spec.kind is dict:
+            getattr(msg, name).clear()
+            getattr(msg, name).update(value or {})
+        else:
+            setattr(msg, name, spec.kind(value))
+    return msg
+
+
+# --------------------------------------------------------------------------- command line
+def cli_help(name: str, default_text: str | None = None) -> str:
+    """A flag's help: the description, the choices or range, and the default."""
+    spec = FIELDS[name]
+    text = spec.description.rstrip(".")
+    if spec.ge is not None:
+        text += f"; in [{_num(spec.ge, spec.kind)}, {_num(spec.le, spec.kind)}]"
+    shown = default_text if default_text is not None else (
+        None if spec.kind is dict else repr(spec.default) if spec.kind is str else f"{spec.default}")
+    return text + (f" (default {shown})" if shown is not None else "")
+
+
+def _num(x: float, kind: type) -> str:
+    return str(int(x)) if kind is int else f"{x:g}"
+
+
+def add_cli_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one ``gesco send`` flag per :data:`FIELDS` entry (its :attr:`FieldSpec.flag`).
+
+    Every flag defaults to ``None`` = not given: :func:`form_from_cli` leaves it out of the form
+    and the sender's default applies (the receiver's, for :data:`RECEIVER_DEFAULTS`); the help
+    shows the declared default. Choices are checked by argparse where known without torch;
+    ranges by the sender (HTTP 422 naming the field).
+    """
+    for name, spec in FIELDS.items():
+        dest = f"field_{name}"
+        if spec.kind is bool:
+            on = spec.flag.removeprefix("--no-")
+            parser.add_argument(spec.flag, dest=dest, action="store_const", const=not spec.default, default=None,
+                                help=f"do not {spec.description[0].lower()}{spec.description[1:]}" if spec.default
+                                else spec.description)
+            if on != spec.flag:
+                parser.add_argument(f"--{on}", dest=dest, action="store_const", const=spec.default,
+                                    help=argparse.SUPPRESS)
+        elif spec.kind is dict:
+            parser.add_argument(spec.flag, dest=dest, action="append", default=None, metavar="KEY=VALUE",
+                                help=cli_help(name) + "; repeatable (e.g. block_length=64, equalizer=zf; "
+                                "tdl: model=C, delay_spread_ns=300, speed_mps=3)")
+        else:
+            choices = spec.choices if isinstance(spec.choices, tuple) else None
+            shown = "the receiver's: its model's recommended sampling, else " + repr(spec.default) \
+                if spec.receiver_default else None
+            parser.add_argument(spec.flag, dest=dest, type=spec.kind, default=None, choices=choices,
+                                metavar=None if choices else name.upper(), help=cli_help(name, shown))
+
+
+def form_from_cli(args: argparse.Namespace) -> dict[str, str]:
+    """The multipart form fields of the flags given (``None`` = not given, left out).
+
+    Raises:
+        ValueError: a ``--channel-param`` that is not ``KEY=VALUE``.
+    """
+    form: dict[str, str] = {}
+    for name, spec in FIELDS.items():
+        value = getattr(args, f"field_{name}")
+        if value is None:
+            continue
+        if spec.kind is dict:
+            form[name] = json.dumps(_key_values(value, spec.flag))
+        elif spec.kind is bool:
+            form[name] = "true" if value else "false"
+        else:
+            form[name] = str(value)
+    return form
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    """``["block_length=64", ...]`` -> ``{"block_length": "64"}`` (the sender validates the values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from gesco import __version__
 from gesco.serving import auth
@@ -25,7 +25,7 @@ from gesco.serving.http_errors import install_validation_handler
 from gesco.serving.metrics import ServiceMetrics, install_http
 from gesco.serving.models import BitBudget, UploadReport
 from gesco.serving.readiness import READYZ_RESPONSES, run_checks
-from gesco.transmit_fields import describe
+from gesco.transmit_fields import FIELDS, default
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, BaseJobStore, Job, JobStatus
 from receiver.times import iso_time
@@ -34,18 +34,34 @@ from receiver.viewer import MAX_LABEL_BYTES, viewer_router
 JobId = Annotated[str, Path(description="The transmission / job id returned by the sender's POST /transmit.")]
 
 
-class JobSettings(BaseModel):
-    """The settings the job was sent with (meanings: :data:`gesco.transmit_fields.FIELDS`)."""
+def _job_field(name: str) -> tuple[Any, Any]:
+    """The job record's field of transmission setting ``name`` (type and meaning from
+    :data:`gesco.transmit_fields.FIELDS`); every value is the one the job ran with, so required."""
+    spec = FIELDS[name]
+    if spec.kind is dict:
+        return dict[str, str], Field(default_factory=dict, description=spec.description + " As sent (text).")
+    return spec.kind, Field(description=spec.description)
 
-    psnr_db: float = Field(description=describe("psnr_db"))
-    channel: str = Field(description=describe("channel"))
-    sampler: str = Field(description=describe("sampler"))
-    steps: int = Field(description=describe("steps"))
-    guidance_scale: float = Field(description=describe("guidance_scale"))
-    seed: int = Field(description=describe("seed"))
-    fds: bool = Field(description=describe("fds"))
-    channel_params: dict[str, str] = Field(default_factory=dict, description="Parameters of the channel model as sent "
-                                           "(text; docs/channel.md); empty = the model's defaults.")
+
+#: The settings the job was sent with: one field per entry of :data:`gesco.transmit_fields.FIELDS`,
+#: unset wire fields resolved (the receiver's model's recommended sampling, else the declared default).
+JobSettings = create_model(
+    "JobSettings", __doc__="The settings the job was sent with (meanings: :data:`gesco.transmit_fields.FIELDS`; "
+    "fields the sender left unset hold the value the receiver applied).",
+    **{name: _job_field(name) for name in FIELDS},
+)
+
+
+def job_settings(job: Job) -> dict[str, Any]:
+    """A stored job's settings; a job stored before the codec was recorded there takes its
+    codec and downsampling factor from its bit budget (``codec``, ``codec_params``)."""
+    settings = dict(job.settings)
+    if "codec" not in settings:
+        params = job.budget.get("codec_params") or {}
+        downsampled = job.budget.get("codec") == "downsample"
+        settings["codec"] = (params.get("inner") or default("codec")) if downsampled else job.budget.get("codec")
+        settings["downsample"] = int(params.get("factor", 1)) if downsampled else 1
+    return settings
 
 
 class JobTimings(BaseModel):
@@ -221,7 +237,7 @@ def get_result(job_id: JobId, request: Request, state: State) -> JobResult:
         started_at=iso_time(job.started_at),
         finished_at=iso_time(job.finished_at),
         attempts=job.attempts,
-        settings=JobSettings(**job.settings),
+        settings=JobSettings(**job_settings(job)),
         budget=BitBudget(**job.budget),
         upload=UploadReport(**job.upload) if job.upload else None,
         warnings=list(job.upload.get("notes", [])) if job.upload else [],

@@ -20,6 +20,7 @@ from gesco.diffusion.samplers import DISTILLED_SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.link import TransmitSettings
 from gesco.semantics.classes import ClassSpace
+from gesco.transmit_fields import model_defaults
 
 
 class Generator(Protocol):
@@ -112,6 +113,8 @@ def describe(generator: Generator) -> dict[str, Any]:
         "resolution": list(generator.resolution),
         "device": str(generator.device),
         "training_steps": (getattr(generator.card, "training", {}) or {}).get("steps"),
+        # what a transmission that leaves sampler / steps / guidance unset gets (gesco.transmit_fields)
+        "default_sampling": model_defaults(getattr(generator, "card", None)),
     }
     distilled = getattr(generator.card, "distilled", None)
     if distilled:

@@ -14,6 +14,7 @@ from gesco.link import TransmitSettings, budget_record, check_transmit_params, r
 from gesco.serving.auth import owner_from_metadata
 from gesco.serving.grpc_kit import abort
 from gesco.serving.logs import job_context
+from gesco.transmit_fields import model_defaults
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits, check_received_limits
 from receiver.generation import Generator, check_sampling, model_key, num_timesteps
@@ -56,6 +57,8 @@ class Ingest:
         self.limits = FrameLimits(max_elements=min(max_frame_elements, largest), resolution=(height, width))
         self._timesteps = num_timesteps(generator)
         self.model = model_key(generator)  # stored with each job: only workers with this model claim it
+        #: values of the sampling settings a frame leaves unset (the model card's recommended sampling)
+        self.defaults = model_defaults(getattr(generator, "card", None))
 
     def check(self, received: ReceivedFrame) -> TransmitSettings:
         """Validate a frame for this receiver; return its settings.
@@ -75,10 +78,10 @@ class Ingest:
             raise ClassIdError(f"frame uses class space {header.class_space!r}, the receiver's model {space.name!r}")
         if header.num_classes != space.num_classes:
             raise ClassIdError(f"frame has {header.num_classes} classes, the receiver's model {space.num_classes}")
-        if header.HasField("transmit"):
-            check_transmit_params(header)  # PSNR range and channel preset, as the channel checks them
+        check_transmit_params(header)  # PSNR range and channel preset, as the channel checks them
         received_maps(received)  # symbol values (NaN / inf), codec upsampling
-        settings = TransmitSettings.from_message(header.transmit) if header.HasField("transmit") else TransmitSettings()
+        # unset fields: this receiver's defaults (its model's recommended sampling), else the declared ones
+        settings = TransmitSettings.from_frame(header, self.defaults)
         check_sampling(settings, self._timesteps, self.generator)  # a distilled checkpoint refuses other samplers here
         return settings
 

@@ -13,56 +13,47 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
-from gesco.channel import CHANNELS, channel_catalogue, parse_channel_params
-from gesco.codecs import DEFAULT_CODEC
-from gesco.codecs.lossless import LOSSLESS_CODECS
-from gesco.diffusion.samplers import SAMPLERS
+from gesco.channel import channel_catalogue, parse_channel_params
 from gesco.errors import GescoInputError
 from gesco.link import TransmitSettings
 from gesco.serving.models import BitBudget, UploadReport
-from gesco.transmit_fields import FIELDS, default
+from gesco.transmit_fields import FIELDS, RECEIVER_DEFAULTS
 from gesco.wire.frames import FRAME_ID_PATTERN, check_frame_id
 
-ChannelName = Literal[tuple(sorted(CHANNELS))]  # type: ignore[valid-type]
-CodecName = Literal[tuple(sorted(LOSSLESS_CODECS))]  # type: ignore[valid-type]
-SamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]
+#: appended to a receiver-resolved setting's description in the form (and the API schema)
+RECEIVER_DEFAULT_NOTE = (" Omitted: the receiver's default, its model's recommended sampling when its card has one "
+                         "(an imported authors' model: dpmpp-2m-sde, 20 steps, guidance 2), else the default shown.")
 
 
-def form_field(name: str) -> Any:
-    """The form field of transmission setting ``name``: default, range and description from
-    :data:`gesco.transmit_fields.FIELDS` (the one table of these settings)."""
+def form_field(name: str) -> tuple[Any, Any]:
+    """The form field of transmission setting ``name``: type, choices, default, range and
+    description from :data:`gesco.transmit_fields.FIELDS` (the one declaration of these settings).
+
+    The channel's parameters are a JSON object as text (checked against the model's parameters
+    by :meth:`TransmitParams._check_channel_params`).
+    """
     spec = FIELDS[name]
-    bounds = {} if spec.ge is None else {"ge": spec.ge, "le": spec.le}
-    if isinstance(spec.default, float):
+    if spec.kind is dict:
+        text = spec.description.replace("Parameters of the channel model,", "Parameters of the channel model as a JSON object,")
+        return str, Field("", description=text + " Unknown parameters are refused (422).")
+    allowed = spec.allowed()
+    kind: Any = Literal[allowed] if allowed is not None else spec.kind
+    bounds: dict[str, Any] = {} if spec.ge is None else {"ge": spec.ge, "le": spec.le}
+    if spec.kind is float:
         bounds["allow_inf_nan"] = False
-    return Field(spec.default, description=spec.description, **bounds)
+    description = spec.description + (RECEIVER_DEFAULT_NOTE if spec.receiver_default else "")
+    if name == "channel":  # the models and their one-line summaries, from the channel package
+        description = (f"{spec.description.rstrip('.')}: {channel_catalogue()}. 'authors-code' only knows its "
+                       "nominal PSNRs 1, 5, 10, 15, 20, 25, 30, 100 dB.")
+    return kind, Field(spec.default, description=description, **bounds)
 
 
-class TransmitParams(BaseModel):
-    """Parameters of one transmission (multipart form fields besides the files)."""
+class TransmitForm(BaseModel):
+    """The part of the form that is not a transmission setting (the job id), the checks that
+    span fields, and the conversion to :class:`~gesco.link.TransmitSettings`."""
 
-    psnr_db: float = form_field("psnr_db")
-    channel: ChannelName = Field(
-        default("channel"), description="Channel model (docs/channel.md): " + channel_catalogue() + ". 'authors-code' "
-        "only knows its nominal PSNRs 1, 5, 10, 15, 20, 25, 30, 100 dB."
-    )
-    channel_params: str = Field(
-        "", description="Parameters of the channel model as a JSON object, e.g. {\"block_length\": 64, "
-        "\"equalizer\": \"zf\"} for 'rayleigh' or {\"model\": \"C\", \"delay_spread_ns\": 300} for 'tdl'; "
-        "empty = the model's defaults. Unknown parameters are refused (422)."
-    )
-    codec: CodecName = Field(DEFAULT_CODEC, description="Lossless map codec (the inner codec when downsample > 1).")
-    downsample: int = Field(
-        1, ge=1, le=64, description="Block-downsampling factor k of the maps before coding (1 = full maps; "
-        "k > 1 sends ceil(H/k) x ceil(W/k) maps: fewer bits and channel uses, lossy)."
-    )
-    guidance_scale: float = form_field("guidance_scale")
-    sampler: SamplerName = form_field("sampler")
-    steps: int = form_field("steps")
-    seed: int = form_field("seed")
-    fds: bool = form_field("fds")
     id: str | None = Field(
         None, pattern=f"^{FRAME_ID_PATTERN.pattern}$",
         description="Job id chosen by the client (1-128 letters, digits, '.', '_', '-'; default: a random "
@@ -81,16 +72,28 @@ class TransmitParams(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_channel_params(self) -> TransmitParams:
+    def _check_channel_params(self) -> TransmitForm:
         parse_channel_params(self.channel, self.channel_params)  # ChannelParameterError (a ValueError) -> 422
         return self
 
     def transmit_settings(self) -> TransmitSettings:
-        return TransmitSettings(
-            psnr_db=self.psnr_db, channel=self.channel, sampler=self.sampler, steps=self.steps,
-            guidance_scale=self.guidance_scale, seed=self.seed, fds=self.fds,
-            channel_params=parse_channel_params(self.channel, self.channel_params),
-        )
+        values = {name: getattr(self, name) for name in FIELDS}
+        values["channel_params"] = parse_channel_params(self.channel, self.channel_params)
+        return TransmitSettings(**values)
+
+    def receiver_resolved(self) -> list[str]:
+        """The :data:`~gesco.transmit_fields.RECEIVER_DEFAULTS` the client left out: the sender
+        leaves them unset on the wire, and the receiver applies its model's default."""
+        return [name for name in RECEIVER_DEFAULTS if name not in self.model_fields_set]
+
+
+#: Parameters of one transmission (multipart form fields besides the files): one field per
+#: entry of :data:`gesco.transmit_fields.FIELDS` (:func:`form_field`), and the job id.
+TransmitParams = create_model(
+    "TransmitParams", __base__=TransmitForm,
+    __doc__="Parameters of one transmission (multipart form fields besides the files).",
+    **{name: form_field(name) for name in FIELDS},
+)
 
 
 #: the file fields of the form

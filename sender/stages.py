@@ -93,7 +93,8 @@ def encode_upload(state: SenderState, files: dict[str, bytes], params: TransmitP
         frame, timings = encode_image_frame(
             decoded["image"], decoded.get("label"), decoded.get("instance"),
             space=state.space, resolution=state.resolution, frame_id=job_id, codec=codec, codec_params=codec_params,
-            transmit=params.transmit_settings(), segmenter=seg, jpeg_quality=state.settings.jpeg_quality,
+            transmit=params.transmit_settings(), unset=params.receiver_resolved(), segmenter=seg,
+            jpeg_quality=state.settings.jpeg_quality,
             aspect=state.settings.aspect, domain_threshold=state.settings.domain_threshold,
             derive_edges=state.settings.derive_edges, instance_ids=state.settings.instance_ids,
         )
@@ -128,6 +129,12 @@ async def send_frame(state: SenderState, frame: SemanticFrame, owner: str | None
     return ack
 
 
+def sent_settings(params: TransmitParams) -> dict[str, Any]:
+    """The settings as sent in the frame: those the client left to the receiver are not there."""
+    left = set(params.receiver_resolved())
+    return {k: v for k, v in params.transmit_settings().to_dict().items() if k not in left}
+
+
 def accepted_reply(settings: SenderSettings, params: TransmitParams, job_id: str, frame: SemanticFrame,
                    ack: TransmitAck, timings: dict[str, float], codec: str, codec_params: dict,
                    segmented: bool) -> TransmitAccepted:
@@ -144,7 +151,7 @@ def accepted_reply(settings: SenderSettings, params: TransmitParams, job_id: str
         segmented=segmented,
         upload=UploadReport(**upload),
         warnings=upload["notes"],
-        settings=params.transmit_settings().to_dict() | {"codec": codec, "codec_params": codec_params},
+        settings=sent_settings(params) | {"codec": codec, "codec_params": codec_params},
         budget=BitBudget(**budget_record(frame, ack.report)),
         timings=SenderTimings(**{f"{stage}_s": timings[stage] for stage in STAGES}),
     )

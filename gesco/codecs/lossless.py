@@ -37,6 +37,7 @@ from gesco.codecs.base import (
 from gesco.codecs.context import StreamPair, StreamReader, decode_component, encode_component, label_stream_width
 from gesco.codecs.contour import decode_label_map, encode_label_map
 from gesco.codecs.rangecoder import RangeDecoder, RangeEncoder
+from gesco.defaults import DEFAULT_CODEC
 from gesco.errors import PayloadError, ShapeError
 
 
@@ -239,10 +240,9 @@ class ContextCodec(LosslessCodec):
         return merge_maps(layout, components, n_maps)
 
 
-#: the lossless codec with the fewest bits on the validation scenes at 64x128 and 256x512
-#: (``bench/bench_codecs.py``, ``docs/bit_budget.md``): the sender's default and the
-#: downsample codec's default inner codec
-DEFAULT_LOSSLESS = "context"
+#: the sender's default lossless codec and the downsample codec's default inner codec
+#: (:data:`gesco.defaults.DEFAULT_CODEC`, where the choice is explained)
+DEFAULT_LOSSLESS = DEFAULT_CODEC
 
 #: the lossless codecs by registry name
 LOSSLESS_CODECS: dict[str, type[LosslessCodec]] = {

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS, PAPER_PSNRS_DB
-from gesco.transmit_fields import default
+from gesco.transmit_fields import FIELDS, cli_help, default
 
 DEFAULT_OUT = "runs/eval"
 DEFAULT_SAMPLER_OUT = "runs/eval-samplers"
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inception", default=None, metavar="PATH",
                    help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for the standard FID; "
                         "without it a named substitute Frechet distance is reported (never called FID)")
-    p.add_argument("--channel", default="awgn",
+    p.add_argument("--channel", default=default("channel"),
                    help="channel model: awgn (default), authors-code, rayleigh, rayleigh-nocsi, tdl (docs/channel.md; "
                    "an unknown name is refused with the list)")
     p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
@@ -80,13 +80,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="digital rows: rate-adaptation gap to capacity in dB (default 3.5; gesco.digital.mcs)")
     p.add_argument("--digital-budget", type=float, default=3.0,
                    help="digital JPEG / WebP rows: channel uses per pixel the file must fit (default 3, the full image's)")
-    p.add_argument("--sampler", default=GUIDED_SAMPLER,
+    p.add_argument("--sampler", default=GUIDED_SAMPLER, choices=FIELDS["sampler"].choices,
                    help=f"receiver sampler of the rows without their own (default {GUIDED_SAMPLER}, the guided model's; "
                         f"the ours-fast row samples the student with {DEFAULT_SAMPLER}, {DEFAULT_STEPS} steps)")
     p.add_argument("--steps", type=int, default=GUIDED_STEPS,
-                   help=f"sampling steps of the rows without their own (default {GUIDED_STEPS})")
-    p.add_argument("--guidance", type=float, default=default("guidance_scale"),
-                   help=f"classifier-free guidance scale (default {default('guidance_scale'):g})")
+                   help=f"sampling steps of the rows without their own; "
+                   f"{cli_help('steps', str(GUIDED_STEPS)).lower()}")
+    p.add_argument("--guidance", type=float, default=default("guidance_scale"), help=cli_help("guidance_scale"))
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
     p.add_argument("--study-samplers", nargs="+", default=None, metavar="NAME",

@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 
 from gesco.errors import GescoError, GescoInputError
 from gesco.paths import default_data_dir
-from gesco.transmit_fields import FIELDS, default
+from gesco.transmit_fields import add_cli_flags, form_from_cli
 
 #: environment variable with the sender's base URL (``--sender`` overrides it)
 SENDER_URL_ENV = "GESCO_SENDER_URL"
@@ -55,21 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="PNG or JPEG image")
     p.add_argument("--label", help="label map: PNG of class ids, the image's size (default: the sender segments)")
     p.add_argument("--instance", help="instance map: PNG of instance ids (needs --label)")
-    p.add_argument("--psnr", type=float, default=default("psnr_db"), help=f"channel PSNR in dB (default {default('psnr_db'):g})")
-    p.add_argument("--channel", default=default("channel"),
-                   help="channel model: awgn, authors-code, rayleigh, rayleigh-nocsi or tdl (docs/channel.md)")
-    p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a parameter of the channel model, repeatable (e.g. block_length=64, equalizer=zf; "
-                   "tdl: model=C, delay_spread_ns=300, speed_mps=3)")
-    p.add_argument("--codec", default=None, help="lossless map codec (default: the sender's, gesco.codecs.DEFAULT_CODEC)")
-    p.add_argument("--downsample", type=int, default=1, help="block-downsampling factor of the maps (default 1)")
-    p.add_argument("--guidance", type=float, default=default("guidance_scale"),
-                   help=f"classifier-free guidance scale (default {default('guidance_scale'):g})")
-    p.add_argument("--sampler", default=default("sampler"), choices=FIELDS["sampler"].choices,
-                   help=f"the receiver's sampler (default {default('sampler')})")
-    p.add_argument("--steps", type=int, default=default("steps"), help=f"sampling steps (default {default('steps')})")
-    p.add_argument("--seed", type=int, default=default("seed"), help="seed of the channel and sampling noise")
-    p.add_argument("--no-fds", action="store_true", help="do not filter the received maps with FDS")
+    add_cli_flags(p)  # one flag per transmission setting (gesco.transmit_fields.FIELDS)
     p.add_argument("--out", default=None,
                    help="where to save the generated image (default DATA_DIR/results/<job id>.png, "
                    "DATA_DIR = $GESCO_DATA_DIR, else ~/.local/share/gesco)")
@@ -98,17 +84,6 @@ def _detail(reply) -> str:
     if isinstance(detail, list):  # FastAPI validation errors
         return "; ".join(f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
     return str(detail)
-
-
-def _channel_params(items: list[str]) -> dict[str, str]:
-    """``["block_length=64", ...]`` -> ``{"block_length": "64"}`` (the sender validates the values)."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ServiceError(f"--channel-param expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _progress(line: str, final: bool = False, tty: bool = False) -> None:
@@ -181,14 +156,10 @@ def _send(args: argparse.Namespace) -> int:
         files["label"] = (Path(args.label).name, _read(args.label, "label map"))
     if args.instance:
         files["instance"] = (Path(args.instance).name, _read(args.instance, "instance map"))
-    form = {
-        "psnr_db": str(args.psnr), "channel": args.channel, "downsample": str(args.downsample),
-        "guidance_scale": str(args.guidance), "sampler": args.sampler, "steps": str(args.steps),
-        "seed": str(args.seed), "fds": "false" if args.no_fds else "true",
-        "channel_params": json.dumps(_channel_params(args.channel_param)),
-    }
-    if args.codec is not None:
-        form["codec"] = args.codec
+    try:
+        form = form_from_cli(args)  # only the flags given: the sender's (or the receiver's) defaults apply
+    except ValueError as e:
+        raise ServiceError(str(e)) from None
     url = args.sender.rstrip("/") + "/transmit"
     key = os.environ.get(API_KEY_ENV, "").strip()
     headers = {"Authorization": f"Bearer {key}"} if key else {}
