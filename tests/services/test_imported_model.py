@@ -130,3 +130,33 @@ def test_cityscapes_pair_through_the_services_to_the_imported_model(imported, tm
                     "--guidance", "1", "--sampler", "dpmpp-2m-sde", "--sender", stack.sender_url, "--out", str(out)])
         assert code == 0, capsys.readouterr()
         assert cv2.imread(str(out)).shape == (H, W, 3)
+
+
+def test_unset_sampling_resolves_to_the_imported_cards_recommendation(imported, tmp_path):
+    """A frame leaving sampler / steps / guidance unset gets the imported model's recommended
+    sampling (dpmpp-2m-sde, 20 steps, guidance 2) at the receiver; the paper's 1000-step
+    ancestral chain stays selectable explicitly."""
+    from gesco.link import TransmitSettings, apply_channel
+    from gesco.transmit_fields import RECEIVER_DEFAULTS
+    from receiver.ingest import Ingest
+    from receiver.store import JobStore
+
+    gen = SemanticGenerator.load(imported, device="cpu")
+    recommended = gen.card.conditioning["recommended_sampling"]
+    assert recommended == {"sampler": "dpmpp-2m-sde", "steps": 20, "guidance_scale": 2.0}
+    scene = cityscapes_pair(H, W)
+    store = JobStore(tmp_path / "store", fsync=False)
+    try:
+        ingest = Ingest(store, gen)
+        for transmit, unset, want in (
+            (TransmitSettings(seed=1), RECEIVER_DEFAULTS, recommended),
+            (TransmitSettings(sampler="ancestral"), ("steps", "guidance_scale"),
+             {"sampler": "ancestral", "steps": 20, "guidance_scale": 2.0}),
+        ):
+            frame, _ = encode_image_frame(scene["image"], scene["label"], scene["instance"],
+                                          space=get_class_space("cityscapes"), resolution=(H, W), frame_id="x",
+                                          transmit=transmit, unset=unset, instance_ids="8bit")
+            settings = ingest.check(apply_channel(frame))
+            assert {n: getattr(settings, n) for n in want} == want
+    finally:
+        store.close()
