@@ -1,9 +1,7 @@
 """The paper's setting end to end: the authors' layout, imported, serving 256x512 Cityscapes uploads.
 
-The served model is the published layout (a label MLP per SPADE, residual down/up blocks,
-attention with their qkv order) at 32 channels and five levels, with random weights, written
-as an authors' state dict (their key names, ``torch.save``) and brought in by ``gesco import``
-with the flags of a 256-pixel model, so its card says 256x512. (The key map itself is
+The served model is the published layout at a small width with random weights, brought in
+by ``gesco import`` with the flags of a 256-pixel model (imported_helpers.py). (The key map itself is
 checked against the authors' own code in tests/diffusion/test_authors_import.py; the small
 fixture made by their code has attention at downsampling 2, whose 32,768 positions at
 256x512 need ~17 GB for the attention matrices of one guided step, so it is imported here
@@ -21,13 +19,12 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import torch
 from conftest import run_stack, wait_result
+from imported_helpers import H, W, cityscapes_pair, import_random_authors_model, png
 
 from gesco.cli import main as cli
-from gesco.diffusion.authors_import import DATASETS, AuthorsFlags, import_checkpoint, to_authors_state_dict, unet_config
+from gesco.diffusion.authors_import import AuthorsFlags, import_checkpoint
 from gesco.diffusion.pipeline import SemanticGenerator
-from gesco.diffusion.unet import SpadeUNet
 from gesco.link import encode_image_frame
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.layout import authors_instance_ids, instance_edges
@@ -37,48 +34,12 @@ FIX = Path(__file__).resolve().parents[1] / "fixtures" / "authors"
 #: at downsampling 2) declared as a 256-pixel model: --attention_resolutions 128 = downsampling 2
 FIXTURE_256 = AuthorsFlags(image_size=256, num_channels=32, num_res_blocks=1, channel_mult=(1, 1),
                            attention_resolutions=(128,), num_head_channels=16)
-#: the served model: five levels, attention at downsampling 16 (16x32 positions at 256x512)
-SERVED_256 = AuthorsFlags(image_size=256, num_channels=32, num_res_blocks=1, channel_mult=(1, 1, 1, 1, 1),
-                          attention_resolutions=(16,), num_head_channels=16)
-H, W = 256, 512
-
-
-def cityscapes_pair(h: int = 512, w: int = 1024) -> dict[str, np.ndarray]:
-    """A Cityscapes-like scene at half the original size: road, sky, two touching cars, a person."""
-    label = np.full((h, w), 7, np.uint8)  # road
-    label[: h // 3] = 23  # sky
-    label[h // 2: 3 * h // 4, w // 4: w // 2] = 26  # car 1
-    label[h // 2: 3 * h // 4, w // 2: 3 * w // 4] = 26  # car 2, touching car 1
-    label[h // 3: h // 2, 3 * w // 4: 7 * w // 8] = 24  # a person
-    inst = label.astype(np.uint16)
-    inst[h // 2: 3 * h // 4, w // 4: w // 2] = 26000
-    inst[h // 2: 3 * h // 4, w // 2: 3 * w // 4] = 26001
-    inst[h // 3: h // 2, 3 * w // 4: 7 * w // 8] = 24000
-    image = np.zeros((h, w, 3), np.uint8)
-    image[..., 2] = label * 7  # any image: the maps are what is sent
-    return {"image": image, "label": label, "instance": inst}
-
-
-def png(a: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", a)
-    assert ok
-    return buf.tobytes()
 
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> Path:
     """A random-weight authors' state dict (their keys) of SERVED_256, through ``gesco import``."""
-    tmp = tmp_path_factory.mktemp("imported")
-    torch.manual_seed(0)
-    model = SpadeUNet(unet_config(SERVED_256, DATASETS["cityscapes"]))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.05)
-    torch.save(to_authors_state_dict(model), tmp / "random_authors.pt")
-    assert cli(["import", str(tmp / "random_authors.pt"), "--out", str(tmp / "served"), "--image-size", "256",
-                "--num-channels", "32", "--num-res-blocks", "1", "--channel-mult", "1,1,1,1,1",
-                "--attention-resolutions", "16", "--num-head-channels", "16"]) == 0
-    return tmp / "served"
+    return import_random_authors_model(tmp_path_factory.mktemp("imported"))
 
 
 def test_authors_edges_clip_instance_ids_to_8_bits():

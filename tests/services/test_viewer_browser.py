@@ -22,9 +22,13 @@ import cv2
 import httpx
 import pytest
 from conftest import run_stack
+from imported_helpers import H, W, cityscapes_pair, import_random_authors_model, png
 from svc_helpers import REPO, skip_unless_required
 
+from gesco.codecs.accounting import frame_bits
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from gesco.link import decode_image, decode_label_map, encode_image_frame
+from gesco.semantics.classes import get_class_space
 
 SCENE = REPO / "examples" / "street_scene.png"
 LABELS = REPO / "examples" / "street_scene_labels.png"
@@ -440,6 +444,65 @@ def test_compare_view_sends_one_scene_at_several_psnrs(driver, shipped_stack):
         assert doc["settings"]["psnr_db"] == psnr and shown == str(doc["budget"]["total_bits"])
     assert severe_console_messages(driver) == []
     driver.set_window_size(*WINDOW)
+
+
+@pytest.mark.slow  # one guided network pass at 256x512: ~25 s on one loaded core of the shared 2-core box
+def test_cityscapes_pair_to_an_imported_model_at_256x512(driver, tmp_path_factory):
+    """Issue 22's viewer path: the page posts a Cityscapes ``*_labelIds.png`` + ``*_instanceIds.png``
+    pair to the sender, and the receiver serves the authors' layout imported by ``gesco import``
+    (random weights, 256x512, edges from 8-bit instance ids as the authors' loader makes them).
+    The pair is a crop off the model's 1:2 ratio, so the sender centre-crops it and warns: the
+    page must show the API's warnings."""
+    from selenium.webdriver.common.by import By
+
+    from gesco.diffusion.pipeline import SemanticGenerator
+
+    tmp = tmp_path_factory.mktemp("imported_viewer")
+    generator = SemanticGenerator.load(import_random_authors_model(tmp), device="cpu")
+    assert generator.resolution == (H, W)
+    scene = {k: v[:, 64:960] for k, v in cityscapes_pair().items()}  # 512 x 896 (H x W): a user's crop
+    paths = {}
+    for kind, suffix, data in (("image", "leftImg8bit", png(scene["image"][..., ::-1].copy())),
+                               ("label", "gtFine_labelIds", png(scene["label"])),
+                               ("instance", "gtFine_instanceIds", png(scene["instance"]))):
+        paths[kind] = tmp / f"aachen_000000_000019_{suffix}.png"
+        paths[kind].write_bytes(data)
+    with run_stack(tmp, generator, resolution=(H, W), instance_ids="8bit") as stack:
+        open_viewer(driver, stack)
+        config = httpx.get(stack.receiver_url + "/viewer/config.json", timeout=10).json()
+        assert config["resolution"] == [H, W] and config["class_space"] == "cityscapes"
+        fill_form(driver, paths["image"], paths["label"], instance=paths["instance"], sampler="ddim", steps="1")
+        driver.find_element(By.ID, "send-button").click()
+        job_id = wait_done(driver, timeout=600)
+        for img in ("generated-image", "received-image", "denoised-image"):
+            assert wait_for(lambda: loaded_width(driver, img), 30, img) == W
+        assert driver.execute_script("return document.getElementById('generated-image').naturalHeight") == H
+        # the uploaded label map, colour-coded by the receiver in the model's class space, at the upload's size
+        assert wait_for(lambda: loaded_width(driver, "label-image"), 30, "the label map") == 896
+        assert f"instance map {paths['instance'].name}" in text(driver, "label-note")
+        note = text(driver, "upload-note")
+        assert "upload 512x896 (H x W)" in note and "instance edges from the uploaded instance map" in note
+        no_broken_images(driver)
+
+        doc = httpx.get(f"{stack.receiver_url}/result/{job_id}", timeout=10).json()
+        assert doc["settings"]["sampler"] == "ddim" and doc["settings"]["steps"] == 1
+        assert doc["upload"]["aspect"] == "crop" and doc["upload"]["source_size"] == [512, 896]
+        assert doc["upload"]["edges"] == "uploaded"
+        # the API's warnings, all of them, on the page
+        assert doc["warnings"] and any("centre-cropped" in w for w in doc["warnings"])
+        assert list_items(driver, "warnings") == doc["warnings"]
+        # the edges the authors' way: the bits sent are those of the 8-bit-id frame, not of the full ids
+        budget = doc["budget"]
+        assert budget["has_edges"] and budget["maps"] == len(budget["present_classes"]) + 1
+        image = decode_image(paths["image"].read_bytes())
+        label, instance = (decode_label_map(paths[k].read_bytes(), k) for k in ("label", "instance"))
+        bits = {mode: frame_bits(encode_image_frame(image, label, instance, space=get_class_space("cityscapes"),
+                                                    resolution=(H, W), frame_id=job_id, instance_ids=mode)[0])[0]
+                for mode in ("8bit", "full")}
+        assert bits["8bit"] != bits["full"]
+        assert budget["payload_bits"] == bits["8bit"]
+        shot(driver, "imported_256x512")
+        assert severe_console_messages(driver) == []
 
 
 @pytest.mark.parametrize("page", ["/redoc", "/docs"])
