@@ -20,7 +20,7 @@ and a readable summary to ``bench/results/model.md``):
   :class:`~gesco.diffusion.pipeline.SemanticGenerator`, against the paper's 1000-step
   ancestral sampler. The 1000-step cost is **extrapolated**: the ancestral sampler's
   per-step cost is measured on a short respaced chain (the same code,
-  ``sample_ancestral``, one guided forward per step) and multiplied by 1000.
+  the ``ancestral`` sampler, one guided forward per step) and multiplied by 1000.
   ``network_evaluations`` gives the evaluation counts.
 * ``memory``: peak resident set size (``VmHWM`` of ``/proc/self/status``), one fresh
   subprocess per configuration so each peak is clean.
@@ -399,7 +399,7 @@ def section_sampling(model: SpadeUNet, card: ModelCard, threads: int, dpm_repeat
         },
         "ancestral_1000": {
             "extrapolated": True,
-            "how": f"per-step cost of sample_ancestral measured over {ancestral_steps} guided steps "
+            "how": f"per-step cost of the ancestral sampler measured over {ancestral_steps} guided steps "
             f"(sampler='respaced', steps={ancestral_steps}) x {T} steps",
             "seconds_per_step": summary(anc_w, anc_c),
             "seconds_per_image_wall": round(per_step_w * T, 1),

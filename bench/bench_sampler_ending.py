@@ -3,7 +3,7 @@
 The receiver's default (the guidance-distilled student, ``dpmpp-2m-sde-ode-mean`` at 8 steps)
 injects fresh noise at every update, the last ones included. This bench runs the same sampler
 with its last ``k`` of 7 updates taking the deterministic DPM-Solver++(2M) step
-(:func:`gesco.diffusion.samplers.sample_dpmpp_2m_sde`, ``ode_tail=k``; ``k = 7`` is the ODE
+(:func:`gesco.diffusion.samplers.dpmpp_2m_sde`, ``ode_tail=k``; ``k = 7`` is the ODE
 solver throughout) and measures, on scenes of the **validation** split through the services'
 own stages (:mod:`gesco.link`; ground-truth label and instance maps, the channel at
 ``--psnr``, FDS):
@@ -37,7 +37,7 @@ from gesco.data.transforms import image_to_tensor
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.diffusion.guidance import guided_denoiser
 from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
-from gesco.diffusion.samplers import sample_dpmpp_2m_sde
+from gesco.diffusion.samplers import sample
 from gesco.evaluate.metrics.grain import SKY, high_pass_rms
 from gesco.evaluate.runner import EvalConfig, load_scorers, scene_seed
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, received_conditioning
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         shape = (len(idx), gen.card.unet.image_channels, *gen.resolution)
         for k in args.tails:
             t0 = time.perf_counter()
-            imgs = sample_dpmpp_2m_sde(denoiser, gen.diffusion, shape, steps=DEFAULT_STEPS, ode_mean=True, ode_tail=k,
-                                       generator=[torch.Generator().manual_seed(s) for s in seeds]).clamp(-1, 1)
+            imgs = sample(denoiser, gen.diffusion, shape, sampler="dpmpp-2m-sde-ode-mean", steps=DEFAULT_STEPS, ode_tail=k,
+                          generator=[torch.Generator().manual_seed(s) for s in seeds]).clamp(-1, 1)
             seconds[k] += time.perf_counter() - t0
             if k == 0 and not checked:  # the baseline is the receiver's own image
                 ref = gen.generate(cond, [TransmitSettings(seed=s).to_sampling() for s in seeds])

@@ -8,8 +8,9 @@ there is still one definition of each.
 
 from __future__ import annotations
 
-#: Samplers of an ordinary epsilon-predicting checkpoint (:mod:`gesco.diffusion.samplers`).
-SAMPLERS: tuple[str, ...] = ("ancestral", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean")
+#: Samplers of an ordinary epsilon-predicting checkpoint, derived from the sampler registry's
+#: specs (:mod:`gesco.sampler_specs`, torch-free like this module).
+from gesco.sampler_specs import SAMPLERS  # noqa: F401 - re-exported
 
 #: The receiver's default sampler and step count (the sender's form, ``gesco send``, the
 #: viewer, ``SamplingSettings()``), paired with the receiver's default checkpoint, the

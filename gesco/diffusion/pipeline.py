@@ -15,7 +15,7 @@ convolutions, ~1e-6).
 
 Distilled checkpoints (``gesco train distill``; their card has a ``"distilled"`` record)
 sample only with ``sampler="distilled"`` at the recorded step count and guidance scale
-(:func:`~gesco.diffusion.samplers.sample_distilled`: one unguided forward per step, the
+(:func:`~gesco.diffusion.samplers.distilled`: one unguided forward per step, the
 guidance being folded into the student); anything else raises
 :class:`~gesco.diffusion.samplers.DistilledSamplerError`, as does ``"distilled"`` on an
 ordinary checkpoint. The distilled sampler is deterministic, like DDIM with ``eta = 0``.
@@ -43,13 +43,12 @@ from gesco.diffusion.samplers import (
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
     DISTILLED_SAMPLERS,
-    KNOWN_SAMPLERS,
     SAMPLERS,
     DistilledSamplerError,
     NetworkEvaluations,
     network_evaluations,
     sample,
-    sample_distilled,
+    sampler_spec,
 )
 from gesco.errors import GescoInputError, ShapeError
 from gesco.paths import DEFAULT_RECEIVER, shipped_checkpoint
@@ -79,10 +78,9 @@ class SamplingSettings:
     eta: float = 0.0
 
     def validate(self) -> SamplingSettings:
-        if self.sampler not in KNOWN_SAMPLERS:
-            raise GescoInputError(f"unknown sampler {self.sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
+        spec = sampler_spec(self.sampler)  # GescoInputError naming the known samplers
         lo, hi = STEPS_RANGE
-        if self.sampler != "ancestral" and not lo <= int(self.steps) <= hi:
+        if not spec.fixed_steps and not lo <= int(self.steps) <= hi:
             raise GescoInputError(f"steps must be in [{lo}, {hi}], got {self.steps}")
         lo, hi = GUIDANCE_RANGE
         if not np.isfinite(self.guidance_scale) or not lo <= self.guidance_scale <= hi:
@@ -92,7 +90,13 @@ class SamplingSettings:
         return self
 
     def group_key(self) -> tuple:
-        return (self.sampler, self.steps if self.sampler != "ancestral" else None, self.guidance_scale, self.eta)
+        return (self.sampler, self.sampling_steps, self.guidance_scale, self.eta)
+
+    @property
+    def sampling_steps(self) -> int | None:
+        """``steps`` as :func:`~gesco.diffusion.samplers.sample` takes it: ``None`` for a sampler
+        that runs every step of the chain (``"ancestral"``), whose ``steps`` is ignored."""
+        return None if sampler_spec(self.sampler).fixed_steps else self.steps
 
 
 def sampling_scale(card: ModelCard, guidance_scale: float) -> float:
@@ -110,8 +114,7 @@ def sampling_cost(card: ModelCard | None, sampler: str, steps: int | None, guida
     """
     scale = float(guidance_scale) if card is None else sampling_scale(card, guidance_scale)
     num_timesteps = 1000 if card is None else card.diffusion.num_timesteps
-    return network_evaluations(sampler, None if sampler == "ancestral" else steps, guided=scale not in (0.0, 1.0),
-                               num_timesteps=num_timesteps)
+    return network_evaluations(sampler, steps, guided=scale not in (0.0, 1.0), num_timesteps=num_timesteps)
 
 
 class SemanticGenerator:
@@ -230,9 +233,9 @@ class SemanticGenerator:
             d = self.distilled
             if d is not None and "samplers" not in d:  # progressive student: its own chain, one pass per step
                 student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
-                imgs = sample_distilled(student, self.diffusion, shape, steps=int(d["steps"]),
-                                        parametrisation=d["parametrisation"], timesteps=d.get("timesteps"),
-                                        generator=gen, device=self.device, progress=progress)
+                imgs = sample(student, self.diffusion, shape, sampler=s0.sampler, steps=int(d["steps"]),
+                              parametrisation=d["parametrisation"], timesteps=d.get("timesteps"),
+                              generator=gen, device=self.device, progress=progress)
                 out[idx] = imgs.float().cpu()
                 continue
             # a guidance-only student has the guidance folded in: one plain conditional pass per step
@@ -243,7 +246,7 @@ class SemanticGenerator:
                 self.diffusion,
                 shape,
                 sampler=s0.sampler,
-                steps=None if s0.sampler == "ancestral" else s0.steps,
+                steps=s0.sampling_steps,
                 generator=gen,
                 device=self.device,
                 eta=s0.eta,

@@ -12,67 +12,82 @@ DPM-Solver convention) ``alpha_t = sqrt(abar_t)``, ``sigma_t = sqrt(1 - abar_t)`
 alpha_t`` is the predicted clean image (inverse of paper Eq. 4), clamped to ``[-1, 1]`` when
 ``clip`` is set.
 
-Samplers (all noise comes from the ``torch.Generator`` given; same seed, same images):
+The registry (:data:`REGISTRY`): each sampler is a :class:`~gesco.sampler_specs.SamplerSpec`
+(what it is: its grid, stochastic or not, reads the learned variance or not, which checkpoints
+it runs; declared in the torch-free :mod:`gesco.sampler_specs`) bound to a short pure function
+over a denoiser and a **time grid**, as k-diffusion's samplers take a denoiser and its sigmas::
 
-* :func:`sample_ancestral`: the paper's ancestral sampler (DDPM, Ho et al. 2020; paper
-  Eq. 5-7), ``x_{t-1} = mu_theta(x_t, t) + exp(logvar / 2) z``, over every step of the chain
-  it is given: 1000 steps for the full chain (the paper's setting); with
-  ``diffusion.respaced(n)`` it is the respaced sampler of Nichol & Dhariwal (2021).
-* :func:`sample_ddim`: DDIM (Song, Meng & Ermon 2021, Eq. 12), deterministic for ``eta = 0``.
-* :func:`sample_dpmpp_2m`: DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2),
-  the second-order multistep ODE solver in the data-prediction form.
-* :func:`sample_dpmpp_2m_sde`: SDE-DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", its
-  solver for the reverse diffusion SDE), the same multistep scheme with noise: it injects fresh noise at
-  every step, like the ancestral sampler, so errors of the network at one step are partly
-  washed out by the next (Karras et al. 2022, section 4) instead of being carried to the end.
-  As ``"dpmpp-2m-sde-ode-mean"`` (``ode_mean=True``) the image's per-channel mean takes the
-  deterministic step instead (fewer colour errors at few steps).
-* :func:`sample_distilled`: deterministic DDIM over the chain of a *distilled* student
-  (:mod:`gesco.diffusion.distill`, progressive distillation with guidance folded in): one
-  unguided forward per step; the student's output is read in its parametrisation (``"v"``
-  by default), not as ``eps``. Registered as ``"distilled"`` in :data:`DISTILLED_SAMPLERS`.
-* :func:`sample`: one entry point by name; :func:`network_evaluations`: the cost of a call.
+    grid = make_grid(diffusion, spec, steps)                 # a (respaced) chain, noisiest step last
+    x_0  = f(denoiser, x_T, grid, noise=..., clip=..., progress=..., **options)
 
-Time steps of the few-step samplers (:func:`spaced_chain`): ``steps`` original indices from
-``T - 1`` down to ``0``, both ends included (``steps = 1``: ``T - 1`` only), evenly spaced in
-time for the respaced ancestral sampler (improved DDPM) and in log-SNR for DDIM and
-both DPM-Solver++ variants by default. The last network evaluation is at ``t = 0`` (``sigma_0 = 0.01``
-for the linear schedule) and the sampler returns its clean estimate.
+:func:`sample` is the one entry point by name (it makes ``x_T``, the grid and the noise source
+from the generators); :func:`~gesco.sampler_specs.network_evaluations` gives the cost of a call
+from the spec. All noise comes from the ``torch.Generator`` given (one per image: an image's
+noise does not depend on its batch); same seed, same images.
+
+Functions (each one registry entry or more):
+
+* :func:`ancestral` (``"ancestral"``, ``"respaced"``): the paper's ancestral sampler (DDPM,
+  Ho et al. 2020; paper Eq. 5-7), ``x_{t-1} = mu_theta(x_t, t) + exp(logvar / 2) z``, over every
+  step of its grid: all 1000 for the full chain (the paper's setting); on a respaced grid it is
+  the respaced sampler of Nichol & Dhariwal (2021).
+* :func:`ddim` (``"ddim"``): DDIM (Song, Meng & Ermon 2021, Eq. 12), deterministic for ``eta = 0``.
+* :func:`dpmpp_2m` (``"dpmpp-2m"``): DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++",
+  Algorithm 2), the second-order multistep ODE solver in the data-prediction form.
+* :func:`dpmpp_2m_sde` (``"dpmpp-2m-sde"``, ``"dpmpp-2m-sde-ode-mean"``): SDE-DPM-Solver++(2M)
+  (Lu et al. 2022, its solver for the reverse diffusion SDE), the same multistep scheme with
+  noise: it injects fresh noise at every step, like the ancestral sampler, so errors of the
+  network at one step are partly washed out by the next (Karras et al. 2022, section 4) instead
+  of being carried to the end. As ``"dpmpp-2m-sde-ode-mean"`` (``ode_mean=True``) the image's
+  per-channel mean takes the deterministic step instead (fewer colour errors at few steps).
+* :func:`distilled` (``"distilled"``): deterministic DDIM over the chain of a *distilled*
+  student (:mod:`gesco.diffusion.distill`, progressive distillation with guidance folded in):
+  one unguided forward per step; the student's output is read in its parametrisation (``"v"``
+  by default), not as ``eps``.
+
+Time grids (:func:`make_grid`): the full chain; ``steps`` original indices from ``T - 1`` down
+to ``0``, both ends included (``steps = 1``: ``T - 1`` only), evenly spaced in time for the
+respaced ancestral sampler (improved DDPM) and in log-SNR for DDIM and both DPM-Solver++
+variants by default (:func:`spaced_chain`); the last network evaluation is then at ``t = 0``
+(``sigma_0 = 0.01`` for the linear schedule) and the sampler returns its clean estimate. A
+distilled student's grid (:func:`distilled_timesteps`) has no evaluation at ``t = 0``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import torch
 
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS, SAMPLERS  # noqa: F401 - re-exported
+from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS  # noqa: F401 - re-exported
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import Denoiser
 from gesco.errors import GescoInputError
+from gesco.sampler_specs import (  # noqa: F401 - re-exported: the registry's facts and name lists
+    DISTILLED_SAMPLER,
+    DISTILLED_SAMPLERS,
+    GUIDANCE_ONLY_SAMPLERS,
+    KNOWN_SAMPLERS,
+    SAMPLERS,
+    SPECS,
+    NetworkEvaluations,
+    SamplerSpec,
+    network_evaluations,
+    sampler_spec,
+)
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each network evaluation of a sampler."""
 
+NoiseSource = Callable[[tuple[int, ...]], torch.Tensor]
+"""``noise(shape) -> N(0, I)`` float32 of ``shape``, drawn from the images' generators
+(:func:`noise_source`): a sampler's only source of randomness besides ``x_T``."""
 
-#: Samplers of distilled checkpoints (``gesco train distill``): they run a student whose card
-#: records ``{"distilled": {"steps", "guidance_scale", "parametrisation", ...}}``, at exactly its
-#: step count, one unguided forward per step. Kept apart from :data:`SAMPLERS` (the samplers of
-#: an ordinary epsilon-predicting checkpoint, which a distilled checkpoint refuses).
-DISTILLED_SAMPLER = "distilled"
-DISTILLED_SAMPLERS: tuple[str, ...] = (DISTILLED_SAMPLER,)
-#: every sampler name :func:`sample` and :func:`network_evaluations` accept
-KNOWN_SAMPLERS: tuple[str, ...] = SAMPLERS + DISTILLED_SAMPLERS
 #: how a distilled student's first ``C`` output channels are read (:func:`prediction_to_x0`)
 PARAMETRISATIONS: tuple[str, ...] = ("v", "x0", "eps")
-#: The samplers of a *guidance-only* student (``gesco train distill`` with ``parametrisation:
-#: eps, rounds: 0``; its card lists them under ``"distilled"."samplers"``): it predicts the guided
-#: epsilon at every ``t`` in one pass, so the samplers that read only epsilon run it at any step
-#: count. The ancestral and respaced samplers also read the learned variance, which the
-#: distillation does not train, and are left out.
-GUIDANCE_ONLY_SAMPLERS: tuple[str, ...] = ("ddim", "dpmpp-2m", "dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean")
 
 
 class DistilledSamplerError(GescoInputError):
@@ -102,6 +117,11 @@ def _noise(shape: tuple[int, ...], generator: Generators, device: torch.device |
         raise GescoInputError(f"{len(gens)} generators for a batch of {shape[0]}")
     rows = [torch.randn(tuple(shape[1:]), generator=g, device=g.device, dtype=torch.float32).to(device) for g in gens]
     return torch.stack(rows)
+
+
+def noise_source(generator: Generators, device: torch.device | str) -> NoiseSource:
+    """The :data:`NoiseSource` of :func:`sample`: ``noise(shape)`` draws with :func:`_noise`."""
+    return lambda shape: _noise(tuple(shape), generator, device)
 
 
 def _initial(shape, x_T, generator, device) -> torch.Tensor:
@@ -171,53 +191,47 @@ def spaced_chain(diffusion: GaussianDiffusion, steps: int, spacing: str = "unifo
 
 # ---------------------------------------------------------------------------- ancestral
 @torch.no_grad()
-def sample_ancestral(
+def ancestral(
     denoiser: Denoiser,
-    diffusion: GaussianDiffusion,
-    shape: tuple[int, ...],
+    x: torch.Tensor,
+    grid: GaussianDiffusion,
     *,
-    generator: Generators = None,
-    device: torch.device | str = "cpu",
-    x_T: torch.Tensor | None = None,
+    noise: NoiseSource,
     clip: bool = True,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Ancestral sampling over every step of ``diffusion`` (paper Eq. 5-7).
+    """Ancestral sampling over every step of ``grid`` (paper Eq. 5-7).
 
-    For ``i = S-1, ..., 0`` (``S = diffusion.num_steps``)::
+    For ``i = S-1, ..., 0`` (``S = grid.num_steps``)::
 
-        eps, v   = denoiser(x_i, diffusion.timesteps[i])
+        eps, v   = denoiser(x_i, grid.timesteps[i])
         x0_hat   = (x_i - sqrt(1 - abar_i) eps) / sqrt(abar_i)        (clamped if clip)
         mean     = c0_i x0_hat + ct_i x_i                             (posterior mean, Eq. 6)
         logvar   = f log beta_i + (1 - f) log beta_tilde_i, f = (v+1)/2   (Eq. 7; beta_tilde if v is None)
         x_{i-1}  = mean + exp(logvar / 2) z,  z ~ N(0, I)             (no noise at i = 0)
 
-    With the full chain (``S = T = 1000``) this is the paper's sampler. With
-    ``diffusion.respaced(n)`` it is the respaced sampler of Nichol & Dhariwal (2021): the
+    On the full chain (``S = T = 1000``) this is the paper's sampler. On a respaced grid
+    (``diffusion.respaced(n)``) it is the respaced sampler of Nichol & Dhariwal (2021): the
     denoiser still sees original indices, the coefficients come from the respaced betas
     ``beta'_i = 1 - abar_{t_i} / abar_{t_{i-1}}``, and the learned variance interpolates
     between the respaced ``beta'_i`` and ``beta_tilde'_i`` (as in improved DDPM).
 
     Args:
         denoiser: ``(x (B,C,H,W) float32, t (B,) long) -> (eps, v or None)``, each ``(B,C,H,W)``.
-        diffusion: the chain to run (full or respaced).
-        shape: ``(B, C, H, W)`` of the images.
-        generator: source of every random draw (``x_T`` and the ``z``): one generator, or one
-            per image (:data:`Generators`).
-        device: where ``x`` and ``t`` live.
-        x_T: optional start ``shape``; noise from ``generator`` if omitted.
+        x: ``x_T`` ``(B, C, H, W)`` float32, on the device the denoiser runs on.
+        grid: the chain to run (full or respaced; :func:`make_grid`).
+        noise: the source of every ``z`` (:data:`NoiseSource`).
         clip: clamp ``x0_hat`` to ``[-1, 1]``.
         progress: ``progress(done, total)`` after each step.
     Returns:
-        ``shape`` float32 samples on ``device`` (in ``[-1, 1]`` when ``clip``).
+        ``x``'s shape, float32 samples on its device (in ``[-1, 1]`` when ``clip``).
     """
-    x = _initial(shape, x_T, generator, device)
-    n = diffusion.num_steps
+    device, n = x.device, grid.num_steps
     for k, i in enumerate(reversed(range(n))):
-        eps, v = denoiser(x, _times(diffusion.timesteps[i], x.shape[0], device))
-        mean, logvar, _ = diffusion.p_mean_variance(eps, v, x, _times(i, x.shape[0], device), clip=clip)
+        eps, v = denoiser(x, _times(grid.timesteps[i], x.shape[0], device))
+        mean, logvar, _ = grid.p_mean_variance(eps, v, x, _times(i, x.shape[0], device), clip=clip)
         if i > 0:
-            x = mean + torch.exp(0.5 * logvar) * _noise(x.shape, generator, device)
+            x = mean + torch.exp(0.5 * logvar) * noise(x.shape)
         else:
             x = mean  # last step: no noise (mean = x0_hat, since c0_0 = 1 and ct_0 = 0)
         if progress is not None:
@@ -227,21 +241,17 @@ def sample_ancestral(
 
 # ---------------------------------------------------------------------------- DDIM
 @torch.no_grad()
-def sample_ddim(
+def ddim(
     denoiser: Denoiser,
-    diffusion: GaussianDiffusion,
-    shape: tuple[int, ...],
+    x: torch.Tensor,
+    grid: GaussianDiffusion,
     *,
-    steps: int,
+    noise: NoiseSource,
     eta: float = 0.0,
-    spacing: str = "logsnr",
-    generator: Generators = None,
-    device: torch.device | str = "cpu",
-    x_T: torch.Tensor | None = None,
     clip: bool = True,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """DDIM (Song et al. 2021, Eq. 12) on the ``steps`` steps of :func:`spaced_chain`.
+    """DDIM (Song et al. 2021, Eq. 12), one network evaluation per step of ``grid``.
 
     With ``a = abar_{t_i}``, ``a' = abar_{t_{i-1}}`` (``a' = 1`` after the last step)::
 
@@ -254,51 +264,45 @@ def sample_ddim(
     DDPM's ``beta_tilde``. The learned variance ``v`` is not used.
 
     Args:
-        steps: number of network evaluations, ``1 <= steps <= diffusion.num_steps``.
         eta: noise scale (>= 0).
-        spacing: ``"logsnr"`` or ``"uniform"`` (:func:`spaced_chain`).
-        Other arguments as :func:`sample_ancestral`.
+        Other arguments as :func:`ancestral` (``grid``: :func:`spaced_chain`, log-SNR by default).
     Returns:
-        ``shape`` float32 samples on ``device``.
+        ``x``'s shape, float32 samples on its device.
+    Raises:
+        GescoInputError: ``eta < 0``.
     """
     if eta < 0:
         raise GescoInputError(f"eta must be >= 0, got {eta}")
-    chain = spaced_chain(diffusion, steps, spacing)
-    abar = chain.alphas_cumprod.tolist()
-    x = _initial(shape, x_T, generator, device)
-    for k, i in enumerate(reversed(range(chain.num_steps))):
+    abar = grid.alphas_cumprod.tolist()
+    for k, i in enumerate(reversed(range(grid.num_steps))):
         a, a_prev = abar[i], (abar[i - 1] if i > 0 else 1.0)
-        eps, _ = denoiser(x, _times(chain.timesteps[i], x.shape[0], device))
+        eps, _ = denoiser(x, _times(grid.timesteps[i], x.shape[0], x.device))
         x0 = _x0_from_eps(x, eps, a, clip)
         eps = (x - math.sqrt(a) * x0) / math.sqrt(1.0 - a)
         sigma = eta * math.sqrt((1.0 - a_prev) / (1.0 - a)) * math.sqrt(1.0 - a / a_prev)
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1.0 - a_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
-            x = x + sigma * _noise(x.shape, generator, device)
+            x = x + sigma * noise(x.shape)
         if progress is not None:
-            progress(k + 1, chain.num_steps)
+            progress(k + 1, grid.num_steps)
     return x
 
 
 # ---------------------------------------------------------------------------- DPM-Solver++(2M)
 @torch.no_grad()
-def sample_dpmpp_2m(
+def dpmpp_2m(
     denoiser: Denoiser,
-    diffusion: GaussianDiffusion,
-    shape: tuple[int, ...],
+    x: torch.Tensor,
+    grid: GaussianDiffusion,
     *,
-    steps: int,
-    spacing: str = "logsnr",
-    generator: Generators = None,
-    device: torch.device | str = "cpu",
-    x_T: torch.Tensor | None = None,
+    noise: NoiseSource,
     clip: bool = True,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), data prediction, ``steps`` evaluations.
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), data prediction, one evaluation per step.
 
-    Times ``t_0 > t_1 > ... > t_{N-1}``: the steps of :func:`spaced_chain` (log-SNR uniform
-    by default), from ``T - 1`` down to ``0``. With ``alpha = sqrt(abar)``,
+    Times ``t_0 > t_1 > ... > t_{N-1}``: the steps of ``grid`` (:func:`spaced_chain`, log-SNR
+    uniform by default), from ``T - 1`` down to ``0``. With ``alpha = sqrt(abar)``,
     ``sigma = sqrt(1 - abar)``, ``lambda = log(alpha / sigma)``, ``D_i = x0_hat(x_{t_i}, t_i)``
     and ``h_i = lambda_{t_i} - lambda_{t_{i-1}}``::
 
@@ -312,18 +316,15 @@ def sample_dpmpp_2m(
     The noise only enters through ``x_T``; the learned variance ``v`` is not used.
 
     Args:
-        steps: number of network evaluations, ``1 <= steps <= diffusion.num_steps``.
-        spacing: ``"logsnr"`` or ``"uniform"`` (:func:`spaced_chain`).
-        Other arguments as :func:`sample_ancestral`.
+        As :func:`ancestral` (``noise`` is not drawn from).
     Returns:
-        ``shape`` float32 samples on ``device``.
+        ``x``'s shape, float32 samples on its device.
     """
-    return _multistep_2m(denoiser, diffusion, shape, _ode_2m_update, steps=steps, spacing=spacing,
-                         generator=generator, device=device, x_T=x_T, clip=clip, progress=progress)
+    return _multistep_2m(denoiser, x, grid, _ode_2m_update, clip=clip, progress=progress)
 
 
 def _ode_2m_update(x, d, d_prev, i, alpha, sigma, lam):
-    """One DPM-Solver++(2M) step ``x_{t_i} -> x_{t_{i+1}}`` (see :func:`sample_dpmpp_2m`)."""
+    """One DPM-Solver++(2M) step ``x_{t_i} -> x_{t_{i+1}}`` (see :func:`dpmpp_2m`)."""
     h = lam[i + 1] - lam[i]
     if d_prev is None:
         d_eff = d
@@ -334,7 +335,7 @@ def _ode_2m_update(x, d, d_prev, i, alpha, sigma, lam):
 
 
 def _sde_2m_update(x, d, d_prev, i, alpha, sigma, lam, noise):
-    """One SDE-DPM-Solver++(2M) step with the fresh noise ``noise`` (see :func:`sample_dpmpp_2m_sde`)."""
+    """One SDE-DPM-Solver++(2M) step with the fresh noise ``noise`` (see :func:`dpmpp_2m_sde`)."""
     h = lam[i + 1] - lam[i]
     keep = -math.expm1(-2.0 * h)  # 1 - exp(-2h)
     x = (sigma[i + 1] / sigma[i]) * math.exp(-h) * x + alpha[i + 1] * keep * d
@@ -344,24 +345,21 @@ def _sde_2m_update(x, d, d_prev, i, alpha, sigma, lam, noise):
     return x + sigma[i + 1] * math.sqrt(keep) * noise
 
 
-def sample_dpmpp_2m_sde(
+@torch.no_grad()
+def dpmpp_2m_sde(
     denoiser: Denoiser,
-    diffusion: GaussianDiffusion,
-    shape: tuple[int, ...],
+    x: torch.Tensor,
+    grid: GaussianDiffusion,
     *,
-    steps: int,
-    spacing: str = "logsnr",
-    generator: Generators = None,
-    device: torch.device | str = "cpu",
-    x_T: torch.Tensor | None = None,
+    noise: NoiseSource,
     clip: bool = True,
     progress: Progress | None = None,
     ode_mean: bool = False,
     ode_tail: int = 0,
 ) -> torch.Tensor:
-    """SDE-DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", the SDE solver), ``steps`` evaluations.
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", the SDE solver), one evaluation per step.
 
-    The stochastic counterpart of :func:`sample_dpmpp_2m`, in the same notation (times of
+    The stochastic counterpart of :func:`dpmpp_2m`, in the same notation (times of
     :func:`spaced_chain`, ``D_i = x0_hat(x_{t_i}, t_i)``, ``h_i = lambda_{t_i} - lambda_{t_{i-1}}``,
     ``r_i = h_{i-1} / h_i``), with fresh noise ``z_i ~ N(0, I)`` at every step::
 
@@ -377,7 +375,7 @@ def sample_dpmpp_2m_sde(
 
     ``ode_mean`` (sampler ``"dpmpp-2m-sde-ode-mean"``): the per-channel spatial mean of ``x``
     (3 of the ``3 H W`` orthonormal directions) takes the deterministic DPM-Solver++(2M) step of
-    :func:`sample_dpmpp_2m` instead, and the noise is projected off it; every other direction
+    :func:`dpmpp_2m` instead, and the noise is projected off it; every other direction
     keeps the step above. DDIM's posterior family allows a separate ``eta`` per orthonormal
     direction with the same marginals (Song et al. 2021, Eq. 7, applied per direction), so this
     is, at first order, ``eta = 0`` on the image mean and ``eta = 1`` elsewhere. Why: the U-Net sees its input's
@@ -386,25 +384,26 @@ def sample_dpmpp_2m_sde(
     few clean estimates no longer correct (docs/distillation.md, "Colour at 8 steps").
 
     Args:
-        steps: number of network evaluations, ``1 <= steps <= diffusion.num_steps``.
-        spacing: ``"logsnr"`` or ``"uniform"`` (:func:`spaced_chain`).
         ode_mean: the image mean follows the ODE (see above).
-        ode_tail: the last ``ode_tail`` of the ``steps - 1`` updates take the deterministic
+        ode_tail: the last ``ode_tail`` of the ``N - 1`` updates (``N = grid.num_steps``) take the deterministic
             DPM-Solver++(2M) step (no fresh noise): a sampler *ending* that stops injecting
             noise near the clean end (Karras et al. 2022 limit the stochasticity to a range of
             noise levels the same way). 0 (default): every update is stochastic. Measured in
             ``bench/bench_sampler_ending.py`` (grain against mIoU).
-        Other arguments as :func:`sample_ancestral` (``generator`` draws ``x_T`` and the ``z_i``).
+        Other arguments as :func:`ancestral` (``noise`` draws the ``z_i``).
     Returns:
-        ``shape`` float32 samples on ``device``.
+        ``x``'s shape, float32 samples on its device.
+    Raises:
+        GescoInputError: ``ode_tail`` not an int in ``[0, N - 1]``.
     """
+    steps = grid.num_steps
     if isinstance(ode_tail, bool) or not isinstance(ode_tail, int) or not 0 <= ode_tail < max(steps, 1):
         raise GescoInputError(f"ode_tail must be an int in [0, {max(steps - 1, 0)}], got {ode_tail!r}")
 
     def update(x, d, d_prev, i, alpha, sigma, lam):
         if i >= len(alpha) - 1 - ode_tail:  # the deterministic ending: no noise drawn
             return _ode_2m_update(x, d, d_prev, i, alpha, sigma, lam)
-        nxt = _sde_2m_update(x, d, d_prev, i, alpha, sigma, lam, _noise(tuple(x.shape), generator, device))
+        nxt = _sde_2m_update(x, d, d_prev, i, alpha, sigma, lam, noise(tuple(x.shape)))
         if not ode_mean:
             return nxt
         dims = tuple(range(2, x.dim()))  # the per-channel image mean: deterministic, the ODE's step
@@ -412,25 +411,22 @@ def sample_dpmpp_2m_sde(
                              None if d_prev is None else d_prev.mean(dim=dims, keepdim=True), i, alpha, sigma, lam)
         return nxt - nxt.mean(dim=dims, keepdim=True) + ode
 
-    return _multistep_2m(denoiser, diffusion, shape, update, steps=steps, spacing=spacing, generator=generator,
-                         device=device, x_T=x_T, clip=clip, progress=progress)
+    return _multistep_2m(denoiser, x, grid, update, clip=clip, progress=progress)
 
 
-def _multistep_2m(denoiser, diffusion, shape, update, *, steps, spacing, generator, device, x_T, clip, progress):
-    """The loop both DPM-Solver++(2M) variants share: time steps of :func:`spaced_chain` in
-    descending order, one network evaluation and clean estimate ``D_i`` per step, then
+def _multistep_2m(denoiser, x, grid, update, *, clip, progress):
+    """The loop both DPM-Solver++(2M) variants share: the steps of ``grid`` in descending
+    order, one network evaluation and clean estimate ``D_i`` per step, then
     ``x = update(x, D_i, D_{i-1}, i, alpha, sigma, lambda)``; the last step returns ``D``."""
-    chain = spaced_chain(diffusion, steps, spacing)
-    abar = list(reversed(chain.alphas_cumprod.tolist()))  # index 0: the noisiest step
-    times = list(reversed(chain.timesteps.tolist()))
+    abar = list(reversed(grid.alphas_cumprod.tolist()))  # index 0: the noisiest step
+    times = list(reversed(grid.timesteps.tolist()))
     alpha = [math.sqrt(a) for a in abar]
     sigma = [math.sqrt(1.0 - a) for a in abar]
     lam = [math.log(al / si) for al, si in zip(alpha, sigma)]
 
-    x = _initial(shape, x_T, generator, device)
     d_prev: torch.Tensor | None = None
     for i, t in enumerate(times):
-        eps, _ = denoiser(x, _times(t, x.shape[0], device))
+        eps, _ = denoiser(x, _times(t, x.shape[0], x.device))
         d = _x0_from_eps(x, eps, abar[i], clip)
         if progress is not None:
             progress(i + 1, len(times))
@@ -480,59 +476,48 @@ def prediction_to_x0(pred: torch.Tensor, x: torch.Tensor, alpha, sigma, parametr
 
 
 @torch.no_grad()
-def sample_distilled(
+def distilled(
     student: Denoiser,
-    diffusion: GaussianDiffusion,
-    shape: tuple[int, ...],
+    x: torch.Tensor,
+    grid: GaussianDiffusion,
     *,
-    steps: int,
+    noise: NoiseSource,
     parametrisation: str = "v",
-    timesteps: list[int] | None = None,
-    generator: Generators = None,
-    device: torch.device | str = "cpu",
-    x_T: torch.Tensor | None = None,
     clip: bool = True,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM over a distilled student's chain (one network evaluation per step).
 
-    Positions ``p = steps, ..., 1`` of :func:`distilled_timesteps` (or ``timesteps``, as the
-    student's card records them), with ``a = abar_{t_p}`` and ``a' = abar_{t_{p-1}}``
-    (``a' = 1`` at ``p = 1``)::
+    Positions ``p = N, ..., 1`` of ``grid`` (the student's: :func:`distilled_timesteps`, or the
+    ``timesteps`` its card records; :func:`make_grid`), with ``a = abar_{t_p}`` and
+    ``a' = abar_{t_{p-1}}`` (``a' = 1`` at ``p = 1``)::
 
         pred, _   = student(x, t_p)                  (first C output channels; no guidance pass)
         x0_hat    = prediction_to_x0(pred, x, sqrt(a), sqrt(1 - a), parametrisation)   (clamped if clip)
         eps_hat   = (x - sqrt(a) x0_hat) / sqrt(1 - a)
         x         = sqrt(a') x0_hat + sqrt(1 - a') eps_hat
 
-    so the last step returns ``x0_hat``. This is :func:`sample_ddim` with ``eta = 0`` on the
+    so the last step returns ``x0_hat``. This is :func:`ddim` with ``eta = 0`` on the
     student's own grid (which has no evaluation at ``t = 0``), with the output read in the
     student's parametrisation.
 
     Args:
         student: ``(x, t) -> (pred, anything)``, e.g. ``guided_denoiser(model, y, 1.0)``: the
             guidance is folded into the student, so it is called once per step with the condition.
-        diffusion: the full chain (``timesteps`` index it).
-        steps: the student's step count (network evaluations).
         parametrisation: ``"v"``, ``"x0"`` or ``"eps"`` (:func:`prediction_to_x0`).
-        timesteps: ascending indices of the chain (``steps`` of them); default
-            :func:`distilled_timesteps`.
-        Other arguments as :func:`sample_ancestral` (``generator`` only draws ``x_T``).
+        Other arguments as :func:`ancestral` (``noise`` is not drawn from).
     Returns:
-        ``shape`` float32 samples on ``device``.
+        ``x``'s shape, float32 samples on its device.
+    Raises:
+        GescoInputError: an unknown ``parametrisation``.
     """
-    grid = distilled_timesteps(diffusion.num_steps, steps) if timesteps is None else [int(t) for t in timesteps]
-    if len(grid) != steps or grid != sorted(set(grid)) or grid[0] < 0 or grid[-1] >= diffusion.num_steps:
-        raise GescoInputError(
-            f"timesteps must be {steps} strictly increasing indices in [0, {diffusion.num_steps}), got {grid}"
-        )
     if parametrisation not in PARAMETRISATIONS:
         raise GescoInputError(f"unknown parametrisation {parametrisation!r}; known: {', '.join(PARAMETRISATIONS)}")
-    abar = [float(diffusion.alphas_cumprod[t]) for t in grid]
-    x = _initial(shape, x_T, generator, device)
+    steps = grid.num_steps
+    abar = grid.alphas_cumprod.tolist()
     for k, p in enumerate(reversed(range(steps))):
         a, a_prev = abar[p], (abar[p - 1] if p > 0 else 1.0)
-        pred, _ = student(x, _times(diffusion.timesteps[grid[p]], x.shape[0], device))
+        pred, _ = student(x, _times(grid.timesteps[p], x.shape[0], x.device))
         x0 = prediction_to_x0(pred.float(), x, math.sqrt(a), math.sqrt(1.0 - a), parametrisation)
         if clip:
             x0 = x0.clamp(-1.0, 1.0)
@@ -544,6 +529,65 @@ def sample_distilled(
         if progress is not None:
             progress(k + 1, steps)
     return x
+
+
+# ---------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class Sampler:
+    """A registry entry: a spec (:class:`~gesco.sampler_specs.SamplerSpec`) and its function
+    with the spec's ``bound`` arguments applied."""
+
+    spec: SamplerSpec
+    function: Callable[..., torch.Tensor]
+
+
+def _bind(spec: SamplerSpec) -> Sampler:
+    function = globals().get(spec.function)
+    if not callable(function):
+        raise RuntimeError(f"sampler {spec.name!r}: no function {spec.function!r} in {__name__}")
+    return Sampler(spec, functools.partial(function, **dict(spec.bound)) if spec.bound else function)
+
+
+#: Every sampler by name, built from :data:`gesco.sampler_specs.SPECS` (a spec naming a
+#: function this module lacks fails the import).
+REGISTRY: dict[str, Sampler] = {spec.name: _bind(spec) for spec in SPECS}
+
+
+def make_grid(
+    diffusion: GaussianDiffusion,
+    spec: SamplerSpec,
+    steps: int | None,
+    spacing: str | None = None,
+    timesteps: Sequence[int] | None = None,
+) -> GaussianDiffusion:
+    """The time grid ``spec``'s sampler runs on, as a chain (:meth:`GaussianDiffusion.respaced`).
+
+    * ``"full"``: ``diffusion`` itself (``steps`` must be ``None`` or ``T``);
+    * ``"uniform"`` / ``"logsnr"``: :func:`spaced_chain` with ``steps`` steps and ``spacing``
+      (default: the spec's grid);
+    * ``"distilled"``: the student's grid of ``steps`` steps, :func:`distilled_timesteps` or
+      the ascending ``timesteps`` its card records.
+
+    Raises:
+        GescoInputError: a step count the grid cannot have, an unknown spacing, or bad ``timesteps``.
+    """
+    if spec.grid == "full":
+        if steps is not None and steps != diffusion.num_steps:
+            raise GescoInputError(
+                f"the ancestral sampler runs all {diffusion.num_steps} steps, got steps={steps}; "
+                "use sampler='respaced' for fewer"
+            )
+        return diffusion
+    if steps is None:
+        raise GescoInputError(f"sampler {spec.name!r} needs a number of steps")
+    if spec.grid in SPACINGS:
+        return spaced_chain(diffusion, steps, spacing or spec.grid)
+    grid = distilled_timesteps(diffusion.num_steps, steps) if timesteps is None else [int(t) for t in timesteps]
+    if len(grid) != steps or grid != sorted(set(grid)) or grid[0] < 0 or grid[-1] >= diffusion.num_steps:
+        raise GescoInputError(
+            f"timesteps must be {steps} strictly increasing indices in [0, {diffusion.num_steps}), got {grid}"
+        )
+    return diffusion.respaced(grid)
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -562,90 +606,49 @@ def sample(
     clip: bool = True,
     progress: Progress | None = None,
     parametrisation: str = "v",
+    timesteps: Sequence[int] | None = None,
+    ode_tail: int = 0,
 ) -> torch.Tensor:
-    """Draw ``shape`` images with the sampler named ``sampler``.
+    """Draw ``shape`` images with the sampler named ``sampler`` (an entry of :data:`REGISTRY`).
+
+    ``x_T`` (or fresh noise from ``generator``), the grid (:func:`make_grid`) and the noise
+    source (:func:`noise_source`) are made here; the sampler's function does the rest.
 
     Args:
         denoiser: see :mod:`gesco.diffusion.guidance`.
         diffusion: the full (length ``T``) chain.
         shape: ``(B, C, H, W)``.
-        sampler: ``"ancestral"`` (all ``T`` steps, the paper's; ``steps`` must be ``None`` or
-            ``T``), ``"respaced"`` (ancestral on ``diffusion.respaced(steps)``), ``"ddim"``
-            (``eta`` applies), ``"dpmpp-2m"``, ``"dpmpp-2m-sde"`` or ``"dpmpp-2m-sde-ode-mean"``;
-            ``"distilled"`` (:func:`sample_distilled`: the
-            denoiser is a distilled student, read in ``parametrisation``, on its default grid).
+        sampler: a name of :data:`~gesco.sampler_specs.KNOWN_SAMPLERS`: ``"ancestral"`` (all
+            ``T`` steps, the paper's; ``steps`` must be ``None`` or ``T``), ``"respaced"``,
+            ``"ddim"``, ``"dpmpp-2m"``, ``"dpmpp-2m-sde"``, ``"dpmpp-2m-sde-ode-mean"``;
+            ``"distilled"`` (the denoiser is a distilled student, read in ``parametrisation``).
         steps: network evaluations (``1..T``).
-        spacing: time steps of the few-step samplers (:func:`spaced_chain`); ``None`` picks
-            ``"uniform"`` for ``"respaced"`` and ``"logsnr"`` for the others.
-        generator, device, x_T, clip, progress: as :func:`sample_ancestral`.
+        spacing: time steps of the few-step samplers (:func:`spaced_chain`); ``None``: the
+            spec's grid (``"uniform"`` for ``"respaced"``, ``"logsnr"`` for the others).
+        eta, parametrisation, ode_tail: options of the samplers whose spec lists them (DDIM;
+            ``"distilled"``; both SDE solvers); the others ignore them.
+        timesteps: a distilled student's grid as its card records it (default
+            :func:`distilled_timesteps`); only ``"distilled"`` reads it.
+        generator, device: source of every random draw (one generator, or one per image:
+            :data:`Generators`) and where ``x`` and ``t`` live.
+        x_T: optional start ``shape``; noise from ``generator`` if omitted.
+        clip: clamp ``x0_hat`` to ``[-1, 1]``.
+        progress: ``progress(done, total)`` after each network evaluation.
     Returns:
         ``shape`` float32 images on ``device``.
     Raises:
-        GescoInputError: unknown sampler or spacing, bad ``steps``, ``eta`` or ``x_T``.
+        GescoInputError: unknown sampler or spacing, bad ``steps``, ``eta``, ``ode_tail``,
+            ``timesteps``, ``parametrisation`` or ``x_T``.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2 or any(s < 1 for s in shape):
         raise GescoInputError(f"shape must be (B, C, ...) with positive sizes, got {shape}")
-    common = dict(generator=generator, device=device, x_T=x_T, clip=clip, progress=progress)
-    if sampler == "ancestral":
-        if steps is not None and steps != diffusion.num_steps:
-            raise GescoInputError(
-                f"the ancestral sampler runs all {diffusion.num_steps} steps, got steps={steps}; "
-                "use sampler='respaced' for fewer"
-            )
-        return sample_ancestral(denoiser, diffusion, shape, **common)
-    if steps is None:
-        raise GescoInputError(f"sampler {sampler!r} needs a number of steps")
-    if sampler == "respaced":
-        chain = spaced_chain(diffusion, steps, spacing or "uniform")
-        return sample_ancestral(denoiser, chain, shape, **common)
-    if sampler == "ddim":
-        return sample_ddim(denoiser, diffusion, shape, steps=steps, eta=eta, spacing=spacing or "logsnr", **common)
-    if sampler == "dpmpp-2m":
-        return sample_dpmpp_2m(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr", **common)
-    if sampler in ("dpmpp-2m-sde", "dpmpp-2m-sde-ode-mean"):
-        return sample_dpmpp_2m_sde(denoiser, diffusion, shape, steps=steps, spacing=spacing or "logsnr",
-                                   ode_mean=sampler == "dpmpp-2m-sde-ode-mean", **common)
-    if sampler == DISTILLED_SAMPLER:
-        return sample_distilled(denoiser, diffusion, shape, steps=steps, parametrisation=parametrisation, **common)
-    raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
-
-
-class NetworkEvaluations(NamedTuple):
-    """Cost of one :func:`sample` call.
-
-    Attributes:
-        forwards: network forward calls (a guided step is one batched call of size ``2B``).
-        batch_factor: images per sample in each forward (2 with guidance, else 1; always 1
-            for ``"distilled"``, whose guidance is folded into the student).
-    """
-
-    forwards: int
-    batch_factor: int
-
-    @property
-    def passes(self) -> int:
-        """Per-image network passes: ``forwards * batch_factor`` (the paper's "two passes per step")."""
-        return self.forwards * self.batch_factor
-
-
-def network_evaluations(sampler: str, steps: int | None, guided: bool, num_timesteps: int = 1000) -> NetworkEvaluations:
-    """How many network forwards :func:`sample` makes (one per step for every sampler here).
-
-    Args:
-        sampler: a name of :data:`KNOWN_SAMPLERS`.
-        steps: as for :func:`sample` (ignored by ``"ancestral"``, which runs ``num_timesteps``).
-        guided: classifier-free guidance with a scale other than 0 and 1 (batch ``2B``).
-        num_timesteps: ``T`` of the full chain.
-    """
-    if sampler not in KNOWN_SAMPLERS:
+    entry = REGISTRY.get(sampler) if isinstance(sampler, str) else None
+    if entry is None:
         raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
-    if sampler == "ancestral":
-        n = num_timesteps
-    elif steps is None or not 1 <= steps <= num_timesteps:
-        raise GescoInputError(f"steps must be an int in [1, {num_timesteps}], got {steps!r}")
-    else:
-        n = int(steps)
-    if sampler in DISTILLED_SAMPLERS:
-        return NetworkEvaluations(forwards=n, batch_factor=1)
-    return NetworkEvaluations(forwards=n, batch_factor=2 if guided else 1)
+    options = {k: v for k, v in (("eta", eta), ("parametrisation", parametrisation), ("ode_tail", ode_tail))
+               if k in entry.spec.options}
+    grid = make_grid(diffusion, entry.spec, steps, spacing, timesteps)
+    x = _initial(shape, x_T, generator, device)
+    return entry.function(denoiser, x, grid, noise=noise_source(generator, device), clip=clip, progress=progress,
+                          **options)

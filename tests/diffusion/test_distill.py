@@ -25,7 +25,6 @@ from gesco.diffusion.samplers import (
     network_evaluations,
     prediction_to_x0,
     sample,
-    sample_distilled,
 )
 from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import CheckpointError, GescoInputError
@@ -33,6 +32,11 @@ from gesco.train.distill import DistillConfig, StepScenes, plan_rounds, step_bat
 
 FULL = GaussianDiffusion(DiffusionConfig())
 ABAR = FULL.alphas_cumprod  # float64
+
+
+def _sample_distilled(student, diffusion, shape, **kwargs):
+    """The ``"distilled"`` sampler through the registry's entry point, :func:`sample` by name."""
+    return sample(student, diffusion, shape, sampler="distilled", **kwargs)
 
 
 def _coef(t: int) -> tuple[float, float]:
@@ -119,7 +123,7 @@ def _gaussian_x0(mu: float, s: float):
 
 
 def test_ideal_student_on_gaussian_toy_reproduces_the_teacher_in_half_the_steps():
-    """A student predicting x~ exactly, run by ``sample_distilled`` for K steps, gives the teacher's
+    """A student predicting x~ exactly, run by the ``"distilled"`` sampler for K steps, gives the teacher's
     2K-step DDIM sample from the same x_T (checks the target, the grid nesting and the sampler)."""
     teacher = _gaussian_x0(0.3, 0.5)
     k = 4
@@ -135,10 +139,10 @@ def test_ideal_student_on_gaussian_toy_reproduces_the_teacher_in_half_the_steps(
         return teacher(x, t, alpha, sigma), None
 
     x_T = torch.randn(64, 1, 2, 2, generator=torch.Generator().manual_seed(2))
-    fast = sample_distilled(student, FULL, x_T.shape, steps=k, parametrisation="x0", x_T=x_T, clip=False)
-    slow = sample_distilled(teacher_den, FULL, x_T.shape, steps=2 * k, parametrisation="x0", x_T=x_T, clip=False)
+    fast = _sample_distilled(student, FULL, x_T.shape, steps=k, parametrisation="x0", x_T=x_T, clip=False)
+    slow = _sample_distilled(teacher_den, FULL, x_T.shape, steps=2 * k, parametrisation="x0", x_T=x_T, clip=False)
     assert torch.allclose(fast, slow, atol=1e-4)
-    assert not torch.allclose(fast, sample_distilled(teacher_den, FULL, x_T.shape, steps=k, parametrisation="x0",
+    assert not torch.allclose(fast, _sample_distilled(teacher_den, FULL, x_T.shape, steps=k, parametrisation="x0",
                                                      x_T=x_T, clip=False), atol=1e-2)  # plain K-step DDIM differs
 
 

@@ -29,11 +29,20 @@ from gesco.diffusion.samplers import (
     SAMPLERS,
     network_evaluations,
     sample,
-    sample_ddim,
-    sample_dpmpp_2m,
     spaced_chain,
 )
 from gesco.errors import GescoInputError
+
+
+def sample_ddim(denoiser, diffusion, shape, **kwargs):
+    """DDIM through the registry's entry point, :func:`sample` by name."""
+    return sample(denoiser, diffusion, shape, sampler="ddim", **kwargs)
+
+
+def sample_dpmpp_2m(denoiser, diffusion, shape, **kwargs):
+    """DPM-Solver++(2M) through :func:`sample` by name."""
+    return sample(denoiser, diffusion, shape, sampler="dpmpp-2m", **kwargs)
+
 
 MU, S = 0.3, 0.2
 SHAPE = (4000, 1, 4, 4)
@@ -439,15 +448,13 @@ def test_ode_tail_makes_the_last_updates_deterministic():
     """``ode_tail = k``: the last k updates take the ODE step. k = 0 is the plain SDE solver, k =
     steps - 1 the ODE solver exactly (same x_T); in between the images differ from both and the
     stochastic head still depends on the seed."""
-    from gesco.diffusion.samplers import sample_dpmpp_2m_sde
-
     shape = (2, 3, 8, 8)
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     den = gaussian_denoiser(0.3, 0.2)
 
     def sde(tail, seed=0):
-        return sample_dpmpp_2m_sde(den, FULL, shape, steps=8, x_T=x_T, clip=False, ode_tail=tail,
-                                   generator=torch.Generator().manual_seed(seed))
+        return sample(den, FULL, shape, sampler="dpmpp-2m-sde", steps=8, x_T=x_T, clip=False, ode_tail=tail,
+                      generator=torch.Generator().manual_seed(seed))
 
     ode = sample(den, FULL, shape, sampler="dpmpp-2m", steps=8, x_T=x_T, clip=False)
     plain = sample(den, FULL, shape, sampler="dpmpp-2m-sde", steps=8, x_T=x_T, clip=False,

@@ -32,7 +32,7 @@ import torch
 
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
 from gesco.diffusion.guidance import guided_denoiser
-from gesco.diffusion.samplers import sample, sample_dpmpp_2m_sde
+from gesco.diffusion.samplers import sample
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 
 FROZEN = Path(__file__).resolve().parents[1] / "fixtures" / "frozen" / "samplers.safetensors"
@@ -114,8 +114,8 @@ def compute_all() -> dict[str, torch.Tensor]:
         for name, kwargs in CASES.items():
             out[f"{name}/{scale_name}"] = sample(denoiser, CHAIN, SHAPE, generator=_generators(), **kwargs)
         for tail in (1, 2):  # not reachable by a sampler name: the SDE solver's deterministic ending
-            out[f"dpmpp-2m-sde-ode-tail{tail}/{scale_name}"] = sample_dpmpp_2m_sde(
-                denoiser, CHAIN, SHAPE, steps=4, ode_tail=tail, generator=_generators())
+            out[f"dpmpp-2m-sde-ode-tail{tail}/{scale_name}"] = sample(
+                denoiser, CHAIN, SHAPE, sampler="dpmpp-2m-sde", steps=4, ode_tail=tail, generator=_generators())
     return out
 
 
