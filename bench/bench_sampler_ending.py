@@ -11,7 +11,7 @@ own stages (:mod:`gesco.link`; ground-truth label and instance maps, the channel
 * the sky's grain: high-pass RMS (image minus its 3x3 box blur) over the sky's interior, 0-255
   (:func:`gesco.evaluate.metrics.grain.high_pass_rms`), also on the real scenes;
 * mIoU, LPIPS and the colour errors as ``gesco evaluate`` scores them
-  (:class:`gesco.evaluate.runner.Scorers`);
+  (:class:`gesco.evaluate.scoring.Scorers`);
 * the paired difference of each ``k`` against ``k = 0`` (the default), mean +- standard error.
 
 ``k = 0`` is checked to give the receiver's images exactly (``SemanticGenerator.generate``).
@@ -38,8 +38,9 @@ from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.diffusion.guidance import guided_denoiser
 from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
 from gesco.diffusion.samplers import sample
+from gesco.evaluate.config import EvalConfig, scene_seed
 from gesco.evaluate.metrics.grain import SKY, high_pass_rms
-from gesco.evaluate.runner import EvalConfig, load_scorers, scene_seed
+from gesco.evaluate.scoring import load_scorers
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, received_conditioning
 from gesco.semantics.classes import CITYSCAPES
 

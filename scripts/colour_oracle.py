@@ -16,7 +16,7 @@ says about a class's colour beyond its identity). This script measures it:
   24-bit side channel): shifted per channel so that its mean RGB equals the sent scene's.
 
 Each oracle image is scored against the sent scene exactly as ``gesco evaluate`` scores a
-generated image (:class:`gesco.evaluate.runner.Scorers`: segmenter mIoU, LPIPS, SSIM,
+generated image (:class:`gesco.evaluate.scoring.Scorers`: segmenter mIoU, LPIPS, SSIM,
 mean and class colour errors of :func:`gesco.evaluate.metrics.colour_errors`, Euclidean
 distance of mean RGB, 0-255) on scenes ``0..N-1`` of the *validation* split. With
 ``--generated DIR`` (a ``gesco evaluate`` output folder on the same split and scenes) the
@@ -43,7 +43,8 @@ import torch
 
 from gesco.data.synthetic import generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
-from gesco.evaluate.runner import EvalConfig, load_scorers
+from gesco.evaluate.config import EvalConfig
+from gesco.evaluate.scoring import load_scorers
 from gesco.evaluate.store import ResultStore
 from gesco.semantics.classes import CITYSCAPES
 

@@ -2,7 +2,7 @@
 
 Runs that differ in one setting (e.g. ``--edges uploaded`` / ``derived`` / ``none``) draw the
 same channel noise and sampling noise for scene ``i`` (common random numbers,
-:func:`gesco.evaluate.runner.scene_seed`), so their per-scene difference is the effect of the
+:func:`gesco.evaluate.config.scene_seed`), so their per-scene difference is the effect of the
 setting. For every PSNR both stores hold, this prints each run's mean and the paired
 difference against the first run (mean +- standard error over the scenes), and writes them to
 ``--json``.

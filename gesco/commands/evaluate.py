@@ -149,8 +149,9 @@ def canonical_command(args: argparse.Namespace, parser: argparse.ArgumentParser)
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from gesco.channel import parse_channel_params
     from gesco.errors import GescoInputError
+    from gesco.evaluate.config import EvalConfig
     from gesco.evaluate.methods import expand_methods, parse_checkpoint_overrides
-    from gesco.evaluate.runner import EvalConfig, run_evaluation
+    from gesco.evaluate.runner import run_evaluation
     from gesco.evaluate.sampler_study import (
         FEW_STEP_SAMPLERS,
         STUDY_PSNRS,

@@ -17,45 +17,32 @@ encode / decode seconds (see the report's "Digital link" section).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from gesco.data.transforms import image_to_tensor
-from gesco.diffusion.pipeline import SemanticGenerator
+from gesco.evaluate.config import eval_frame_id, scene_seed, sent_instance
+from gesco.evaluate.context import EvalContext, score_batch
+from gesco.evaluate.plan import RowPlan
 from gesco.evaluate.store import UnitResult
 from gesco.link import TransmitSettings, encode_image_frame, received_conditioning, stage_seed
 
-if TYPE_CHECKING:  # pragma: no cover
-    from gesco.evaluate.runner import RowPlan, _Context
 
-
-def _link(ctx: _Context):
+def _link(ctx: EvalContext):
+    """The run's digital link, made once per run (kept in ``ctx.row_cache``)."""
     from gesco.digital.link import DigitalLink
 
-    key = "_digital_link"
-    if not hasattr(ctx, key):
+    cache = ctx.row_cache
+    if "digital_link" not in cache:
         cfg = ctx.config
-        setattr(ctx, key, DigitalLink(cfg.channel, cfg.channel_params, num_iter=cfg.ldpc_iterations, gap_db=cfg.mcs_gap_db))
-    return getattr(ctx, key)
+        cache["digital_link"] = DigitalLink(cfg.channel, cfg.channel_params, num_iter=cfg.ldpc_iterations,
+                                            gap_db=cfg.mcs_gap_db)
+    return cache["digital_link"]
 
 
-def _generator(ctx: _Context, i: int) -> torch.Generator:
-    from gesco.evaluate.runner import scene_seed
-
+def _generator(ctx: EvalContext, i: int) -> torch.Generator:
     return torch.Generator().manual_seed(stage_seed(scene_seed(ctx.config.seed, i), "channel"))
-
-
-def _score(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int], images: torch.Tensor,
-           extra: list[dict[str, Any]]) -> list[UnitResult]:
-    real, labels = ctx.real(idx)
-    metrics, feats = ctx.scorers.score(images, real, labels)
-    uint8 = SemanticGenerator.to_uint8(images)
-    out = []
-    for j, i in enumerate(idx):
-        ctx.save_sample(plan.method.key, psnr, i, uint8[j])
-        out.append(UnitResult(plan.method.key, psnr, i, {**metrics[j], **extra[j]}, feats[j]))
-    return out
 
 
 def _common(result, h: int, w: int) -> dict[str, Any]:
@@ -70,7 +57,7 @@ def _common(result, h: int, w: int) -> dict[str, Any]:
     }
 
 
-def digital_image_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
+def digital_image_batch(ctx: EvalContext, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
     """JPEG / WebP (fitted to the budget) or PNG through the digital link."""
     from gesco.digital.source import decode_image_bytes, fit_image, lost_image
 
@@ -93,18 +80,17 @@ def digital_image_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int
         info |= {"total_bits": 8 * len(fitted.data), "quality": fitted.quality, "file_bits": 8 * len(fitted.data)}
         images.append(image_to_tensor(rx))
         extra.append(info)
-    return _score(ctx, plan, psnr, idx, torch.stack(images), extra)
+    return score_batch(ctx, plan.method.key, psnr, idx, torch.stack(images), extra)
 
 
-def digital_maps_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
+def digital_maps_batch(ctx: EvalContext, plan: RowPlan, psnr: float, idx: list[int]) -> list[UnitResult]:
     """The semantic frame through the digital link, then generation from the exact maps."""
     from gesco.digital.source import exact_received_frame, frame_bytes, frame_from_bytes, lost_image
-    from gesco.evaluate.runner import eval_frame_id, scene_seed, sent_instance
 
     link = _link(ctx)
     cfg, (h, w) = ctx.config, ctx.resolution
     mcs = link.mcs_for(float(psnr))
-    cache: dict[int, torch.Tensor] = ctx.__dict__.setdefault("_digital_maps_images", {})
+    cache: dict[int, torch.Tensor] = ctx.row_cache.setdefault("digital_maps_images", {})
     images: list[torch.Tensor | None] = []
     extra, to_sample = [], []
     for i in idx:
@@ -136,7 +122,7 @@ def digital_maps_batch(ctx: _Context, plan: RowPlan, psnr: float, idx: list[int]
         for (pos, i, _, _), img in zip(to_sample, sampled):
             cache[i] = img.cpu()
             images[pos] = cache[i]
-    return _score(ctx, plan, psnr, idx, torch.stack([im for im in images if im is not None]), extra)
+    return score_batch(ctx, plan.method.key, psnr, idx, torch.stack([im for im in images if im is not None]), extra)
 
 
 __all__ = ["digital_image_batch", "digital_maps_batch"]

@@ -16,8 +16,10 @@ from dataclasses import replace
 
 from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS, SAMPLERS
 from gesco.errors import GescoInputError
+from gesco.evaluate.config import EvalConfig
 from gesco.evaluate.methods import METHODS, Method
-from gesco.evaluate.runner import EvalConfig, EvaluationOutcome, SegmenterLike, run_evaluation
+from gesco.evaluate.runner import EvaluationOutcome, run_evaluation
+from gesco.evaluate.scoring import SegmenterLike
 
 #: few-step samplers of the study and their step counts
 FEW_STEP_SAMPLERS: tuple[str, ...] = ("respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde")

@@ -92,15 +92,16 @@ def test_far_below_threshold_every_frame_is_lost_and_shown_grey(digital_run):
 
 
 def test_row_meta_records_channel_params_only_when_they_matter(tmp_path):
+    from gesco.evaluate.config import EvalConfig
     from gesco.evaluate.methods import select_methods
-    from gesco.evaluate.runner import EvalConfig, _row_meta, plan_rows
+    from gesco.evaluate.plan import plan_rows, row_meta
 
     config = EvalConfig(out=tmp_path).validate()
-    metas = {p.method.key: _row_meta(p, config) for p in plan_rows(select_methods(["ours", "digital-png"]), config)}
+    metas = {p.method.key: row_meta(p, config) for p in plan_rows(select_methods(["ours", "digital-png"]), config)}
     assert "channel_params" not in metas["ours"]  # an AWGN store made before channel parameters still resumes
     assert metas["digital-png"]["ldpc_iterations"] == 20 and "channel_params" in metas["digital-png"]
     config = EvalConfig(out=tmp_path, channel="rayleigh", channel_params={"block_length": "64"}).validate()
-    meta = _row_meta(plan_rows(select_methods(["ours"]), config)[-1], config)
+    meta = row_meta(plan_rows(select_methods(["ours"]), config)[-1], config)
     assert meta["channel_params"] == {"block_length": 64, "equalizer": "mmse"}
 
 

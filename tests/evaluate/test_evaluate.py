@@ -25,9 +25,11 @@ from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.pipeline import SemanticGenerator
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import GescoInputError
+from gesco.evaluate.config import EvalConfig
 from gesco.evaluate.methods import equal_use_factor, parse_checkpoint_overrides, select_methods
 from gesco.evaluate.metrics import colour_errors, mean_iou
-from gesco.evaluate.runner import EvalConfig, plan_rows, run_evaluation
+from gesco.evaluate.plan import plan_rows
+from gesco.evaluate.runner import run_evaluation
 from gesco.evaluate.sampler_study import run_sampler_study, sampler_rows
 from gesco.evaluate.store import ResultStore
 from gesco.segment import Segmenter

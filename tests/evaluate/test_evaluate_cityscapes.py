@@ -20,7 +20,7 @@ from gesco.cli import main
 from gesco.diffusion.authors_import import DATASETS, AuthorsFlags, to_authors_state_dict, unet_config
 from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import GescoInputError
-from gesco.evaluate.runner import EvalConfig
+from gesco.evaluate.config import EvalConfig
 from gesco.segment.checkpoint import SegmenterCard
 from gesco.segment.checkpoint import save_checkpoint as save_segmenter
 from gesco.segment.model import SegmenterConfig, SegmenterNet
