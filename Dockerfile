@@ -23,10 +23,11 @@ RUN pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY gesco ./gesco
+COPY gesco_net ./gesco_net
 COPY sender ./sender
 COPY channel ./channel
 COPY receiver ./receiver
-RUN pip install . && python -c "import gesco.link, sender.app, channel.server, receiver.service"
+RUN pip install . && python -c "import gesco.link, gesco_net.cli, sender.app, channel.server, receiver.service"
 
 # The shipped models (diffusion model and segmenter, trained on the synthetic scenes)
 # and the configs that reproduce them.

@@ -42,7 +42,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests" / "services")
 import bench_services
 from pg_helpers import PostgresServer, find_bin
 
-from gesco.serving.probes import wait_until
+from gesco_net.probes import wait_until
 
 
 def cpu_seconds(pid: int) -> float:

@@ -48,10 +48,10 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gesco.cli import build_parser
-from gesco.commands.up import healthy, services_for, stop_services
 from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
-from gesco.serving.probes import free_port
+from gesco_net.cli import build_parser
+from gesco_net.commands.up import healthy, services_for, stop_services
+from gesco_net.probes import free_port
 
 STAGES_SENDER = ("decode_s", "resize_s", "segment_s", "encode_s", "reference_s", "channel_s")
 STAGES_RECEIVER = ("queue_wait_s", "fds_s", "sampling_s", "png_s")

@@ -2,7 +2,7 @@
 
 Starts the three services (``bench_services.Stack``, as ``gesco up``; a tiny random-weight
 model by default, since fuzzing tests the plumbing, or ``--shipped``), then runs
-:func:`gesco.serving.api_fuzz.fuzz_openapi` on the sender and on the receiver with
+:func:`gesco_net.api_fuzz.fuzz_openapi` on the sender and on the receiver with
 ``--examples`` examples per operation and generation mode (positive and negative),
 seeded. The positive cases of ``POST /transmit`` carry a real scene (image, label and
 instance map) in the file fields they generate, so the generated parameters run through
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import httpx
 from bench_services import Stack, scene, tiny_checkpoint
 
-from gesco.serving.api_fuzz import fuzz_openapi
+from gesco_net.api_fuzz import fuzz_openapi
 
 
 def missing_optional_extra(status: int, body: str) -> bool:

@@ -53,10 +53,10 @@ sys.path.insert(0, str(REPO / "bench"))
 from attack_figures import reset_peak, status
 from bench_services import Stack, scene, tiny_checkpoint
 
-from gesco.serving.frame_fuzz import apply_oversize, oversize_targets
 from gesco.uploads import encode_png
 from gesco.wire import DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck
 from gesco.wire.bounds import message_bounds
+from gesco_net.frame_fuzz import apply_oversize, oversize_targets
 
 TRANSMIT, DELIVER = "/gesco.v1.Channel/Transmit", "/gesco.v1.Receiver/Deliver"
 

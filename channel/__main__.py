@@ -26,13 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-log", dest="budget_log")
     args = p.parse_args(argv)
     settings = ChannelSettings(**{k: v for k, v in vars(args).items() if v is not None})
-    from gesco.serving.logs import configure_logging
+    from gesco_net.logs import configure_logging
 
     configure_logging("channel", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     from gesco.errors import GescoError
-    from gesco.serving.auth import ApiKeys, read_keys, warn_if_exposed
+    from gesco_net.auth import ApiKeys, read_keys, warn_if_exposed
 
     try:
         server = create_server(settings)

@@ -11,8 +11,9 @@ import grpc
 from channel.budget_log import BudgetLog
 from channel.settings import ChannelSettings
 from gesco.link import apply_channel, budget_record
-from gesco.serving import auth, tls
-from gesco.serving.grpc_kit import (
+from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck
+from gesco_net import auth, gesco_pb2_grpc, tls
+from gesco_net.grpc_kit import (
     CHANNEL_SERVICE,
     RECEIVER_SERVICE,
     abort,
@@ -21,10 +22,9 @@ from gesco.serving.grpc_kit import (
     set_serving,
     tolerant_unary,
 )
-from gesco.serving.logs import job_context
-from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics, start_metrics_server
-from gesco.serving.ratelimit import grpc_rate_limit
-from gesco.wire import ACK_ACCEPTED, DeliverAck, SemanticFrame, TransmitAck, gesco_pb2_grpc
+from gesco_net.logs import job_context
+from gesco_net.metrics import GrpcMetricsInterceptor, ServiceMetrics, start_metrics_server
+from gesco_net.ratelimit import grpc_rate_limit
 
 log = logging.getLogger("gesco.channel")
 

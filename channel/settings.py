@@ -8,14 +8,14 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gesco.serving.grpc_kit import (
+from gesco.wire import gesco_pb2 as pb
+from gesco.wire.bounds import grpc_message_limit
+from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits
+from gesco_net.grpc_kit import (
     DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MAX_RECONNECT_BACKOFF_MS,
     DEFAULT_RECONNECT_BACKOFF_MS,
 )
-from gesco.wire import gesco_pb2 as pb
-from gesco.wire.bounds import grpc_message_limit
-from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits
 
 
 class ChannelSettings(BaseSettings):

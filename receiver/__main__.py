@@ -31,12 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", help="job store URL: empty = SQLite in the data directory, or postgresql://...")
     args = p.parse_args(argv)
     settings = ReceiverSettings(**{k: v for k, v in vars(args).items() if v is not None})
-    from gesco.serving.logs import configure_logging
+    from gesco_net.logs import configure_logging
 
     configure_logging("receiver", settings.log_level, settings.log_json)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    from gesco.serving.auth import ApiKeys, ConfigError, read_keys, warn_if_exposed
+    from gesco_net.auth import ApiKeys, ConfigError, read_keys, warn_if_exposed
     from receiver.service import ReceiverService, WorkerService
     from receiver.store import StoreConfigError, StoreUnavailableError
 

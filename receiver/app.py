@@ -1,6 +1,6 @@
 """The receiver's REST API (FastAPI): job status, bit budget, timings and result images.
 
-With API keys configured (:mod:`gesco.serving.auth`), ``/result/...`` needs
+With API keys configured (:mod:`gesco_net.auth`), ``/result/...`` needs
 ``Authorization: Bearer <key>`` (401 otherwise) and shows a job only to the key that
 created it at the sender (403 otherwise). Result links are built from the configured
 public URL (or as paths), never from the request's ``Host`` header. ``GET /healthz``
@@ -18,14 +18,14 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, create_model
 
 from gesco import __version__
-from gesco.serving import auth
-from gesco.serving.api_docs import add_home, add_offline_docs
-from gesco.serving.body_limit import BodyLimit
-from gesco.serving.http_errors import install_validation_handler
-from gesco.serving.metrics import ServiceMetrics, install_http
-from gesco.serving.models import BitBudget, UploadReport
-from gesco.serving.readiness import READYZ_RESPONSES, run_checks
 from gesco.transmit_fields import FIELDS, default
+from gesco_net import auth
+from gesco_net.api_docs import add_home, add_offline_docs
+from gesco_net.body_limit import BodyLimit
+from gesco_net.http_errors import install_validation_handler
+from gesco_net.metrics import ServiceMetrics, install_http
+from gesco_net.models import BitBudget, UploadReport
+from gesco_net.readiness import READYZ_RESPONSES, run_checks
 from receiver.progress import ProgressBoard
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, BaseJobStore, Job, JobStatus
 from receiver.times import iso_time
@@ -297,7 +297,7 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
         allowed_origins: comma-separated extra origins allowed to POST from a browser.
         metrics: the receiver's metrics (a fresh registry by default); served at ``/metrics``.
         rate_limiter: token buckets every request outside the open endpoints takes from (``None``: no limit).
-        ready_checks: name -> check of ``/readyz`` (:func:`gesco.serving.readiness.run_checks`).
+        ready_checks: name -> check of ``/readyz`` (:func:`gesco_net.readiness.run_checks`).
     """
     app = FastAPI(
         title="gesco receiver",

@@ -11,12 +11,12 @@ import grpc
 
 from gesco.errors import ClassIdError
 from gesco.link import TransmitSettings, budget_record, check_transmit_params, received_maps, upload_report
-from gesco.serving.auth import owner_from_metadata
-from gesco.serving.grpc_kit import abort
-from gesco.serving.logs import job_context
 from gesco.transmit_fields import model_defaults
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits, check_received_limits
+from gesco_net.auth import owner_from_metadata
+from gesco_net.grpc_kit import abort
+from gesco_net.logs import job_context
 from receiver.generation import Generator, check_sampling, model_key, num_timesteps
 from receiver.store import (
     BaseJobStore,

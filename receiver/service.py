@@ -15,16 +15,16 @@ import threading
 import uvicorn
 from fastapi import FastAPI
 
-from gesco.serving import auth, tls
-from gesco.serving.grpc_kit import RECEIVER_SERVICE, make_server, set_serving, tolerant_unary
-from gesco.serving.logs import uvicorn_log_options
-from gesco.serving.metrics import GrpcMetricsInterceptor, ServiceMetrics
-from gesco.serving.ratelimit import grpc_rate_limit
-from gesco.serving.readiness import NotReady, directory_writable
-from gesco.serving.runner import run_uvicorn
-from gesco.serving.slow_requests import uvicorn_timeouts
 from gesco.wire import DeliverAck, ReceivedFrame
 from gesco.wire.bounds import grpc_message_limit
+from gesco_net import auth, tls
+from gesco_net.grpc_kit import RECEIVER_SERVICE, make_server, set_serving, tolerant_unary
+from gesco_net.logs import uvicorn_log_options
+from gesco_net.metrics import GrpcMetricsInterceptor, ServiceMetrics
+from gesco_net.ratelimit import grpc_rate_limit
+from gesco_net.readiness import NotReady, directory_writable
+from gesco_net.runner import run_uvicorn
+from gesco_net.slow_requests import uvicorn_timeouts
 from receiver.app import create_app
 from receiver.generation import Generator, describe, load_generator
 from receiver.ingest import Ingest

@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gesco.serving.grpc_kit import DEFAULT_MAX_CONCURRENT_CALLS
-from gesco.serving.slow_requests import DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS
+from gesco_net.grpc_kit import DEFAULT_MAX_CONCURRENT_CALLS
+from gesco_net.slow_requests import DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S
 
 
 class ReceiverSettings(BaseSettings):
@@ -91,7 +91,7 @@ class ReceiverSettings(BaseSettings):
                                  "service's own loopback origin.")
     header_timeout_s: float = Field(
         DEFAULT_HEADER_TIMEOUT_S, gt=0, description="Deadline for a request's headers (slow clients get 408 "
-        "and are disconnected; gesco.serving.slow_requests)."
+        "and are disconnected; gesco_net.slow_requests)."
     )
     body_timeout_s: float = Field(
         DEFAULT_BODY_TIMEOUT_S, gt=0, description="Deadline for a request's body once its headers are in."

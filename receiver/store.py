@@ -221,7 +221,7 @@ class BaseJobStore(ABC):
             ``True`` for a new job, ``False`` when the same id was stored with the same
             frame bytes before (a repeated delivery: nothing changes).
         Args:
-            owner: identity of the client's API key (:func:`gesco.serving.auth.key_identity`), if any.
+            owner: identity of the client's API key (:func:`gesco_net.auth.key_identity`), if any.
             model: the model the frame was checked against; only workers with that model claim it.
         Raises:
             JobOwnerError: the id exists and belongs to another owner.

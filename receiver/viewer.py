@@ -41,7 +41,7 @@ from gesco.link import (
     encode_png,
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
-from gesco.serving.auth import client_identity
+from gesco_net.auth import client_identity
 from receiver.store import BaseJobStore
 from receiver.times import iso_time
 

@@ -13,11 +13,11 @@ import torch
 import uvicorn
 
 from gesco.errors import GescoError
-from gesco.serving.auth import ApiKeys, read_keys, warn_if_exposed
-from gesco.serving.logs import configure_logging, uvicorn_log_options
-from gesco.serving.runner import run_uvicorn
-from gesco.serving.slow_requests import uvicorn_timeouts
-from gesco.serving.tls import uvicorn_ssl
+from gesco_net.auth import ApiKeys, read_keys, warn_if_exposed
+from gesco_net.logs import configure_logging, uvicorn_log_options
+from gesco_net.runner import run_uvicorn
+from gesco_net.slow_requests import uvicorn_timeouts
+from gesco_net.tls import uvicorn_ssl
 from sender.app import create_app
 from sender.settings import SenderSettings
 

@@ -12,7 +12,7 @@ Status codes of ``POST /transmit``:
 
 With API keys configured: 401 without a valid ``Authorization: Bearer <key>``; any
 unsafe request from a browser page of another origin: 403; a client over its rate
-limit: 429 with ``Retry-After`` (:mod:`gesco.serving.auth`, ``docs/security.md``).
+limit: 429 with ``Retry-After`` (:mod:`gesco_net.auth`, ``docs/security.md``).
 ``GET /healthz`` (alive), ``GET /readyz`` (segmenter loaded, channel reachable) and
 ``GET /metrics`` (Prometheus) need no key.
 
@@ -34,11 +34,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from gesco import __version__
 from gesco.link import Segmenter
-from gesco.serving import auth
-from gesco.serving.api_docs import add_home, add_offline_docs
-from gesco.serving.body_limit import BodyLimit
-from gesco.serving.http_errors import install_validation_handler
-from gesco.serving.metrics import install_http
+from gesco_net import auth
+from gesco_net.api_docs import add_home, add_offline_docs
+from gesco_net.body_limit import BodyLimit
+from gesco_net.http_errors import install_validation_handler
+from gesco_net.metrics import install_http
 from sender.channel_client import ChannelClient, channel_client_for
 from sender.cors import allow_viewer
 from sender.openapi import strict_transmit_schema

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gesco.serving import auth, tls
-from gesco.serving.probes import grpc_health_on
-from gesco.wire import SemanticFrame, TransmitAck, gesco_pb2_grpc
+from gesco.wire import SemanticFrame, TransmitAck
+from gesco_net import auth, gesco_pb2_grpc, tls
+from gesco_net.probes import grpc_health_on
 from sender.settings import SenderSettings
 
 
@@ -16,7 +16,7 @@ class ChannelClient:
         tls_ca: CA of the channel's TLS certificate (``None``: plaintext).
         tls_cert, tls_key: this client's certificate for a channel that requires one (mutual TLS).
         reconnect_backoff_ms, max_reconnect_backoff_ms: reconnection to a restarted channel
-            (:func:`gesco.serving.grpc_kit.channel_options`).
+            (:func:`gesco_net.grpc_kit.channel_options`).
     """
 
     def __init__(self, address: str, timeout_s: float, max_message_bytes: int, api_key: str | None = None,

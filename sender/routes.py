@@ -15,9 +15,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from gesco import __version__
-from gesco.serving import auth
-from gesco.serving.logs import bind_job
-from gesco.serving.readiness import READYZ_RESPONSES, NotReady, run_checks
+from gesco_net import auth
+from gesco_net.logs import bind_job
+from gesco_net.readiness import READYZ_RESPONSES, NotReady, run_checks
 from sender.errors import TRANSMIT_ERRORS
 from sender.guards import check_form
 from sender.schemas import FORM_FIELDS, Health, TransmitAccepted, TransmitParams

@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field, create_model, field_validator, model_vali
 from gesco.channel import channel_catalogue, parse_channel_params
 from gesco.errors import GescoInputError
 from gesco.link import TransmitSettings
-from gesco.serving.models import BitBudget, UploadReport
 from gesco.transmit_fields import FIELDS, RECEIVER_DEFAULTS
 from gesco.wire.frames import FRAME_ID_PATTERN, check_frame_id
+from gesco_net.models import BitBudget, UploadReport
 
 #: appended to a receiver-resolved setting's description in the form (and the API schema)
 RECEIVER_DEFAULT_NOTE = (" Omitted: the receiver's default, its model's recommended sampling when its card has one "

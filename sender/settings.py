@@ -11,12 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gesco.data.aspect import DEFAULT_ASPECT
 from gesco.link import DEFAULT_JPEG_QUALITY, DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS
 from gesco.segment.domain import DEFAULT_DOMAIN_THRESHOLD
-from gesco.serving.grpc_kit import (
+from gesco_net.grpc_kit import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_RECONNECT_BACKOFF_MS,
     DEFAULT_RECONNECT_BACKOFF_MS,
 )
-from gesco.serving.slow_requests import DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S
+from gesco_net.slow_requests import DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S
 
 
 class SenderSettings(BaseSettings):
@@ -94,7 +94,7 @@ class SenderSettings(BaseSettings):
     rate_limit_burst: int = Field(20, ge=1, description="Requests a client may make at once before the rate applies.")
     header_timeout_s: float = Field(
         DEFAULT_HEADER_TIMEOUT_S, gt=0, description="Deadline for a request's headers (slow clients get 408 "
-        "and are disconnected; gesco.serving.slow_requests)."
+        "and are disconnected; gesco_net.slow_requests)."
     )
     body_timeout_s: float = Field(
         DEFAULT_BODY_TIMEOUT_S, gt=0, description="Deadline for a request's body once its headers are in."

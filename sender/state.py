@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request
 
 from gesco.link import Segmenter
 from gesco.semantics.classes import ClassSpace, get_class_space
-from gesco.serving.metrics import ServiceMetrics
+from gesco_net.metrics import ServiceMetrics
 from sender.channel_client import ChannelClient
 from sender.guards import EncodeSlots
 from sender.settings import SenderSettings

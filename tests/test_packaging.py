@@ -14,9 +14,9 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIRST_PARTY = ("gesco", "sender", "channel", "receiver")
+FIRST_PARTY = ("gesco", "gesco_net", "sender", "channel", "receiver")
 #: what runs on `pip install .`: the three services (the Dockerfile imports these) and the CLI
-ENTRY_MODULES = ("sender.app", "channel.server", "receiver.service", "gesco.cli", "gesco.link")
+ENTRY_MODULES = ("sender.app", "channel.server", "receiver.service", "gesco_net.cli", "gesco.link")
 
 
 def module_file(name: str) -> Path | None:

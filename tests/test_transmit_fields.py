@@ -10,7 +10,6 @@ import typing
 
 import pytest
 
-from gesco.cli import build_parser
 from gesco.codecs.lossless import LOSSLESS_CODECS
 from gesco.defaults import GUIDED_SAMPLER, GUIDED_STEPS, LOSSLESS_CODEC_NAMES
 from gesco.diffusion.pipeline import SamplingSettings
@@ -31,6 +30,7 @@ from gesco.transmit_fields import (
     to_wire,
 )
 from gesco.wire import gesco_pb2 as pb
+from gesco_net.cli import build_parser
 from receiver.app import JobSettings
 from sender.schemas import TransmitParams, form_field
 

@@ -43,7 +43,7 @@ from gesco.wire import gesco_pb2 as pb
 #: slack of the payload bound, in bytes (also :func:`gesco.wire.limits.check_frame_limits`'s)
 PAYLOAD_SLACK_BYTES = 4096
 #: longest human-readable text a message carries (acks' ``message``, upload notes): the
-#: cap of error details and log lines (:data:`gesco.serving.capped.MAX_ECHO_CHARS`)
+#: cap of error details and log lines (:data:`gesco_net.capped.MAX_ECHO_CHARS`)
 MAX_TEXT_BYTES = 1000
 #: longest name (codec, class space, channel preset, sampler, ...)
 MAX_NAME_BYTES = 64

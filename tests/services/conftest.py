@@ -16,7 +16,7 @@ import httpx
 import pytest
 from svc_helpers import TINY_RESOLUTION, UvicornThread, make_tiny_checkpoint
 
-from gesco.serving.probes import free_port
+from gesco_net.probes import free_port
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import torch
 
-from gesco.cli import main as cli
 from gesco.diffusion.authors_import import DATASETS, AuthorsFlags, to_authors_state_dict, unet_config
 from gesco.diffusion.unet import SpadeUNet
+from gesco_net.cli import main as cli
 
 #: the served model: five levels, attention at downsampling 16 (16x32 positions at 256x512)
 SERVED_256 = AuthorsFlags(image_size=256, num_channels=32, num_res_blocks=1, channel_mult=(1, 1, 1, 1, 1),

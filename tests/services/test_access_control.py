@@ -19,12 +19,13 @@ import httpx
 import pytest
 from svc_helpers import TINY_RESOLUTION, UvicornThread, scene_files
 
-from gesco.commands.certs import make_certificates
-from gesco.serving.auth import bearer_metadata, key_identity
-from gesco.serving.logs import JobIdFilter, JsonFormatter
-from gesco.serving.probes import free_port, grpc_health
-from gesco.serving.tls import client_ssl_context
-from gesco.wire import ReceivedFrame, gesco_pb2_grpc
+from gesco.wire import ReceivedFrame
+from gesco_net import gesco_pb2_grpc
+from gesco_net.auth import bearer_metadata, key_identity
+from gesco_net.commands.certs import make_certificates
+from gesco_net.logs import JobIdFilter, JsonFormatter
+from gesco_net.probes import free_port, grpc_health
+from gesco_net.tls import client_ssl_context
 
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
 CHANNEL_KEY, RECEIVER_KEY = "channel-grpc-key-0123456789", "receiver-grpc-key-0123456789"
@@ -231,7 +232,7 @@ def test_sender_with_a_wrong_channel_key_stores_nothing(secured, files):
 
 
 def test_channel_metrics_port(secured, alice_job):
-    from gesco.serving.grpc_kit import CHANNEL_SERVICE
+    from gesco_net.grpc_kit import CHANNEL_SERVICE
 
     with _tls_channel(secured, secured.channel_address) as ch, pytest.raises(grpc.RpcError):
         gesco_pb2_grpc.ChannelStub(ch).Transmit(ReceivedFrame().header, timeout=10)  # no key
@@ -284,7 +285,7 @@ def test_preflight_needs_no_key(secured):
 
 
 def test_gesco_send_takes_the_key_from_the_environment(secured, files, tmp_path, monkeypatch, capsys):
-    from gesco.cli import main
+    from gesco_net.cli import main
 
     for name in ("image", "label", "instance"):
         (tmp_path / f"{name}.png").write_bytes(files[name])

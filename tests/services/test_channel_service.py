@@ -18,8 +18,9 @@ from gesco.codecs import frame_bits
 from gesco.data.synthetic import generate_scene
 from gesco.link import TransmitSettings, encode_image_frame
 from gesco.semantics.classes import get_class_space
-from gesco.serving.probes import free_port, grpc_health
-from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck, gesco_pb2_grpc
+from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck
+from gesco_net import gesco_pb2_grpc
+from gesco_net.probes import free_port, grpc_health
 
 SPACE = get_class_space("cityscapes")
 

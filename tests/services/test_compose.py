@@ -178,7 +178,7 @@ def test_secure_override_wires_keys_and_certificates_from_secrets(compose):
         mounted = set(s["secrets"])
         assert mounted <= set(declared), name
         for key, value in s["environment"].items():
-            if key == "GESCO_PROBE_CA":  # read by gesco.serving.probes, the health checks
+            if key == "GESCO_PROBE_CA":  # read by gesco_net.probes, the health checks
                 assert value == "/run/secrets/tls_ca"
                 continue
             field = key[len(prefix):].lower()
@@ -215,7 +215,7 @@ def test_dockerfile_copies_what_exists_and_only_that_is_in_the_context():
              if line.strip() and not line.startswith("#")]
     copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", text, flags=re.M)
     sources = [src for line in copies for src in line.split()]
-    assert {"gesco", "sender", "channel", "receiver", "proto", "pyproject.toml", "checkpoints"} <= set(sources)
+    assert {"gesco", "gesco_net", "sender", "channel", "receiver", "proto", "pyproject.toml", "checkpoints"} <= set(sources)
     # everything is left out first, then exactly the copied sources are let back in
     assert rules[0] == "*"
     let_in = {r[1:] for r in rules if r.startswith("!")}

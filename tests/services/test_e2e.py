@@ -16,8 +16,8 @@ import pytest
 from conftest import wait_result
 from svc_helpers import TINY_RESOLUTION, scene_files, service_env, spawn
 
-from gesco.cli import main as cli
-from gesco.serving.probes import free_port, grpc_health, http_ok, wait_until
+from gesco_net.cli import main as cli
+from gesco_net.probes import free_port, grpc_health, http_ok, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def services(tmp_path_factory, tiny_checkpoint):
     tmp = tmp_path_factory.mktemp("e2e")
     ports = {name: free_port() for name in ("sender", "channel", "receiver", "receiver_grpc")}
     # no --data-dir: gesco up takes its default data folder, $GESCO_DATA_DIR here
-    args = ["-m", "gesco.cli", "up", "--checkpoint", str(tiny_checkpoint),
+    args = ["-m", "gesco_net.cli", "up", "--checkpoint", str(tiny_checkpoint),
             "--sender-port", str(ports["sender"]), "--channel-port", str(ports["channel"]),
             "--receiver-port", str(ports["receiver"]), "--receiver-grpc-port", str(ports["receiver_grpc"]),
             "--device", "cpu", "--batch-size", "2", "--no-segmenter"]

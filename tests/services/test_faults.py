@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # ~50 s: .ci/run runs the slow tests after the de
 from conftest import wait_result
 from svc_helpers import scene_files, service_env, spawn
 
-from gesco.serving.probes import free_port, grpc_health, wait_until
+from gesco_net.probes import free_port, grpc_health, wait_until
 
 
 class FifoReader:
@@ -101,7 +101,7 @@ def up(tmp_path_factory, tiny_checkpoint):
     os.mkfifo(fifo)
     reader = FifoReader(fifo)
     ports = {name: free_port() for name in ("sender", "channel", "receiver", "receiver_grpc")}
-    args = ["-m", "gesco.cli", "up", "--checkpoint", str(tiny_checkpoint), "--data-dir", str(tmp / "data"),
+    args = ["-m", "gesco_net.cli", "up", "--checkpoint", str(tiny_checkpoint), "--data-dir", str(tmp / "data"),
             "--budget-log", str(fifo),
             "--sender-port", str(ports["sender"]), "--channel-port", str(ports["channel"]),
             "--receiver-port", str(ports["receiver"]), "--receiver-grpc-port", str(ports["receiver_grpc"]),

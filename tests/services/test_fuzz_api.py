@@ -16,7 +16,7 @@ pytest.importorskip("schemathesis", reason="schemathesis is in the dev extra: pi
 
 from svc_helpers import scene_files
 
-from gesco.serving.api_fuzz import fuzz_openapi
+from gesco_net.api_fuzz import fuzz_openapi
 
 EXAMPLES = 15
 SEED = 14

@@ -1,7 +1,7 @@
 """Property: a frame with any variable-size field over its bound is refused, cheaply, with a short reply.
 
 Issue 25's item 1 (60 MB of ``upload.notes`` stored and served back) would have failed
-this test: the targets come from the proto descriptors (:mod:`gesco.serving.frame_fuzz`),
+this test: the targets come from the proto descriptors (:mod:`gesco_net.frame_fuzz`),
 so every ``string`` / ``bytes`` / ``repeated`` / ``map`` field, nested ones included, is
 tried at the channel (``SemanticFrame``) and at the receiver (``ReceivedFrame``). Checked
 per example: the status is ``INVALID_ARGUMENT`` naming the bound (or ``RESOURCE_EXHAUSTED``
@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from test_channel_service import make_frame
 from test_receiver_service import received_frame
 
-from gesco.serving.capped import MAX_DETAIL_CHARS
-from gesco.serving.frame_fuzz import Target, apply_oversize, oversize_targets
 from gesco.wire import DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck
+from gesco_net.capped import MAX_DETAIL_CHARS
+from gesco_net.frame_fuzz import Target, apply_oversize, oversize_targets
 
 CHANNEL_TARGETS = oversize_targets(SemanticFrame.DESCRIPTOR)
 RECEIVER_TARGETS = oversize_targets(ReceivedFrame.DESCRIPTOR)

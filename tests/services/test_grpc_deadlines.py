@@ -14,7 +14,7 @@ RPC_NAMES = {m.name for s in gesco_pb2.DESCRIPTOR.services_by_name.values() for 
 
 def test_every_stub_call_has_a_timeout():
     calls, missing = 0, []
-    for folder in ("gesco", "sender", "channel", "receiver", "bench", "scripts"):
+    for folder in ("gesco", "gesco_net", "sender", "channel", "receiver", "bench", "scripts"):
         for path in (REPO / folder).rglob("*.py"):
             if path.name.endswith("_pb2_grpc.py") or path.name.endswith("_pb2.py"):
                 continue

@@ -58,7 +58,7 @@ def test_tiny_frame_declaring_huge_maps_is_refused_before_decoding(stack, no_dec
 def test_channel_with_known_resolution_refuses_other_sizes(tmp_path, no_decoding):
     from channel.server import create_server
     from channel.settings import ChannelSettings
-    from gesco.serving.probes import free_port
+    from gesco_net.probes import free_port
 
     chan = create_server(ChannelSettings(port=0, receiver_address=f"127.0.0.1:{free_port()}", height=64, width=128,
                                          budget_log=tmp_path / "b.jsonl")).start()

@@ -214,8 +214,8 @@ def test_full_receiver_queue_is_503_with_retry_after_and_nothing_stored(tmp_path
 
     from channel.server import create_server
     from channel.settings import ChannelSettings
-    from gesco.serving.grpc_kit import RECEIVER_SERVICE, set_serving
-    from gesco.serving.probes import free_port
+    from gesco_net.grpc_kit import RECEIVER_SERVICE, set_serving
+    from gesco_net.probes import free_port
     from receiver.service import ReceiverService
     from receiver.settings import ReceiverSettings
     from sender.app import create_app

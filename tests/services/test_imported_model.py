@@ -22,12 +22,12 @@ import pytest
 from conftest import run_stack, wait_result
 from imported_helpers import H, W, cityscapes_pair, import_random_authors_model, png
 
-from gesco.cli import main as cli
 from gesco.diffusion.authors_import import AuthorsFlags, import_checkpoint
 from gesco.diffusion.pipeline import SemanticGenerator
 from gesco.link import encode_image_frame
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.layout import authors_instance_ids, instance_edges
+from gesco_net.cli import main as cli
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "authors"
 #: the small fixture's network (model_channels 32, channel_mult 1,1, one block per level, two heads, attention

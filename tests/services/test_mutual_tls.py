@@ -14,11 +14,11 @@ import httpx
 import pytest
 from svc_helpers import TINY_RESOLUTION, UvicornThread, scene_files
 
-from gesco.commands.certs import make_certificates
 from gesco.errors import GescoInputError
-from gesco.serving import tls
-from gesco.serving.probes import free_port, grpc_health_on
-from gesco.serving.tls import client_ssl_context
+from gesco_net import tls
+from gesco_net.commands.certs import make_certificates
+from gesco_net.probes import free_port, grpc_health_on
+from gesco_net.tls import client_ssl_context
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +95,8 @@ def test_gesco_up_probes_a_tls_stack_and_sets_every_hops_settings(mtls, monkeypa
     the services get the certificate settings this module's stack was built with."""
     import argparse
 
-    from gesco.cli import build_parser
-    from gesco.commands.up import healthy, services_for
+    from gesco_net.cli import build_parser
+    from gesco_net.commands.up import healthy, services_for
 
     monkeypatch.delenv("GESCO_TLS_DIR", raising=False)
     sport, cport, rest, rgrpc = mtls["ports"]

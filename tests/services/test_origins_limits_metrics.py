@@ -9,7 +9,7 @@ import pytest
 from conftest import wait_result
 from svc_helpers import scene_files
 
-from gesco.serving.probes import free_port
+from gesco_net.probes import free_port
 
 
 @pytest.fixture(scope="module")

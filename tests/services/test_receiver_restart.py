@@ -9,8 +9,9 @@ from conftest import wait_result
 from svc_helpers import service_env, spawn
 from test_receiver_service import received_frame
 
-from gesco.serving.probes import free_port, grpc_health, http_ok, wait_until
-from gesco.wire import ACK_ACCEPTED, gesco_pb2_grpc
+from gesco.wire import ACK_ACCEPTED
+from gesco_net import gesco_pb2_grpc
+from gesco_net.probes import free_port, grpc_health, http_ok, wait_until
 
 
 def start_receiver(env: dict[str, str], log, rest: int, grpc_port: int):

@@ -18,8 +18,9 @@ from gesco.data.synthetic import generate_scene
 from gesco.errors import CheckpointError
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame
 from gesco.semantics.classes import get_class_space
-from gesco.serving.probes import grpc_health
-from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame, gesco_pb2_grpc
+from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
+from gesco_net import gesco_pb2_grpc
+from gesco_net.probes import grpc_health
 
 SPACE = get_class_space("cityscapes")
 

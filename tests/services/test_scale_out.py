@@ -25,8 +25,9 @@ from svc_helpers import make_tiny_checkpoint, service_env, spawn
 from test_receiver_service import received_frame
 from test_store_worker import store_job
 
-from gesco.serving.probes import free_port, wait_until
-from gesco.wire import ACK_ACCEPTED, gesco_pb2_grpc
+from gesco.wire import ACK_ACCEPTED
+from gesco_net import gesco_pb2_grpc
+from gesco_net.probes import free_port, wait_until
 from receiver.ingest import Ingest
 from receiver.store import FRAME_FILE, IMAGE_FILE, JobStatus, open_store
 from receiver.worker import Worker
@@ -274,8 +275,8 @@ def test_receiver_refuses_to_start_with_a_malformed_or_unreachable_store(tmp_pat
 
 
 def test_gesco_up_workers_and_store_make_a_receiver_and_n_worker_processes(tmp_path, tiny_checkpoint):
-    from gesco.cli import build_parser
-    from gesco.commands.up import services_for
+    from gesco_net.cli import build_parser
+    from gesco_net.commands.up import services_for
     from receiver.store import StoreConfigError
 
     base = ["up", "--checkpoint", str(tiny_checkpoint), "--data-dir", str(tmp_path / "data")]

@@ -16,7 +16,7 @@ from conftest import wait_result
 from svc_helpers import TINY_RESOLUTION, scene_files
 
 from gesco.link import encode_png
-from gesco.serving.probes import free_port
+from gesco_net.probes import free_port
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from svc_helpers import UvicornThread
 from test_receiver_service import received_frame
 
 from gesco.link import TransmitSettings, budget_record
-from gesco.serving.probes import free_port
+from gesco_net.probes import free_port
 from receiver.app import create_app
 from receiver.ingest import Ingest, batch_key
 from receiver.store import DuplicateJobError, JobStatus, JobStore

@@ -15,7 +15,7 @@ import pytest
 from svc_helpers import TINY_RESOLUTION, UvicornThread
 from test_viewer_browser import LABELS, SCENE, driver, fill_form, loaded_width, text, wait_done, wait_for  # noqa: F401
 
-from gesco.serving.probes import free_port
+from gesco_net.probes import free_port
 
 KEY = "viewer-key-0123456789abcdef"
 

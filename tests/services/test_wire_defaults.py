@@ -17,12 +17,13 @@ import pytest
 from conftest import run_stack, wait_result
 from svc_helpers import TINY_RESOLUTION, scene_files
 
-from gesco.cli import main as cli
 from gesco.data.synthetic import generate_scene
 from gesco.link import TransmitSettings, encode_image_frame
 from gesco.semantics.classes import get_class_space
 from gesco.transmit_fields import FIELDS, RECEIVER_DEFAULTS, WIRE_TRANSMIT, default
-from gesco.wire import ACK_ACCEPTED, gesco_pb2_grpc
+from gesco.wire import ACK_ACCEPTED
+from gesco_net import gesco_pb2_grpc
+from gesco_net.cli import main as cli
 
 SPACE = get_class_space("cityscapes")
 #: values other than the defaults, each a valid setting for the tiny model

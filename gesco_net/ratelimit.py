@@ -119,7 +119,7 @@ class GrpcRateLimitInterceptor(grpc.ServerInterceptor):
 def grpc_rate_limit(per_s: float, burst: int, keys=None) -> tuple[GrpcRateLimitInterceptor, ...]:
     """The interceptors of a gRPC server's rate limit: none when ``per_s`` is 0.
 
-    ``keys``: the server's :class:`gesco.serving.auth.ApiKeys` (callers keyed by identity when enabled).
+    ``keys``: the server's :class:`gesco_net.auth.ApiKeys` (callers keyed by identity when enabled).
     """
     if per_s <= 0:
         return ()

@@ -5,7 +5,7 @@ FastAPI's default 422 reply copies each invalid value (``input``) into the respo
 the handler with one that keeps the error list (location, message, type) and cuts every
 echoed value to :data:`MAX_ECHO_CHARS` characters, and caps the ``detail`` of every
 other error reply (``HTTPException``, which may quote an id or a path parameter) at
-:data:`~gesco.serving.capped.MAX_DETAIL_CHARS` characters (:func:`~gesco.serving.capped.cap_text`).
+:data:`~gesco_net.capped.MAX_DETAIL_CHARS` characters (:func:`~gesco_net.capped.cap_text`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gesco.serving.capped import MAX_DETAIL_CHARS, cap_text
+from gesco_net.capped import MAX_DETAIL_CHARS, cap_text
 
 #: longest echoed input value in a 422 reply, in characters
 MAX_ECHO_CHARS = 100

@@ -5,7 +5,7 @@ passed as ``GESCO_*`` environment variables (the same settings as in
 ``docker-compose.yml``). Ports come from the flags, else from ``GESCO_SENDER_PORT``,
 ``GESCO_CHANNEL_PORT``, ``GESCO_RECEIVER_PORT`` and ``GESCO_RECEIVER_GRPC_PORT``, else
 8000-8003; a port in use stops the command before anything starts. The command waits until the three are healthy, prints their
-URLs, restarts a child that dies (with backoff, see :mod:`gesco.commands.supervise`),
+URLs, restarts a child that dies (with backoff, see :mod:`gesco_net.commands.supervise`),
 and on Ctrl-C (or SIGTERM) stops them (SIGTERM to each, then a grace period):
 every service finishes what it is doing, and no accepted job is half-stored (jobs
 still queued at the receiver are resumed by the next start).
@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gesco.commands import supervise
 from gesco.errors import GescoError
 from gesco.paths import BUDGET_LOG_NAME, default_data_dir
+from gesco_net.commands import supervise
 
 
 @dataclass
@@ -81,7 +81,7 @@ def resolve_ports(args: argparse.Namespace) -> list:
     """Each port from its flag, else its service's setting (``GESCO_*_PORT``), else the default.
 
     Sets ``args.sender_port`` etc. to the numbers used and returns them as
-    :class:`gesco.serving.ports.PortSpec` (with where each came from).
+    :class:`gesco_net.ports.PortSpec` (with where each came from).
 
     Raises:
         GescoError: a ``GESCO_*`` variable of a service does not validate.
@@ -89,7 +89,7 @@ def resolve_ports(args: argparse.Namespace) -> list:
     from pydantic import ValidationError
 
     from channel.settings import ChannelSettings
-    from gesco.serving.ports import PortSpec
+    from gesco_net.ports import PortSpec
     from receiver.settings import ReceiverSettings
     from sender.settings import SenderSettings
 
@@ -237,8 +237,8 @@ def services_for(args: argparse.Namespace) -> list[Service]:
 def healthy(name: str, args: argparse.Namespace) -> bool:
     """Whether the service ``name`` answers its health check (HTTP and / or gRPC; over TLS with ``--tls``,
     presenting the services' certificate with ``--mtls``)."""
-    from gesco.serving.probes import grpc_health_on, http_ok
-    from gesco.serving.tls import client_channel
+    from gesco_net.probes import grpc_health_on, http_ok
+    from gesco_net.tls import client_channel
 
     public = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     files = tls_files(args)
@@ -279,7 +279,7 @@ def stop_services(services: list[Service], grace: float = 20.0) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from gesco.serving.ports import check_ports_free
+    from gesco_net.ports import check_ports_free
 
     ports = resolve_ports(args)
     check_ports_free(args.host, ports)  # PortInUseError: "port 8001 is in use (channel gRPC, ...)"

@@ -1,7 +1,7 @@
 """Is a service up? Health probes over HTTP and gRPC, and free loopback ports.
 
 Used by ``gesco up`` (wait until the three services answer), the Docker health checks
-(``python -m gesco.serving.probes grpc HOST:PORT``), the tests and the benchmark.
+(``python -m gesco_net.probes grpc HOST:PORT``), the tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gesco.serving.probes {grpc HOST:PORT | http URL}``: exit 0 when healthy."""
-    p = argparse.ArgumentParser(prog="python -m gesco.serving.probes", description=main.__doc__)
+    """``python -m gesco_net.probes {grpc HOST:PORT | http URL}``: exit 0 when healthy."""
+    p = argparse.ArgumentParser(prog="python -m gesco_net.probes", description=main.__doc__)
     p.add_argument("kind", choices=["grpc", "http"])
     p.add_argument("target", help="HOST:PORT for grpc, a URL for http")
     p.add_argument("--service", default="", help="gRPC service name (default: the whole server)")

@@ -1,7 +1,7 @@
 """TLS for the services: gRPC credentials, uvicorn's ssl options, a client SSL context.
 
 Certificates are PEM files (``gesco certs`` makes a self-signed CA and a server
-certificate signed by it, :mod:`gesco.commands.certs`). A server is given its
+certificate signed by it, :mod:`gesco_net.commands.certs`). A server is given its
 certificate and key (``GESCO_*_TLS_CERT`` / ``..._TLS_KEY``); a client is given the CA
 that signed it (``GESCO_SENDER_CHANNEL_TLS_CA``, ``GESCO_CHANNEL_RECEIVER_TLS_CA``) and
 then refuses a server whose certificate does not chain to that CA or does not name the
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import grpc
 
-from gesco.serving.auth import ConfigError
-from gesco.serving.grpc_kit import channel_options
+from gesco_net.auth import ConfigError
+from gesco_net.grpc_kit import channel_options
 
 
 def _read(path: Path | str, what: str) -> bytes:
@@ -67,8 +67,8 @@ def client_channel(address: str, max_message_bytes: int, ca: Path | str | None =
     ``client_cert`` / ``client_key``: this client's certificate for a server that requires one
     (mutual TLS; needs ``ca``).
 
-    ``reconnect_backoff_ms`` / ``max_reconnect_backoff_ms``: see :func:`gesco.serving.grpc_kit.channel_options`;
-    ``service_config``: load balancing and retries (:func:`gesco.serving.grpc_kit.balanced_service_config`).
+    ``reconnect_backoff_ms`` / ``max_reconnect_backoff_ms``: see :func:`gesco_net.grpc_kit.channel_options`;
+    ``service_config``: load balancing and retries (:func:`gesco_net.grpc_kit.balanced_service_config`).
     """
     options = channel_options(max_message_bytes, reconnect_backoff_ms, max_reconnect_backoff_ms)
     if service_config is not None:

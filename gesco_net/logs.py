@@ -11,7 +11,7 @@ receiver's gRPC handler); records outside a job have no ``job_id`` key. Exceptio
 appear as ``"exc_info"`` (the formatted traceback). uvicorn's own loggers go through the
 same handler (the services pass ``log_config=None`` to uvicorn in JSON mode). Every
 record's template and arguments are capped at 1,000 characters each before formatting
-(:class:`~gesco.serving.capped.CapLogFilter`).
+(:class:`~gesco_net.capped.CapLogFilter`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from gesco.serving.capped import CapLogFilter
+from gesco_net.capped import CapLogFilter
 
 #: the job the current request / call works on
 JOB_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("gesco_job_id", default=None)
@@ -105,7 +105,7 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = False
     """Configure the root logger of a service process (replaces its handlers).
 
     Also filters uvicorn's loggers directly (they have handlers of their own in text mode):
-    capped lines (:class:`~gesco.serving.capped.CapLogFilter`) and no secrets from query
+    capped lines (:class:`~gesco_net.capped.CapLogFilter`) and no secrets from query
     strings in the access log (:class:`RedactQueryFilter`).
     """
     handler = logging.StreamHandler(sys.stderr)

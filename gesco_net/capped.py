@@ -5,8 +5,8 @@ lets one request produce a 100 MB log line, or a gRPC status detail so large tha
 caller gets ``RESOURCE_EXHAUSTED`` ("metadata size exceeds hard limit") instead of the
 real cause. Every echo goes through :func:`cap_text`, with :data:`MAX_DETAIL_CHARS`:
 
-* REST error ``detail`` strings (:mod:`gesco.serving.http_errors`);
-* gRPC status details (:func:`gesco.serving.grpc_kit.abort`);
+* REST error ``detail`` strings (:mod:`gesco_net.http_errors`);
+* gRPC status details (:func:`gesco_net.grpc_kit.abort`);
 * log records (:class:`CapLogFilter` on the services' log handler: the message template
   and every argument are cut *before* the line is formatted).
 """

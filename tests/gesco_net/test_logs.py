@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 
-from gesco.serving.logs import JOB_ID, JobIdFilter, JsonFormatter, bind_job, configure_logging
+from gesco_net.logs import JOB_ID, JobIdFilter, JsonFormatter, bind_job, configure_logging
 
 
 def _logger(stream: io.StringIO) -> logging.Logger:
@@ -63,7 +63,7 @@ def test_configure_logging_switches_format(capsys):
 
 
 def test_job_context_unbinds():
-    from gesco.serving.logs import job_context
+    from gesco_net.logs import job_context
 
     assert JOB_ID.get() is None
     with job_context("abc"):
@@ -72,7 +72,7 @@ def test_job_context_unbinds():
 
 
 def test_access_log_never_shows_a_key_sent_in_the_query_string():
-    from gesco.serving.logs import RedactQueryFilter
+    from gesco_net.logs import RedactQueryFilter
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
                                ("127.0.0.1:5", "GET", "/results?limit=5&api_key=SECRET-1&Token=SECRET-2", "1.1", 401), None)

@@ -165,7 +165,7 @@ def _send(args: argparse.Namespace) -> int:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     verify = True
     if args.ca:
-        from gesco.serving.tls import client_ssl_context
+        from gesco_net.tls import client_ssl_context
 
         verify = client_ssl_context(args.ca)
     with httpx.Client(timeout=httpx.Timeout(60.0), headers=headers, verify=verify) as client:

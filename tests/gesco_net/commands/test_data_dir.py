@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gesco.cli import main as cli
 from gesco.commands.budget import default_budget_log
-from gesco.commands.send import default_result_path
-from gesco.commands.up import data_paths
 from gesco.paths import DATA_DIR_ENV, default_data_dir
+from gesco_net.cli import main as cli
+from gesco_net.commands.send import default_result_path
+from gesco_net.commands.up import data_paths
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from gesco.commands.supervise import RestartPolicy, Supervisor, add_arguments, policy_from_args
 from gesco.errors import GescoError
+from gesco_net.commands.supervise import RestartPolicy, Supervisor, add_arguments, policy_from_args
 
 
 class FakeProcess:

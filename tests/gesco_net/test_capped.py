@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from gesco.errors import GescoInputError
-from gesco.serving.capped import MAX_DETAIL_CHARS, CapLogFilter, cap_text
-from gesco.serving.grpc_kit import make_server, tolerant_unary
 from gesco.wire import DeliverAck, ReceivedFrame
+from gesco_net.capped import MAX_DETAIL_CHARS, CapLogFilter, cap_text
+from gesco_net.grpc_kit import make_server, tolerant_unary
 
 
 def test_cap_text_keeps_short_text_and_names_the_length_of_long_text():
@@ -38,7 +38,7 @@ def test_log_filter_caps_template_and_arguments_before_formatting():
 
 
 def test_configured_service_logging_caps_lines(capsys):
-    from gesco.serving.logs import configure_logging
+    from gesco_net.logs import configure_logging
 
     root = logging.getLogger()
     old_handlers, old_level = list(root.handlers), root.level

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gesco.serving.ratelimit import RateLimiter, retry_after_header
+from gesco_net.ratelimit import RateLimiter, retry_after_header
 
 
 class Clock:
@@ -51,7 +51,7 @@ def test_bad_settings_and_header():
 
 
 def test_peer_host_drops_the_port():
-    from gesco.serving.ratelimit import peer_host
+    from gesco_net.ratelimit import peer_host
 
     assert peer_host("ipv4:127.0.0.1:5000") == "127.0.0.1"
     assert peer_host("ipv6:[::1]:5000") == "::1"
@@ -62,7 +62,7 @@ def test_rest_api_limit_covers_every_request_but_the_open_endpoints():
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from gesco.serving.auth import GuardConfig, HttpGuard
+    from gesco_net.auth import GuardConfig, HttpGuard
 
     app = FastAPI()
 
@@ -85,10 +85,10 @@ def test_rest_api_limit_covers_every_request_but_the_open_endpoints():
 def test_grpc_calls_beyond_the_limit_get_resource_exhausted():
     import grpc
 
-    from gesco.serving.grpc_kit import make_server, set_serving, tolerant_unary
-    from gesco.serving.probes import grpc_health
-    from gesco.serving.ratelimit import grpc_rate_limit
     from gesco.wire import DeliverAck, ReceivedFrame
+    from gesco_net.grpc_kit import make_server, set_serving, tolerant_unary
+    from gesco_net.probes import grpc_health
+    from gesco_net.ratelimit import grpc_rate_limit
 
     assert grpc_rate_limit(0, 10) == ()  # 0 = off
     server, health, port = make_server(

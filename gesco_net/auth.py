@@ -24,7 +24,7 @@ a browser's cross-site request and passes. The host is checked, not only matched
 ``Origin``, so that a DNS-rebinding page (``Origin: http://evil.example:8000``, ``Host:
 evil.example:8000``) is refused as well.
 
-**Rate limits**: :class:`gesco.serving.ratelimit.RateLimiter` per client: the key's
+**Rate limits**: :class:`gesco_net.ratelimit.RateLimiter` per client: the key's
 identity with keys on, else the peer's IP address.
 
 HTTP statuses: 401 (no or unknown key, with ``WWW-Authenticate: Bearer``), 403
@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 import grpc
 
 from gesco.errors import GescoInputError
-from gesco.serving.ratelimit import RateLimiter, retry_after_header
+from gesco_net.ratelimit import RateLimiter, retry_after_header
 
 #: metadata keys on gRPC calls
 AUTH_METADATA = "authorization"

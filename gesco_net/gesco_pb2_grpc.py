@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from . import gesco_pb2 as gesco__pb2
+from gesco.wire import gesco_pb2 as gesco__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -23,7 +23,7 @@ import logging
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-log = logging.getLogger("gesco.serving.slow_requests")
+log = logging.getLogger("gesco_net.slow_requests")
 
 #: default deadline for a request's headers, seconds
 DEFAULT_HEADER_TIMEOUT_S = 10.0

@@ -13,7 +13,7 @@ import pytest
 def test_certs_command(tmp_path, capsys):
     from cryptography import x509
 
-    from gesco.cli import main
+    from gesco_net.cli import main
 
     out = tmp_path / "c"
     assert main(["certs", str(out), "--san", "localhost", "--san", "10.1.2.3", "--api-key"]) == 0
@@ -36,8 +36,8 @@ def test_certs_command(tmp_path, capsys):
 
 
 def test_bad_arguments(tmp_path):
-    from gesco.commands.certs import make_certificates
     from gesco.errors import GescoInputError
+    from gesco_net.commands.certs import make_certificates
 
     with pytest.raises(GescoInputError):
         make_certificates(tmp_path, ["localhost"], days=0)
@@ -46,7 +46,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_cli_does_not_import_cryptography_or_prometheus():
-    code = ("import sys, gesco.cli; gesco.cli.build_parser(); "
+    code = ("import sys, gesco_net.cli; gesco_net.cli.build_parser(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cryptography', 'prometheus_client')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr

@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from gesco.serving.api_docs import ASSET_FILES, ASSETS_URL
+from gesco_net.api_docs import ASSET_FILES, ASSETS_URL
 
 #: src="..." / href="..." / url: '...' references in a page
 _REF = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\s*:\s*["']([^"']+)["']""")
@@ -57,7 +57,7 @@ def test_every_asset_is_served(apps, service):
 
 @pytest.mark.parametrize("service", ["sender", "receiver"])
 def test_redoc_script_draws_no_image_from_its_cdn(apps, service):
-    from gesco.serving.api_docs import BLANK_IMAGE, assets_dir
+    from gesco_net.api_docs import BLANK_IMAGE, assets_dir
 
     assert "cdn.redoc.ly" in (assets_dir() / "redoc.standalone.js").read_text()  # what the bundle would load
     served = TestClient(apps[service]).get(f"{ASSETS_URL}/redoc.standalone.js")
@@ -81,7 +81,7 @@ def test_root_leads_to_a_page(apps, service, page):
 
 
 def test_root_is_open_without_a_key(tmp_path):
-    from gesco.serving.auth import ApiKeys
+    from gesco_net.auth import ApiKeys
     from receiver.app import create_app as receiver_app
     from receiver.store import JobStore
 

@@ -1,4 +1,4 @@
-"""Deadlines for requests that arrive slowly (gesco.serving.slow_requests)."""
+"""Deadlines for requests that arrive slowly (gesco_net.slow_requests)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
-from gesco.serving.probes import free_port
-from gesco.serving.slow_requests import uvicorn_timeouts
+from gesco_net.probes import free_port
+from gesco_net.slow_requests import uvicorn_timeouts
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ public REST contract by accident.
 
 The reference files under ``tests/fixtures/frozen/`` were written from the apps as they stood
 before the architecture work of issue 27. A deliberate change of the API rewrites them with
-``GESCO_UPDATE_FROZEN=1 python -m pytest tests/serving/test_openapi_frozen.py`` and the diff of
+``GESCO_UPDATE_FROZEN=1 python -m pytest tests/services/test_openapi_frozen.py`` and the diff of
 the JSON shows the change in review.
 """
 

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from gesco.cli import main as cli
-from gesco.commands.up import resolve_ports
-from gesco.serving.grpc_kit import CHANNEL_SERVICE, make_server
-from gesco.serving.ports import PortInUseError, PortSpec, check_ports_free
-from gesco.serving.probes import free_port
+from gesco_net.cli import main as cli
+from gesco_net.commands.up import resolve_ports
+from gesco_net.grpc_kit import CHANNEL_SERVICE, make_server
+from gesco_net.ports import PortInUseError, PortSpec, check_ports_free
+from gesco_net.probes import free_port
 
 PORT_ENV = ("GESCO_SENDER_PORT", "GESCO_CHANNEL_PORT", "GESCO_RECEIVER_PORT", "GESCO_RECEIVER_GRPC_PORT")
 

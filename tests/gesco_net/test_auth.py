@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from gesco.serving.auth import (
+from gesco_net.auth import (
     ApiKeys,
     ConfigError,
     bearer_token,
@@ -75,7 +75,7 @@ def test_no_exposure_warning_for_containers_published_on_loopback():
     """Issue 25: every container warned about 0.0.0.0 although compose publishes on 127.0.0.1 only."""
     import logging
 
-    from gesco.serving.auth import ApiKeys, warn_if_exposed
+    from gesco_net.auth import ApiKeys, warn_if_exposed
 
     log = logging.getLogger("gesco.test.exposed")
     assert warn_if_exposed("the sender", "0.0.0.0", ApiKeys([]), log)  # a host process on every interface

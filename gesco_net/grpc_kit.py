@@ -8,7 +8,7 @@ message type; a message with unknown fields or a field over its bound
 handler logs or stores anything) and a :class:`~gesco.errors.GescoInputError` raised
 while handling (an inconsistent frame) also become ``INVALID_ARGUMENT`` with their
 message. The server keeps serving either way. Every status detail goes through
-:func:`abort`, which caps it (:func:`gesco.serving.capped.cap_text`), so the status code
+:func:`abort`, which caps it (:func:`gesco_net.capped.cap_text`), so the status code
 is the cause's, never ``RESOURCE_EXHAUSTED`` for an over-long detail.
 
 Servers cap their message size (sized by :func:`gesco.wire.bounds.grpc_message_limit`
@@ -17,7 +17,7 @@ from the hop's frame limits) and the number of calls in progress
 message is read).
 
 Every service also registers the standard health service (``grpc.health.v1.Health``),
-so ``grpc_health_probe`` and :func:`gesco.serving.probes.grpc_health` work.
+so ``grpc_health_probe`` and :func:`gesco_net.probes.grpc_health` work.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gesco.errors import GescoInputError, MissingExtraError
-from gesco.serving.capped import cap_text
 from gesco.wire import gesco_pb2
 from gesco.wire.bounds import FieldBound, check_message_bounds
+from gesco_net.capped import cap_text
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[t
 
 
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> None:
-    """``context.abort`` with the details capped (:func:`gesco.serving.capped.cap_text`).
+    """``context.abort`` with the details capped (:func:`gesco_net.capped.cap_text`).
 
     gRPC sends the details as a header; one longer than the peer's metadata limit (8 KiB
     by default) turns the call into ``RESOURCE_EXHAUSTED`` whatever ``code`` was.
@@ -180,8 +180,8 @@ def make_server(
         max_concurrent_calls: calls handled at once (running or waiting for one of the
             ``max_workers`` threads); one more gets ``RESOURCE_EXHAUSTED`` (``None``: no cap).
         interceptors: server interceptors, outermost first (metrics, API keys:
-            :mod:`gesco.serving.metrics`, :mod:`gesco.serving.auth`).
-        credentials: TLS credentials (:func:`gesco.serving.tls.server_credentials`);
+            :mod:`gesco_net.metrics`, :mod:`gesco_net.auth`).
+        credentials: TLS credentials (:func:`gesco_net.tls.server_credentials`);
             ``None`` serves plaintext.
     Returns:
         ``(server, health servicer, bound port)``; the health status of ``""`` and of

@@ -27,7 +27,7 @@ from gesco.errors import GescoError
 
 
 class Child(Protocol):
-    """What the supervisor needs of a service (``gesco.commands.up.Service``)."""
+    """What the supervisor needs of a service (``gesco_net.commands.up.Service``)."""
 
     name: str
     process: subprocess.Popen | None

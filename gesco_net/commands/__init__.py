@@ -1,0 +1,1 @@
+"""Sub-commands of ``gesco`` that start or talk to the services (see :mod:`gesco_net.cli`)."""
