@@ -10,10 +10,9 @@ public URL (or as paths), never from the request's ``Host`` header. ``GET /healt
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, create_model
 
@@ -27,9 +26,11 @@ from gesco_net.metrics import ServiceMetrics, install_http
 from gesco_net.models import BitBudget, UploadReport
 from gesco_net.readiness import READYZ_RESPONSES, run_checks
 from receiver.progress import ProgressBoard
+from receiver.state import ReceiverState, State
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, BaseJobStore, Job, JobStatus
 from receiver.times import iso_time
-from receiver.viewer import MAX_LABEL_BYTES, viewer_router
+from receiver.viewer import MAX_LABEL_BYTES, content_security_policy
+from receiver.viewer import router as viewer_router
 
 JobId = Annotated[str, Path(description="The transmission / job id returned by the sender's POST /transmit.")]
 
@@ -131,44 +132,6 @@ class Health(BaseModel):
 class ErrorDetail(BaseModel):
     detail: str = Field(description="What went wrong.")
 
-
-@dataclass
-class ReceiverState:
-    """What the REST handlers share, built once by :func:`create_app` (``app.state.receiver``).
-
-    Attributes:
-        store: the job store (shared with the gRPC ingest and the worker).
-        model_info: what ``/healthz`` says about the model.
-        max_batch: most jobs per sampling call.
-        worker_alive: whether the worker thread runs.
-        progress: the worker's progress board (``None``: results carry no progress).
-        keys: accepted API keys (disabled: every job visible).
-        link_base: base URL of result links ("" for absolute paths).
-        ready_checks: the checks of ``/readyz``.
-    """
-
-    store: BaseJobStore
-    model_info: dict[str, Any]
-    max_batch: int
-    worker_alive: Callable[[], bool]
-    progress: ProgressBoard | None
-    keys: auth.ApiKeys
-    link_base: str
-    ready_checks: dict[str, Callable[[], str | None]]
-
-
-def get_state(request: Request) -> ReceiverState:
-    """Dependency: the state shared by the handlers."""
-    return request.app.state.receiver
-
-
-def get_store(request: Request) -> BaseJobStore:
-    """Dependency: the app's job store."""
-    return get_state(request).store
-
-
-State = Annotated[ReceiverState, Depends(get_state)]
-Store = Annotated[BaseJobStore, Depends(get_store)]
 
 AUTH_ERRORS = {401: {"model": ErrorDetail, "description": "No or unknown API key (keys configured)."},
                403: {"model": ErrorDetail, "description": "The job belongs to another API key."},
@@ -282,8 +245,8 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
                keys: auth.ApiKeys | None = None, public_url: str | None = None, allowed_origins: str = "",
                metrics: ServiceMetrics | None = None, rate_limiter: auth.RateLimiter | None = None,
                ready_checks: dict[str, Callable[[], str | None]] | None = None) -> FastAPI:
-    """Build the REST app: its shared state, middleware and the handlers of :data:`router`
-    and of the viewer (:mod:`receiver.viewer`).
+    """Build the REST app: its shared state (:class:`receiver.state.ReceiverState`), middleware
+    and the handlers of :data:`router` and of the viewer (:data:`receiver.viewer.router`).
 
     Args:
         store: the job store (shared with the gRPC ingest and the worker).
@@ -316,9 +279,8 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
         store=store, model_info=model_info, max_batch=max_batch, worker_alive=worker_alive, progress=progress,
         keys=keys, link_base=base,
         ready_checks=ready_checks or {"store": lambda: f"{sum(store.counts().values())} jobs"},
+        sender_url=sender_url, page_policy=content_security_policy(sender_url),  # ValueError: not an http(s) URL
     )
-    app.state.store, app.state.metrics = store, metrics
-    app.state.keys, app.state.link_base = keys, base  # the history API (receiver.viewer) uses both
     app.add_middleware(auth.HttpGuard, config=auth.GuardConfig(
         keys=keys, trusted_origins=frozenset(auth.parse_origins(allowed_origins)
                                              + (auth.with_loopback_aliases(auth.origin_of(public_url))
@@ -333,5 +295,5 @@ def create_app(store: BaseJobStore, model_info: dict[str, Any], max_batch: int, 
     install_validation_handler(app)  # 422 replies echo at most 100 characters of the input
     install_http(app, metrics)  # outermost: counts the 413s too
     app.include_router(router)
-    app.include_router(viewer_router(sender_url, model_info))
+    app.include_router(viewer_router)
     return app

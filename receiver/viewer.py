@@ -42,7 +42,8 @@ from gesco.link import (
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco_net.auth import client_identity
-from receiver.store import BaseJobStore
+from receiver.state import State
+from receiver.store import Job
 from receiver.times import iso_time
 
 #: the page's files (shipped as package data)
@@ -128,94 +129,96 @@ def _colour_png(data: bytes, space: ClassSpace) -> bytes:
     return encode_png(colour_labels(ids, space))
 
 
-def viewer_router(sender_url: str, model_info: dict[str, Any]) -> APIRouter:
-    """Routes of the viewer and the history API.
+def model_space(model_info: dict[str, Any]) -> ClassSpace:
+    """The class space of the receiver's model; 503 when its description lacks the class
+    space or the resolution (the page cannot be configured without them)."""
+    if "class_space" not in model_info or "resolution" not in model_info:
+        raise HTTPException(503, f"the receiver's model description has no class space / resolution: {model_info}")
+    return get_class_space(model_info["class_space"])
 
-    Args:
-        sender_url: the sender's base URL as the browser reaches it.
-        model_info: the receiver's model description (``class_space``, ``resolution``).
-    """
-    csp = content_security_policy(sender_url)
-    router = APIRouter()
 
-    def model_space() -> ClassSpace:
-        if "class_space" not in model_info or "resolution" not in model_info:
-            raise HTTPException(503, f"the receiver's model description has no class space / resolution: {model_info}")
-        return get_class_space(model_info["class_space"])
+def page_file(name: str, media_type: str, policy: str) -> FileResponse:
+    """One of the page's files from :data:`FILES_DIR`, under the Content-Security-Policy ``policy``."""
+    return FileResponse(FILES_DIR / name, media_type=media_type,
+                        headers={"Content-Security-Policy": policy, "Cache-Control": "no-cache"})
 
-    def config() -> ViewerConfig:
-        space = model_space()
-        return ViewerConfig(
-            sender_url=sender_url.rstrip("/"),
-            class_space=space.name,
-            resolution=list(model_info["resolution"]),
-            classes=[ClassInfo(id=i, name=n, color=list(c)) for i, (n, c) in enumerate(zip(space.names, space.colors))],
-            samplers=list(SAMPLERS),
-            default_sampler=DEFAULT_SAMPLER,
-            default_steps=DEFAULT_STEPS,
-            channels=sorted(CHANNELS),
-            psnr_range_db=list(PSNR_RANGE_DB),
-            compare_psnrs_db=list(COMPARE_PSNRS_DB),
-        )
 
-    def page_file(name: str, media_type: str) -> FileResponse:
-        return FileResponse(FILES_DIR / name, media_type=media_type,
-                            headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"})
-
-    @router.get("/viewer", response_class=FileResponse, summary="The result viewer (HTML page)")
-    def viewer_page() -> FileResponse:
-        return page_file("index.html", "text/html; charset=utf-8")
-
-    @router.get("/viewer/static/{name}", response_class=FileResponse, summary="The viewer's script and style sheet",
-                responses={404: {"description": "Not one of the viewer's files."}})
-    def viewer_static(name: str) -> FileResponse:
-        if name not in STATIC_FILES:
-            raise HTTPException(404, f"the viewer has no file {name!r}")
-        return page_file(name, STATIC_FILES[name])
-
-    @router.get("/viewer/config.json", response_model=ViewerConfig, summary="Settings the viewer page needs")
-    def viewer_config() -> ViewerConfig:
-        return config()
-
-    @router.post(
-        "/viewer/label.png", response_class=Response, summary="Colour-code an uploaded label map (nothing is stored)",
-        responses={200: {"content": {"image/png": {}}}, 413: {"description": "Too large."},
-                   415: {"description": "Not a PNG."}, 422: {"description": "Not a map of this class space's ids."}},
+def result_summary(job: Job, url: str) -> ResultSummary:
+    """A job as one line of the history (``url``: its result document)."""
+    s, b = job.settings, job.budget
+    return ResultSummary(
+        id=job.id, status=job.status.value, created_at=iso_time(job.created_at),
+        psnr_db=s.get("psnr_db"), channel=s.get("channel"), sampler=s.get("sampler"), steps=s.get("steps"),
+        seed=s.get("seed"), total_bits=b.get("total_bits"), measured_snr_db=b.get("measured_snr_db"), url=url,
     )
-    async def colour_label_map(label: Annotated[UploadFile, File(description="PNG of class ids (8 or 16 bit).")]) -> Response:
-        space = model_space()
-        data = await label.read(MAX_LABEL_BYTES + 1)
-        try:
-            if len(data) > MAX_LABEL_BYTES:
-                raise ImageTooLargeError(f"the file is over the limit of {MAX_LABEL_BYTES} bytes")
-            # CPU work (decode, colour, encode: tens of ms for a large map) in a worker thread,
-            # so that the event loop keeps serving /healthz and the API meanwhile
-            png = await run_in_threadpool(_colour_png, data, space)
-        except GescoInputError as e:
-            raise _label_error(e) from None
-        return Response(png, media_type="image/png")
 
-    @router.get("/results", response_model=ResultList, summary="History: the newest results in the store")
-    def list_results(
-        request: Request,
-        limit: Annotated[int, Query(ge=1, le=500, description="Most results returned.")] = 50,
-        before: Annotated[str | None, Query(description="Only results stored before this id (paging).")] = None,
-    ) -> ResultList:
-        store: BaseJobStore = request.app.state.store
-        if before is not None and store.get(before) is None:
-            raise HTTPException(404, f"no job with id {before!r}")
-        keys = getattr(request.app.state, "keys", None)
-        mine = keys is not None and keys.enabled  # with API keys, a client lists only its own jobs
-        base = getattr(request.app.state, "link_base", "")  # configured, never the Host header
-        out = []
-        for job in store.recent(limit, before, owner=client_identity(request), by_owner=mine):
-            s, b = job.settings, job.budget
-            out.append(ResultSummary(
-                id=job.id, status=job.status.value, created_at=iso_time(job.created_at),
-                psnr_db=s.get("psnr_db"), channel=s.get("channel"), sampler=s.get("sampler"), steps=s.get("steps"),
-                seed=s.get("seed"), total_bits=b.get("total_bits"), measured_snr_db=b.get("measured_snr_db"),
-                url=base + request.app.url_path_for("get_result", job_id=job.id),
-            ))
-        return ResultList(results=out)
 
-    return router
+#: the viewer's routes and the history API (included by :func:`receiver.app.create_app`); the
+#: handlers carry no docstrings, which FastAPI would publish (the OpenAPI document is pinned)
+router = APIRouter()
+
+
+@router.get("/viewer", response_class=FileResponse, summary="The result viewer (HTML page)")
+def viewer_page(state: State) -> FileResponse:
+    return page_file("index.html", "text/html; charset=utf-8", state.page_policy)
+
+
+@router.get("/viewer/static/{name}", response_class=FileResponse, summary="The viewer's script and style sheet",
+            responses={404: {"description": "Not one of the viewer's files."}})
+def viewer_static(name: str, state: State) -> FileResponse:
+    if name not in STATIC_FILES:
+        raise HTTPException(404, f"the viewer has no file {name!r}")
+    return page_file(name, STATIC_FILES[name], state.page_policy)
+
+
+@router.get("/viewer/config.json", response_model=ViewerConfig, summary="Settings the viewer page needs")
+def viewer_config(state: State) -> ViewerConfig:
+    space = model_space(state.model_info)
+    return ViewerConfig(
+        sender_url=state.sender_url.rstrip("/"),
+        class_space=space.name,
+        resolution=list(state.model_info["resolution"]),
+        classes=[ClassInfo(id=i, name=n, color=list(c)) for i, (n, c) in enumerate(zip(space.names, space.colors))],
+        samplers=list(SAMPLERS),
+        default_sampler=DEFAULT_SAMPLER,
+        default_steps=DEFAULT_STEPS,
+        channels=sorted(CHANNELS),
+        psnr_range_db=list(PSNR_RANGE_DB),
+        compare_psnrs_db=list(COMPARE_PSNRS_DB),
+    )
+
+
+@router.post(
+    "/viewer/label.png", response_class=Response, summary="Colour-code an uploaded label map (nothing is stored)",
+    responses={200: {"content": {"image/png": {}}}, 413: {"description": "Too large."},
+               415: {"description": "Not a PNG."}, 422: {"description": "Not a map of this class space's ids."}},
+)
+async def colour_label_map(label: Annotated[UploadFile, File(description="PNG of class ids (8 or 16 bit).")],
+                           state: State) -> Response:
+    space = model_space(state.model_info)
+    data = await label.read(MAX_LABEL_BYTES + 1)
+    try:
+        if len(data) > MAX_LABEL_BYTES:
+            raise ImageTooLargeError(f"the file is over the limit of {MAX_LABEL_BYTES} bytes")
+        # CPU work (decode, colour, encode: tens of ms for a large map) in a worker thread,
+        # so that the event loop keeps serving /healthz and the API meanwhile
+        png = await run_in_threadpool(_colour_png, data, space)
+    except GescoInputError as e:
+        raise _label_error(e) from None
+    return Response(png, media_type="image/png")
+
+
+@router.get("/results", response_model=ResultList, summary="History: the newest results in the store")
+def list_results(
+    request: Request,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500, description="Most results returned.")] = 50,
+    before: Annotated[str | None, Query(description="Only results stored before this id (paging).")] = None,
+) -> ResultList:
+    if before is not None and state.store.get(before) is None:
+        raise HTTPException(404, f"no job with id {before!r}")
+    mine = state.keys.enabled  # with API keys, a client lists only its own jobs
+    jobs = state.store.recent(limit, before, owner=client_identity(request), by_owner=mine)
+    # links under the configured base, never from the Host header
+    return ResultList(results=[
+        result_summary(job, state.link_base + request.app.url_path_for("get_result", job_id=job.id)) for job in jobs])

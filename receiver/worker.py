@@ -172,6 +172,18 @@ class Worker:
             log.warning("job %s: lease lost, not marking it failed (%s)", job.id, reason, extra={"job_id": job.id})
 
     def _process(self, jobs: list[Job]) -> None:
+        """The batch's stages: prepare each job's conditioning, sample them together, write
+        each job's results (a job that fails a stage is marked failed with the reason)."""
+        prepared = self._prepare(jobs)
+        if not prepared:
+            return
+        sampled = self._sample(prepared)
+        if sampled is not None:
+            self._write_results(prepared, *sampled)
+
+    def _prepare(self, jobs: list[Job]) -> list[_Prepared]:
+        """Each job's received frame -> maps (FDS when its settings ask) and its first timings;
+        a job whose frame cannot be read or decoded is marked failed and left out."""
         prepared = []
         for job in jobs:
             t0 = time.perf_counter()
@@ -189,8 +201,11 @@ class Worker:
                 "fds_s": time.perf_counter() - t0,
             }
             prepared.append(_Prepared(job, settings, maps, timings))
-        if not prepared:
-            return
+        return prepared
+
+    def _sample(self, prepared: list[_Prepared]) -> tuple[np.ndarray, float] | None:
+        """One sampling call for the whole batch: ``(uint8 images (B, H, W, 3), seconds)``, or
+        ``None`` after marking every job failed when sampling raised."""
         cond = torch.stack([p.maps.conditioning for p in prepared])
         self.progress.sampling([p.job.id for p in prepared])
         t0 = time.perf_counter()
@@ -203,8 +218,11 @@ class Worker:
             log.exception("sampling failed for jobs %s", [p.job.id for p in prepared])
             for p in prepared:
                 self._finish_failed(p.job, f"sampling failed: {type(e).__name__}: {e}")
-            return
-        sampling_s = time.perf_counter() - t0
+            return None
+        return pixels, time.perf_counter() - t0
+
+    def _write_results(self, prepared: list[_Prepared], pixels: np.ndarray, sampling_s: float) -> None:
+        """Each job's PNGs and timings, then done (unless its lease was lost to another worker)."""
         self.progress.writing()
         for (job, _settings, maps, timings), image in zip(prepared, pixels):
             try:
