@@ -238,6 +238,30 @@ def cli_help(name: str, default_text: str | None = None) -> str:
     return text + (f" (default {shown})" if shown is not None else "")
 
 
+_KIND_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+
+
+def cli_type(name: str) -> Any:
+    """An argparse ``type`` for setting ``name``: converts the text to :attr:`FieldSpec.kind`
+    and checks it with :meth:`FieldSpec.check` (the command line's one check of the value; a bad
+    one stops argparse with ``argument --psnr: psnr_db must be in [-20, 100], got 200.0``)."""
+    spec = FIELDS[name]
+
+    def parse(text: str) -> Any:
+        try:
+            value = spec.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {_KIND_WORDS[spec.kind]}, got {text!r}") from None
+        try:
+            spec.check(name, value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return value
+
+    parse.__name__ = spec.kind.__name__  # argparse names the type in its "invalid ... value" message
+    return parse
+
+
 def _num(x: float, kind: type) -> str:
     return str(int(x)) if kind is int else f"{x:g}"
 
@@ -247,8 +271,8 @@ def add_cli_flags(parser: argparse.ArgumentParser) -> None:
 
     Every flag defaults to ``None`` = not given: :func:`form_from_cli` leaves it out of the form
     and the sender's default applies (the receiver's, for :data:`RECEIVER_DEFAULTS`); the help
-    shows the declared default. Choices are checked by argparse where known without torch;
-    ranges by the sender (HTTP 422 naming the field).
+    shows the declared default. Each value is checked here (:func:`cli_type`), before anything is
+    uploaded; the sender checks the form again, as the REST boundary must for any client.
     """
     for name, spec in FIELDS.items():
         dest = f"field_{name}"
@@ -268,7 +292,7 @@ def add_cli_flags(parser: argparse.ArgumentParser) -> None:
             choices = spec.choices if isinstance(spec.choices, tuple) else None
             shown = "the receiver's: its model's recommended sampling, else " + repr(spec.default) \
                 if spec.receiver_default else None
-            parser.add_argument(spec.flag, dest=dest, type=spec.kind, default=None, choices=choices,
+            parser.add_argument(spec.flag, dest=dest, type=cli_type(name), default=None, choices=choices,
                                 metavar=None if choices else name.upper(), help=cli_help(name, shown))
 
 

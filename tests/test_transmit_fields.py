@@ -235,3 +235,17 @@ def test_check_settings_names_the_bad_field():
         check_settings(channel="fading")
     with pytest.raises(ValueError, match="downsample must be in"):
         check_settings(downsample=65)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["send", "x.png", "--psnr", "200"], "argument --psnr: psnr_db must be in [-20, 100], got 200.0"),
+    (["send", "x.png", "--steps", "x"], "argument --steps: steps must be an integer, got 'x'"),
+    (["send", "x.png", "--channel", "fading"], "argument --channel: channel must be one of authors-code, awgn"),
+    (["send", "x.png", "--downsample", "0"], "argument --downsample: downsample must be in [1, 64], got 0"),
+    (["evaluate", "--psnr", "1", "nan"], "argument --psnr: psnr_db must be in [-20, 100], got nan"),
+    (["evaluate", "--guidance", "25"], "argument --guidance: guidance_scale must be in [0, 20], got 25.0"),
+])
+def test_the_command_line_checks_each_value_once_naming_it(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    assert message in capsys.readouterr().err

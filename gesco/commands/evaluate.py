@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS, PAPER_PSNRS_DB
-from gesco.transmit_fields import FIELDS, cli_help, default
+from gesco.transmit_fields import FIELDS, cli_help, cli_type, default
 
 DEFAULT_OUT = "runs/eval"
 DEFAULT_SAMPLER_OUT = "runs/eval-samplers"
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="instance-edge map the semantic rows send: uploaded (the scenes' ground-truth instance maps, "
                         "as GESCO; default), derived (what the sender derives from the label map when no instance "
                         "map is uploaded), none")
-    p.add_argument("--psnr", type=float, nargs="+", default=None, metavar="DB",
+    p.add_argument("--psnr", type=cli_type("psnr_db"), nargs="+", default=None, metavar="DB",
                    help=f"channel PSNRs in dB (default {' '.join(f'{x:g}' for x in PAPER_PSNRS_DB)}; "
                         "100 10 for --study samplers)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
@@ -83,10 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", default=GUIDED_SAMPLER, choices=FIELDS["sampler"].choices,
                    help=f"receiver sampler of the rows without their own (default {GUIDED_SAMPLER}, the guided model's; "
                         f"the ours-fast row samples the student with {DEFAULT_SAMPLER}, {DEFAULT_STEPS} steps)")
-    p.add_argument("--steps", type=int, default=GUIDED_STEPS,
+    p.add_argument("--steps", type=cli_type("steps"), default=GUIDED_STEPS,
                    help=f"sampling steps of the rows without their own; "
                    f"{cli_help('steps', str(GUIDED_STEPS)).lower()}")
-    p.add_argument("--guidance", type=float, default=default("guidance_scale"), help=cli_help("guidance_scale"))
+    p.add_argument("--guidance", type=cli_type("guidance_scale"), default=default("guidance_scale"),
+                   help=cli_help("guidance_scale"))
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
     p.add_argument("--study-samplers", nargs="+", default=None, metavar="NAME",

@@ -164,10 +164,6 @@ def validate_frame(frame: pb.SemanticFrame, require_payload: bool = True) -> Non
         raise PayloadError("frame payload is empty")
     if not math.isfinite(frame.power_scale) or frame.power_scale < 0:
         raise ChannelParameterError(f"power scale must be finite and >= 0, got {frame.power_scale}")
-    if frame.HasField("transmit"):
-        for name in ("psnr_db", "guidance_scale"):
-            if not math.isfinite(getattr(frame.transmit, name)):
-                raise ChannelParameterError(f"transmit.{name} must be finite, got {getattr(frame.transmit, name)}")
 
 
 def validate_received_frame(received: pb.ReceivedFrame) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gesco.errors import ChannelParameterError, ClassIdError, GescoInputError, PayloadError, ShapeError
-from gesco.transmit_fields import PSNR_RANGE_DB, from_wire
+from gesco.transmit_fields import from_wire
 from gesco.wire import gesco_pb2 as pb
 from gesco.wire.bounds import PAYLOAD_SLACK_BYTES, FieldBound, check_message_bounds, message_bounds
 from gesco.wire.frames import codec_for_frame, n_maps, validate_frame, validate_received_frame
@@ -121,8 +121,8 @@ def check_received_limits(received: pb.ReceivedFrame, limits: FrameLimits) -> No
 def check_report(received: pb.ReceivedFrame) -> None:
     """The channel report must describe these symbols: finite numbers in range.
 
-    Checks: ``report.psnr_db`` equals the frame's requested PSNR (finite, inside
-    :data:`gesco.transmit_fields.PSNR_RANGE_DB`); noise variance and power scale finite and
+    Checks: ``report.psnr_db`` equals the frame's requested PSNR (whose range the ingest checks
+    once, :func:`gesco.link.check_transmit_params`); noise variance and power scale finite and
     ``>= 0``; the measured SNR not NaN; ``channel_uses`` is the number of symbols;
     ``payload_bits`` / ``header_bits`` non-negative.
 
@@ -132,9 +132,6 @@ def check_report(received: pb.ReceivedFrame) -> None:
     r = received.report
     if not received.HasField("report"):
         raise ChannelParameterError("received frame has no channel report")
-    lo, hi = PSNR_RANGE_DB
-    if not (math.isfinite(r.psnr_db) and lo <= r.psnr_db <= hi):
-        raise ChannelParameterError(f"report.psnr_db {r.psnr_db} is outside [{lo}, {hi}] dB")
     requested = from_wire(received.header.transmit)["psnr_db"]  # unset: the declared default
     if r.psnr_db != requested:
         raise ChannelParameterError(f"report.psnr_db {r.psnr_db} differs from the requested {requested} dB")

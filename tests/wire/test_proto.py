@@ -15,6 +15,7 @@ import gesco.wire as wire
 from gesco.codecs import get_codec
 from gesco.codecs.demo_scene import street_scene
 from gesco.errors import ChannelParameterError, ClassIdError, PayloadError, ShapeError, UnknownCodecError
+from gesco.link import check_transmit_params
 from gesco.semantics.classes import CITYSCAPES
 from gesco.semantics.layout import encode_layout
 from gesco.wire import gesco_pb2
@@ -258,8 +259,9 @@ def test_validate_frame_custom_class_space_and_transmit(frame):
     custom = _bad(frame, class_space="", num_classes=40)
     wire.validate_frame(custom)
     custom.transmit.psnr_db = float("inf")
-    with pytest.raises(ChannelParameterError):
-        wire.validate_frame(custom)
+    wire.validate_frame(custom)  # the frame's structure; its settings are checked once per ingest:
+    with pytest.raises(ChannelParameterError, match="PSNR inf dB is outside"):
+        check_transmit_params(custom)
     header = _bad(frame, payload=b"")
     wire.validate_frame(header, require_payload=False)
 
