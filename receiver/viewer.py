@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gesco.channel import CHANNELS
-from gesco.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from gesco.diffusion.samplers import SAMPLERS
 from gesco.errors import GescoInputError
 from gesco.link import (
     DEFAULT_MAX_PIXELS,
@@ -41,6 +41,7 @@ from gesco.link import (
     encode_png,
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
+from gesco.transmit_fields import default
 from gesco_net.auth import client_identity
 from receiver.state import State
 from receiver.store import Job
@@ -180,8 +181,9 @@ def viewer_config(state: State) -> ViewerConfig:
         resolution=list(state.model_info["resolution"]),
         classes=[ClassInfo(id=i, name=n, color=list(c)) for i, (n, c) in enumerate(zip(space.names, space.colors))],
         samplers=list(SAMPLERS),
-        default_sampler=DEFAULT_SAMPLER,
-        default_steps=DEFAULT_STEPS,
+        # the receiver's defaults (its model card's recommended sampling, else the declared ones)
+        default_sampler=state.model_info.get("default_sampling", {}).get("sampler", default("sampler")),
+        default_steps=state.model_info.get("default_sampling", {}).get("steps", default("steps")),
         channels=sorted(CHANNELS),
         psnr_range_db=list(PSNR_RANGE_DB),
         compare_psnrs_db=list(COMPARE_PSNRS_DB),

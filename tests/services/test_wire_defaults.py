@@ -76,6 +76,8 @@ def test_unset_sampling_takes_the_receivers_model_card(recommending_stack):
     stack = recommending_stack
     health = httpx.get(f"{stack.receiver_url}/healthz").json()
     assert health["model"]["default_sampling"] == RECOMMENDED
+    config = httpx.get(f"{stack.receiver_url}/viewer/config.json").json()  # the viewer pre-fills them
+    assert (config["default_sampler"], config["default_steps"]) == (RECOMMENDED["sampler"], RECOMMENDED["steps"])
     # a raw client leaving all three unset
     frame = frame_without(None, "card-raw")
     for name in RECEIVER_DEFAULTS:
