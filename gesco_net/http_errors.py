@@ -6,18 +6,23 @@ the handler with one that keeps the error list (location, message, type) and cut
 echoed value to :data:`MAX_ECHO_CHARS` characters, and caps the ``detail`` of every
 other error reply (``HTTPException``, which may quote an id or a path parameter) at
 :data:`~gesco_net.capped.MAX_DETAIL_CHARS` characters (:func:`~gesco_net.capped.cap_text`).
+
+:func:`input_error` gives an uploaded file's :class:`~gesco.errors.GescoInputError` its
+status (415 / 413 / 422), the same at the sender's ``/transmit`` and the receiver's viewer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gesco.errors import GescoInputError
+from gesco.link import ImageTooLargeError, UnsupportedImageError
 from gesco_net.capped import MAX_DETAIL_CHARS, cap_text
 
 #: longest echoed input value in a 422 reply, in characters
@@ -40,6 +45,18 @@ def truncate(value: Any, limit: int = MAX_ECHO_CHARS) -> Any:
     if isinstance(value, (list, tuple)):
         return [truncate(v, limit) for v in list(value)[:20]]
     return truncate(str(value), limit)
+
+
+def input_error(field: str | None, e: GescoInputError) -> HTTPException:
+    """HTTP status for bad input: 415 not an image (:class:`~gesco.link.UnsupportedImageError`),
+    413 too large (:class:`~gesco.link.ImageTooLargeError`), 422 otherwise; the message
+    starts with the form field (``image``, ``label``, ``instance``) when known."""
+    prefix = f"{field}: " if field else ""
+    if isinstance(e, UnsupportedImageError):
+        return HTTPException(415, prefix + str(e))
+    if isinstance(e, ImageTooLargeError):
+        return HTTPException(413, prefix + str(e))
+    return HTTPException(422, prefix + str(e))
 
 
 def install_validation_handler(app: FastAPI) -> None:

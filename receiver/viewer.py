@@ -35,7 +35,6 @@ from gesco.link import (
     DEFAULT_MAX_PIXELS,
     PSNR_RANGE_DB,
     ImageTooLargeError,
-    UnsupportedImageError,
     colour_labels,
     decode_label_map,
     encode_png,
@@ -43,6 +42,7 @@ from gesco.link import (
 from gesco.semantics.classes import ClassSpace, get_class_space
 from gesco.transmit_fields import default
 from gesco_net.auth import client_identity
+from gesco_net.http_errors import input_error
 from receiver.state import State
 from receiver.store import Job
 from receiver.times import iso_time
@@ -113,15 +113,6 @@ def content_security_policy(sender_url: str) -> str:
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
             f"connect-src 'self' {sender_origin(sender_url)}; base-uri 'none'; form-action 'none'; "
             "frame-ancestors 'none'")
-
-
-def _label_error(e: GescoInputError) -> HTTPException:
-    """The sender's status codes for a bad label map: 415 not a PNG, 413 too large, 422 otherwise."""
-    if isinstance(e, UnsupportedImageError):
-        return HTTPException(415, f"label: {e}")
-    if isinstance(e, ImageTooLargeError):
-        return HTTPException(413, f"label: {e}")
-    return HTTPException(422, f"label: {e}")
 
 
 def _colour_png(data: bytes, space: ClassSpace) -> bytes:
@@ -206,7 +197,7 @@ async def colour_label_map(label: Annotated[UploadFile, File(description="PNG of
         # so that the event loop keeps serving /healthz and the API meanwhile
         png = await run_in_threadpool(_colour_png, data, space)
     except GescoInputError as e:
-        raise _label_error(e) from None
+        raise input_error("label", e) from None  # the sender's statuses: 415 / 413 / 422
     return Response(png, media_type="image/png")
 
 

@@ -2,8 +2,8 @@
 
 * :func:`http_error_for_rpc`: a failed ``Channel.Transmit`` -> 409 / 422 / 502 / 503 / 504,
   the message naming the hop that failed (channel or receiver);
-* :func:`input_error`: a :class:`gesco.errors.GescoInputError` from decoding or coding an
-  upload -> 415 (not an image), 413 (too large) or 422 (anything else);
+* bad uploads: :func:`gesco_net.http_errors.input_error` (415 / 413 / 422, shared with the
+  receiver's viewer);
 * :data:`TRANSMIT_ERRORS`: the error replies of ``POST /transmit`` as the OpenAPI
   document lists them.
 """
@@ -13,8 +13,6 @@ from __future__ import annotations
 import grpc
 from fastapi import HTTPException
 
-from gesco.errors import GescoInputError
-from gesco.link import ImageTooLargeError, UnsupportedImageError
 from sender.schemas import ErrorDetail
 
 
@@ -39,17 +37,6 @@ def http_error_for_rpc(e: grpc.RpcError, address: str, retry_after_s: int = 5) -
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # the receiver's queue is full: nothing was stored
         return HTTPException(503, f"the receiver is at capacity: {detail}", headers={"Retry-After": str(retry_after_s)})
     return HTTPException(502, f"the channel failed ({code.name}): {detail}")
-
-
-def input_error(field: str | None, e: GescoInputError) -> HTTPException:
-    """HTTP status for bad input: 415 not an image, 413 too large, 422 otherwise; the
-    message starts with the form field (``image``, ``label``, ``instance``) when known."""
-    prefix = f"{field}: " if field else ""
-    if isinstance(e, UnsupportedImageError):
-        return HTTPException(415, prefix + str(e))
-    if isinstance(e, ImageTooLargeError):
-        return HTTPException(413, prefix + str(e))
-    return HTTPException(422, prefix + str(e))
 
 
 #: the error replies of ``POST /transmit`` (OpenAPI ``responses``)

@@ -24,8 +24,9 @@ from fastapi.concurrency import run_in_threadpool
 from gesco.errors import GescoInputError
 from gesco.link import budget_record, codec_choice, decode_image, decode_label_map, encode_image_frame, upload_report
 from gesco.wire import ACK_ACCEPTED, SemanticFrame, TransmitAck
+from gesco_net.http_errors import input_error
 from gesco_net.models import BitBudget, UploadReport
-from sender.errors import http_error_for_rpc, input_error
+from sender.errors import http_error_for_rpc
 from sender.schemas import SenderTimings, TransmitAccepted, TransmitParams
 from sender.settings import SenderSettings
 from sender.state import SenderState
