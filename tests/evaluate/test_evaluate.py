@@ -368,7 +368,7 @@ def test_method_and_checkpoint_arguments():
 
 
 def test_table5_warns_about_unequal_training_budgets(first_run):
-    from gesco.evaluate.report import _budget_warning
+    from gesco.evaluate.report.tables import budget_warning
 
     md = (first_run / "report.md").read_text()
     assert "Unequal training budgets" not in md  # one checkpoint: nothing to compare
@@ -378,9 +378,9 @@ def test_table5_warns_about_unequal_training_budgets(first_run):
                 "method": {"key": key, "checkpoint": role, "table5": table5}}
 
     equal = {"rows": [row("ours", "ours", 1100), row("no-noisy", "clean", 1100), row("fds-inference-only", "nofds", 1100, False)]}
-    assert _budget_warning(equal) == ""
+    assert budget_warning(equal) == ""
     unequal = {"rows": [row("ours", "ours", 2400), row("no-noisy", "clean", 1100)]}
-    warning = _budget_warning(unequal)
+    warning = budget_warning(unequal)
     assert "Unequal training budgets" in warning and "`ours` 2400" in warning and "`clean` 1100" in warning
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gesco.evaluate.report import FD_REL_TOLERANCE, _Index, few_step_verdicts, sampler_choice
+from gesco.evaluate.report import FD_REL_TOLERANCE, ResultIndex, few_step_verdicts, sampler_choice
 
 SCENES = list(range(8))
 
@@ -26,7 +26,7 @@ def _choose(candidates: dict[str, tuple[float, float, float]]):
         sampler, steps = key.rsplit("-", 1)
         rows.append(_row(key, sampler, int(steps)))
         entries.append(_entry(key, [m + dm for m in base_miou], [x + dl for x in base_lpips], fd))
-    return sampler_choice(_Index(entries), {"rows": rows, "psnrs": [100.0]})
+    return sampler_choice(ResultIndex(entries), {"rows": rows, "psnrs": [100.0]})
 
 
 def test_cheapest_matching_sampler_wins():
@@ -65,7 +65,7 @@ def _choose_with_passes(candidates: dict[str, tuple[float, int]]):
         rows[-1]["method"]["label"] = key
         entries.append(_entry(key, [m + dm + (0.004 if i % 2 else -0.004) for i, m in enumerate(base_miou)],
                               base_lpips, 20.0))
-    return sampler_choice(_Index(entries), {"rows": rows, "psnrs": [100.0]})
+    return sampler_choice(ResultIndex(entries), {"rows": rows, "psnrs": [100.0]})
 
 
 def test_the_cheapest_in_passes_wins_and_the_few_step_target_is_absolute():
