@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gesco.appearance import AppearanceTarget, appearance_denoiser
 from gesco.defaults import DEFAULT_GUIDANCE, GUIDANCE_RANGE, STEPS_RANGE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
@@ -201,6 +202,7 @@ class SemanticGenerator:
         cond: torch.Tensor,
         settings: SamplingSettings | list[SamplingSettings] = SamplingSettings(),
         progress: Callable[[int, int], None] | None = None,
+        appearance: AppearanceTarget | None = None,
     ) -> torch.Tensor:
         """Sample one image per conditioning.
 
@@ -209,6 +211,9 @@ class SemanticGenerator:
             settings: one :class:`SamplingSettings` for all, or one per image; images with
                 equal sampler / steps / scale share the batched network passes.
             progress: optional ``progress(step, total)`` callback per network evaluation.
+            appearance: the colours of the appearance side channel (:mod:`gesco.appearance`), one
+                row per image (``nan`` rows: none); every step's clean-image estimate is projected
+                onto them (:func:`~gesco.appearance.appearance_denoiser`). ``None``: the paper's setting.
         Returns:
             ``(B, 3, H, W)`` float32 images in ``[-1, 1]`` on the CPU.
         """
@@ -220,6 +225,8 @@ class SemanticGenerator:
         for s in per:
             s.validate()
             self.check_settings(s)
+        if appearance is not None and appearance.mean.shape[0] != b:
+            raise GescoInputError(f"appearance target for {appearance.mean.shape[0]} images, {b} conditionings")
         out = torch.empty((b, self.card.unet.image_channels, *self.resolution))
         groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(per):
@@ -232,6 +239,9 @@ class SemanticGenerator:
             shape = (len(idx), self.card.unet.image_channels, *self.resolution)  # each sampler draws x_T from gen
             d = self.distilled
             if d is not None and "samplers" not in d:  # progressive student: its own chain, one pass per step
+                if appearance is not None:
+                    raise GescoInputError("the appearance side channel needs an epsilon-predicting checkpoint; "
+                                          "a progressively distilled student reads its output in its own parametrisation")
                 student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
                 imgs = sample(student, self.diffusion, shape, sampler=s0.sampler, steps=int(d["steps"]),
                               parametrisation=d["parametrisation"], timesteps=d.get("timesteps"),
@@ -241,6 +251,10 @@ class SemanticGenerator:
             # a guidance-only student has the guidance folded in: one plain conditional pass per step
             denoiser = guided_denoiser(self.model, y, sampling_scale(self.card, s0.guidance_scale),
                                        self.card.unet.image_channels)
+            if appearance is not None:
+                rows = torch.tensor(idx)
+                target = AppearanceTarget(appearance.mean[rows], appearance.class_mean[rows], appearance.regions[rows])
+                denoiser = appearance_denoiser(denoiser, self.diffusion, target.to(self.device))
             imgs = sample(
                 denoiser,
                 self.diffusion,
