@@ -38,14 +38,15 @@ import numpy as np
 import torch
 
 from gesco.errors import GescoInputError, ShapeError
+from gesco.wire.bounds import MAX_APPEARANCE_REPEAT
 
 #: ``"off"``: the paper's setting (no side channel); ``"mean"``: the image's mean RGB;
 #: ``"classes"``: the mean RGB of every present class
 APPEARANCE_MODES: tuple[str, ...] = ("off", "mean", "classes")
 #: bits per colour component the quantiser accepts
 BIT_DEPTH_RANGE: tuple[int, int] = (1, 8)
-#: times each bit may be repeated on the channel
-REPEAT_RANGE: tuple[int, int] = (1, 64)
+#: times each bit may be repeated on the channel (the wire's bound, gesco.wire.bounds)
+REPEAT_RANGE: tuple[int, int] = (1, MAX_APPEARANCE_REPEAT)
 #: bisection halvings of the shift in :func:`project_x0` (precision 4 / 2^n in [-1, 1] units)
 BISECTION_STEPS = 24
 
@@ -180,18 +181,15 @@ def unpack_appearance(bits: np.ndarray, settings: AppearanceSettings, class_ids:
     return Appearance(settings.mode, dequantise(codes, settings.bits).reshape(-1, 3), ids)
 
 
-def transmit_appearance_bits(bits: np.ndarray, settings: AppearanceSettings, *, channel: str, psnr_db: float,
-                             channel_params: dict | None = None,
-                             generator: torch.Generator | None = None) -> tuple[np.ndarray, int]:
-    """Send the bits through the frame's channel model and decide them at the receiver.
-
-    Each bit is a ``{0, 1}`` symbol repeated ``settings.repeat`` times; the symbols go through
-    :func:`gesco.channel.get_channel` ``(channel, **channel_params)`` at ``psnr_db`` (power
-    normalised to ``P = 1``, Eq. 1, as the maps); the receiver averages each bit's copies
-    (received in the signal's units) and decides ``1`` when the average is above ``1/2``.
+def send_appearance_symbols(bits: np.ndarray, settings: AppearanceSettings, *, channel: str, psnr_db: float,
+                            channel_params: dict | None = None,
+                            generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+    """The channel's part: the bits as ``{0, 1}`` symbols, each repeated ``settings.repeat``
+    times, through :func:`gesco.channel.get_channel` ``(channel, **channel_params)`` at
+    ``psnr_db`` (power normalised to ``P = 1``, Eq. 1, as the maps).
 
     Returns:
-        ``(decided bits (n,) uint8, channel uses)``.
+        ``(received symbols (r n,) float32 in the signal's units, channel uses)``.
     """
     from gesco.channel import get_channel
 
@@ -201,8 +199,32 @@ def transmit_appearance_bits(bits: np.ndarray, settings: AppearanceSettings, *, 
         raise AppearanceError("no appearance bits to transmit")
     x = torch.from_numpy(np.repeat(b, settings.repeat))[None]  # (1, r n)
     result = get_channel(channel, **(channel_params or {})).transmit(x, float(psnr_db), generator=generator)
-    soft = result.received[0].reshape(-1, settings.repeat).float().mean(1)
-    return (soft > 0.5).numpy().astype(np.uint8), int(result.channel_uses[0])
+    return result.received[0].reshape(-1).float(), int(result.channel_uses[0])
+
+
+def decide_appearance_bits(received: torch.Tensor | np.ndarray, settings: AppearanceSettings) -> np.ndarray:
+    """The receiver's decision: the mean of each bit's ``r`` received copies, ``1`` above ``1/2``.
+
+    Raises:
+        AppearanceError: a symbol count that is not a multiple of ``repeat`` or not finite.
+    """
+    settings.validate()
+    y = torch.as_tensor(np.asarray(received, dtype=np.float32)).reshape(-1)
+    if y.numel() == 0 or y.numel() % settings.repeat:
+        raise AppearanceError(f"{y.numel()} appearance symbols received, not a positive multiple of "
+                              f"repeat = {settings.repeat}")
+    if not torch.isfinite(y).all():
+        raise AppearanceError("appearance symbols hold NaN or inf")
+    return (y.reshape(-1, settings.repeat).mean(1) > 0.5).numpy().astype(np.uint8)
+
+
+def transmit_appearance_bits(bits: np.ndarray, settings: AppearanceSettings, *, channel: str, psnr_db: float,
+                             channel_params: dict | None = None,
+                             generator: torch.Generator | None = None) -> tuple[np.ndarray, int]:
+    """:func:`send_appearance_symbols` then :func:`decide_appearance_bits`: ``(decided bits, channel uses)``."""
+    received, uses = send_appearance_symbols(bits, settings, channel=channel, psnr_db=psnr_db,
+                                             channel_params=channel_params, generator=generator)
+    return decide_appearance_bits(received, settings), uses
 
 
 # --------------------------------------------------------------------------- receiver
@@ -345,11 +367,13 @@ __all__ = [
     "BIT_DEPTH_RANGE",
     "REPEAT_RANGE",
     "appearance_denoiser",
+    "decide_appearance_bits",
     "dequantise",
     "measure_appearance",
     "pack_appearance",
     "project_x0",
     "quantise",
+    "send_appearance_symbols",
     "transmit_appearance_bits",
     "unpack_appearance",
 ]

@@ -49,6 +49,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
+from gesco.appearance import (
+    Appearance,
+    AppearanceError,
+    AppearanceSettings,
+    AppearanceTarget,
+    decide_appearance_bits,
+    measure_appearance,
+    pack_appearance,
+    send_appearance_symbols,
+    unpack_appearance,
+)
 from gesco.channel import get_channel, params_to_text, validate_channel_params
 from gesco.codecs import DEFAULT_CODEC, get_codec
 from gesco.codecs.accounting import frame_bits
@@ -224,6 +235,7 @@ def encode_image_frame(
     domain_threshold: float = DEFAULT_DOMAIN_THRESHOLD,
     derive_edges: bool = True,
     instance_ids: str = "full",
+    appearance: AppearanceSettings | None = None,
 ) -> tuple[pb.SemanticFrame, dict[str, float]]:
     """The sender's stage: an image (and optionally its maps) -> a ``SemanticFrame``.
 
@@ -254,6 +266,9 @@ def encode_image_frame(
             (:data:`gesco.semantics.layout.INSTANCE_ID_MODES`): ``"full"``, or ``"8bit"`` as the
             authors' loader (ids clipped to 255, :func:`~gesco.semantics.layout.authors_instance_ids`)
             for a receiver serving their imported weights (its card's ``conditioning.instance_ids``).
+        appearance: the appearance side channel (:mod:`gesco.appearance`; beyond the paper):
+            ``None`` or mode ``"off"`` sends none (the paper's setting); otherwise the colours of
+            the resized image are measured, quantised and put in ``frame.appearance_bits``.
     Returns:
         ``(frame, timings)``: the validated frame with payload, reference sizes, transmit
         settings and ``frame.upload`` (aspect handling, domain score, notes); seconds spent per stage: ``"resize"``, ``"segment"`` (0 with a
@@ -320,6 +335,9 @@ def encode_image_frame(
     frame = make_frame(layout, get_codec(codec, **(codec_params or {})), frame_id, class_space=space.name)
     frame.transmit.CopyFrom(transmit.to_message(omit=unset))
     frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))
+    if appearance is not None and appearance.validate().enabled:
+        colours = measure_appearance(image, label, list(frame.class_ids), appearance.mode)
+        set_frame_appearance(frame, appearance, pack_appearance(colours, appearance))
     timings["encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -379,6 +397,78 @@ def _hw(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)
 
 
+# --------------------------------------------------------------------------- appearance side channel
+def set_frame_appearance(frame: pb.SemanticFrame, settings: AppearanceSettings, bits: np.ndarray) -> None:
+    """Put the side channel's settings and information bits (packed, MSB first) into ``frame``."""
+    frame.appearance.CopyFrom(pb.AppearanceParams(mode=settings.mode, bits=int(settings.bits),
+                                                  repeat=int(settings.repeat)))
+    frame.appearance_bits = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
+
+
+def frame_appearance(frame: pb.SemanticFrame) -> AppearanceSettings | None:
+    """The frame's side-channel settings (``None``: it carries none), checked.
+
+    Raises:
+        AppearanceError: an unknown mode, a bit depth or repeat out of range.
+    """
+    a = frame.appearance
+    if not a.mode:
+        if frame.appearance_bits:
+            raise AppearanceError("the frame carries appearance bits but no appearance mode")
+        return None
+    if a.mode == "off":
+        raise AppearanceError("appearance mode 'off' is sent as an unset mode, not as 'off'")
+    return AppearanceSettings(a.mode, int(a.bits), int(a.repeat)).validate()
+
+
+def frame_appearance_bits(frame: pb.SemanticFrame, settings: AppearanceSettings) -> np.ndarray:
+    """The frame's side-channel information bits ``(n,)`` uint8, ``n = settings.payload_bits(K)``.
+
+    Raises:
+        AppearanceError: a byte string of another length than ``ceil(n / 8)`` or with padding bits set.
+    """
+    n = settings.payload_bits(len(frame.class_ids))
+    raw = np.frombuffer(frame.appearance_bits, dtype=np.uint8)
+    if raw.size != (n + 7) // 8:
+        raise AppearanceError(f"appearance_bits holds {raw.size} bytes; mode {settings.mode!r} at {settings.bits} "
+                              f"bits per component with {len(frame.class_ids)} present classes needs {(n + 7) // 8}")
+    bits = np.unpackbits(raw)
+    if bits[n:].any():
+        raise AppearanceError("appearance_bits has padding bits set beyond its last bit")
+    return bits[:n]
+
+
+def received_appearance(received: pb.ReceivedFrame) -> Appearance | None:
+    """The receiver's side of the side channel: decide the received symbols and read the colours
+    (``None`` when the frame carries no side channel).
+
+    Raises:
+        AppearanceError: symbols missing or of the wrong count for the frame's settings.
+    """
+    settings = frame_appearance(received.header)
+    if settings is None:
+        if received.appearance_symbols:
+            raise AppearanceError("appearance symbols received for a frame without an appearance side channel")
+        return None
+    uses = settings.channel_uses(len(received.header.class_ids))
+    if len(received.appearance_symbols) != 2 * uses:
+        raise AppearanceError(f"{len(received.appearance_symbols)} bytes of appearance symbols received; "
+                              f"the frame's side channel sends {uses} float16 symbols ({2 * uses} bytes)")
+    y = np.frombuffer(received.appearance_symbols, dtype="<f2").astype(np.float32)
+    return unpack_appearance(decide_appearance_bits(y, settings), settings, list(received.header.class_ids))
+
+
+def appearance_target(maps: list[ReceiverMaps], received: list[Appearance | None],
+                      num_classes: int) -> AppearanceTarget | None:
+    """The sampler's :class:`~gesco.appearance.AppearanceTarget` for a batch: each image's received
+    colours, its class regions the argmax of its denoised maps (:func:`label_from_maps`);
+    ``None`` when no image of the batch has a side channel."""
+    if all(a is None for a in received):
+        return None
+    regions = torch.stack([torch.from_numpy(label_from_maps(m.denoised, m.class_ids)) for m in maps])
+    return AppearanceTarget.build(received, regions, num_classes)
+
+
 # --------------------------------------------------------------------------- stage 2: channel
 def check_transmit_params(frame: pb.SemanticFrame) -> None:
     """Check the channel settings a frame carries: a known preset and a sane PSNR.
@@ -402,7 +492,10 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
     ``(N, h, w)`` symbols the codec sends, passes them through ``frame.transmit.channel``
     at ``frame.transmit.psnr_db`` (unset: the declared default; Eq. 1: power normalised to ``P = 1``,
     ``sigma^2 = 1 / 10^(PSNR/10)``), and packs the received symbols (multiplied back by the
-    power scale) as float16.
+    power scale) as float16. A frame with an appearance side channel (:mod:`gesco.appearance`)
+    has its bits sent through the same channel model at the same PSNR (noise seeded with
+    ``stage_seed(seed, "appearance")``, so the maps get the same noise with or without it);
+    the report counts them in ``appearance_bits`` and ``channel_uses``.
 
     Args:
         frame: a frame from :func:`encode_image_frame` (or the wire).
@@ -429,9 +522,18 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
     x = torch.from_numpy(symbols).float().unsqueeze(0)  # (1, N, h, w): one sample
     channel = get_channel(preset, **t.channel_params)
     result = channel.transmit(x, t.psnr_db, generator=generator)
+    side = frame_appearance(frame)
+    side_bits, side_uses, side_symbols = 0, 0, b""
+    if side is not None:
+        bits = frame_appearance_bits(frame, side)
+        side_gen = torch.Generator().manual_seed(stage_seed(t.seed, "appearance"))
+        got, side_uses = send_appearance_symbols(bits, side, channel=preset, psnr_db=t.psnr_db,
+                                                 channel_params=t.channel_params, generator=side_gen)
+        side_bits, side_symbols = int(bits.size), got.clamp(-F16_MAX, F16_MAX).numpy().astype("<f2").tobytes()
     header = pb.SemanticFrame()
     header.CopyFrom(frame)
     header.ClearField("payload")
+    header.ClearField("appearance_bits")
     header.power_scale = float(result.scale[0])
     report = pb.ChannelReport(
         psnr_db=t.psnr_db,
@@ -439,9 +541,11 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
         measured_snr_db=float(result.measured_snr_db[0]),
         payload_bits=payload_bits,
         header_bits=header_bits,
-        channel_uses=int(result.channel_uses[0]),
+        channel_uses=int(result.channel_uses[0]) + side_uses,
         channel=preset,
         power_scale=float(result.scale[0]),
+        appearance_bits=side_bits,
+        appearance_channel_uses=side_uses,
     )
     return pb.ReceivedFrame(
         header=header,
@@ -449,6 +553,7 @@ def apply_channel(frame: pb.SemanticFrame, generator: torch.Generator | None = N
         symbols=symbols_to_bytes(result.received[0].clamp(-F16_MAX, F16_MAX)),
         symbols_shape=list(symbols.shape),
         report=report,
+        appearance_symbols=side_symbols,
     )
 
 
@@ -541,12 +646,13 @@ def colour_labels(label: np.ndarray, space: ClassSpace) -> np.ndarray:
 def budget_record(frame: pb.SemanticFrame, report: pb.ChannelReport, when: datetime | None = None) -> dict[str, Any]:
     """One line of the bit-budget log (a JSON-ready dict); see ``docs/services.md``.
 
+    ``total_bits`` = payload + header + appearance side-channel bits (0 when off).
     ``reduction_png_pct = 100 * (1 - total_bits / png_bits)`` (and the same for JPEG):
     how much fewer bits the semantic frame needs than the image itself at the same
     resolution; ``None`` when the reference size is unknown.
     """
     when = when or datetime.now(UTC)
-    total = int(report.payload_bits + report.header_bits)
+    total = int(report.payload_bits + report.header_bits + report.appearance_bits)
     pixels = int(frame.height) * int(frame.width)
 
     def reduction(ref: int) -> float | None:
@@ -566,6 +672,9 @@ def budget_record(frame: pb.SemanticFrame, report: pb.ChannelReport, when: datet
                                           ("upsample", frame.codec_params.upsample)) if v},
         "payload_bits": int(report.payload_bits),
         "header_bits": int(report.header_bits),
+        "appearance_bits": int(report.appearance_bits),
+        "appearance_channel_uses": int(report.appearance_channel_uses),
+        "appearance": _appearance_record(frame),
         "total_bits": total,
         "bits_per_pixel": round(total / pixels, 6) if pixels else None,
         "channel_uses": int(report.channel_uses),
@@ -582,6 +691,11 @@ def budget_record(frame: pb.SemanticFrame, report: pb.ChannelReport, when: datet
         "channel": report.channel,
         "channel_params": _channel_params(report.channel or "awgn", frame.transmit.channel_params),
     }
+
+
+def _appearance_record(frame: pb.SemanticFrame) -> dict[str, Any] | None:
+    a = frame.appearance
+    return {"mode": a.mode, "bits": int(a.bits), "repeat": int(a.repeat)} if a.mode else None
 
 
 def _channel_params(name: str, params: Any) -> dict[str, Any]:
@@ -605,6 +719,7 @@ __all__ = [
     "Segmenter",
     "TransmitSettings",
     "UnsupportedImageError",
+    "appearance_target",
     "apply_channel",
     "budget_record",
     "check_transmit_params",
@@ -614,12 +729,16 @@ __all__ = [
     "decode_label_map",
     "encode_image_frame",
     "encode_png",
+    "frame_appearance",
+    "frame_appearance_bits",
     "image_header",
     "label_from_maps",
+    "received_appearance",
     "received_conditioning",
     "ReceiverMaps",
     "received_maps",
     "receiver_maps",
+    "set_frame_appearance",
     "stage_seed",
     "upload_info",
     "upload_report",

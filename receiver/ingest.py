@@ -10,7 +10,14 @@ from collections.abc import Callable
 import grpc
 
 from gesco.errors import ClassIdError
-from gesco.link import TransmitSettings, budget_record, check_transmit_params, received_maps, upload_report
+from gesco.link import (
+    TransmitSettings,
+    budget_record,
+    check_transmit_params,
+    received_appearance,
+    received_maps,
+    upload_report,
+)
 from gesco.transmit_fields import model_defaults
 from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 from gesco.wire.limits import DEFAULT_MAX_FRAME_ELEMENTS, FrameLimits, check_received_limits
@@ -80,6 +87,7 @@ class Ingest:
             raise ClassIdError(f"frame has {header.num_classes} classes, the receiver's model {space.num_classes}")
         check_transmit_params(header)  # PSNR range and channel preset, as the channel checks them
         received_maps(received)  # symbol values (NaN / inf), codec upsampling
+        received_appearance(received)  # the appearance side channel's settings and symbol count
         # unset fields: this receiver's defaults (its model's recommended sampling), else the declared ones
         settings = TransmitSettings.from_frame(header, self.defaults)
         check_sampling(settings, self._timesteps, self.generator)  # a distilled checkpoint refuses other samplers here

@@ -35,7 +35,17 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from gesco.link import ReceiverMaps, TransmitSettings, colour_labels, encode_png, label_from_maps, receiver_maps
+from gesco.appearance import Appearance
+from gesco.link import (
+    ReceiverMaps,
+    TransmitSettings,
+    appearance_target,
+    colour_labels,
+    encode_png,
+    label_from_maps,
+    received_appearance,
+    receiver_maps,
+)
 from gesco.wire import ReceivedFrame
 from receiver.generation import Generator, model_key, sampling_settings
 from receiver.progress import ProgressBoard
@@ -51,6 +61,7 @@ class _Prepared(NamedTuple):
     settings: TransmitSettings
     maps: ReceiverMaps
     timings: dict
+    appearance: Appearance | None = None  # the appearance side channel's colours (gesco.appearance)
 
 
 class Worker:
@@ -191,6 +202,7 @@ class Worker:
                 received = ReceivedFrame.FromString(self.store.read_frame(job.id))
                 settings = TransmitSettings(**job.settings)
                 maps = receiver_maps(received, fds=settings.fds, kernel=self.fds_kernel)
+                appearance = received_appearance(received)
             except Exception as e:
                 log.exception("job %s: cannot prepare the conditioning", job.id, extra={"job_id": job.id})
                 self._finish_failed(job, f"cannot prepare the conditioning: {type(e).__name__}: {e}")
@@ -200,7 +212,7 @@ class Worker:
                 "queue_wait_s": round(max(0.0, job.started_at - job.created_at), 6) if job.started_at else None,
                 "fds_s": time.perf_counter() - t0,
             }
-            prepared.append(_Prepared(job, settings, maps, timings))
+            prepared.append(_Prepared(job, settings, maps, timings, appearance))
         return prepared
 
     def _sample(self, prepared: list[_Prepared]) -> tuple[np.ndarray, float] | None:
@@ -211,8 +223,10 @@ class Worker:
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
+                target = appearance_target([p.maps for p in prepared], [p.appearance for p in prepared],
+                                           self.generator.space.num_classes)
                 images = self.generator.generate(cond, [sampling_settings(p.settings) for p in prepared],
-                                                 progress=self.progress.step)
+                                                 progress=self.progress.step, appearance=target)
             pixels = self.generator.to_uint8(images)
         except Exception as e:
             log.exception("sampling failed for jobs %s", [p.job.id for p in prepared])
@@ -224,7 +238,7 @@ class Worker:
     def _write_results(self, prepared: list[_Prepared], pixels: np.ndarray, sampling_s: float) -> None:
         """Each job's PNGs and timings, then done (unless its lease was lost to another worker)."""
         self.progress.writing()
-        for (job, _settings, maps, timings), image in zip(prepared, pixels):
+        for (job, _settings, maps, timings, _appearance), image in zip(prepared, pixels):
             try:
                 t0 = time.perf_counter()
                 self._write_pngs(job, maps, np.asarray(image))

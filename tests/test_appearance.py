@@ -62,7 +62,7 @@ def test_quantiser_error_bound_and_round_trip_of_bits():
 @pytest.mark.parametrize("bad, match", [
     (AppearanceSettings("colour"), "appearance mode must be one of"),
     (AppearanceSettings("mean", 0), r"bits per colour component must be in \[1, 8\], got 0"),
-    (AppearanceSettings("mean", 6, 0), r"repeat must be in \[1, 64\], got 0"),
+    (AppearanceSettings("mean", 6, 0), r"repeat must be in \[1, 16\], got 0"),
 ])
 def test_bad_settings_are_named(bad, match):
     with pytest.raises(AppearanceError, match=match):

@@ -47,6 +47,12 @@ PAYLOAD_SLACK_BYTES = 4096
 MAX_TEXT_BYTES = 1000
 #: longest name (codec, class space, channel preset, sampler, ...)
 MAX_NAME_BYTES = 64
+#: most classes a frame lists (``SemanticFrame.class_ids``)
+MAX_CLASS_IDS = 1024
+#: most information bits of the appearance side channel: 8 bits x 3 components per listed class
+#: (gesco.appearance.BIT_DEPTH_RANGE), and most channel uses per bit (gesco.appearance.REPEAT_RANGE)
+MAX_APPEARANCE_BITS = 8 * 3 * MAX_CLASS_IDS
+MAX_APPEARANCE_REPEAT = 16
 
 
 class FieldTooLargeError(GescoInputError):
@@ -99,12 +105,16 @@ STATIC_BOUNDS: dict[str, FieldBound] = {
     # SemanticFrame
     "SemanticFrame.id": _text(128),  # gesco.wire.frames.MAX_ID_BYTES
     "SemanticFrame.class_space": _text(MAX_NAME_BYTES),
-    "SemanticFrame.class_ids": FieldBound(max_items=1024),  # more than any class space here (COCO-Stuff: 182)
+    "SemanticFrame.class_ids": FieldBound(max_items=MAX_CLASS_IDS),  # more than any class space here (COCO-Stuff: 182)
     "SemanticFrame.codec": _text(MAX_NAME_BYTES),
+    # the appearance side channel (gesco.appearance): at most 8 bits x 3 components per present class
+    "AppearanceParams.mode": _text(MAX_NAME_BYTES),
+    "SemanticFrame.appearance_bits": _text(MAX_APPEARANCE_BITS // 8),
     # ChannelReport
     "ChannelReport.channel": _text(MAX_NAME_BYTES),
     # ReceivedFrame
     "ReceivedFrame.symbols_shape": FieldBound(max_items=3),  # (N, h, w)
+    "ReceivedFrame.appearance_symbols": _text(2 * MAX_APPEARANCE_REPEAT * MAX_APPEARANCE_BITS),  # float16
     # acks
     "TransmitAck.id": _text(128),
     "TransmitAck.message": _text(MAX_TEXT_BYTES),

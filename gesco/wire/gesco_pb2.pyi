@@ -85,8 +85,18 @@ class UploadInfo(_message.Message):
     edges: str
     def __init__(self, source_height: _Optional[int] = ..., source_width: _Optional[int] = ..., aspect: _Optional[str] = ..., aspect_adjusted: _Optional[bool] = ..., source_box: _Optional[_Iterable[int]] = ..., content_box: _Optional[_Iterable[int]] = ..., segmented: _Optional[bool] = ..., domain_scored: _Optional[bool] = ..., domain_score: _Optional[float] = ..., confident_fraction: _Optional[float] = ..., domain_threshold: _Optional[float] = ..., out_of_domain: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., edges: _Optional[str] = ...) -> None: ...
 
+class AppearanceParams(_message.Message):
+    __slots__ = ("mode", "bits", "repeat")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    bits: int
+    repeat: int
+    def __init__(self, mode: _Optional[str] = ..., bits: _Optional[int] = ..., repeat: _Optional[int] = ...) -> None: ...
+
 class SemanticFrame(_message.Message):
-    __slots__ = ("id", "height", "width", "num_classes", "class_space", "class_ids", "has_edges", "codec", "codec_params", "payload", "power_scale", "png_bits", "jpeg_bits", "jpeg_quality", "transmit", "upload")
+    __slots__ = ("id", "height", "width", "num_classes", "class_space", "class_ids", "has_edges", "codec", "codec_params", "payload", "power_scale", "png_bits", "jpeg_bits", "jpeg_quality", "transmit", "upload", "appearance", "appearance_bits")
     ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +113,8 @@ class SemanticFrame(_message.Message):
     JPEG_QUALITY_FIELD_NUMBER: _ClassVar[int]
     TRANSMIT_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    APPEARANCE_FIELD_NUMBER: _ClassVar[int]
+    APPEARANCE_BITS_FIELD_NUMBER: _ClassVar[int]
     id: str
     height: int
     width: int
@@ -119,10 +131,12 @@ class SemanticFrame(_message.Message):
     jpeg_quality: int
     transmit: TransmitParams
     upload: UploadInfo
-    def __init__(self, id: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_space: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., has_edges: _Optional[bool] = ..., codec: _Optional[str] = ..., codec_params: _Optional[_Union[CodecParams, _Mapping]] = ..., payload: _Optional[bytes] = ..., power_scale: _Optional[float] = ..., png_bits: _Optional[int] = ..., jpeg_bits: _Optional[int] = ..., jpeg_quality: _Optional[int] = ..., transmit: _Optional[_Union[TransmitParams, _Mapping]] = ..., upload: _Optional[_Union[UploadInfo, _Mapping]] = ...) -> None: ...
+    appearance: AppearanceParams
+    appearance_bits: bytes
+    def __init__(self, id: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_classes: _Optional[int] = ..., class_space: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., has_edges: _Optional[bool] = ..., codec: _Optional[str] = ..., codec_params: _Optional[_Union[CodecParams, _Mapping]] = ..., payload: _Optional[bytes] = ..., power_scale: _Optional[float] = ..., png_bits: _Optional[int] = ..., jpeg_bits: _Optional[int] = ..., jpeg_quality: _Optional[int] = ..., transmit: _Optional[_Union[TransmitParams, _Mapping]] = ..., upload: _Optional[_Union[UploadInfo, _Mapping]] = ..., appearance: _Optional[_Union[AppearanceParams, _Mapping]] = ..., appearance_bits: _Optional[bytes] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
-    __slots__ = ("psnr_db", "noise_variance", "measured_snr_db", "payload_bits", "header_bits", "channel_uses", "channel", "power_scale")
+    __slots__ = ("psnr_db", "noise_variance", "measured_snr_db", "payload_bits", "header_bits", "channel_uses", "channel", "power_scale", "appearance_bits", "appearance_channel_uses")
     PSNR_DB_FIELD_NUMBER: _ClassVar[int]
     NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
     MEASURED_SNR_DB_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +145,8 @@ class ChannelReport(_message.Message):
     CHANNEL_USES_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     POWER_SCALE_FIELD_NUMBER: _ClassVar[int]
+    APPEARANCE_BITS_FIELD_NUMBER: _ClassVar[int]
+    APPEARANCE_CHANNEL_USES_FIELD_NUMBER: _ClassVar[int]
     psnr_db: float
     noise_variance: float
     measured_snr_db: float
@@ -139,19 +155,23 @@ class ChannelReport(_message.Message):
     channel_uses: int
     channel: str
     power_scale: float
-    def __init__(self, psnr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., measured_snr_db: _Optional[float] = ..., payload_bits: _Optional[int] = ..., header_bits: _Optional[int] = ..., channel_uses: _Optional[int] = ..., channel: _Optional[str] = ..., power_scale: _Optional[float] = ...) -> None: ...
+    appearance_bits: int
+    appearance_channel_uses: int
+    def __init__(self, psnr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., measured_snr_db: _Optional[float] = ..., payload_bits: _Optional[int] = ..., header_bits: _Optional[int] = ..., channel_uses: _Optional[int] = ..., channel: _Optional[str] = ..., power_scale: _Optional[float] = ..., appearance_bits: _Optional[int] = ..., appearance_channel_uses: _Optional[int] = ...) -> None: ...
 
 class ReceivedFrame(_message.Message):
-    __slots__ = ("header", "symbols", "symbols_shape", "report")
+    __slots__ = ("header", "symbols", "symbols_shape", "report", "appearance_symbols")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_SHAPE_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    APPEARANCE_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     header: SemanticFrame
     symbols: bytes
     symbols_shape: _containers.RepeatedScalarFieldContainer[int]
     report: ChannelReport
-    def __init__(self, header: _Optional[_Union[SemanticFrame, _Mapping]] = ..., symbols: _Optional[bytes] = ..., symbols_shape: _Optional[_Iterable[int]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
+    appearance_symbols: bytes
+    def __init__(self, header: _Optional[_Union[SemanticFrame, _Mapping]] = ..., symbols: _Optional[bytes] = ..., symbols_shape: _Optional[_Iterable[int]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., appearance_symbols: _Optional[bytes] = ...) -> None: ...
 
 class TransmitAck(_message.Message):
     __slots__ = ("id", "status", "message", "report")
