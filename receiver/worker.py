@@ -225,8 +225,9 @@ class Worker:
             with torch.inference_mode():
                 target = appearance_target([p.maps for p in prepared], [p.appearance for p in prepared],
                                            self.generator.space.num_classes)
+                side = {} if target is None else {"appearance": target}  # the paper's setting: maps only
                 images = self.generator.generate(cond, [sampling_settings(p.settings) for p in prepared],
-                                                 progress=self.progress.step, appearance=target)
+                                                 progress=self.progress.step, **side)
             pixels = self.generator.to_uint8(images)
         except Exception as e:
             log.exception("sampling failed for jobs %s", [p.job.id for p in prepared])
