@@ -120,11 +120,13 @@ def test_gesco_send_and_budget(services, tmp_path, capsys):
     assert cv2.imread(str(tmp_path / "rayleigh.png")).shape == (*TINY_RESOLUTION, 3)
     last = json.loads(services["budget_log"].read_text().splitlines()[-1])
     assert last["channel"] == "rayleigh" and last["channel_params"] == {"block_length": 64, "equalizer": "zf"}
-    # an unknown model is refused with the list of models, and a bad parameter with the model's parameters
-    assert cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--channel", "fading",
-                "--sender", services["sender"]]) == 2
+    # an unknown model is refused by the command line (before uploading) with the list of models,
+    # and a bad parameter by the sender with the model's parameters
+    with pytest.raises(SystemExit) as exit_:
+        cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--channel", "fading",
+             "--sender", services["sender"]])
     err = capsys.readouterr().err
-    assert "422" in err and "rayleigh-nocsi" in err and "tdl" in err
+    assert exit_.value.code == 2 and "argument --channel" in err and "rayleigh-nocsi" in err and "tdl" in err
     assert cli(["send", str(tmp_path / "image.png"), "--label", str(tmp_path / "label.png"), "--channel", "rayleigh",
                 "--channel-param", "block_length=-2", "--sender", services["sender"]]) == 2
     assert "block_length" in capsys.readouterr().err
