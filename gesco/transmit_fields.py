@@ -11,7 +11,7 @@ the wire message              :func:`to_wire` / :func:`from_wire` (``TransmitPar
                               frame's codec fields in ``proto/gesco.proto``)
 the core's settings           :class:`gesco.link.TransmitSettings` (checked against FIELDS
                               by ``tests/test_transmit_fields.py``)
-the receiver's job record     ``receiver.app.JobSettings`` (one field per entry)
+the receiver's job record     ``receiver.schemas.JobSettings`` (one field per entry)
 ``gesco send``'s flags        :func:`add_cli_flags` / :func:`form_from_cli`
 ``gesco evaluate``'s flags    help, choices and range from :func:`cli_help`
 ============================  ===========================================================

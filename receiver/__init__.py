@@ -6,7 +6,7 @@
 * a worker thread (:mod:`receiver.worker`) takes queued jobs in batches of compatible
   sampling settings, runs FDS and guided diffusion sampling (GPU when present), writes
   PNGs and marks the jobs done with per-stage timings;
-* REST (:mod:`receiver.app`): ``GET /result/{id}``, ``/result/{id}/image.png``,
+* REST (:mod:`receiver.app`, routes in :mod:`receiver.routes`): ``GET /result/{id}``, ``/result/{id}/image.png``,
   ``/result/{id}/received.png``, ``/result/{id}/denoised.png``, ``/healthz``.
 
 A restart resumes the queue: jobs left ``running`` by a crash go back to ``queued``.

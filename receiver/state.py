@@ -1,7 +1,7 @@
 """What the receiver's REST handlers share: :class:`ReceiverState`.
 
 :func:`receiver.app.create_app` builds it once per app (``app.state.receiver``); the
-handlers of :mod:`receiver.app` and of the viewer (:mod:`receiver.viewer`) get it through
+handlers of :mod:`receiver.routes` and of the viewer (:mod:`receiver.viewer`) get it through
 the FastAPI dependency :data:`State`.
 """
 

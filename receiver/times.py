@@ -1,6 +1,6 @@
 """How the receiver's REST API writes times: the store's epoch seconds as ISO 8601 in UTC.
 
-Used by the result document (:mod:`receiver.app`) and the viewer's history
+Used by the result document (:mod:`receiver.routes`) and the viewer's history
 (:mod:`receiver.viewer`), so both show a job's times alike.
 """
 

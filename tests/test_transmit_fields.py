@@ -31,7 +31,7 @@ from gesco.transmit_fields import (
 )
 from gesco.wire import gesco_pb2 as pb
 from gesco_net.cli import build_parser
-from receiver.app import JobSettings
+from receiver.schemas import JobSettings
 from sender.schemas import TransmitParams, form_field
 
 #: a value of each setting other than its default (and not a proto3 zero value)
