@@ -1,352 +1,63 @@
-"""Procedural street scenes with Cityscapes label ids, deterministic per seed.
+"""The scene's layout and painting (:class:`SceneBuilder`): sky and ground, road, backdrop,
+buildings or parks on each side, street furniture, vehicles and people, far to near."""
 
-A scene is built in a small 3-D world seen by a pinhole camera standing on a straight
-street (``X`` metres to the right, ``Y`` metres up, ``Z`` metres ahead):
-
-* sky, the ground (terrain), a road with lane markings and zebra crossings, sidewalks
-  with curbs on both sides;
-* on each side either a row of buildings (windows, shop fronts, shaded end walls) or a
-  park (trees on grass), optionally behind a fence, wall or hedge; a backdrop of
-  buildings and trees closes the street;
-* street furniture (lamp poles, traffic signs, traffic lights, street trees), moving and
-  parked cars (a few trucks and buses), pedestrians and cyclists -- painted far to near,
-  so that near objects occlude far ones.
-
-Every primitive is a polygon painted into a *segment map* (one id per primitive). Each
-segment carries its Cityscapes label id, its instance id and a colour model (base
-colour, vertical gradient, fine and blotchy texture noise); image, label and instance
-maps are all read from the same segment map at the end, so label and image agree
-pixel-exactly at any resolution. Sizes are in metres and nothing in the layout depends
-on the pixel size, so one seed gives the same scene at 64x128, 128x256 or 256x512.
-
-Randomness comes only from ``np.random.default_rng`` seeded with the scene seed
-(``SeedSequence(seed).spawn(2)``: one stream for the layout and colours, one for the
-pixel noise, so the layout does not depend on the resolution). Speed: scalar geometry
-is plain Python floats and random numbers are drawn in blocks (:class:`_Draws`), since
-per-call overhead dominates at 64x128.
-"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from itertools import chain
-from pathlib import Path
+from collections.abc import Callable
 
 import cv2
 import numpy as np
-import torch
 
-from gesco.data.transforms import make_item, random_flip
-from gesco.errors import GescoInputError, ShapeError
-from gesco.semantics.classes import CITYSCAPES, ClassSpace
-
-# Cityscapes label ids used by the generator (cityscapesscripts labels.py).
-ROAD, SIDEWALK, BUILDING, WALL, FENCE = 7, 8, 11, 12, 13
-POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY = 17, 19, 20, 21, 22, 23
-PERSON, RIDER, CAR, TRUCK, BUS, MOTORCYCLE, BICYCLE = 24, 25, 26, 27, 28, 32, 33
-
-#: Every label id :func:`generate_scene` can produce.
-SYNTHETIC_LABEL_IDS: frozenset[int] = frozenset(
-    {ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION,
-     TERRAIN, SKY, PERSON, RIDER, CAR, TRUCK, BUS, BICYCLE}
+from gesco.data.synthetic.canvas import FIXED_SCALE, FIXED_SHIFT, Canvas
+from gesco.data.synthetic.draws import Draws
+from gesco.data.synthetic.geometry import CIRCLE10, CIRCLE12, Camera, Street
+from gesco.data.synthetic.palette import (
+    BUILDING_COLOURS,
+    BUS_COLOURS,
+    CAR_COLOUR_P,
+    CAR_COLOURS,
+    LAMP_COLOURS,
+    PANTS,
+    SIGN_COLOURS,
+    SKIN,
+    TRUCK_COLOURS,
+    scale_colour,
 )
-#: Label ids that get instance ids ``label_id * 1000 + k`` (Cityscapes "things").
-SYNTHETIC_THING_IDS: frozenset[int] = frozenset({PERSON, RIDER, CAR, TRUCK, BUS, BICYCLE})
-
-MIN_SIZE = 16  # smallest height / width accepted by generate_scene
-MAX_SIZE = 4096
-_SHIFT = 4  # cv2 fixed-point bits: polygon vertices have 1/16-pixel precision
-_SUB = float(1 << _SHIFT)
-
-Colour = tuple[float, float, float]
-Point = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class SceneSample:
-    """One synthetic scene.
-
-    Attributes:
-        image: ``(H, W, 3)`` uint8 RGB.
-        label: ``(H, W)`` uint8 Cityscapes label ids (values in :data:`SYNTHETIC_LABEL_IDS`).
-        instance: ``(H, W)`` int32; ``label_id * 1000 + k`` (``k = 0, 1, ...`` per class)
-            on things, the plain label id on stuff (as Cityscapes ``*_instanceIds.png``).
-    """
-
-    image: np.ndarray
-    label: np.ndarray
-    instance: np.ndarray
-
-
-# --------------------------------------------------------------------------- colours
-# Plausible RGB colour families per material; each object picks one and jitters it.
-_BUILDING_COLOURS: list[Colour] = [
-    (196, 178, 150), (210, 205, 195), (150, 148, 145), (120, 118, 118), (150, 85, 65),
-    (215, 195, 130), (190, 160, 160), (165, 180, 185), (95, 90, 85), (225, 220, 210),
-    (175, 130, 95), (130, 140, 120)]
-_CAR_COLOURS: list[Colour] = [
-    (225, 225, 225), (28, 28, 32), (170, 172, 175), (105, 108, 112), (35, 55, 115),
-    (150, 25, 30), (40, 70, 50), (190, 175, 140), (60, 60, 70), (120, 135, 160)]
-_CAR_COLOUR_P = [0.2, 0.18, 0.16, 0.12, 0.08, 0.07, 0.04, 0.04, 0.06, 0.05]
-_BUS_COLOURS: list[Colour] = [(230, 190, 40), (200, 40, 40), (225, 225, 220), (40, 90, 160)]
-_TRUCK_COLOURS: list[Colour] = [(225, 225, 225), (190, 60, 40), (60, 80, 120), (110, 110, 110)]
-_SKIN: list[Colour] = [(225, 185, 155), (200, 150, 115), (150, 100, 70), (95, 62, 45)]
-_PANTS: list[Colour] = [(35, 40, 60), (30, 30, 32), (90, 90, 95), (170, 150, 120), (60, 70, 100)]
-_SIGN_COLOURS: list[Colour] = [(205, 30, 35), (30, 75, 170), (235, 195, 30), (235, 235, 235)]
-_LAMP_COLOURS: list[Colour] = [(255, 40, 30), (255, 180, 20), (40, 255, 120)]  # red, amber, green
-
-
-def _unit_circle(n: int) -> tuple[tuple[float, float], ...]:
-    return tuple((math.cos(2 * math.pi * i / n), math.sin(2 * math.pi * i / n)) for i in range(n))
-
-
-_CIRCLE12 = _unit_circle(12)
-_CIRCLE10 = _unit_circle(10)
-
-
-def _scale(c: Colour, k: float) -> Colour:
-    return (c[0] * k, c[1] * k, c[2] * k)
-
-
-# --------------------------------------------------------------------------- random draws
-class _Draws:
-    """Random numbers from one ``np.random.Generator``, drawn in blocks.
-
-    A scalar ``Generator.uniform()`` call costs microseconds; a scene needs hundreds,
-    so uniforms are drawn 1024 at a time and handed out one by one (deterministic).
-    """
-
-    _BLOCK = 1024
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
-        self._buf: list[float] = []
-        self._i = 0
-
-    def random(self) -> float:
-        """A uniform float in ``[0, 1)``."""
-        if self._i == len(self._buf):
-            self._buf = self.rng.random(self._BLOCK).tolist()
-            self._i = 0
-        v = self._buf[self._i]
-        self._i += 1
-        return v
-
-    def array(self, n: int) -> np.ndarray:
-        """``n`` uniforms in ``[0, 1)`` as an array, straight from the generator."""
-        return self.rng.random(n)
-
-    def uniform(self, lo: float, hi: float) -> float:
-        return lo + (hi - lo) * self.random()
-
-    def integer(self, n: int) -> int:
-        """A uniform int in ``[0, n)``."""
-        return min(int(self.random() * n), n - 1)
-
-    def pick(self, items: Sequence, p: Sequence[float] | None = None):
-        """One element of ``items``, uniformly or with probabilities ``p``."""
-        if p is None:
-            return items[self.integer(len(items))]
-        u, acc = self.random(), 0.0
-        for item, pi in zip(items, p):
-            acc += pi
-            if u < acc:
-                return item
-        return items[-1]
-
-    def poisson(self, lam: float) -> int:
-        """Knuth's method; fine for the small rates used here."""
-        limit, k, prod = math.exp(-lam), 0, self.random()
-        while prod > limit:
-            k += 1
-            prod *= self.random()
-        return k
-
-    def jitter(self, c: Colour, amount: float) -> Colour:
-        """``c`` plus independent uniform noise in ``[-amount, amount]`` per channel."""
-        return (c[0] + self.uniform(-amount, amount), c[1] + self.uniform(-amount, amount),
-                c[2] + self.uniform(-amount, amount))
-
-
-# --------------------------------------------------------------------------- canvas
-class _Canvas:
-    """A segment-id map plus, per segment, its label, instance id and colour model.
-
-    ``seg[y, x]`` is the id of the last segment painted at that pixel (painter's order).
-    Segment 0 (the first registered) covers the whole canvas initially.
-    """
-
-    def __init__(self, height: int, width: int, horizon_y: float):
-        self.height, self.width, self.horizon_y = height, width, horizon_y
-        self.seg = np.zeros((height, width), np.uint16)
-        self.labels: list[int] = []
-        self.instances: list[int] = []
-        self.looks: list[tuple[float, ...]] = []  # (r, g, b, gr, gg, gb, fine, coarse)
-        self._next_instance: dict[int, int] = {}
-        self._queue: list[tuple[int, list[int]]] = []  # (segment id, vertex count per polygon)
-        self._xy: list[float] = []  # queued vertices, flat x0, y0, x1, y1, ...
-
-    def new_instance(self, label: int) -> int:
-        """The next Cityscapes instance id ``label * 1000 + k`` of a thing class."""
-        k = self._next_instance.get(label, 0)
-        self._next_instance[label] = k + 1
-        return label * 1000 + k
-
-    def segment(self, label: int, colour: Colour, instance: int | None = None,
-                grad: Colour = (0.0, 0.0, 0.0), fine: float = 4.0, coarse: float = 4.0) -> int:
-        """Register a segment and return its id.
-
-        ``grad`` (RGB) is added per unit of ``(y - horizon_y) / H``; ``fine`` and
-        ``coarse`` scale per-pixel and blotchy texture noise (grey levels).
-        """
-        if len(self.labels) > 65535:  # ids must fit the uint16 segment map
-            raise RuntimeError("too many segments in one scene")
-        self.labels.append(label)
-        self.instances.append(label if instance is None else instance)
-        self.looks.append((*colour, *grad, fine, coarse))
-        return len(self.labels) - 1
-
-    def polys(self, seg_id: int, polys: Sequence[Sequence[Point]]) -> None:
-        """Queue polygons (each a sequence of float pixel points ``(x, y)``) to paint with ``seg_id``.
-
-        Painting is deferred to :meth:`flush`, which converts all queued vertices to
-        fixed point in one numpy call (per-call numpy overhead dominates at 64x128).
-        """
-        counts = []
-        for p in polys:
-            self._xy.extend(chain.from_iterable(p))
-            counts.append(len(p))
-        if counts:
-            self._queue.append((seg_id, counts))
-
-    def flush(self) -> None:
-        """Paint every queued polygon, in queue order, into the segment map."""
-        if not self._queue:
-            return
-        xy = np.array(self._xy, np.float64).reshape(-1, 2)
-        pts = np.rint(np.clip(xy, -1e6, 1e6) * _SUB).astype(np.int32)
-        i = 0
-        for seg_id, counts in self._queue:
-            polys = []
-            for n in counts:
-                polys.append(pts[i:i + n])
-                i += n
-            cv2.fillPoly(self.seg, polys, seg_id, cv2.LINE_8, _SHIFT)
-        self._queue.clear()
-        self._xy.clear()
-
-    def poly(self, seg_id: int, pts: Sequence[Point]) -> None:
-        self.polys(seg_id, [pts])
-
-    def rect(self, seg_id: int, x0: float, y0: float, x1: float, y1: float, min_px: float = 0.0) -> None:
-        """Paint an axis-aligned rectangle (pixel coordinates), at least ``min_px`` wide and tall."""
-        if x1 - x0 < min_px:
-            c = 0.5 * (x0 + x1)
-            x0, x1 = c - 0.5 * min_px, c + 0.5 * min_px
-        if y1 - y0 < min_px:
-            c = 0.5 * (y0 + y1)
-            y0, y1 = c - 0.5 * min_px, c + 0.5 * min_px
-        self.polys(seg_id, [((x0, y0), (x1, y0), (x1, y1), (x0, y1))])
-
-    def render(self, noise_rng: np.random.Generator, gain: Colour) -> SceneSample:
-        """Read image, label and instance maps off the segment map.
-
-        ``image = gain * (colour[s] + grad[s] * (y - horizon) / H + fine[s] * n1 + coarse[s] * n2)``
-        with ``n1`` unit-variance white noise (uniform; mostly luminance, a little
-        chroma) and ``n2`` smooth unit-scale noise (bicubic upsampling of a coarse grid).
-        """
-        self.flush()
-        h, w, seg = self.height, self.width, self.seg
-        looks = np.asarray(self.looks, np.float32)
-        gain_rgb = np.asarray(gain, np.float32)
-        gain_mean = float(gain_rgb.mean())
-        colour = looks[:, 0:3] * gain_rgb
-        grad = looks[:, 3:6] * gain_rgb
-        fine = looks[:, 6] * gain_mean
-        coarse = looks[:, 7] * gain_mean
-
-        u = noise_rng.random((h, w, 4), dtype=np.float32) - np.float32(0.5)
-        n_fine = np.float32(12**0.5) * (u[..., :1] + np.float32(0.3) * u[..., 1:])
-        small = noise_rng.random((max(2, h // 6), max(2, w // 6)), dtype=np.float32) - np.float32(0.5)
-        n_coarse = cv2.resize(small * np.float32(3.0), (w, h), interpolation=cv2.INTER_CUBIC)
-
-        rel_y = ((np.arange(h, dtype=np.float32) - np.float32(self.horizon_y)) / np.float32(h))[:, None, None]
-        img = np.take(colour, seg, axis=0)
-        img += np.take(grad, seg, axis=0) * rel_y
-        img += np.take(fine, seg)[..., None] * n_fine
-        img += (np.take(coarse, seg) * n_coarse)[..., None]
-        image = np.clip(img + np.float32(0.5), 0, 255).astype(np.uint8)
-        label = np.take(np.asarray(self.labels, np.uint8), seg)
-        instance = np.take(np.asarray(self.instances, np.int32), seg)
-        return SceneSample(image=image, label=label, instance=instance)
-
-
-# --------------------------------------------------------------------------- camera
-@dataclass(frozen=True)
-class _Camera:
-    """Pinhole camera at ``(0, cam_h, 0)`` looking along +Z; pixel ``(x, y)`` with y down."""
-
-    f: float  # focal length in pixels
-    cx: float  # x of the vanishing point
-    horizon_y: float  # y of the horizon
-    cam_h: float  # camera height above the ground in metres
-
-    def px(self, X: float, Y: float, Z: float) -> Point:
-        """Project a world point to pixel ``(x, y)`` (``Z`` clamped to >= 0.3 m)."""
-        s = self.f / max(Z, 0.3)
-        return self.cx + s * X, self.horizon_y + s * (self.cam_h - Y)
-
-    def scale(self, Z: float) -> float:
-        """Pixels per metre at distance ``Z`` (for faces parallel to the image plane)."""
-        return self.f / max(Z, 0.3)
-
-    def ground_quad(self, x0: float, x1: float, z0: float, z1: float) -> list[Point]:
-        """The ground rectangle ``x0 <= X <= x1, z0 <= Z <= z1`` (``Y = 0``)."""
-        return [self.px(x0, 0.0, z0), self.px(x1, 0.0, z0), self.px(x1, 0.0, z1), self.px(x0, 0.0, z1)]
-
-    def side_quad(self, X: float, z0: float, z1: float, y0: float, y1: float) -> list[Point]:
-        """A vertical rectangle in the plane ``X = const`` (a face parallel to the street)."""
-        return [self.px(X, y0, z0), self.px(X, y0, z1), self.px(X, y1, z1), self.px(X, y1, z0)]
-
-    def front_quad(self, x0: float, x1: float, y0: float, y1: float, Z: float) -> list[Point]:
-        """A vertical rectangle in the plane ``Z = const`` (a face looking at the camera)."""
-        return [self.px(x0, y0, Z), self.px(x1, y0, Z), self.px(x1, y1, Z), self.px(x0, y1, Z)]
-
-
-@dataclass(frozen=True)
-class _Street:
-    """Lateral layout of the street in metres (camera at ``X = 0``)."""
-
-    road_l: float  # left road edge (negative), parking strip included
-    road_r: float
-    drive_l: float  # left edge of the driving lanes (== road_l without a parking strip)
-    drive_r: float
-    walk_l: float  # outer edge of the left sidewalk
-    walk_r: float
-    lane_w: float
-    n_lanes: int
-    z_far: float  # where the street ends (a backdrop of buildings and trees)
-
-    def curb(self, side: float) -> float:
-        return self.road_r if side > 0 else self.road_l
-
-    def walk_edge(self, side: float) -> float:
-        return self.walk_r if side > 0 else self.walk_l
+from gesco.data.synthetic.scene import (
+    BICYCLE,
+    BUILDING,
+    BUS,
+    CAR,
+    FENCE,
+    PERSON,
+    POLE,
+    RIDER,
+    ROAD,
+    SIDEWALK,
+    SKY,
+    TERRAIN,
+    TRAFFIC_LIGHT,
+    TRAFFIC_SIGN,
+    TRUCK,
+    VEGETATION,
+    WALL,
+    Colour,
+)
 
 
 # --------------------------------------------------------------------------- the scene
-class _SceneBuilder:
-    """Builds one scene: layout and colours from ``draws``, painting into a :class:`_Canvas`."""
+class SceneBuilder:
+    """Builds one scene: layout and colours from ``draws``, painting into a :class:`Canvas`."""
 
-    def __init__(self, draws: _Draws, height: int, width: int):
+    def __init__(self, draws: Draws, height: int, width: int):
         self.r = r = draws
         self.h, self.w = height, width
         horizon = height * r.uniform(0.36, 0.47)
-        self.cam = _Camera(f=width * r.uniform(0.85, 1.15), cx=width * r.uniform(0.42, 0.58),
+        self.cam = Camera(f=width * r.uniform(0.85, 1.15), cx=width * r.uniform(0.42, 0.58),
                            horizon_y=horizon, cam_h=r.uniform(1.2, 1.6))
-        self.canvas = _Canvas(height, width, horizon)
+        self.canvas = Canvas(height, width, horizon)
 
         # scene-wide look: overcast or clear sky, haze, which side the sun lights
         self.overcast = r.random() < 0.55
@@ -373,7 +84,7 @@ class _SceneBuilder:
         # a parking strip along either curb, outside the driving lanes
         road_l = drive_l - (r.uniform(2.0, 2.5) if r.random() < 0.6 else 0.0)
         road_r = drive_r + (r.uniform(2.0, 2.5) if r.random() < 0.6 else 0.0)
-        self.street = _Street(road_l=road_l, road_r=road_r, drive_l=drive_l, drive_r=drive_r,
+        self.street = Street(road_l=road_l, road_r=road_r, drive_l=drive_l, drive_r=drive_r,
                               walk_l=road_l - r.uniform(2.0, 5.0), walk_r=road_r + r.uniform(2.0, 5.0),
                               lane_w=lane_w, n_lanes=n_lanes, z_far=r.uniform(70.0, 200.0))
         self.crossing_z: float | None = None  # distance of the zebra crossing, if any
@@ -427,14 +138,14 @@ class _SceneBuilder:
         walk_col = r.jitter((150, 148, 145), 20) if r.random() < 0.7 else r.jitter((160, 125, 115), 12)
         walk = c.segment(SIDEWALK, self.haze(walk_col, 20), grad=(25, 25, 25), fine=7, coarse=5)
         c.polys(walk, [cam.ground_quad(st.walk_l, st.road_l, z0, z1), cam.ground_quad(st.road_r, st.walk_r, z0, z1)])
-        curb = c.segment(SIDEWALK, self.haze(_scale(walk_col, 1.15), 20), fine=5, coarse=3)
+        curb = c.segment(SIDEWALK, self.haze(scale_colour(walk_col, 1.15), 20), fine=5, coarse=3)
         c.polys(curb, [cam.ground_quad(st.road_l - 0.25, st.road_l, z0, z1),
                        cam.ground_quad(st.road_r, st.road_r + 0.25, z0, z1)])
         asphalt = r.jitter((88, 86, 92), 14)
         road = c.segment(ROAD, self.haze(asphalt, 25), grad=(-10, -10, -10), fine=6, coarse=7)
         c.poly(road, cam.ground_quad(st.road_l, st.road_r, z0, z1))
         if r.random() < 0.5:  # a darker repaired strip: same label, different tone
-            patch = c.segment(ROAD, self.haze(_scale(asphalt, 0.85), 25), fine=5, coarse=6)
+            patch = c.segment(ROAD, self.haze(scale_colour(asphalt, 0.85), 25), fine=5, coarse=6)
             x = r.uniform(st.road_l, st.road_r - 1.5)
             c.poly(patch, cam.ground_quad(x, x + r.uniform(0.8, 2.0), z0, z1))
 
@@ -471,7 +182,7 @@ class _SceneBuilder:
         while x < st.walk_r + 40.0:
             wid = r.uniform(8.0, 25.0)
             if r.random() < 0.7:
-                col = self.haze(r.pick(_BUILDING_COLOURS), z)
+                col = self.haze(r.pick(BUILDING_COLOURS), z)
                 b = self.canvas.segment(BUILDING, col, grad=(15, 15, 15), fine=4, coarse=4)
                 self.canvas.poly(b, self.cam.front_quad(x, x + wid, 0, r.uniform(8.0, 28.0), z))
             else:
@@ -515,16 +226,16 @@ class _SceneBuilder:
         gain = self.side_gain(side)
         facade_ids = []
         for z0, z1, X, hb in reversed(blocks):
-            base = r.jitter(r.pick(_BUILDING_COLOURS), 14)
+            base = r.jitter(r.pick(BUILDING_COLOURS), 14)
             # the end wall facing the camera (plane Z = z0), in the shade
-            end = c.segment(BUILDING, self.haze(_scale(base, self.shade_gain * 0.9), z0 + 10), fine=4, coarse=4)
+            end = c.segment(BUILDING, self.haze(scale_colour(base, self.shade_gain * 0.9), z0 + 10), fine=4, coarse=4)
             c.poly(end, cam.front_quad(X, X + side * 15.0, 0, hb, z0))
             mid = 0.5 * (z0 + z1)
-            facade = c.segment(BUILDING, self.haze(_scale(base, gain), mid), grad=(20, 20, 20), fine=4, coarse=6)
+            facade = c.segment(BUILDING, self.haze(scale_colour(base, gain), mid), grad=(20, 20, 20), fine=4, coarse=6)
             c.poly(facade, cam.side_quad(X, z0, z1, 0, hb))
             facade_ids.append(facade)
             if r.random() < 0.5:  # a ground-floor shop front
-                shop = c.segment(BUILDING, self.haze(_scale(r.jitter(_scale(base, 0.7), 20), gain), mid), fine=4, coarse=3)
+                shop = c.segment(BUILDING, self.haze(scale_colour(r.jitter(scale_colour(base, 0.7), 20), gain), mid), fine=4, coarse=3)
                 c.poly(shop, cam.side_quad(X, z0, z1, 0, r.uniform(2.8, 4.0)))
         self.windows(blocks, facade_ids, gain)
 
@@ -537,8 +248,8 @@ class _SceneBuilder:
         lit), and only onto facade pixels, so they never show on end walls or shop fronts.
         """
         c, r, cam = self.canvas, self.r, self.cam
-        glass = _scale(self.sky_horizon, 0.45) if r.random() < 0.5 else r.jitter((45, 52, 62), 10)
-        glass = _scale(glass, gain * (0.6 + 0.3 * r.random()))
+        glass = scale_colour(self.sky_horizon, 0.45) if r.random() < 0.5 else r.jitter((45, 52, 62), 10)
+        glass = scale_colour(glass, gain * (0.6 + 0.3 * r.random()))
         lit_col = r.jitter((150, 160, 165), 20)
         lit_p = 0.12 * r.random()
         Zs, Ys, Xs, lit = [], [], [], []
@@ -564,7 +275,7 @@ class _SceneBuilder:
             return
         s = cam.f / Z
         quads = np.stack([cam.cx + s * X[:, None], cam.horizon_y + s * (cam.cam_h - Y)], -1)
-        quads = np.rint(quads * _SUB).astype(np.int32)  # (n, 4, 2) fixed point
+        quads = np.rint(quads * FIXED_SCALE).astype(np.int32)  # (n, 4, 2) fixed point
         c.flush()  # windows are painted directly, only onto the facades painted so far
         before = c.seg.copy()
         bands = np.digitize(Z[:, 0], self._WINDOW_BANDS) - 1
@@ -574,7 +285,7 @@ class _SceneBuilder:
                 sel = (bands == band) & (lit == is_lit)
                 if sel.any():
                     seg = c.segment(BUILDING, self.haze(colour, dist), grad=(-20, -20, -20), fine=5, coarse=3)
-                    cv2.fillPoly(c.seg, list(quads[sel]), seg, cv2.LINE_8, _SHIFT)
+                    cv2.fillPoly(c.seg, list(quads[sel]), seg, cv2.LINE_8, FIXED_SHIFT)
         on_facade = np.zeros(len(c.labels), bool)
         on_facade[facade_ids] = True
         np.copyto(c.seg, before, where=~on_facade[before])
@@ -584,18 +295,18 @@ class _SceneBuilder:
         c, r, cam = self.canvas, self.r, self.cam
         gain, mid = self.side_gain(side), 0.5 * (z0 + z1)
         if kind == "hedge":
-            s = c.segment(VEGETATION, self.haze(_scale(r.jitter((55, 85, 40), 12), gain), mid), fine=14, coarse=10)
+            s = c.segment(VEGETATION, self.haze(scale_colour(r.jitter((55, 85, 40), 12), gain), mid), fine=14, coarse=10)
             c.poly(s, cam.side_quad(X, z0, z1, 0, r.uniform(0.8, 1.6)))
         elif kind == "wall":
             col = r.jitter((165, 160, 150), 20) if r.random() < 0.6 else r.jitter((140, 90, 70), 12)
-            s = c.segment(WALL, self.haze(_scale(col, gain), mid), fine=6, coarse=6)
+            s = c.segment(WALL, self.haze(scale_colour(col, gain), mid), fine=6, coarse=6)
             c.poly(s, cam.side_quad(X, z0, z1, 0, r.uniform(0.8, 2.2)))
         else:  # fence: a see-through-ish panel, posts and a top rail
             col = r.jitter((120, 120, 118), 20) if r.random() < 0.6 else r.jitter((135, 105, 75), 15)
             hf = r.uniform(0.9, 1.8)
-            panel = c.segment(FENCE, self.haze(_scale(col, gain * 0.75), mid), fine=10, coarse=4)
+            panel = c.segment(FENCE, self.haze(scale_colour(col, gain * 0.75), mid), fine=10, coarse=4)
             c.poly(panel, cam.side_quad(X, z0, z1, 0.1, hf))
-            bars = c.segment(FENCE, self.haze(_scale(col, gain * 1.15), mid), fine=5, coarse=3)
+            bars = c.segment(FENCE, self.haze(scale_colour(col, gain * 1.15), mid), fine=5, coarse=3)
             step = r.uniform(1.5, 3.0)
             quads = [cam.side_quad(X, z0, z1, hf - 0.12, hf)]
             z = z0
@@ -620,11 +331,11 @@ class _SceneBuilder:
             cy = yg - (trunk_h + crown_r * r.uniform(0.7, 1.3)) * s
             rad = crown_r * r.uniform(0.6, 1.0) * s
             pts = []
-            for ca, sa in _CIRCLE12:
+            for ca, sa in CIRCLE12:
                 rr = rad * r.uniform(0.75, 1.25)
                 pts.append((cx + rr * ca, cy + 0.9 * rr * sa))
             tone = 0.8 + 0.35 * k / (n_blobs - 1)
-            leaf = c.segment(VEGETATION, self.haze(_scale(base, tone), Z), fine=16, coarse=8)
+            leaf = c.segment(VEGETATION, self.haze(scale_colour(base, tone), Z), fine=16, coarse=8)
             c.poly(leaf, pts)
 
     def plan_street_furniture(self) -> None:
@@ -675,10 +386,10 @@ class _SceneBuilder:
         for k in range(1 if r.random() < 0.7 else 2):
             size = r.uniform(0.5, 0.8) * s
             cy = y_top + (k + 0.5) * size * 1.1
-            plate = c.segment(TRAFFIC_SIGN, self.haze(r.jitter(r.pick(_SIGN_COLOURS), 12), Z), fine=4, coarse=2)
+            plate = c.segment(TRAFFIC_SIGN, self.haze(r.jitter(r.pick(SIGN_COLOURS), 12), Z), fine=4, coarse=2)
             shape, hs = r.integer(3), size / 2
             if shape == 0:  # disc
-                pts = [(x + hs * ca, cy + hs * sa) for ca, sa in _CIRCLE12]
+                pts = [(x + hs * ca, cy + hs * sa) for ca, sa in CIRCLE12]
             elif shape == 1:  # triangle, point down
                 pts = [(x - hs, cy - hs), (x + hs, cy - hs), (x, cy + hs)]
             else:
@@ -702,7 +413,7 @@ class _SceneBuilder:
         top = yg - (hp + 0.9) * s
         c.rect(box, x - bw / 2, top, x + bw / 2, top + bh, min_px=1.0)
         state = r.integer(3)
-        lamp = c.segment(TRAFFIC_LIGHT, self.haze(_LAMP_COLOURS[state], Z), fine=3, coarse=1)
+        lamp = c.segment(TRAFFIC_LIGHT, self.haze(LAMP_COLOURS[state], Z), fine=3, coarse=1)
         ly = top + bh * (0.2 + 0.3 * state)  # red on top, amber, green at the bottom
         c.rect(lamp, x - bw * 0.3, ly - bw * 0.3, x + bw * 0.3, ly + bw * 0.3)
 
@@ -731,13 +442,13 @@ class _SceneBuilder:
         u = r.random()
         if u < 0.06 and Z > 12 and not parked:
             kind, dims = TRUCK, (r.uniform(2.2, 2.5), r.uniform(2.6, 3.4), r.uniform(6, 9))
-            colour = r.pick(_TRUCK_COLOURS)
+            colour = r.pick(TRUCK_COLOURS)
         elif u < 0.09 and Z > 15 and not parked:
             kind, dims = BUS, (2.5, r.uniform(3.0, 3.4), r.uniform(10, 13))
-            colour = r.pick(_BUS_COLOURS)
+            colour = r.pick(BUS_COLOURS)
         else:
             kind, dims = CAR, (r.uniform(1.7, 2.0), r.uniform(1.4, 1.75), r.uniform(3.9, 4.9))
-            colour = r.pick(_CAR_COLOURS, _CAR_COLOUR_P)
+            colour = r.pick(CAR_COLOURS, CAR_COLOUR_P)
         colour = r.jitter(colour, 10)
         front = X < 0 and not parked and r.random() < 0.6  # oncoming traffic shows its front
         self.queue(X, Z, lambda: self.vehicle(kind, X, Z, dims, colour, front))
@@ -749,7 +460,7 @@ class _SceneBuilder:
         width, height, length = dims
         inst = c.new_instance(kind)
         body = c.segment(kind, self.haze(colour, Z), inst, grad=(15, 15, 15), fine=4, coarse=3)
-        side_body = c.segment(kind, self.haze(_scale(colour, self.shade_gain + 0.1), Z), inst, fine=4, coarse=3)
+        side_body = c.segment(kind, self.haze(scale_colour(colour, self.shade_gain + 0.1), Z), inst, fine=4, coarse=3)
         glass = c.segment(kind, self.haze(r.jitter((38, 44, 54), 8), Z), inst, fine=4, coarse=2)
         dark = c.segment(kind, self.haze(r.jitter((22, 22, 24), 5), Z), inst, fine=3, coarse=1)
         lamp = c.segment(kind, self.haze(r.jitter((250, 245, 220) if front else (200, 20, 25), 10), Z), inst,
@@ -834,9 +545,9 @@ class _SceneBuilder:
             shirt = (r.uniform(20, 230), r.uniform(20, 210), r.uniform(20, 210))
         else:
             shirt = r.jitter((40, 40, 45), 15)
-        s_pants = c.segment(label, self.haze(r.jitter(r.pick(_PANTS), 12), Z), inst, fine=5, coarse=2)
+        s_pants = c.segment(label, self.haze(r.jitter(r.pick(PANTS), 12), Z), inst, fine=5, coarse=2)
         s_shirt = c.segment(label, self.haze(shirt, Z), inst, fine=5, coarse=2)
-        s_skin = c.segment(label, self.haze(r.jitter(r.pick(_SKIN), 10), Z), inst, fine=4, coarse=1)
+        s_skin = c.segment(label, self.haze(r.jitter(r.pick(SKIN), 10), Z), inst, fine=4, coarse=1)
         s_hair = c.segment(label, self.haze(r.jitter((45, 35, 28), 15), Z), inst, fine=4, coarse=1)
         stride = r.uniform(0.0, 0.15) * s
         long_hair = r.random() < 0.4
@@ -859,7 +570,7 @@ class _SceneBuilder:
                            (x + hw + 0.07 * s, hip), (x + hw - 0.01 * s, hip))])
         head_r = 0.11 * s
         hy = yg - height * s + head_r
-        head = [(x + head_r * ca, hy + 1.15 * head_r * sa) for ca, sa in _CIRCLE10]
+        head = [(x + head_r * ca, hy + 1.15 * head_r * sa) for ca, sa in CIRCLE10]
         c.poly(s_skin, head)
         c.poly(s_hair, head[4:] + head[:2] if long_hair else head[5:])  # hair on top
         return inst
@@ -886,142 +597,3 @@ class _SceneBuilder:
         r = self.r
         bright = r.uniform(0.75, 1.15)
         return (bright * r.uniform(0.97, 1.03), bright * r.uniform(0.97, 1.03), bright * r.uniform(0.97, 1.03))
-
-
-def _check_size(name: str, v: object) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-        raise GescoInputError(f"{name} must be an int, got {type(v).__name__}")
-    if not MIN_SIZE <= v <= MAX_SIZE:
-        raise ShapeError(f"{name} must be in [{MIN_SIZE}, {MAX_SIZE}] pixels, got {v}")
-    return int(v)
-
-
-def generate_scene(seed: int, height: int = 64, width: int = 128) -> SceneSample:
-    """Draw synthetic street scene number ``seed`` at ``height x width`` pixels.
-
-    Args:
-        seed: non-negative int; the same seed (and size) always gives the same scene,
-            and the same seed at another size gives the same layout.
-        height, width: image size in pixels, each in ``[16, 4096]``.
-    Returns:
-        :class:`SceneSample` with ``image (H, W, 3) uint8``, ``label (H, W) uint8``
-        (Cityscapes label ids) and ``instance (H, W) int32``.
-    Raises:
-        GescoInputError: ``seed`` is not a non-negative int;
-        ShapeError: ``height`` or ``width`` is out of range.
-    """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise GescoInputError(f"seed must be a non-negative int, got {seed!r}")
-    height, width = _check_size("height", height), _check_size("width", width)
-    layout_seq, noise_seq = np.random.SeedSequence(int(seed)).spawn(2)
-    builder = _SceneBuilder(_Draws(np.random.default_rng(layout_seq)), height, width)
-    builder.build()
-    return builder.canvas.render(np.random.default_rng(noise_seq), builder.lighting_gain())
-
-
-# --------------------------------------------------------------------------- splits and data set
-#: Disjoint seed ranges ``[start, stop)`` of the three splits.
-SPLITS: dict[str, tuple[int, int]] = {
-    "train": (0, 1_000_000),
-    "val": (1_000_000, 1_100_000),
-    "test": (2_000_000, 2_100_000),
-}
-
-
-def split_seed(split: str, index: int) -> int:
-    """The scene seed of item ``index`` of ``split`` (``SPLITS[split][0] + index``).
-
-    Raises:
-        GescoInputError: unknown split, or ``index`` outside the split's range.
-    """
-    if split not in SPLITS:
-        raise GescoInputError(f"unknown split {split!r}; known: {sorted(SPLITS)}")
-    start, stop = SPLITS[split]
-    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < stop - start:
-        raise GescoInputError(f"index must be an int in [0, {stop - start}) for split {split!r}, got {index!r}")
-    return start + int(index)
-
-
-#: Bumped whenever a change to the generator changes its output; part of cache file names.
-GENERATOR_VERSION = 2
-
-
-def render_scenes(split: str, size: int, height: int, width: int) -> dict[str, np.ndarray]:
-    """Scenes ``0..size-1`` of ``split`` as stacked arrays.
-
-    Returns:
-        ``{"image": (N, H, W, 3) uint8, "label": (N, H, W) uint8,
-        "instance": (N, H, W) uint16}`` (instance ids are at most ``33 * 1000 + k``).
-    """
-    images = np.empty((size, height, width, 3), np.uint8)
-    labels = np.empty((size, height, width), np.uint8)
-    instances = np.empty((size, height, width), np.uint16)
-    for i in range(size):
-        scene = generate_scene(split_seed(split, i), height, width)
-        if scene.instance.max() > np.iinfo(np.uint16).max:
-            raise RuntimeError(f"scene {i} of {split}: instance id {scene.instance.max()} does not fit uint16")
-        images[i], labels[i], instances[i] = scene.image, scene.label, scene.instance
-    return {"image": images, "label": labels, "instance": instances}
-
-
-class SyntheticScenes(torch.utils.data.Dataset):
-    """The first ``size`` scenes of a split, generated on the fly or cached.
-
-    Item ``i`` is :func:`generate_scene` (``split_seed(split, i)``) as a dict:
-    ``"image"`` float32 ``(3, H, W)`` in ``[-1, 1]``, ``"label"`` int64 ``(H, W)``
-    (Cityscapes label ids), ``"instance"`` int64 ``(H, W)``, ``"seed"`` int. With
-    ``hflip=True`` each item is flipped left-right with probability 1/2 (torch's RNG).
-
-    ``cache``: ``False`` generates every item when it is read; ``True`` renders all
-    ``size`` scenes once, in memory, at construction; a directory path does the same but
-    keeps the arrays as ``.npy`` files there (named by split, size, resolution and
-    :data:`GENERATOR_VERSION`) and memory-maps them on later runs -- cheap to share
-    with DataLoader worker processes.
-    """
-
-    class_space: ClassSpace = CITYSCAPES
-
-    def __init__(self, split: str = "train", size: int = 10000, height: int = 64, width: int = 128,
-                 hflip: bool = False, cache: bool | str | Path = False):
-        if split not in SPLITS:
-            raise GescoInputError(f"unknown split {split!r}; known: {sorted(SPLITS)}")
-        start, stop = SPLITS[split]
-        if not isinstance(size, (int, np.integer)) or not 1 <= size <= stop - start:
-            raise GescoInputError(f"size must be an int in [1, {stop - start}] for split {split!r}, got {size!r}")
-        self.split, self.size = split, int(size)
-        self.height, self.width = _check_size("height", height), _check_size("width", width)
-        self.hflip = hflip
-        self.arrays: dict[str, np.ndarray] | None = None
-        if cache is True:
-            self.arrays = render_scenes(split, self.size, self.height, self.width)
-        elif cache is not False:
-            self.arrays = self._load_or_render(Path(cache))
-
-    def _load_or_render(self, folder: Path) -> dict[str, np.ndarray]:
-        stem = f"synthetic_v{GENERATOR_VERSION}_{self.split}_{self.size}_{self.height}x{self.width}"
-        paths = {k: folder / f"{stem}_{k}.npy" for k in ("image", "label", "instance")}
-        if not all(p.is_file() for p in paths.values()):
-            folder.mkdir(parents=True, exist_ok=True)
-            for k, arr in render_scenes(self.split, self.size, self.height, self.width).items():
-                tmp = paths[k].with_suffix(".tmp.npy")
-                np.save(tmp, arr)
-                tmp.replace(paths[k])  # atomic: a half-written cache is never picked up
-        return {k: np.load(p, mmap_mode="r") for k, p in paths.items()}
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __getitem__(self, index: int) -> dict:
-        if not isinstance(index, (int, np.integer)) or not -self.size <= index < self.size:
-            raise IndexError(f"index {index} out of range for {self.size} scenes")
-        index = int(index) % self.size
-        seed = split_seed(self.split, index)
-        if self.arrays is not None:
-            image, label = self.arrays["image"][index], self.arrays["label"][index]
-            instance = self.arrays["instance"][index]
-        else:
-            scene = generate_scene(seed, self.height, self.width)
-            image, label, instance = scene.image, scene.label, scene.instance
-        item = make_item(image, label, instance, flip=self.hflip and random_flip())
-        item["seed"] = seed
-        return item
