@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gesco.paths import DEFAULT_SEGMENTER
+from gesco.paths import DEFAULT_SEGMENTER, shipped_checkpoint
 from gesco.paths import default_checkpoint_dir as _paths_checkpoint_dir
 
 #: Name (stem) of the shipped segmenter checkpoint inside the checkpoints folder.
@@ -30,7 +30,7 @@ def default_checkpoint_dir() -> Path:
 
 def default_checkpoint() -> Path:
     """Stem of the shipped segmenter checkpoint (``<dir>/segmenter-synthetic-64x128``)."""
-    return default_checkpoint_dir() / DEFAULT_CHECKPOINT_NAME
+    return shipped_checkpoint(DEFAULT_CHECKPOINT_NAME)
 
 
 from gesco.segment.model import SegmenterConfig, SegmenterNet  # noqa: E402

@@ -82,10 +82,10 @@ class Segmenter:
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> Segmenter:
         """A gesco segmenter checkpoint (stem or either file); default: the shipped one."""
-        from gesco.segment import default_checkpoint
+        from gesco.paths import DEFAULT_SEGMENTER, shipped_checkpoint
         from gesco.segment.checkpoint import load_checkpoint
 
-        path = default_checkpoint() if path is None else Path(path)
+        path = shipped_checkpoint(DEFAULT_SEGMENTER) if path is None else Path(path)
         model, card = load_checkpoint(path, map_location=device)
         return cls(model, get_class_space(card.class_space), card.resolution, device=device,
                    source=str(path), card=card.to_dict())
