@@ -9,8 +9,6 @@ jobs, no server).
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,6 +23,7 @@ from gesco_net.ratelimit import grpc_rate_limit
 from gesco_net.readiness import NotReady, directory_writable
 from gesco_net.runner import run_uvicorn
 from gesco_net.slow_requests import uvicorn_timeouts
+from gesco_net.startup import stop_on_signals
 from receiver.app import create_app
 from receiver.generation import Generator, describe, load_generator
 from receiver.ingest import Ingest
@@ -204,9 +203,7 @@ class WorkerService:
 
     def run(self) -> None:
         """Work until SIGINT / SIGTERM, then stop after the current batch."""
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        stop = stop_on_signals()
         self.worker.start()
         log.info("receiver-worker %s: store %s, model %s", self.worker.name, self.store.describe(), self.worker.model)
         while not stop.wait(1.0):
