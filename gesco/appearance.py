@@ -37,16 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gesco.defaults import APPEARANCE_BIT_DEPTH_RANGE, APPEARANCE_REPEAT_RANGE
 from gesco.errors import GescoInputError, ShapeError
-from gesco.wire.bounds import MAX_APPEARANCE_REPEAT
 
 #: ``"off"``: the paper's setting (no side channel); ``"mean"``: the image's mean RGB;
 #: ``"classes"``: the mean RGB of every present class
 APPEARANCE_MODES: tuple[str, ...] = ("off", "mean", "classes")
 #: bits per colour component the quantiser accepts
-BIT_DEPTH_RANGE: tuple[int, int] = (1, 8)
-#: times each bit may be repeated on the channel (the wire's bound, gesco.wire.bounds)
-REPEAT_RANGE: tuple[int, int] = (1, MAX_APPEARANCE_REPEAT)
+BIT_DEPTH_RANGE: tuple[int, int] = APPEARANCE_BIT_DEPTH_RANGE
+#: times each bit may be repeated on the channel (also the wire's bound, gesco.wire.bounds)
+REPEAT_RANGE: tuple[int, int] = APPEARANCE_REPEAT_RANGE
 #: bisection halvings of the shift in :func:`project_x0` (precision 4 / 2^n in [-1, 1] units)
 BISECTION_STEPS = 24
 

@@ -57,3 +57,9 @@ DEFAULT_CODEC = "context"
 
 #: PSNR values (dB) of the paper's experiments (Tables 1-5).
 PAPER_PSNRS_DB: tuple[float, ...] = (1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 100.0)
+
+#: the appearance side channel (gesco.appearance): bits per colour component the quantiser
+#: accepts, and times each bit may be repeated on the channel; torch-free here so that the
+#: wire's bounds (gesco.wire.bounds) and the model share them without the wire importing the model
+APPEARANCE_BIT_DEPTH_RANGE: tuple[int, int] = (1, 8)
+APPEARANCE_REPEAT_RANGE: tuple[int, int] = (1, 16)

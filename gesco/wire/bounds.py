@@ -37,6 +37,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from gesco.defaults import APPEARANCE_BIT_DEPTH_RANGE, APPEARANCE_REPEAT_RANGE
 from gesco.errors import GescoInputError
 from gesco.wire import gesco_pb2 as pb
 
@@ -51,8 +52,8 @@ MAX_NAME_BYTES = 64
 MAX_CLASS_IDS = 1024
 #: most information bits of the appearance side channel: 8 bits x 3 components per listed class
 #: (gesco.appearance.BIT_DEPTH_RANGE), and most channel uses per bit (gesco.appearance.REPEAT_RANGE)
-MAX_APPEARANCE_BITS = 8 * 3 * MAX_CLASS_IDS
-MAX_APPEARANCE_REPEAT = 16
+MAX_APPEARANCE_BITS = APPEARANCE_BIT_DEPTH_RANGE[1] * 3 * MAX_CLASS_IDS
+MAX_APPEARANCE_REPEAT = APPEARANCE_REPEAT_RANGE[1]
 
 
 class FieldTooLargeError(GescoInputError):
