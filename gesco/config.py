@@ -74,9 +74,22 @@ def add_config_arguments(parser, example: str) -> None:
 
 
 def config_from_args(args, config_cls, what: str):
-    """Build ``config_cls`` from ``--config`` and ``--set``; a bad field is a :class:`GescoInputError`."""
-    raw = apply_overrides(load_config_file(args.config), args.overrides)
+    """Build ``config_cls`` from ``--config`` and ``--set``; a bad field is a :class:`GescoInputError`.
+
+    A field that moved into a nested config (``config_cls.moved_fields``, e.g. ``lr`` ->
+    ``optim.lr``) may be named either way, in the file and in ``--set``: the file's old keys are
+    moved first, then each override under its new name, so ``--set lr=...`` overrides a file's
+    ``optim: {lr: ...}`` and ``--set optim.lr=...`` an old file's ``lr``.
+    """
+    moved: dict[str, str] = getattr(config_cls, "moved_fields", {})
+    overrides = []
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        overrides.append(f"{moved.get(key.strip(), key.strip())}{sep}{value}" if sep else item)
+    raw = load_config_file(args.config)
     try:
-        return config_cls.from_dict(raw)
+        if moved:
+            raw = config_cls._move_flat_fields(raw)
+        return config_cls.from_dict(apply_overrides(raw, overrides))
     except (TypeError, ValueError) as e:
         raise GescoInputError(f"bad {what} config: {e}") from None

@@ -11,6 +11,12 @@ segmenter) is a dataclass inheriting :class:`ConfigBase`, which gives it
 
 A class may set ``config_name`` (used in the error message) and override ``check()``, which
 ``from_dict`` calls on the result.
+
+A nested config given as a mapping changes only the keys it names: the others keep the
+*field's* default (a trainer's ``optim`` defaults to its own learning rate and EMA decay, not
+to :class:`OptimiserConfig`'s class defaults). ``moved_fields`` (``{"lr": "optim.lr"}``) lets a
+class read mappings written before a field moved into a nested config: the old flat key is
+moved to its new place, and giving both is an error naming them.
 """
 
 from __future__ import annotations
@@ -53,11 +59,19 @@ def _from_plain(tp: Any, value: Any) -> Any:
     return value
 
 
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None if f.default is dataclasses.MISSING else f.default
+
+
 class ConfigBase:
     """Mixin for ``@dataclass`` configuration classes (see the module docstring)."""
 
     #: how the class is named in error messages (default: the class name)
     config_name: ClassVar[str] = ""
+    #: old flat keys read into nested configs: ``{"lr": "optim.lr"}`` (see the module docstring)
+    moved_fields: ClassVar[dict[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
@@ -66,14 +80,41 @@ class ConfigBase:
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:
         if not isinstance(d, dict):
             raise ValueError(f"{cls.config_name or cls.__name__} must be a mapping, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(d) - names
+        d = cls._move_flat_fields(d)
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - set(fields)
         if unknown:
             raise ValueError(f"unknown {cls.config_name or cls.__name__} fields {sorted(unknown)}")
         hints = typing.get_type_hints(cls)
-        config = cls(**{k: _from_plain(hints.get(k), v) for k, v in d.items()})
+        values = {}
+        for k, v in d.items():
+            default = _field_default(fields[k])
+            if isinstance(default, ConfigBase) and isinstance(v, dict):
+                v = {**default.to_dict(), **v}  # the keys not given keep the field's default
+            values[k] = _from_plain(hints.get(k), v)
+        config = cls(**values)
         config.check()
         return config
+
+    @classmethod
+    def _move_flat_fields(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """``d`` with each old flat key of :attr:`moved_fields` moved to its nested place."""
+        if not cls.moved_fields or not set(d) & set(cls.moved_fields):
+            return d
+        out = dict(d)
+        for old, new in cls.moved_fields.items():
+            if old not in out:
+                continue
+            parent, key = new.split(".")
+            nested = out.get(parent)
+            nested = {} if nested is None else nested
+            if not isinstance(nested, dict):
+                raise ValueError(f"{cls.config_name or cls.__name__}: {parent} must be a mapping, got {nested!r}")
+            if key in nested:
+                raise ValueError(f"{cls.config_name or cls.__name__}: both {old} and {new} are set; "
+                                 f"{old} is the old name of {new}, keep one")
+            out[parent] = {**nested, key: out.pop(old)}
+        return out
 
     def check(self) -> None:
         """Cross-field checks run by :meth:`from_dict` (none by default)."""

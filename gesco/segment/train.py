@@ -35,19 +35,25 @@ from gesco.segment.checkpoint import SegmenterCard, save_checkpoint
 from gesco.segment.evaluate import evaluation_record, score
 from gesco.segment.model import SegmenterConfig, SegmenterNet, count_parameters
 from gesco.semantics.classes import ClassSpace, get_class_space
+from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
 from gesco.train.run import TrainingRun, set_lr
-from gesco.train.utils import EMA, lr_at
+from gesco.train.utils import EMA
 
 
 @dataclass
 class SegmenterTrainConfig(ConfigBase):
-    """Everything a segmenter training run depends on (saved into the checkpoint's record)."""
+    """Everything a segmenter training run depends on (saved into the checkpoint's record).
+
+    ``optim`` and ``dataset`` are the sub-configs the trainers share (:mod:`gesco.train.config`;
+    ``optim.grad_clip`` is off by default here); a flat ``lr`` / ``data`` / ... of an older
+    config is read into them (:data:`~gesco.train.config.MOVED_FIELDS`).
+    """
 
     config_name: ClassVar[str] = "segmenter training config"
+    moved_fields: ClassVar[dict[str, str]] = MOVED_FIELDS
 
     name: str = "segmenter-synthetic-64x128"
-    data: str = "synthetic"
-    data_root: str | None = None
+    dataset: DataConfig = field(default_factory=DataConfig)
     class_space: str = "cityscapes"
     height: int = 64
     width: int = 128
@@ -55,13 +61,9 @@ class SegmenterTrainConfig(ConfigBase):
     crop_width: int | None = None
     batch_size: int = 16
     steps: int = 2000
-    lr: float = 3e-3
-    lr_schedule: str = "cosine"
-    lr_final_frac: float = 0.02
-    warmup_steps: int = 50
-    weight_decay: float = 1e-4
+    optim: OptimiserConfig = field(default_factory=lambda: OptimiserConfig(
+        lr=3e-3, lr_final_frac=0.02, warmup_steps=50, weight_decay=1e-4, grad_clip=None, ema_decay=0.995))
     class_weight_power: float = 0.0
-    ema_decay: float = 0.995
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: SegmenterConfig = field(default_factory=SegmenterConfig)
     seed: int = 0
@@ -142,6 +144,90 @@ def _predict_with(model: SegmenterNet, device: torch.device):
 
 
 # --------------------------------------------------------------------------- training
+@dataclass
+class _Pools:
+    """The scenes a run holds in memory: training pool and validation monitor (uint8 arrays)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    mon_images: np.ndarray
+    mon_labels: np.ndarray
+    seconds: float
+
+
+def _load_pools(config: SegmenterTrainConfig, progress: bool) -> _Pools:
+    """The first ``pool_size`` train scenes and ``monitor_size`` val scenes, and the time taken."""
+    t_start = time.time()
+    data, root = config.dataset.name, config.dataset.root
+    images, labels = load_pool(data, root, "train", config.pool_size, config.height, config.width, progress)
+    mon_images, mon_labels = load_pool(data, root, "val", config.monitor_size, config.height, config.width, progress)
+    return _Pools(images, labels, mon_images, mon_labels, time.time() - t_start)
+
+
+def _segmenter_step(model: SegmenterNet, ema: EMA, opt: torch.optim.Optimizer, config: SegmenterTrainConfig,
+                    pools: _Pools, weights: torch.Tensor | None, gen: torch.Generator, step: int,
+                    device: torch.device) -> tuple[torch.Tensor, float]:
+    """One step: ``batch_size`` pool images and their augmentation drawn from ``gen`` (seeded by
+    the step), weighted cross-entropy, AdamW (clipped when ``optim.grad_clip`` is set), EMA.
+
+    Returns:
+        the loss and the step's learning rate.
+    """
+    gen.manual_seed(config.seed * 1_000_003 + 7919 * step)  # batch and augmentation depend on the step only
+    index = torch.randint(0, len(pools.images), (config.batch_size,), generator=gen)
+    x, y = _batch(pools.images, pools.labels, index)
+    x, y = augment_batch(x, y, config.augment, gen, config.crop_width)
+    lr = config.optim.lr_at(step, config.steps)
+    set_lr(opt, lr)
+    logits = model(x.to(device))
+    loss = F.cross_entropy(logits, y.to(device), weight=weights)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.optim.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+    opt.step()
+    ema.update(model)
+    return loss, lr
+
+
+def _final_evaluation(config: SegmenterTrainConfig, ema_model: SegmenterNet, space: ClassSpace,
+                      device: torch.device, progress: bool) -> dict:
+    """The EMA weights scored on ``eval_size`` scenes of ``eval_split`` (clean, blurred, noisy);
+    ``{}`` when ``eval_size`` is 0."""
+    if config.eval_size <= 0:
+        return {}
+    ev_images, ev_labels = load_pool(config.dataset.name, config.dataset.root, config.eval_split, config.eval_size,
+                                     config.height, config.width, progress)
+    evaluation = evaluation_record(_predict_with(ema_model, device), ev_images, ev_labels, space,
+                                   {"data": config.dataset.name, "split": config.eval_split, "scenes": len(ev_images)})
+    print(f"{config.eval_split} mIoU ({len(ev_images)} scenes): {evaluation['miou']:.4f}; "
+          f"robustness {evaluation['robustness']}")
+    return evaluation
+
+
+def _card(config: SegmenterTrainConfig, model: SegmenterNet, pools: _Pools, steps_done: int, wall: float,
+          evaluation: dict | None = None) -> SegmenterCard:
+    """The checkpoint's card: architecture, class space, resolution, training record, evaluation."""
+    return SegmenterCard(
+        model=config.model,
+        class_space=config.class_space,
+        resolution=(config.height, config.width),
+        training={
+            "steps": steps_done,
+            "batch_size": config.batch_size,
+            "data": config.dataset.name,
+            "pool_size": len(pools.images),
+            "seed": config.seed,
+            "parameters": count_parameters(model),
+            "wall_time_s": round(wall, 1),
+            "pool_time_s": round(pools.seconds, 1),
+            "threads": torch.get_num_threads(),
+            "config": config.to_dict(),
+        },
+        evaluation=evaluation or {},
+    )
+
+
 def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Train (or resume) a segmenter; returns the path of the final (EMA) checkpoint's weights."""
     config.check()
@@ -153,60 +239,27 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
         raise GescoInputError(
             f"model.num_classes = {config.model.num_classes} but class space {space.name} has {space.num_classes} ids"
         )
-    t_start = time.time()
-    images, labels = load_pool(config.data, config.data_root, "train", config.pool_size,
-                               config.height, config.width, progress)
-    mon_images, mon_labels = load_pool(config.data, config.data_root, "val", config.monitor_size,
-                                       config.height, config.width, progress)
-    pool_time = time.time() - t_start
-    weights = class_weights(labels, space.num_classes, config.class_weight_power)
+    pools = _load_pools(config, progress)
+    weights = class_weights(pools.labels, space.num_classes, config.class_weight_power)
     weights = None if weights is None else weights.to(device)
 
     torch.manual_seed(config.seed)
     model = SegmenterNet(config.model).to(device)
-    ema = EMA(model, config.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = EMA(model, config.optim.ema_decay)
+    opt = config.optim.optimizer(model.parameters())
     step, wall = run.resume(model, ema, opt, enabled=resume)
     ema_model = SegmenterNet(config.model).to(device)
     gen = torch.Generator()
 
     def card(steps_done: int, evaluation: dict | None = None) -> SegmenterCard:
-        return SegmenterCard(
-            model=config.model,
-            class_space=config.class_space,
-            resolution=(config.height, config.width),
-            training={
-                "steps": steps_done,
-                "batch_size": config.batch_size,
-                "data": config.data,
-                "pool_size": len(images),
-                "seed": config.seed,
-                "parameters": count_parameters(model),
-                "wall_time_s": round(wall, 1),
-                "pool_time_s": round(pool_time, 1),
-                "threads": torch.get_num_threads(),
-                "config": config.to_dict(),
-            },
-            evaluation=evaluation or {},
-        )
+        return _card(config, model, pools, steps_done, wall, evaluation)
 
     bar = run.progress_bar(progress, step, "train segmenter")
     model.train()
     t_log, loss_sum, n_sum = time.time(), 0.0, 0
     while step < config.steps:
         t0 = time.time()
-        gen.manual_seed(config.seed * 1_000_003 + 7919 * step)  # batch and augmentation depend on the step only
-        index = torch.randint(0, len(images), (config.batch_size,), generator=gen)
-        x, y = _batch(images, labels, index)
-        x, y = augment_batch(x, y, config.augment, gen, config.crop_width)
-        lr = lr_at(step, config.lr, config.warmup_steps, config.steps, config.lr_schedule, config.lr_final_frac)
-        set_lr(opt, lr)
-        logits = model(x.to(device))
-        loss = F.cross_entropy(logits, y.to(device), weight=weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update(model)
+        loss, lr = _segmenter_step(model, ema, opt, config, pools, weights, gen, step, device)
         step += 1
         wall += time.time() - t0
         loss_sum, n_sum = loss_sum + float(loss.detach()), n_sum + 1
@@ -221,27 +274,22 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
             if run.checkpoint_due(step):
                 ema.copy_to(ema_model)
                 ema_model.eval()
-                rec["val_miou_ema"] = round(score(_predict_with(ema_model, device), mon_images, mon_labels, space).miou, 4)
+                rec["val_miou_ema"] = round(score(_predict_with(ema_model, device), pools.mon_images, pools.mon_labels,
+                                                  space).miou, 4)
                 run.save_state(model, ema, opt, step, wall)
                 save_checkpoint(out / "segmenter", ema_model, card(step))
                 t_log = time.time()
             run.log(rec)
             if bar is not None and "val_miou_ema" in rec:
-                bar.write(f"step {step}: loss {rec['loss']}, val mIoU (EMA, {len(mon_images)} scenes) {rec['val_miou_ema']}")
+                bar.write(f"step {step}: loss {rec['loss']}, val mIoU (EMA, {len(pools.mon_images)} scenes) "
+                          f"{rec['val_miou_ema']}")
     if bar is not None:
         bar.close()
 
     # final evaluation of the EMA weights, recorded in the checkpoint
     ema.copy_to(ema_model)
     ema_model.eval()
-    evaluation = {}
-    if config.eval_size > 0:
-        ev_images, ev_labels = load_pool(config.data, config.data_root, config.eval_split, config.eval_size,
-                                         config.height, config.width, progress)
-        evaluation = evaluation_record(_predict_with(ema_model, device), ev_images, ev_labels, space,
-                                       {"data": config.data, "split": config.eval_split, "scenes": len(ev_images)})
-        print(f"{config.eval_split} mIoU ({len(ev_images)} scenes): {evaluation['miou']:.4f}; "
-              f"robustness {evaluation['robustness']}")
+    evaluation = _final_evaluation(config, ema_model, space, device, progress)
     final = save_checkpoint(out / "segmenter", ema_model, card(step, evaluation))
     if config.export_to:
         save_checkpoint(config.export_to, ema_model, card(step, evaluation))

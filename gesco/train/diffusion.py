@@ -34,38 +34,32 @@ from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
 from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet, UNetConfig
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig, corrupt_conditioning
+from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
 from gesco.train.data import StepBatches, clean_batches, make_batch  # noqa: F401  (make_batch: public here too)
 from gesco.train.run import StepTimer, TrainingRun, set_lr
-from gesco.train.utils import (
-    EMA,
-    autocast_context,
-    init_distributed,
-    lr_at,
-)
+from gesco.train.utils import EMA, DistInfo, autocast_context, init_distributed
 
 
 @dataclass
 class DiffusionTrainConfig(ConfigBase):
-    """Everything a diffusion training run depends on (saved into the checkpoint's record)."""
+    """Everything a diffusion training run depends on (saved into the checkpoint's record).
+
+    ``optim`` and ``dataset`` are the sub-configs the trainers share (:mod:`gesco.train.config`);
+    a flat ``lr`` / ``data`` / ... of an older config is read into them (:data:`MOVED_FIELDS`).
+    """
 
     config_name: ClassVar[str] = "training config"
+    moved_fields: ClassVar[dict[str, str]] = MOVED_FIELDS
 
     name: str = "gesco-synthetic-64x128"
-    data: str = "synthetic"
-    data_root: str | None = None
+    dataset: DataConfig = field(default_factory=DataConfig)
     class_space: str = "cityscapes"
     height: int = 64
     width: int = 128
     train_size: int = 1_000_000
     batch_size: int = 8
     steps: int = 4000
-    lr: float = 1e-4
-    lr_schedule: str = "cosine"
-    lr_final_frac: float = 0.1
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.9999
+    optim: OptimiserConfig = field(default_factory=OptimiserConfig)
     p_uncond: float = 0.2
     mse_weighting: str = "uniform"
     min_snr_gamma: float = 5.0
@@ -132,16 +126,6 @@ def _clock(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
-
-
-def _training_dataset(config: DiffusionTrainConfig):
-    if config.data == "synthetic":
-        from gesco.data.synthetic import SyntheticScenes
-
-        return SyntheticScenes(split="train", size=config.train_size, height=config.height, width=config.width)
-    from gesco.data import build_dataset
-
-    return build_dataset(config.data, config.data_root, "train", config.height, config.width, hflip=True)
 
 
 def trainable_parameters(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
@@ -235,7 +219,7 @@ def optimization_step(
     losses = diffusion.training_losses(model_out.float(), x0, xt, t, noise, weight, multiscale=config.multiscale_loss)
     opt.zero_grad(set_to_none=True)
     losses["loss"].mean().backward()
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
     opt.step()
     ema.update(model)
     return losses, gnorm
@@ -251,6 +235,88 @@ def _check_config(config: DiffusionTrainConfig) -> None:
     t = config.trainable
     if t is not None and (not isinstance(t, list) or not t or not all(isinstance(x, str) and x for x in t)):
         raise ValueError(f"trainable must be a non-empty list of parameter-name prefixes, got {t!r}")
+    if config.optim.grad_clip is None:
+        raise ValueError("optim.grad_clip must be set for diffusion training (the loop reports the gradient norm)")
+
+
+@dataclass
+class _Trainee:
+    """What the loop trains: the model, its EMA, the optimiser and the chain, at ``step`` / ``wall`` s."""
+
+    model: SpadeUNet
+    ema: EMA
+    opt: torch.optim.Optimizer
+    diffusion: GaussianDiffusion
+    step: int
+    wall: float
+
+
+def _build_trainee(config: DiffusionTrainConfig, run: TrainingRun, dist_info: DistInfo, resume: bool) -> _Trainee:
+    """Seeded initial weights (identical on every rank), EMA and AdamW; then the saved state of
+    a resumed run, or the weights of ``config.init_from`` for a fresh one (:func:`warm_start`)."""
+    device = run.torch_device
+    torch.manual_seed(config.seed)  # identical initial weights on every rank
+    model = SpadeUNet(config.unet).to(device)
+    diffusion = GaussianDiffusion(config.diffusion)
+    ema = EMA(model, config.optim.ema_decay)
+    opt = config.optim.optimizer(trainable_parameters(model, config.trainable))
+    step, wall = run.resume(model, ema, opt, enabled=resume)
+    if step == 0 and config.init_from:  # a fresh run (not a resumed one) from another checkpoint
+        init_card = warm_start(model, ema, config, device)
+        if dist_info.is_main:
+            print(f"initialised from {config.init_from} ({init_card.training.get('steps')} steps); AdamW starts fresh")
+    return _Trainee(model, ema, opt, diffusion, step, wall)
+
+
+def _card(config: DiffusionTrainConfig, world_size: int, steps_done: int, wall_s: float) -> ModelCard:
+    """The checkpoint's card: architecture, chain, class space, resolution, conditioning, training record."""
+    return ModelCard(
+        unet=config.unet,
+        diffusion=config.diffusion,
+        class_space=config.class_space,
+        resolution=(config.height, config.width),
+        conditioning={
+            "noisy_training": config.noisy.to_dict(),
+            "p_uncond": config.p_uncond,
+            "null_label": "zeros",
+            "edge_map": True,
+        },
+        training={
+            "steps": steps_done,
+            "batch_size": config.batch_size,
+            "world_size": world_size,
+            "data": config.dataset.name,
+            "seed": config.seed,
+            "wall_time_s": round(wall_s, 1),
+            "config": config.to_dict(),
+        },
+    )
+
+
+def _log_record(step: int, losses: dict[str, torch.Tensor], lr: float, gnorm: torch.Tensor, times: dict[str, float],
+                wall: float) -> dict:
+    """One line of ``train_log.jsonl``: the step's losses, learning rate, gradient norm and timings."""
+    return {
+        "step": step,
+        "loss": round(float(losses["loss"].detach().mean()), 5),
+        "mse": round(float(losses["mse"].detach().mean()), 5),
+        "vb": round(float(losses.get("vb", torch.zeros(1)).detach().mean()), 5),
+        "lr": lr,
+        "grad_norm": round(float(gnorm), 4),
+        "s_per_step": times["s_per_step"],
+        "data_s": times["data_s"],
+        "wait_s": times["wait_s"],
+        "net_s": times["net_s"],
+        "wall_time_s": round(wall, 1),
+    }
+
+
+def _save(run: TrainingRun, config: DiffusionTrainConfig, t: _Trainee, world_size: int) -> None:
+    """The resumable state and the EMA checkpoint (``<out_dir>/ema``) at the current step."""
+    run.save_state(t.model, t.ema, t.opt, t.step, t.wall)
+    ema_model = SpadeUNet(config.unet)
+    t.ema.copy_to(ema_model)
+    save_checkpoint(run.out / "ema", ema_model, _card(config, world_size, t.step, t.wall))
 
 
 def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -268,7 +334,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     dist_info = init_distributed()
     run = TrainingRun(config.out_dir, config.steps, config.log_every, config.checkpoint_every, config.device,
                       config.threads, dist_info.local_rank, dist_info.is_main)
-    device, out = run.torch_device, run.out
+    device = run.torch_device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolutions
     space = get_class_space(config.class_space)
@@ -276,99 +342,46 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         raise ValueError(
             f"unet.label_channels = {config.unet.label_channels} but class space {space.name} needs {space.label_channels}"
         )
-    dataset = _training_dataset(config)
-
-    torch.manual_seed(config.seed)  # identical initial weights on every rank
-    model = SpadeUNet(config.unet).to(device)
-    diffusion = GaussianDiffusion(config.diffusion)
-    ema = EMA(model, config.ema_decay)
-    opt = torch.optim.AdamW(trainable_parameters(model, config.trainable), lr=config.lr, weight_decay=config.weight_decay)
-    step, wall = run.resume(model, ema, opt, enabled=resume)
-    if step == 0 and config.init_from:  # a fresh run (not a resumed one) from another checkpoint
-        init_card = warm_start(model, ema, config, device)
-        if dist_info.is_main:
-            print(f"initialised from {config.init_from} ({init_card.training.get('steps')} steps); AdamW starts fresh")
-    ddp_model = DDP(model) if dist_info.world_size > 1 else model
+    dataset = config.dataset.train_set(config.height, config.width, config.train_size)
+    t = _build_trainee(config, run, dist_info, resume)
+    ddp_model = DDP(t.model) if dist_info.world_size > 1 else t.model
     # The step's random draws (corruption, drop, t, eps) happen on the training device: on a GPU
     # the channel + FDS of 100+ maps per step would otherwise cost more than the step itself.
     gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + dist_info.rank)
 
-    def card(steps_done: int, wall_s: float) -> ModelCard:
-        return ModelCard(
-            unet=config.unet,
-            diffusion=config.diffusion,
-            class_space=config.class_space,
-            resolution=(config.height, config.width),
-            conditioning={
-                "noisy_training": config.noisy.to_dict(),
-                "p_uncond": config.p_uncond,
-                "null_label": "zeros",
-                "edge_map": True,
-            },
-            training={
-                "steps": steps_done,
-                "batch_size": config.batch_size,
-                "world_size": dist_info.world_size,
-                "data": config.data,
-                "seed": config.seed,
-                "wall_time_s": round(wall_s, 1),
-                "config": config.to_dict(),
-            },
-        )
-
-    bar = run.progress_bar(progress, step, "train diffusion")
+    bar = run.progress_bar(progress, t.step, "train diffusion")
     budget = config.time_budget_s
 
     def out_of_time() -> bool:
-        return budget is not None and wall >= budget
+        return budget is not None and t.wall >= budget
 
     # The data order is a pure function of the step, so a resumed run sees the same scenes.
     source = StepBatches(dataset, space, config.batch_size, config.seed, dist_info.rank, dist_info.world_size)
-    batches = clean_batches(source, step, config.steps, config.num_workers, pin_memory=device.type == "cuda")
+    batches = clean_batches(source, t.step, config.steps, config.num_workers, pin_memory=device.type == "cuda")
     timer = StepTimer("data_s", "wait_s", "net_s")  # per-step means since the last log record
-    while step < config.steps and not out_of_time():
+    while t.step < config.steps and not out_of_time():
         t0 = _clock(device)
-        gen.manual_seed(config.seed * 1_000_003 + dist_info.rank + 7919 * step)
+        gen.manual_seed(config.seed * 1_000_003 + dist_info.rank + 7919 * t.step)
         batch = next(batches)
         t_wait = time.perf_counter()
-        inputs = training_inputs(batch, config, diffusion, gen, device)
+        inputs = training_inputs(batch, config, t.diffusion, gen, device)
         t1 = _clock(device)
-        lr = lr_at(
-            step, config.lr, config.warmup_steps, config.steps, config.lr_schedule, config.lr_final_frac,
-            progress=None if budget is None else wall / budget,
-        )
-        losses, gnorm = optimization_step(model, ddp_model, ema, opt, diffusion, config, inputs, lr)
+        lr = config.optim.lr_at(t.step, config.steps, progress=None if budget is None else t.wall / budget)
+        losses, gnorm = optimization_step(t.model, ddp_model, t.ema, t.opt, t.diffusion, config, inputs, lr)
         t2 = _clock(device)
-        step += 1
-        wall += t2 - t0
+        t.step += 1
+        t.wall += t2 - t0
         timer.add(data_s=t1 - t0, wait_s=t_wait - t0, net_s=t2 - t1)
-        loss = float(losses["loss"].detach().mean())
-        if run.log_due(step):
-            times = timer.averages()
-            run.log({
-                "step": step,
-                "loss": round(loss, 5),
-                "mse": round(float(losses["mse"].detach().mean()), 5),
-                "vb": round(float(losses.get("vb", torch.zeros(1)).detach().mean()), 5),
-                "lr": lr,
-                "grad_norm": round(float(gnorm), 4),
-                "s_per_step": times["s_per_step"],
-                "data_s": times["data_s"],
-                "wait_s": times["wait_s"],
-                "net_s": times["net_s"],
-                "wall_time_s": round(wall, 1),
-            })
+        if run.log_due(t.step):
+            run.log(_log_record(t.step, losses, lr, gnorm, timer.averages(), t.wall))
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
-        if (run.checkpoint_due(step) or out_of_time()) and dist_info.is_main:
-            run.save_state(model, ema, opt, step, wall)
-            ema_model = SpadeUNet(config.unet)
-            ema.copy_to(ema_model)
-            save_checkpoint(out / "ema", ema_model, card(step, wall))
+            bar.set_postfix(loss=f"{float(losses['loss'].detach().mean()):.4f}", lr=f"{lr:.1e}")
+        if (run.checkpoint_due(t.step) or out_of_time()) and dist_info.is_main:
+            _save(run, config, t, dist_info.world_size)
     batches.close()  # stops the DataLoader workers, if any
     if bar is not None:
         bar.close()
     if dist_info.world_size > 1:
         torch.distributed.barrier()
-    return TrainResult(checkpoint=out / "ema.safetensors", model=model, steps=step)
+    return TrainResult(checkpoint=run.out / "ema.safetensors", model=t.model, steps=t.step)

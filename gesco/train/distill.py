@@ -52,9 +52,10 @@ from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import GescoInputError
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig
+from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
 from gesco.train.diffusion import DiffusionTrainConfig, conditioning_for_training, make_batch
 from gesco.train.run import set_lr
-from gesco.train.utils import EMA, autocast_context, load_training_state, lr_at, save_training_state
+from gesco.train.utils import EMA, autocast_context, load_training_state, save_training_state
 
 METHOD = "progressive distillation (Salimans & Ho 2022, Alg. 2), guidance folded in (Meng et al. 2023)"
 GUIDANCE_METHOD = "guidance distillation over every time step (Meng et al. 2023, stage one), epsilon output"
@@ -83,16 +84,19 @@ class DistillConfig(ConfigBase):
             guidance-only runs only); ``None``: the teacher's weights. The card records it and
             counts its steps in ``training.total_steps``.
         noisy: noisy-map settings of the conditioning (``None``: the teacher's).
+        dataset: the training scenes (:class:`~gesco.train.config.DataConfig`).
         batch_size: rendered scenes per step; ``noise_draws``: independent (noisy maps, time,
             noise) draws per scene (the optimiser's batch is their product).
         num_workers: DataLoader processes rendering the scenes (0: in the training process);
             the batches are the same either way.
-        ema_decay: EMA of the student's weights (with warm-up); the EMA is what is saved.
+        optim: AdamW, the learning-rate schedule of each round, clipping and the EMA of the
+            student's weights, which is what is saved (:class:`~gesco.train.config.OptimiserConfig`).
         amp: ``"auto"`` / ``"bf16"`` (bf16 autocast on CUDA), ``"fp16"``, or off on the CPU.
         device: ``"auto"`` (CUDA when available), ``"cuda"``, ``"cpu"``, ...
     """
 
     config_name: ClassVar[str] = "distillation config"
+    moved_fields: ClassVar[dict[str, str]] = MOVED_FIELDS
 
     name: str = "gesco-synthetic-64x128-distilled"
     teacher: str | None = None
@@ -106,19 +110,13 @@ class DistillConfig(ConfigBase):
     loss_weighting: str = "truncated-snr"
     clip_teacher: bool = True
     student_init: str | None = None
-    data: str = "synthetic"
-    data_root: str | None = None
+    dataset: DataConfig = field(default_factory=DataConfig)
     train_size: int = 1_000_000
     batch_size: int = 32
     noise_draws: int = 1
     num_workers: int = 0
-    lr: float = 1e-4
-    lr_schedule: str = "cosine"
-    lr_final_frac: float = 0.0
-    warmup_steps: int = 50
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    optim: OptimiserConfig = field(
+        default_factory=lambda: OptimiserConfig(lr=1e-4, lr_final_frac=0.0, warmup_steps=50, ema_decay=0.999))
     noisy: NoisyMapsConfig | None = None
     seed: int = 0
     out_dir: str = "runs/distill"
@@ -131,6 +129,26 @@ class DistillConfig(ConfigBase):
     def validate(self) -> DistillConfig:
         if not self.teacher:
             raise GescoInputError("set the teacher checkpoint: --set teacher=checkpoints/diffusion-synthetic-64x128")
+        self._check_parametrisation()
+        if self.student_init is not None and not guidance_only(self):
+            raise GescoInputError("student_init continues a guidance-only student: it needs parametrisation=eps and "
+                                  "rounds=0 (a halving round starts from its teacher)")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise GescoInputError(f"loss_weighting must be one of {', '.join(LOSS_WEIGHTINGS)}, got {self.loss_weighting!r}")
+        if self.rounds < 0 or self.guidance_round_steps < 0 or self.steps_per_round < 1:
+            raise GescoInputError("rounds and guidance_round_steps must be >= 0, steps_per_round >= 1")
+        if not self.guidance_scale >= 0:
+            raise GescoInputError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
+        if self.batch_size < 1 or self.noise_draws < 1 or self.num_workers < 0 or self.optim.lr <= 0:
+            raise GescoInputError("batch_size and noise_draws must be >= 1, num_workers >= 0 and optim.lr > 0")
+        if self.optim.grad_clip is None:
+            raise GescoInputError("optim.grad_clip must be set for distillation (the log reports the gradient norm)")
+        if self.time_budget_s_per_round is not None and self.time_budget_s_per_round <= 0:
+            raise GescoInputError(f"time_budget_s_per_round must be > 0, got {self.time_budget_s_per_round}")
+        return self
+
+    def _check_parametrisation(self) -> None:
+        """``eps`` is for a guidance-only student only, with the loss and teacher it needs."""
         if self.parametrisation not in ("v", "x0", "eps"):
             raise GescoInputError(f"parametrisation must be 'v', 'x0' or 'eps', got {self.parametrisation!r}")
         if self.parametrisation == "eps":
@@ -146,20 +164,6 @@ class DistillConfig(ConfigBase):
                     "an 'eps' student regresses the guided epsilon itself: set loss_weighting=snr "
                     "(SNR * |x_hat - x~|^2 = |eps_S - eps_guided|^2) and clip_teacher=false"
                 )
-        if self.student_init is not None and not guidance_only(self):
-            raise GescoInputError("student_init continues a guidance-only student: it needs parametrisation=eps and "
-                                  "rounds=0 (a halving round starts from its teacher)")
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise GescoInputError(f"loss_weighting must be one of {', '.join(LOSS_WEIGHTINGS)}, got {self.loss_weighting!r}")
-        if self.rounds < 0 or self.guidance_round_steps < 0 or self.steps_per_round < 1:
-            raise GescoInputError("rounds and guidance_round_steps must be >= 0, steps_per_round >= 1")
-        if not self.guidance_scale >= 0:
-            raise GescoInputError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
-        if self.batch_size < 1 or self.noise_draws < 1 or self.num_workers < 0 or self.lr <= 0:
-            raise GescoInputError("batch_size and noise_draws must be >= 1, num_workers >= 0 and lr > 0")
-        if self.time_budget_s_per_round is not None and self.time_budget_s_per_round <= 0:
-            raise GescoInputError(f"time_budget_s_per_round must be > 0, got {self.time_budget_s_per_round}")
-        return self
 
 
 def guidance_only(config: DistillConfig) -> bool:
@@ -234,16 +238,6 @@ def plan_rounds(config: DistillConfig, teacher_card: ModelCard) -> list[RoundPla
     return plans
 
 
-def _dataset(config: DistillConfig, height: int, width: int):
-    if config.data == "synthetic":
-        from gesco.data.synthetic import SyntheticScenes
-
-        return SyntheticScenes(split="train", size=config.train_size, height=height, width=width)
-    from gesco.data import build_dataset
-
-    return build_dataset(config.data, config.data_root, "train", height, width, hflip=True)
-
-
 class StepScenes(torch.utils.data.Dataset):
     """Item ``step``: the clean batch of that step of round ``round_index`` (a pure function of both).
 
@@ -300,7 +294,7 @@ def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPla
             "round_kind": plan.kind,
             "batch_size": config.batch_size,
             "noise_draws": config.noise_draws,
-            "data": config.data,
+            "data": config.dataset.name,
             "seed": config.seed,
             "wall_time_s": round(wall_s, 1),
             **({"student_init": init, "total_steps": int(init.get("total_steps") or 0) + steps_done}
@@ -345,7 +339,7 @@ def train_distill(config: DistillConfig, resume: bool = True, progress: bool = T
     plans = plan_rounds(config, teacher_card)
     space = get_class_space(teacher_card.class_space)
     h, w = (int(v) for v in teacher_card.resolution)
-    dataset = _dataset(config, h, w)
+    dataset = config.dataset.train_set(h, w, config.train_size)
     noisy = config.noisy
     if noisy is None:
         noisy = NoisyMapsConfig(**teacher_card.conditioning.get("noisy_training", {}))
@@ -419,19 +413,76 @@ def _student_init(config: DistillConfig, teacher_card: ModelCard,
     return model.state_dict(), record
 
 
+def _new_student(teacher: torch.nn.Module, teacher_card: ModelCard, config: DistillConfig, device: torch.device,
+                 init_state: dict[str, torch.Tensor] | None) -> tuple[SpadeUNet, EMA, torch.optim.Optimizer]:
+    """A student with the teacher's weights (or ``init_state``), its EMA and its AdamW; the
+    teacher is frozen."""
+    teacher.eval().requires_grad_(False)
+    student = SpadeUNet(teacher_card.unet).to(device)
+    student.load_state_dict(init_state if init_state is not None else teacher.state_dict())
+    student.train().requires_grad_(True)
+    ema = EMA(student, config.optim.ema_decay)
+    return student, ema, config.optim.optimizer(student.parameters())
+
+
+def _student_inputs(batch: dict[str, torch.Tensor], config: DistillConfig, cond_config: DiffusionTrainConfig,
+                    grid: DistillGrid, gen: torch.Generator, device: torch.device):
+    """One step's student inputs from its clean batch, every draw from ``gen`` in this order:
+    noisy maps (no guidance drop), grid positions ``j`` in ``[1, N]``, noise.
+
+    Returns:
+        ``(y, j, z, t, alpha, sigma)``: conditioning, positions, ``z = alpha x0 + sigma eps``,
+        the positions' time indices and coefficients, on ``device``.
+    """
+    n = config.noise_draws
+    image, cond, has_edges = (batch[k].repeat_interleave(n, dim=0) for k in ("image", "cond", "has_edges"))
+    x0 = image.to(device)
+    y = conditioning_for_training(cond, has_edges, cond_config, gen).to(device)
+    j = torch.randint(1, grid.steps + 1, (x0.shape[0],), generator=gen).to(device)
+    noise = torch.randn(x0.shape, generator=gen).to(device)
+    alpha, sigma = grid.coeffs(j, x0.dim())
+    return y, j, alpha * x0 + sigma * noise, grid.time(j), alpha, sigma
+
+
+def _student_step(student, ema, opt, config: DistillConfig, device, z, t, y, alpha, sigma, target, lr):
+    """Student forward, distillation loss against ``target``, backward, clipping, AdamW, EMA.
+
+    Returns:
+        the losses (:func:`~gesco.diffusion.distill.distillation_loss`), their mean and the gradient norm.
+    """
+    set_lr(opt, lr)
+    with autocast_context(device, config.amp):
+        out = student(z, t, y)
+    losses = distillation_loss(out.float(), z, alpha, sigma, target, config.parametrisation, config.loss_weighting)
+    loss = losses["loss"].mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(student.parameters(), config.optim.grad_clip)
+    opt.step()
+    ema.update(student)
+    return losses, loss, gnorm
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _round_bar(plan: RoundPlan, step: int):
+    from tqdm import tqdm
+
+    return tqdm(total=plan.train_steps, initial=step, dynamic_ncols=True,
+                desc=f"distill round {plan.index} ({plan.teacher_steps}->{plan.student_steps})")
+
+
 def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, student_grid, teacher_card, config,
                device, dataset, space, cond_config, origin, round_teacher, stem, log_path, resume, progress, noisy,
                init_state=None, init=None):
     """One round: train a student from ``teacher``'s weights (or ``init_state``, a guidance-only
     student's: :meth:`DistillConfig.validate` allows it only when the guidance round is the only
     round); save its EMA weights at ``stem``."""
-    teacher.eval().requires_grad_(False)
     c = teacher_card.unet.image_channels
-    student = SpadeUNet(teacher_card.unet).to(device)
-    student.load_state_dict(init_state if init_state is not None else teacher.state_dict())
-    student.train().requires_grad_(True)
-    ema = EMA(student, config.ema_decay)
-    opt = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    student, ema, opt = _new_student(teacher, teacher_card, config, device, init_state)
     state_path = stem.with_name(f"state-{stem.name}")
     step, wall = 0, 0.0
     if resume and state_path.with_suffix(".json").exists():
@@ -442,22 +493,14 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
     source = StepScenes(dataset, space, config.batch_size, plan.index, config.seed)
     batches = step_batches(source, step, plan.train_steps, config.num_workers, pin_memory=device.type == "cuda")
     gen = torch.Generator()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=plan.train_steps, initial=step, dynamic_ncols=True,
-                   desc=f"distill round {plan.index} ({plan.teacher_steps}->{plan.student_steps})")
-
-    def card(steps_done: int, wall_s: float) -> ModelCard:
-        return _student_card(teacher_card, config, plan, student_grid, origin, round_teacher, steps_done, wall_s, noisy,
-                             init)
+    bar = _round_bar(plan, step) if progress else None
 
     def save(final: bool) -> None:
         ema_model = SpadeUNet(teacher_card.unet)
         ema.copy_to(ema_model)
         if final:
-            save_checkpoint(stem, ema_model, card(step, wall))
+            save_checkpoint(stem, ema_model, _student_card(teacher_card, config, plan, student_grid, origin,
+                                                           round_teacher, step, wall, noisy, init))
         else:
             save_training_state(state_path, student, ema, opt, {"step": step, "wall_time_s": wall, "round": plan.index})
 
@@ -466,32 +509,13 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
         t0 = time.time()
         # the data order is a pure function of (round, step): a resumed round sees the same scenes
         gen.manual_seed(config.seed * 1_000_003 + 104_729 * plan.index + 7919 * step)
-        batch = next(batches)
-        n = config.noise_draws
-        image, cond, has_edges = (batch[k].repeat_interleave(n, dim=0) for k in ("image", "cond", "has_edges"))
-        x0 = image.to(device)
-        y = conditioning_for_training(cond, has_edges, cond_config, gen).to(device)
-        j = torch.randint(1, student_grid.steps + 1, (x0.shape[0],), generator=gen).to(device)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
-        alpha, sigma = student_grid.coeffs(j, x0.dim())
-        z = alpha * x0 + sigma * noise
-        t = student_grid.time(j)
+        y, j, z, t, alpha, sigma = _student_inputs(next(batches), config, cond_config, student_grid, gen, device)
         with torch.no_grad(), autocast_context(device, config.amp):
             x0_fn = x0_predictor(teacher, y, teacher_param, teacher_scale, c, config.clip_teacher)
             target = x0_fn(z, t, alpha, sigma) if plan.kind == "guidance" else two_step_target(x0_fn, z, 2 * j, teacher_grid)
-        target = target.float()
-        lr = lr_at(step, config.lr, config.warmup_steps, plan.train_steps, config.lr_schedule, config.lr_final_frac,
-                   progress=None if budget is None else wall / budget)
-        set_lr(opt, lr)
-        with autocast_context(device, config.amp):
-            out = student(z, t, y)
-        losses = distillation_loss(out.float(), z, alpha, sigma, target, config.parametrisation, config.loss_weighting)
-        loss = losses["loss"].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
-        opt.step()
-        ema.update(student)
+        lr = config.optim.lr_at(step, plan.train_steps, progress=None if budget is None else wall / budget)
+        losses, loss, gnorm = _student_step(student, ema, opt, config, device, z, t, y, alpha, sigma,
+                                            target.float(), lr)
         step += 1
         wall += time.time() - t0
         if step % config.log_every == 0 or step == plan.train_steps:
@@ -500,8 +524,7 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
                    "lr": lr, "grad_norm": round(float(gnorm), 4),
                    "s_per_step": round((time.time() - t_last) / config.log_every, 3), "wall_time_s": round(wall, 1)}
             t_last = time.time()
-            with log_path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+            _append_jsonl(log_path, rec)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.1e}")
@@ -515,4 +538,3 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
         state_path.with_suffix(suffix).unlink(missing_ok=True)
     model, student_card = load_checkpoint(stem, map_location=device)
     return model, student_card
-
