@@ -279,6 +279,53 @@ def encode_image_frame(
         GescoInputError: no label map and no segmenter.
     """
     transmit = transmit or TransmitSettings()
+    image_rgb = check_upload_arrays(image_rgb, label, instance)
+    height, width = (int(s) for s in resolution)
+    check_aspect_mode(aspect)
+    check_threshold(domain_threshold)
+    check_instance_id_mode(instance_ids)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    image, label, instance, fit = fit_upload(image_rgb, label, instance, space, (height, width), aspect, instance_ids)
+    timings["resize"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    segmented = label is None
+    domain = None
+    if segmented:
+        label, domain = segment_upload(image, fit, segmenter, domain_threshold)
+    timings["segment"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    edges = EDGES_UPLOADED if instance is not None else EDGES_DERIVED if derive_edges else EDGES_NONE
+    if edges == EDGES_DERIVED:
+        instance = derive_instances(label, space)
+    frame = make_frame(encode_layout(label, space, instance), get_codec(codec, **(codec_params or {})), frame_id,
+                       class_space=space.name)
+    frame.transmit.CopyFrom(transmit.to_message(omit=unset))
+    frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))
+    if appearance is not None and appearance.validate().enabled:
+        colours = measure_appearance(image, label, list(frame.class_ids), appearance.mode)
+        set_frame_appearance(frame, appearance, pack_appearance(colours, appearance))
+    timings["encode"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ref = image_bits(image, jpeg_quality)
+    frame.png_bits, frame.jpeg_bits, frame.jpeg_quality = ref.png, ref.jpeg, ref.jpeg_quality
+    timings["reference"] = time.perf_counter() - t0
+    validate_frame(frame)
+    return frame, timings
+
+
+def check_upload_arrays(image_rgb: np.ndarray, label: np.ndarray | None, instance: np.ndarray | None) -> np.ndarray:
+    """The checks of :func:`encode_image_frame` on its arrays, before any work: the image is
+    ``(h, w, 3)`` uint8, each given map ``(h, w)`` of integers, an instance map comes with its
+    label map. Returns the image as an array.
+
+    Raises:
+        ShapeError, DTypeError, GescoInputError: naming the array and what is wrong.
+    """
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
         raise ShapeError(f"image must be (H, W, 3), got shape {image_rgb.shape}")
@@ -294,58 +341,48 @@ def encode_image_frame(
             raise DTypeError(f"{name} must hold integer ids, got dtype {m.dtype}")
     if label is None and instance is not None:
         raise GescoInputError("an instance map needs its label map")
-    height, width = (int(s) for s in resolution)
-    timings: dict[str, float] = {}
+    return image_rgb
 
-    check_aspect_mode(aspect)
-    check_threshold(domain_threshold)
-    check_instance_id_mode(instance_ids)
-    t0 = time.perf_counter()
+
+def fit_upload(image_rgb: np.ndarray, label: np.ndarray | None, instance: np.ndarray | None, space: ClassSpace,
+               resolution: tuple[int, int], aspect: str, instance_ids: str,
+               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, AspectReport]:
+    """The resize stage of :func:`encode_image_frame`: check the label ids against ``space``
+    (before resizing, so that every bad id is reported), read the instance ids as
+    ``instance_ids`` says (``"8bit"``: the authors' clipping), and fit all three to
+    ``resolution`` (:func:`gesco.data.aspect.fit_aspect`). Returns ``(image, label,
+    instance, fit)`` at ``resolution``, the maps ``None`` where none were given."""
     if label is not None:
-        space.check_ids(np.asarray(label))  # before resizing, so that every bad id is reported
         label = np.asarray(label)
+        space.check_ids(label)
     if instance is not None:
         instance = np.asarray(instance)
         if instance_ids == "8bit":
             instance = authors_instance_ids(instance)
-    image, label, instance, fit = fit_aspect(image_rgb, label, instance, (height, width), aspect)
-    timings["resize"] = time.perf_counter() - t0
+    return fit_aspect(image_rgb, label, instance, resolution, aspect)
 
-    t0 = time.perf_counter()
-    domain = None
-    segmented = label is None
-    if segmented:
-        if segmenter is None:
-            raise GescoInputError("no label map given and no segmenter available")
-        label, confidence = segment_scored(segmenter, image)
-        if label.shape != (height, width):
-            raise ShapeError(f"segmenter returned a {_hw(label.shape)} map for a {height}x{width} image")
-        content = fit.content_mask()
-        if not content.all():  # letterbox bars are padding, whatever the segmenter saw there
-            label = label.copy()
-            label[~content] = PAD_LABEL
-        domain = domain_report(confidence, domain_threshold, content, str(getattr(segmenter, "source", "")))
-    timings["segment"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    edges = EDGES_UPLOADED if instance is not None else EDGES_DERIVED if derive_edges else EDGES_NONE
-    if edges == EDGES_DERIVED:
-        instance = derive_instances(label, space)
-    layout = encode_layout(label, space, instance)
-    frame = make_frame(layout, get_codec(codec, **(codec_params or {})), frame_id, class_space=space.name)
-    frame.transmit.CopyFrom(transmit.to_message(omit=unset))
-    frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))
-    if appearance is not None and appearance.validate().enabled:
-        colours = measure_appearance(image, label, list(frame.class_ids), appearance.mode)
-        set_frame_appearance(frame, appearance, pack_appearance(colours, appearance))
-    timings["encode"] = time.perf_counter() - t0
+def segment_upload(image: np.ndarray, fit: AspectReport, segmenter: Segmenter | None,
+                   domain_threshold: float) -> tuple[np.ndarray, DomainReport]:
+    """The segment stage of :func:`encode_image_frame` (no label map uploaded): the
+    segmenter's label map of the fitted ``(H, W, 3)`` image, with letterbox bars set to
+    :data:`PAD_LABEL`, and the domain report of its confidence.
 
-    t0 = time.perf_counter()
-    ref = image_bits(image, jpeg_quality)
-    frame.png_bits, frame.jpeg_bits, frame.jpeg_quality = ref.png, ref.jpeg, ref.jpeg_quality
-    timings["reference"] = time.perf_counter() - t0
-    validate_frame(frame)
-    return frame, timings
+    Raises:
+        GescoInputError: no segmenter.
+        ShapeError: the segmenter returned a map of another size.
+    """
+    if segmenter is None:
+        raise GescoInputError("no label map given and no segmenter available")
+    height, width = image.shape[:2]
+    label, confidence = segment_scored(segmenter, image)
+    if label.shape != (height, width):
+        raise ShapeError(f"segmenter returned a {_hw(label.shape)} map for a {height}x{width} image")
+    content = fit.content_mask()
+    if not content.all():  # letterbox bars are padding, whatever the segmenter saw there
+        label = label.copy()
+        label[~content] = PAD_LABEL
+    return label, domain_report(confidence, domain_threshold, content, str(getattr(segmenter, "source", "")))
 
 
 def upload_info(fit: AspectReport, segmented: bool, domain: DomainReport | None,
