@@ -32,9 +32,8 @@ This module imports no torch (``gesco --help`` builds the flags from it).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,8 +76,11 @@ class FieldSpec:
         wire: :data:`WIRE_TRANSMIT` (a field of the same name in ``TransmitParams``) or
             :data:`WIRE_CODEC` (the frame's codec fields).
         ge, le: the inclusive range of a number (``None``: unbounded).
-        choices: the allowed values of a name: a tuple, or ``"module:attribute"`` naming a
-            mapping / sequence imported when first needed (the channel models import torch).
+        choices: the allowed values of a name (``None``: any, or see ``registry``).
+        registry: for a name whose values are the keys of a registry in a layer above this one
+            (``"gesco.channel.CHANNELS"``, whose models import torch), that registry's name. This
+            module never imports it; the layers that may (the sender's form, the command line of
+            ``gesco_net``, the channel's and receiver's ingest) pass its names in (``names=``).
         receiver_default: unset means the receiver's default (:func:`model_defaults`).
     """
 
@@ -89,19 +91,14 @@ class FieldSpec:
     wire: str = WIRE_TRANSMIT
     ge: float | None = None
     le: float | None = None
-    choices: tuple[str, ...] | str | None = None
+    choices: tuple[str, ...] | None = None
+    registry: str | None = None
     receiver_default: bool = False
 
-    def allowed(self) -> tuple[str, ...] | None:
-        """The allowed values (``None``: any), importing a ``"module:attribute"`` reference."""
-        if isinstance(self.choices, str):
-            module, _, attr = self.choices.partition(":")
-            return tuple(sorted(getattr(importlib.import_module(module), attr)))
-        return self.choices
-
-    def check(self, name: str, value: Any) -> None:
-        """Raise ``ValueError`` naming the field when ``value`` is out of range or not a choice."""
-        allowed = self.allowed()
+    def check(self, name: str, value: Any, names: Iterable[str] | None = None) -> None:
+        """Raise ``ValueError`` naming the field when ``value`` is out of range or not a choice
+        (``names``: the registry's names, for a field with a ``registry``; unchecked without them)."""
+        allowed = self.choices if names is None else tuple(sorted(names))
         if allowed is not None and value not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.ge is not None or self.le is not None:
@@ -114,7 +111,8 @@ FIELDS: dict[str, FieldSpec] = {
     "psnr_db": FieldSpec(
         float, 10.0, "Channel PSNR in dB, Eq. (1): 10 log10(P / sigma^2) with P = 1 after normalisation. "
         "The paper uses 1, 5, 10, 15, 20, 30 and 100 dB.", "--psnr", ge=PSNR_RANGE_DB[0], le=PSNR_RANGE_DB[1]),
-    "channel": FieldSpec(str, "awgn", "Channel model (docs/channel.md).", "--channel", choices="gesco.channel:CHANNELS"),
+    "channel": FieldSpec(str, "awgn", "Channel model (docs/channel.md).", "--channel",
+                         registry="gesco.channel.CHANNELS"),
     "channel_params": FieldSpec(
         dict, None, "Parameters of the channel model, e.g. {\"block_length\": 64, \"equalizer\": \"zf\"} for "
         "'rayleigh' or {\"model\": \"C\", \"delay_spread_ns\": 300} for 'tdl'; empty = the model's defaults.",
@@ -241,10 +239,12 @@ def cli_help(name: str, default_text: str | None = None) -> str:
 _KIND_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
 
 
-def cli_type(name: str) -> Any:
+def cli_type(name: str, names: Callable[[], Iterable[str]] | None = None) -> Any:
     """An argparse ``type`` for setting ``name``: converts the text to :attr:`FieldSpec.kind`
     and checks it with :meth:`FieldSpec.check` (the command line's one check of the value; a bad
-    one stops argparse with ``argument --psnr: psnr_db must be in [-20, 100], got 200.0``)."""
+    one stops argparse with ``argument --psnr: psnr_db must be in [-20, 100], got 200.0``).
+    ``names``: called at parse time for the names of the field's registry (so that ``--help``
+    imports nothing heavy)."""
     spec = FIELDS[name]
 
     def parse(text: str) -> Any:
@@ -253,7 +253,7 @@ def cli_type(name: str) -> Any:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be {_KIND_WORDS[spec.kind]}, got {text!r}") from None
         try:
-            spec.check(name, value)
+            spec.check(name, value, names() if names is not None else None)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
         return value
@@ -266,8 +266,12 @@ def _num(x: float, kind: type) -> str:
     return str(int(x)) if kind is int else f"{x:g}"
 
 
-def add_cli_flags(parser: argparse.ArgumentParser) -> None:
+def add_cli_flags(parser: argparse.ArgumentParser,
+                  registries: Mapping[str, Callable[[], Iterable[str]]] | None = None) -> None:
     """Add one ``gesco send`` flag per :data:`FIELDS` entry (its :attr:`FieldSpec.flag`).
+
+    ``registries``: for each :attr:`FieldSpec.registry` a function returning its names (called
+    when the flag is parsed); a registry field without one is left to the sender's check.
 
     Every flag defaults to ``None`` = not given: :func:`form_from_cli` leaves it out of the form
     and the sender's default applies (the receiver's, for :data:`RECEIVER_DEFAULTS`); the help
@@ -289,10 +293,11 @@ def add_cli_flags(parser: argparse.ArgumentParser) -> None:
                                 help=cli_help(name) + "; repeatable (e.g. block_length=64, equalizer=zf; "
                                 "tdl: model=C, delay_spread_ns=300, speed_mps=3)")
         else:
-            choices = spec.choices if isinstance(spec.choices, tuple) else None
+            choices = spec.choices
             shown = "the receiver's: its model's recommended sampling, else " + repr(spec.default) \
                 if spec.receiver_default else None
-            parser.add_argument(spec.flag, dest=dest, type=cli_type(name), default=None, choices=choices,
+            names = (registries or {}).get(spec.registry) if spec.registry else None
+            parser.add_argument(spec.flag, dest=dest, type=cli_type(name, names), default=None, choices=choices,
                                 metavar=None if choices else name.upper(), help=cli_help(name, shown))
 
 

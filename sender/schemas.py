@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
-from gesco.channel import channel_catalogue, parse_channel_params
+from gesco.channel import CHANNELS, channel_catalogue, parse_channel_params
 from gesco.errors import GescoInputError
 from gesco.link import TransmitSettings
 from gesco.transmit_fields import FIELDS, RECEIVER_DEFAULTS
@@ -25,6 +25,10 @@ from gesco_net.models import BitBudget, UploadReport
 #: appended to a receiver-resolved setting's description in the form (and the API schema)
 RECEIVER_DEFAULT_NOTE = (" Omitted: the receiver's default, its model's recommended sampling when its card has one "
                          "(an imported authors' model: dpmpp-2m-sde, 20 steps, guidance 2), else the default shown.")
+
+
+#: the registries whose names some settings take (:attr:`gesco.transmit_fields.FieldSpec.registry`)
+REGISTRIES: dict[str, Any] = {"gesco.channel.CHANNELS": CHANNELS}
 
 
 def form_field(name: str) -> tuple[Any, Any]:
@@ -38,7 +42,7 @@ def form_field(name: str) -> tuple[Any, Any]:
     if spec.kind is dict:
         text = spec.description.replace("Parameters of the channel model,", "Parameters of the channel model as a JSON object,")
         return str, Field("", description=text + " Unknown parameters are refused (422).")
-    allowed = spec.allowed()
+    allowed = tuple(sorted(REGISTRIES[spec.registry])) if spec.registry else spec.choices
     kind: Any = Literal[allowed] if allowed is not None else spec.kind
     bounds: dict[str, Any] = {} if spec.ge is None else {"ge": spec.ge, "le": spec.le}
     if spec.kind is float:

@@ -32,7 +32,7 @@ from gesco.transmit_fields import (
 from gesco.wire import gesco_pb2 as pb
 from gesco_net.cli import build_parser
 from receiver.schemas import JobSettings
-from sender.schemas import TransmitParams, form_field
+from sender.schemas import REGISTRIES, TransmitParams, form_field
 
 #: a value of each setting other than its default (and not a proto3 zero value)
 OTHER = {"psnr_db": 3.5, "channel": "rayleigh", "channel_params": {"block_length": "64"}, "codec": "zlib",
@@ -59,7 +59,9 @@ def test_every_declared_field_is_in_the_form_the_core_and_the_job_record(name):
     if spec.ge is not None:
         assert _bounds(form) == (spec.ge, spec.le)
     if spec.choices is not None:
-        assert typing.get_args(form.annotation) == spec.allowed()
+        assert typing.get_args(form.annotation) == spec.choices
+    if spec.registry is not None:
+        assert typing.get_args(form.annotation) == tuple(sorted(REGISTRIES[spec.registry]))
     core = {f.name: f for f in dataclasses.fields(TransmitSettings)}
     assert name in core
     if spec.kind is not dict:
@@ -75,6 +77,18 @@ def test_no_representation_has_a_setting_the_declaration_lacks():
     assert set(TransmitParams.model_fields) == set(FIELDS) | {"id"}
     transmit_wire = {n for n, s in FIELDS.items() if s.wire == WIRE_TRANSMIT}
     assert set(pb.TransmitParams.DESCRIPTOR.fields_by_name) == transmit_wire
+
+
+def test_registries_are_named_not_imported_by_the_declaration():
+    """A registry above the declaration's layer (the channel models) is passed in by the layers
+    that may import it: the sender's form and gesco send's flags know every declared one."""
+    import gesco.channel
+    from gesco_net.commands import send
+
+    declared = {s.registry for s in FIELDS.values() if s.registry}
+    assert declared == {"gesco.channel.CHANNELS"} and set(REGISTRIES) == declared
+    assert REGISTRIES["gesco.channel.CHANNELS"] is gesco.channel.CHANNELS
+    assert send._channel_names() == sorted(gesco.channel.CHANNELS)
 
 
 def test_codec_names_are_declared_once():
@@ -225,14 +239,15 @@ def test_sampling_settings_accept_exactly_the_table_ranges():
 
 def test_check_settings_names_the_bad_field():
     check_settings(psnr_db=10.0, sampler="ddim", steps=5, codec="zlib", downsample=4, channel="tdl")
+    FIELDS["channel"].check("channel", "tdl", names=["awgn", "tdl"])
     with pytest.raises(ValueError, match="psnr_db must be in"):
         check_settings(psnr_db=200.0)
     with pytest.raises(ValueError, match="psnr_db must be in"):
         check_settings(psnr_db=float("nan"))
     with pytest.raises(ValueError, match="sampler must be one of"):
         check_settings(sampler="euler")
-    with pytest.raises(ValueError, match="channel must be one of"):
-        check_settings(channel="fading")
+    with pytest.raises(ValueError, match="channel must be one of awgn, tdl, got 'fading'"):
+        FIELDS["channel"].check("channel", "fading", names=["tdl", "awgn"])
     with pytest.raises(ValueError, match="downsample must be in"):
         check_settings(downsample=65)
 

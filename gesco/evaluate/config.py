@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 
 from gesco.channel import PAPER_PSNRS_DB, validate_channel_params
-from gesco.codecs import DEFAULT_CODEC
 from gesco.data.synthetic import SPLITS, SceneSample
-from gesco.defaults import DEFAULT_GUIDANCE
 from gesco.diffusion.samplers import GUIDED_SAMPLER, GUIDED_STEPS
 from gesco.digital.mcs import DEFAULT_GAP_DB
 from gesco.errors import GescoInputError
@@ -27,6 +25,7 @@ from gesco.evaluate.methods import (
     DEFAULT_METHODS,
 )
 from gesco.semantics.instances import EDGES_DERIVED, EDGES_NONE, EDGES_UPLOADED
+from gesco.transmit_fields import default
 
 #: scenes per seed: scene ``i`` of seed ``s`` uses ``s * SEED_STRIDE + i`` (the test split's size)
 SEED_STRIDE = SPLITS["test"][1] - SPLITS["test"][0]
@@ -101,18 +100,18 @@ class EvalConfig:
     psnrs: tuple[float, ...] = PAPER_PSNRS_DB
     methods: tuple[str, ...] = DEFAULT_METHODS
     checkpoints: dict[str, str] = field(default_factory=dict)
-    channel: str = "awgn"
+    channel: str = default("channel")
     channel_params: dict[str, Any] = field(default_factory=dict)
     ldpc_iterations: int = 20
     mcs_gap_db: float = DEFAULT_GAP_DB
     digital_budget: float = 3.0
     sampler: str = GUIDED_SAMPLER
     steps: int = GUIDED_STEPS
-    guidance_scale: float = DEFAULT_GUIDANCE
+    guidance_scale: float = default("guidance_scale")
     seed: int = 0
     device: str = "auto"
     batch_size: int = 16
-    codec: str = DEFAULT_CODEC
+    codec: str = default("codec")
     split: str = "test"
     edges: str = EDGES_UPLOADED
     resolution: tuple[int, int] | None = None
