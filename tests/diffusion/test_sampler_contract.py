@@ -68,8 +68,9 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def _checkpoint(path, config, spec: SamplerSpec) -> SemanticGenerator:
-    """A seeded random tiny U-Net of the kind ``spec`` samples, saved and loaded as the receiver does."""
+def _checkpoint(path, config, spec: SamplerSpec, guidance_only: bool = False) -> SemanticGenerator:
+    """A seeded random tiny U-Net of the kind ``spec`` samples (or a guidance-only student),
+    saved and loaded as the receiver does."""
     torch.manual_seed(11)
     model = SpadeUNet(config)
     with torch.no_grad():
@@ -79,6 +80,9 @@ def _checkpoint(path, config, spec: SamplerSpec) -> SemanticGenerator:
     if spec.model == "distilled":
         distilled = {"steps": STEPS, "guidance_scale": GUIDANCE, "parametrisation": "v", "teacher": "t",
                      "timesteps": distilled_timesteps(T, STEPS)}
+    if guidance_only:
+        distilled = {"steps": T, "guidance_scale": GUIDANCE, "parametrisation": "eps", "teacher": "t",
+                     "samplers": list(GUIDANCE_ONLY_SAMPLERS)}
     save_checkpoint(path, model, ModelCard(unet=config, diffusion=DiffusionConfig(num_timesteps=T),
                                            resolution=(16, 32), distilled=distilled))
     return SemanticGenerator.load(path, device="cpu")
@@ -134,8 +138,16 @@ def test_alone_equals_batched(entry, one_thread):
     assert (reversed_ - alone).abs().max() < BATCH_ATOL
 
 
-def test_progress_once_per_step_and_cost_equals_counted_evaluations(entry, one_thread):
-    spec, gen = entry
+#: every entry on the checkpoint kind its spec names, and the entries a guidance-only student runs on one
+COST_CASES = [(name, False) for name in REGISTRY] + [(name, True) for name in GUIDANCE_ONLY_SAMPLERS]
+
+
+@pytest.mark.parametrize(("name", "guidance_only"), COST_CASES,
+                         ids=[n + ("-guidance-only-student" if g else "") for n, g in COST_CASES])
+def test_progress_once_per_step_and_cost_equals_counted_evaluations(name, guidance_only, tmp_path, tiny_unet_config,
+                                                                     one_thread):
+    spec = REGISTRY[name].spec
+    gen = _checkpoint(tmp_path / name, tiny_unet_config, spec, guidance_only)
     counting = _Counting(gen.model)
     gen.model = counting
     calls: list[tuple[int, int]] = []
@@ -148,7 +160,7 @@ def test_progress_once_per_step_and_cost_equals_counted_evaluations(entry, one_t
     assert calls == [(k, n) for k in range(1, n + 1)]
     assert len(counting.batches) == n
     assert set(counting.batches) == {batch * cost.batch_factor}
-    assert cost.batch_factor == (1 if spec.folds_guidance else 2)
+    assert cost.batch_factor == (1 if spec.folds_guidance or guidance_only else 2)
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
