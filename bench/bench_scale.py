@@ -87,7 +87,7 @@ def throughput_round(k: int, pg: PostgresServer, generator, frames: list, tmp: P
     """One burst of ``len(frames)`` jobs drained by ``k`` worker processes."""
     from gesco.link import budget_record
     from receiver.ingest import Ingest, batch_key
-    from receiver.store import open_store
+    from receiver.stores import open_store
 
     url = pg.database()
     data = tmp / f"data-{k}-{time.time_ns()}"
@@ -124,7 +124,7 @@ def throughput_round(k: int, pg: PostgresServer, generator, frames: list, tmp: P
 
 def store_ops(pg: PostgresServer, tmp: Path, n: int) -> dict:
     """Median seconds of add / claim / finish of one job on each backend (fsync on, as served)."""
-    from receiver.store import open_store
+    from receiver.stores import open_store
 
     out = {}
     for name, url in (("sqlite", ""), ("postgres", pg.database())):

@@ -28,7 +28,8 @@ from receiver.app import create_app
 from receiver.generation import Generator, describe, load_generator
 from receiver.ingest import Ingest
 from receiver.settings import ReceiverSettings
-from receiver.store import BaseJobStore, open_store
+from receiver.store import BaseJobStore
+from receiver.stores import open_store
 from receiver.worker import Worker
 
 log = logging.getLogger("gesco.receiver")

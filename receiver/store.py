@@ -1,11 +1,11 @@
 """The durable job store: one interface, two database backends, job files behind :mod:`receiver.blobs`.
 
-* :class:`SqliteJobStore` (``receiver.store_sqlite``; also named :data:`JobStore`): the
+* :class:`SqliteJobStore` (``receiver.store_sqlite``; also named ``receiver.stores.JobStore``): the
   default of ``gesco up``, a file ``jobs.sqlite3`` in the data directory;
 * :class:`PostgresJobStore` (``receiver.store_postgres``): one Postgres database shared by
   any number of ``receiver`` replicas and ``receiver-worker`` processes.
 
-:func:`open_store` picks one from a URL (``GESCO_RECEIVER_STORE``). Both run the SQL of
+:func:`receiver.stores.open_store` picks one from a URL (``GESCO_RECEIVER_STORE``). Both run the SQL of
 :class:`BaseJobStore` below; they differ in how a transaction is opened, how rows of a
 claim are locked and how idle workers are woken.
 
@@ -497,52 +497,3 @@ def _job(row: Any) -> Job:
         lease_until=row["lease_until"],
         result=row["result"],
     )
-
-
-def open_store(url: str | None, data_dir: str | Path, fsync: bool = True, busy_timeout_s: float = 5.0) -> BaseJobStore:
-    """The job store a URL names; the job files go under ``data_dir`` in both cases.
-
-    Args:
-        url: ``""`` / ``None``: SQLite in ``data_dir/jobs.sqlite3``; ``postgresql://user@host:port/db``
-            (or ``postgres://``, or libpq ``key=value`` pairs with ``host=``): that database.
-    Raises:
-        StoreConfigError: a malformed URL or another database.
-        StoreUnavailableError: Postgres cannot be reached.
-    """
-    from receiver.store_sqlite import SqliteJobStore
-
-    kind = check_store_url(url)
-    blobs = FolderBlobs(data_dir, fsync=fsync)
-    if kind == "sqlite":
-        return SqliteJobStore(blobs, busy_timeout_s=busy_timeout_s)
-    from receiver.store_postgres import PostgresJobStore
-
-    return PostgresJobStore(url, blobs, connect_timeout_s=busy_timeout_s)
-
-
-def check_store_url(url: str | None) -> str:
-    """``"sqlite"`` (empty URL) or ``"postgres"``, without connecting.
-
-    Raises:
-        StoreConfigError: another database, or a malformed Postgres URL (the message says what is wrong).
-    """
-    if not url:
-        return "sqlite"
-    if url.startswith(("postgresql://", "postgres://")) or ("=" in url and "://" not in url):
-        from receiver.store_postgres import safe_conninfo
-
-        safe_conninfo(url)
-        return "postgres"
-    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
-    raise StoreConfigError(f"the job store must be empty (SQLite in the data directory) or a postgresql:// URL; "
-                           f"got a {scheme!r} URL")
-
-
-def __getattr__(name: str) -> Any:
-    """``JobStore``, ``SqliteJobStore``: the SQLite backend (imported on first use)."""
-    if name in ("JobStore", "SqliteJobStore"):
-        from receiver.store_sqlite import SqliteJobStore
-
-        return SqliteJobStore
-    raise AttributeError(name)
-

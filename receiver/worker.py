@@ -1,7 +1,7 @@
 """The receiver's worker thread: queued jobs -> FDS -> guided sampling -> PNGs -> done.
 
 The worker claims a batch (up to ``max_batch`` queued jobs with the same sampler, steps
-and guidance scale, :meth:`receiver.store.JobStore.claim_batch`), prepares each job's
+and guidance scale, :meth:`receiver.store.BaseJobStore.claim_batch`), prepares each job's
 conditioning with :func:`gesco.link.receiver_maps` (Eq. 2), samples the whole batch in
 one call of the generator (each image with its own seed), writes the PNGs and marks
 each job done with its timings:

@@ -220,7 +220,7 @@ def services_for(args: argparse.Namespace) -> list[Service]:
     if workers < 0:
         raise GescoError(f"--workers must be 0 or more, got {workers}")
     if getattr(args, "store", None):
-        from receiver.store import check_store_url
+        from receiver.stores import check_store_url
 
         check_store_url(args.store)  # StoreConfigError (a GescoError) before anything starts
         receiver["GESCO_RECEIVER_STORE"] = args.store

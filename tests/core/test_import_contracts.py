@@ -5,7 +5,8 @@ They replace the subprocess tests that imported 14 listed modules with the netwo
 packages blocked: import-linter reads every import statement of every module (function-level
 ones included) and follows chains, so a core module that reaches grpc through any other module
 breaks the contract, listed or not. ``.ci/run`` runs ``lint-imports`` next to ruff; this test
-runs it too, so a plain ``pytest`` catches a broken contract.
+runs it too, so a plain ``pytest`` catches a broken contract. A last test finds import
+circles between modules (grimp, import-linter's graph builder), which no contract forbids.
 """
 
 from __future__ import annotations
@@ -84,3 +85,58 @@ def test_each_contract_catches_its_violation(tmp_path, violation):
                 "upward": "gesco.wire is not allowed to import gesco.link",
                 "service": "sender is not allowed to import channel"}[violation]
     assert expected in " ".join(r.stdout.split()), r.stdout[-4000:]
+
+
+def import_cycles(graph) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan) of a grimp graph."""
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in sorted(graph.modules)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for m in edges:
+        if m not in index:
+            visit(m)
+    return cycles
+
+
+def test_no_module_imports_itself_through_others(monkeypatch):
+    """No import circle between modules, function-level imports included (e.g. a backend that
+    imports the interface whose factory imports the backend)."""
+    import grimp
+
+    monkeypatch.syspath_prepend(str(REPO))
+    graph = grimp.build_graph(*CONFIG["root_packages"], cache_dir=None)
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle(tmp_path, monkeypatch):
+    for name, body in {"loop": "", "loop.a": "from loop import b\n", "loop.b": "def f():\n    from loop import a\n"}.items():
+        _module(tmp_path, name, body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import grimp
+
+    assert import_cycles(grimp.build_graph("loop", cache_dir=None)) == [["loop.a", "loop.b"]]

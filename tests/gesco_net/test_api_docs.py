@@ -17,7 +17,7 @@ _REF = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\s*:\s*["']([^"']+)
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory):
     from receiver.app import create_app as receiver_app
-    from receiver.store import JobStore
+    from receiver.stores import JobStore
     from sender.app import create_app as sender_app
     from sender.settings import SenderSettings
 
@@ -83,7 +83,7 @@ def test_root_leads_to_a_page(apps, service, page):
 def test_root_is_open_without_a_key(tmp_path):
     from gesco_net.auth import ApiKeys
     from receiver.app import create_app as receiver_app
-    from receiver.store import JobStore
+    from receiver.stores import JobStore
 
     store = JobStore(tmp_path / "store", fsync=False)
     try:

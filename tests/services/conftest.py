@@ -121,7 +121,7 @@ def stack(tmp_path_factory, tiny_generator):
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_store(request, tmp_path):
     """An empty job store on each backend (the same tests run against both)."""
-    from receiver.store import open_store
+    from receiver.stores import open_store
 
     url = request.getfixturevalue("postgres").database() if request.param == "postgres" else ""
     store = open_store(url, tmp_path / "data", fsync=False)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from receiver.store import JobStatus, JobStore, QueueFullError
+from receiver.store import JobStatus, QueueFullError
+from receiver.stores import JobStore
 
 
 @pytest.fixture()

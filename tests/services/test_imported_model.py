@@ -100,7 +100,7 @@ def test_unset_sampling_resolves_to_the_imported_cards_recommendation(imported, 
     from gesco.link import TransmitSettings, apply_channel
     from gesco.transmit_fields import RECEIVER_DEFAULTS
     from receiver.ingest import Ingest
-    from receiver.store import JobStore
+    from receiver.stores import JobStore
 
     gen = SemanticGenerator.load(imported, device="cpu")
     recommended = gen.card.conditioning["recommended_sampling"]

@@ -20,7 +20,7 @@ FROZEN = Path(__file__).resolve().parents[1] / "fixtures" / "frozen"
 
 def _schemas(tmp_path: Path) -> dict[str, dict]:
     from receiver.app import create_app as receiver_app
-    from receiver.store import JobStore
+    from receiver.stores import JobStore
     from sender.app import create_app as sender_app
     from sender.settings import SenderSettings
 

@@ -41,7 +41,7 @@ def test_worker_feeds_the_board_during_sampling(tiny_generator, tmp_path):
     from gesco.link import TransmitSettings, apply_channel, encode_image_frame
     from gesco.semantics.classes import get_class_space
     from receiver.ingest import Ingest
-    from receiver.store import JobStore
+    from receiver.stores import JobStore
     from receiver.worker import Worker
 
     store = JobStore(tmp_path, fsync=False)

@@ -29,7 +29,8 @@ from gesco.wire import ACK_ACCEPTED
 from gesco_net import gesco_pb2_grpc
 from gesco_net.probes import free_port, wait_until
 from receiver.ingest import Ingest
-from receiver.store import FRAME_FILE, IMAGE_FILE, JobStatus, open_store
+from receiver.store import FRAME_FILE, IMAGE_FILE, JobStatus
+from receiver.stores import open_store
 from receiver.worker import Worker
 
 

@@ -8,13 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from receiver.store import (
-    IMAGE_FILE,
-    JobStatus,
-    StoreConfigError,
-    StoreUnavailableError,
-    open_store,
-)
+from receiver.store import IMAGE_FILE, JobStatus, StoreConfigError, StoreUnavailableError
+from receiver.stores import open_store
 
 
 def test_reopened_store_has_every_committed_job(any_store):

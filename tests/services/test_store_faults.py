@@ -12,7 +12,8 @@ from test_receiver_service import deliver, received_frame
 
 from gesco.wire import ACK_ACCEPTED
 from receiver.ingest import Ingest
-from receiver.store import FRAME_FILE, IMAGE_FILE, JobStatus, JobStore
+from receiver.store import FRAME_FILE, IMAGE_FILE, JobStatus
+from receiver.stores import JobStore
 from receiver.worker import Worker
 
 

@@ -11,7 +11,8 @@ from gesco.link import TransmitSettings, budget_record
 from gesco_net.probes import free_port
 from receiver.app import create_app
 from receiver.ingest import Ingest, batch_key
-from receiver.store import DuplicateJobError, JobStatus, JobStore
+from receiver.store import DuplicateJobError, JobStatus
+from receiver.stores import JobStore
 from receiver.worker import Worker
 
 

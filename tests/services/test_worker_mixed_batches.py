@@ -23,7 +23,8 @@ from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.link import receiver_maps
 from receiver.ingest import Ingest
-from receiver.store import IMAGE_FILE, JobStatus, JobStore
+from receiver.store import IMAGE_FILE, JobStatus
+from receiver.stores import JobStore
 from receiver.worker import Worker
 
 #: (job id, transmit settings); pairs with one batch key but other seeds / FDS / PSNR share a batch
