@@ -155,82 +155,128 @@ def format_budget(budget: dict) -> str:
 
 
 def _send(args: argparse.Namespace) -> int:
+    """The command's stages: post the files, wait for the result, save it, print the summary."""
     import httpx
 
     args.sender = sender_url(args.sender)
+    files = _upload_files(args)
+    try:
+        form = form_from_cli(args)  # only the flags given: the sender's (or the receiver's) defaults apply
+    except ValueError as e:
+        raise ServiceError(str(e)) from None
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(timeout=httpx.Timeout(60.0), headers=headers, verify=_verify(args.ca)) as client:
+        accepted = _post_transmit(client, args.sender, files, form, has_key=bool(key))
+        job_id, result_url = accepted["id"], accepted["result_url"]
+        result = _wait_for_result(client, job_id, result_url, accepted["budget"]["total_bits"], args.timeout)
+        if result["status"] == "failed":
+            raise ServiceError(f"job {job_id} failed: {result.get('reason')}")
+        out = _save_result(client, result_url, result, Path(args.out) if args.out else default_result_path(job_id),
+                           args.maps_out)
+    if args.json:
+        print(json.dumps({"accepted": accepted, "result": result}, indent=2))
+        return 0
+    _print_summary(out, job_id, accepted, result)
+    return 0
 
+
+def _upload_files(args: argparse.Namespace) -> dict[str, tuple[str, bytes]]:
+    """The multipart files: the image and, when given, the label and instance maps."""
     files = {"image": (Path(args.image).name, _read(args.image, "image"))}
     if args.label:
         files["label"] = (Path(args.label).name, _read(args.label, "label map"))
     if args.instance:
         files["instance"] = (Path(args.instance).name, _read(args.instance, "instance map"))
-    try:
-        form = form_from_cli(args)  # only the flags given: the sender's (or the receiver's) defaults apply
-    except ValueError as e:
-        raise ServiceError(str(e)) from None
-    url = args.sender.rstrip("/") + "/transmit"
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    verify = True
-    if args.ca:
-        from gesco_net.tls import client_ssl_context
+    return files
 
-        verify = client_ssl_context(args.ca)
-    with httpx.Client(timeout=httpx.Timeout(60.0), headers=headers, verify=verify) as client:
+
+def _verify(ca: str | None):
+    """httpx's ``verify``: the system's CAs, or an SSL context trusting ``ca`` (``--ca``)."""
+    if not ca:
+        return True
+    from gesco_net.tls import client_ssl_context
+
+    return client_ssl_context(ca)
+
+
+def _post_transmit(client, sender: str, files: dict, form: dict, has_key: bool) -> dict:
+    """``POST /transmit`` and its 202 reply (the sender's warnings printed to stderr).
+
+    Raises:
+        ServiceError: the sender is unreachable or answered another status (a 401 / 403
+            without a key says to set :data:`API_KEY_ENV`).
+    """
+    import httpx
+
+    try:
+        reply = client.post(sender.rstrip("/") + "/transmit", files=files, data=form)
+    except httpx.HTTPError as e:
+        raise ServiceError(f"cannot reach the sender at {sender} ({e}); is `gesco up` running?") from None
+    if reply.status_code in (401, 403) and not has_key:
+        raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}; "
+                           f"set {API_KEY_ENV} to your API key")
+    if reply.status_code != 202:
+        raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}")
+    accepted = reply.json()
+    for note in accepted.get("warnings", []):
+        print(f"gesco send: warning: {note}", file=sys.stderr, flush=True)
+    return accepted
+
+
+def _wait_for_result(client, job_id: str, result_url: str, total_bits: int, timeout_s: float) -> dict:
+    """Poll the receiver's result until the job is done or failed, showing its progress
+    (one line rewritten in place on a terminal, one line per state change otherwise).
+
+    Raises:
+        ServiceError: the receiver is unreachable, answered an error, or the job is still
+            queued / running after ``timeout_s`` seconds.
+    """
+    import httpx
+
+    tty = sys.stderr.isatty()
+    _progress(f"sent {job_id}: {total_bits:,} bits; waiting for the receiver ...", tty=tty)
+    start = time.monotonic()
+    last_state = None
+    while True:
         try:
-            reply = client.post(url, files=files, data=form)
+            r = client.get(result_url)
         except httpx.HTTPError as e:
-            raise ServiceError(f"cannot reach the sender at {args.sender} ({e}); is `gesco up` running?") from None
-        if reply.status_code in (401, 403) and not key:
-            raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}; "
-                               f"set {API_KEY_ENV} to your API key")
-        if reply.status_code != 202:
-            raise ServiceError(f"the sender answered HTTP {reply.status_code}: {_detail(reply)}")
-        accepted = reply.json()
-        job_id, result_url = accepted["id"], accepted["result_url"]
-        for note in accepted.get("warnings", []):
-            print(f"gesco send: warning: {note}", file=sys.stderr, flush=True)
-        tty = sys.stderr.isatty()
-        _progress(f"sent {job_id}: {accepted['budget']['total_bits']:,} bits; waiting for the receiver ...", tty=tty)
-        start = time.monotonic()
-        status, last_state = None, None
-        while True:
-            try:
-                r = client.get(result_url)
-            except httpx.HTTPError as e:
-                raise ServiceError(f"cannot reach the receiver at {result_url} ({e})") from None
-            if r.status_code != 200:
-                raise ServiceError(f"the receiver answered HTTP {r.status_code}: {_detail(r)}")
-            result = r.json()
-            status = result["status"]
-            elapsed = time.monotonic() - start
-            if status in ("done", "failed"):
-                _progress(f"job {job_id}: {status} after {elapsed:.1f} s", final=True, tty=tty)
-                break
-            state = progress_state(result)
-            if tty:  # one line, rewritten in place
-                _progress(progress_line(job_id, result, elapsed), tty=True)
-            elif state != last_state:  # a log: one line per state change
-                _progress(progress_line(job_id, result, elapsed), tty=False)
-            last_state = state
-            if elapsed > args.timeout:
-                raise ServiceError(f"job {job_id} is still {status} after {args.timeout:.0f} s; see {result_url}")
-            time.sleep(0.25 if elapsed < 10 else 1.0)
-        if status == "failed":
-            raise ServiceError(f"job {job_id} failed: {result.get('reason')}")
-        image = client.get(urljoin(result_url, result["links"]["image"]))
-        image.raise_for_status()
-        out = Path(args.out) if args.out else default_result_path(job_id)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(image.content)
-        if args.maps_out:
-            for link, suffix in (("received_maps", "received"), ("denoised_maps", "denoised")):
-                r = client.get(urljoin(result_url, result["links"][link]))
-                r.raise_for_status()
-                Path(f"{args.maps_out}_{suffix}.png").write_bytes(r.content)
-    if args.json:
-        print(json.dumps({"accepted": accepted, "result": result}, indent=2))
-        return 0
+            raise ServiceError(f"cannot reach the receiver at {result_url} ({e})") from None
+        if r.status_code != 200:
+            raise ServiceError(f"the receiver answered HTTP {r.status_code}: {_detail(r)}")
+        result = r.json()
+        status = result["status"]
+        elapsed = time.monotonic() - start
+        if status in ("done", "failed"):
+            _progress(f"job {job_id}: {status} after {elapsed:.1f} s", final=True, tty=tty)
+            return result
+        state = progress_state(result)
+        if tty or state != last_state:  # a terminal: one line rewritten in place; a log: one line per state
+            _progress(progress_line(job_id, result, elapsed), tty=tty)
+        last_state = state
+        if elapsed > timeout_s:
+            raise ServiceError(f"job {job_id} is still {status} after {timeout_s:.0f} s; see {result_url}")
+        time.sleep(0.25 if elapsed < 10 else 1.0)
+
+
+def _save_result(client, result_url: str, result: dict, out: Path, maps_out: str | None) -> Path:
+    """Save the generated image to ``out`` and, with ``maps_out``, the received and denoised
+    maps to ``<maps_out>_received.png`` / ``_denoised.png``; returns ``out``."""
+    image = client.get(urljoin(result_url, result["links"]["image"]))
+    image.raise_for_status()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(image.content)
+    if maps_out:
+        for link, suffix in (("received_maps", "received"), ("denoised_maps", "denoised")):
+            r = client.get(urljoin(result_url, result["links"][link]))
+            r.raise_for_status()
+            Path(f"{maps_out}_{suffix}.png").write_bytes(r.content)
+    return out
+
+
+def _print_summary(out: Path, job_id: str, accepted: dict, result: dict) -> None:
+    """Where the image went, the bit budget, the stage timings, the upload and its warnings."""
     t_s, t_r = accepted["timings"], result["timings"]
     print(f"saved {out}  (job {job_id})")
     print("bit budget:")
@@ -247,7 +293,6 @@ def _send(args: argparse.Namespace) -> int:
         print("upload: " + format_upload(upload))
     for note in result.get("warnings") or accepted.get("warnings", []):
         print(f"warning: {note}")
-    return 0
 
 
 def format_upload(upload: dict) -> str:
