@@ -375,13 +375,22 @@ class SceneBuilder:
         arm_end = x - side * 1.5 * s  # the arm reaches over the road
         c.rect(p, min(x, arm_end), yg - height * s, max(x, arm_end), yg - (height - 0.15) * s, min_px=1.0)
 
-    def sign_post(self, X: float, Z: float) -> None:
+    def post(self, X: float, Z: float, heights: tuple[float, float], grey: Colour,
+             half_width: float) -> tuple[float, float, float, float]:
+        """Paint a plain pole (a sign post, a traffic light's) at ground point ``(X, Z)``: height
+        drawn from ``heights`` (metres), colour ``grey`` jittered. Returns ``(x, y_ground, px per
+        metre, height)``."""
         c, r, cam = self.canvas, self.r, self.cam
         s = cam.scale(Z)
         x, yg = cam.px(X, 0.0, Z)
-        hp = r.uniform(2.2, 3.2)
-        p = c.segment(POLE, self.haze(r.jitter((130, 132, 135), 15), Z), fine=4, coarse=2)
-        c.rect(p, x - 0.05 * s, yg - hp * s, x + 0.05 * s, yg, min_px=1.0)
+        hp = r.uniform(*heights)
+        p = c.segment(POLE, self.haze(r.jitter(grey, 15), Z), fine=4, coarse=2)
+        c.rect(p, x - half_width * s, yg - hp * s, x + half_width * s, yg, min_px=1.0)
+        return x, yg, s, hp
+
+    def sign_post(self, X: float, Z: float) -> None:
+        c, r = self.canvas, self.r
+        x, yg, s, hp = self.post(X, Z, (2.2, 3.2), (130, 132, 135), 0.05)
         y_top = yg - hp * s
         for k in range(1 if r.random() < 0.7 else 2):
             size = r.uniform(0.5, 0.8) * s
@@ -401,12 +410,8 @@ class SceneBuilder:
                 c.poly(inner, [(x + 0.55 * (px - x), cy + 0.55 * (py - cy)) for px, py in pts])
 
     def traffic_light(self, X: float, Z: float) -> None:
-        c, r, cam = self.canvas, self.r, self.cam
-        s = cam.scale(Z)
-        x, yg = cam.px(X, 0.0, Z)
-        hp = r.uniform(2.6, 4.0)
-        p = c.segment(POLE, self.haze(r.jitter((110, 112, 115), 15), Z), fine=4, coarse=2)
-        c.rect(p, x - 0.07 * s, yg - hp * s, x + 0.07 * s, yg, min_px=1.0)
+        c, r = self.canvas, self.r
+        x, yg, s, hp = self.post(X, Z, (2.6, 4.0), (110, 112, 115), 0.07)
         housing = r.jitter((35, 35, 38) if r.random() < 0.7 else (200, 170, 45), 10)
         box = c.segment(TRAFFIC_LIGHT, self.haze(housing, Z), fine=4, coarse=2)
         bw, bh = 0.35 * s, 0.95 * s

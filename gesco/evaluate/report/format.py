@@ -12,13 +12,22 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def fmt_pm(entry: dict | None, key: str, digits: int = 3) -> str:
+def no_value(entry: dict | None) -> str | None:
+    """What a cell says when its row has no value here: ``"—"`` (no such entry), ``"missing"``
+    (its checkpoint is missing) or ``"not run"`` (no scene evaluated); ``None`` otherwise."""
     if entry is None:
         return "—"
     if entry["status"] != "ok":
         return "missing"
     if entry["n"] == 0:
         return "not run"
+    return None
+
+
+def fmt_pm(entry: dict | None, key: str, digits: int = 3) -> str:
+    """``mean ± std`` of ``key`` over the entry's scenes (``digits`` decimals), with ``(n=k)`` when partial."""
+    if (empty := no_value(entry)) is not None:
+        return empty
     mean, std = entry.get(f"{key}_mean"), entry.get(f"{key}_std")
     if mean is None:
         return "n/a"
@@ -40,12 +49,9 @@ def fmt_partial(entry: dict, key: str | None = None) -> str:
 
 
 def fmt_one(entry: dict | None, key: str, digits: int = 3) -> str:
-    if entry is None:
-        return "—"
-    if entry["status"] != "ok":
-        return "missing"
-    if entry["n"] == 0:
-        return "not run"
+    """One number of the entry (e.g. its Frechet distance), with ``(n=k)`` when partial."""
+    if (empty := no_value(entry)) is not None:
+        return empty
     return fmt(entry.get(key), digits) + fmt_partial(entry)
 
 

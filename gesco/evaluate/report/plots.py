@@ -20,6 +20,15 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write (110 dpi) and close a figure; returns ``path``."""
+    plt = _plt()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_metrics(index: ResultIndex, plan: dict, folder: Path) -> list[Path]:
     """One PNG per metric: the metric against PSNR, one line per row (error bars: std over scenes)."""
     plt = _plt()
@@ -61,11 +70,7 @@ def plot_metrics(index: ResultIndex, plan: dict, folder: Path) -> list[Path]:
         ax.legend(fontsize=7, loc="best")
         if missing:
             fig.text(0.01, 0.01, "missing (no checkpoint): " + "; ".join(missing), fontsize=6)
-        fig.tight_layout()
-        path = folder / f"{key}_vs_psnr.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, folder / f"{key}_vs_psnr.png"))
     return paths
 
 
@@ -164,9 +169,5 @@ def plot_samplers(index: ResultIndex, plan: dict, folder: Path) -> list[Path]:
             ax.set_title(f"PSNR {psnr_label(p)} dB ({plan['scenes']} scenes)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = folder / f"samplers_{key}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, folder / f"samplers_{key}.png"))
     return paths

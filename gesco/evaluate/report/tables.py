@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from gesco.evaluate.metrics import MIN_CLASS_PIXELS
-from gesco.evaluate.report.format import EDGES_WORDS, fmt, fmt_one, fmt_pm, md_table, psnr_label
+from gesco.evaluate.report.format import EDGES_WORDS, fmt, fmt_one, fmt_pm, md_table, no_value, psnr_label
 from gesco.evaluate.report.statistics import ResultIndex
 
 #: the paper's bit comparison (section 4.2, Cityscapes at 256x512)
@@ -242,12 +242,8 @@ def per_class_colour_section(index: ResultIndex, plan: dict) -> str:
              "`scenes` and `pixels / scene` are those of the real images.", ""]
 
     def cell(e: dict | None, name: str, rc: dict | None) -> str:
-        if e is None:
-            return "—"
-        if e["status"] != "ok":
-            return "missing"
-        if e["n"] == 0:
-            return "not run"
+        if (empty := no_value(e)) is not None:
+            return empty
         c = (e.get("class_colour") or {}).get(name)
         if c is None or c["mean"] is None:
             return "n/a"
