@@ -23,12 +23,16 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from gesco.channel import get_channel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: machine_info (also when loaded by the tests)
+from machine_info import cpu_model
 
 #: (B, K, H, W): K present-class maps of an H x W image, B samples
 SHAPES: tuple[tuple[int, int, int, int], ...] = ((1, 20, 256, 512), (1, 20, 64, 128), (4, 20, 64, 128))
@@ -95,16 +99,8 @@ def run(repeats: int, thread_counts: list[int]) -> list[dict]:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +41,9 @@ from gesco.semantics.classes import CITYSCAPES
 from gesco.semantics.layout import SemanticLayout, encode_layout
 from gesco.wire import make_frame
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: machine_info (also when loaded by the tests)
+from machine_info import describe_machine
+
 HEIGHT, WIDTH = 256, 512
 RESULTS = Path(__file__).resolve().parent / "results"
 CODECS: list[tuple[str, dict]] = [
@@ -60,16 +61,7 @@ THIN_CLASSES = {"pole": POLE, "traffic sign": TRAFFIC_SIGN, "person": PERSON}
 
 def machine() -> str:
     """CPU model and core count, for the results table."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    return f"{model}, {os.cpu_count()} cores visible, torch/numpy single-threaded (OMP_NUM_THREADS={threads})"
+    return describe_machine("torch/numpy single-threaded")
 
 
 def dense_layouts(n: int) -> list[SemanticLayout]:

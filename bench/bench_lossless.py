@@ -49,7 +49,7 @@ from gesco.semantics.layout import encode_layout
 from gesco.wire import make_frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_codecs import machine  # one definition of the machine line
+from machine_info import describe_machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CODECS = sorted(LOSSLESS_CODECS)
@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{split} {h}x{w}: done", flush=True)
     test_small = tables[f"test|64x128|{args.scenes}"]["context"]
     results = {
-        "machine": machine(), "load_average": round(load, 1), "default": DEFAULT_CODEC, "tables": tables,
+        "machine": describe_machine("torch/numpy single-threaded"),
+        "load_average": round(load, 1), "default": DEFAULT_CODEC, "tables": tables,
         "targets": {
             "percent_of_png_mean": test_small["percent_of_png_mean"], "percent_of_png_max": test_small["percent_of_png_max"],
             "png_met_mean": test_small["percent_of_png_mean"] <= TARGET_PNG_PERCENT,

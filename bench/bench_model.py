@@ -69,6 +69,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from gesco.data.synthetic import generate_scene
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
 from gesco.diffusion.gaussian import DiffusionConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: machine_info (also when loaded by the tests)
+from machine_info import cpu_model
+
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
 from gesco.diffusion.samplers import network_evaluations
 from gesco.diffusion.unet import SPADE, Attention, LabelEmbedding, ResBlock, SpadeUNet, UNetConfig
@@ -86,16 +90,8 @@ Forward = Callable[[], torch.Tensor]
 # ---------------------------------------------------------------------------- setup
 def machine() -> dict:
     """CPU model, core count, torch version and threads of this host."""
-    model_name = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model_name = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
     return {
-        "cpu_model": model_name,
+        "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),

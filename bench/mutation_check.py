@@ -29,6 +29,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: machine_info (also when loaded by the tests)
+from machine_info import describe_machine
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
@@ -256,20 +259,10 @@ def check(mutations: list[Mutation], timeout_s: float) -> dict:
             print(f"{row['status']:>14}  {m.name}  ({row.get('seconds', '-')} s) {row['detail']}", flush=True)
             rows.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("caught", "missed", "stale", "baseline-fails")}
-    return {"machine": machine(), "python": platform.python_version(), "mutations": rows, "baselines": baselines,
+    return {"machine": describe_machine(), "python": platform.python_version(), "mutations": rows, "baselines": baselines,
             "counts": counts, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores visible, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
 
 
 def markdown(doc: dict) -> str:
