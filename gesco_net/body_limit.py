@@ -44,36 +44,47 @@ class BodyLimit:
         if declared is not None and declared > self.max_bytes:
             await _reply_413(send, f"request body is {declared} bytes, the limit is {self.max_bytes}")
             return
-        state = {"read": 0, "over": False, "started": False}
-
-        async def limited_receive() -> Message:
-            if state["over"]:
-                raise BodyTooLarge()
-            message = await receive()
-            if message["type"] == "http.request":
-                state["read"] += len(message.get("body", b""))
-                if state["read"] > self.max_bytes:
-                    state["over"] = True
-                    raise BodyTooLarge()
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            if state["over"]:
-                return  # the application's reply to a body it could not read is replaced by the 413
-            if message["type"] == "http.response.start":
-                state["started"] = True
-            await send(message)
-
+        exchange = _CountedExchange(receive, send, self.max_bytes)
         try:
-            await self.app(scope, limited_receive, guarded_send)
+            await self.app(scope, exchange.receive, exchange.send)
         except BodyTooLarge:
             pass
         except Exception:
-            if not state["over"]:
+            if not exchange.over:
                 raise
-        if state["over"] and not state["started"]:
+        if exchange.over and not exchange.started:
             await _reply_413(send, f"request body is over the limit of {self.max_bytes} bytes "
-                                   f"(read {state['read']} bytes when it was refused)")
+                                   f"(read {exchange.read} bytes when it was refused)")
+
+
+class _CountedExchange:
+    """One request's ``receive`` / ``send`` as the application sees them: ``receive`` counts
+    the body bytes and raises :class:`BodyTooLarge` once they cross ``max_bytes`` (and on
+    every call after); ``send`` drops the application's reply from then on (the 413 replaces it)."""
+
+    def __init__(self, receive: Receive, send: Send, max_bytes: int) -> None:
+        self._receive, self._send, self.max_bytes = receive, send, max_bytes
+        self.read = 0          # body bytes received so far
+        self.over = False      # the body crossed the limit
+        self.started = False   # the application started its reply before that
+
+    async def receive(self) -> Message:
+        if self.over:
+            raise BodyTooLarge()
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.read += len(message.get("body", b""))
+            if self.read > self.max_bytes:
+                self.over = True
+                raise BodyTooLarge()
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.over:
+            return  # the application's reply to a body it could not read is replaced by the 413
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 def _content_length(scope: Scope) -> int | None:
