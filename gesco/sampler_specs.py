@@ -30,6 +30,10 @@ from gesco.errors import GescoInputError
 #: (:func:`gesco.diffusion.samplers.distilled_timesteps`, or the ``timesteps`` its card records).
 GRIDS: tuple[str, ...] = ("full", "uniform", "logsnr", "distilled")
 
+#: How a distilled student's output is read (:func:`gesco.diffusion.samplers.prediction_to_x0`):
+#: ``"v"`` (Salimans & Ho 2022), ``"x0"`` or ``"eps"``; the ``parametrisation`` option of ``"distilled"``.
+PARAMETRISATIONS: tuple[str, ...] = ("v", "x0", "eps")
+
 #: The checkpoints a sampler runs: ``"guided"`` an ordinary epsilon-predicting model (guidance
 #: costs a second pass per step), ``"distilled"`` a progressively distilled student (guidance
 #: folded into its weights, one pass per step, its output read in its parametrisation).

@@ -31,6 +31,7 @@ from gesco.checkpoint_io import CheckpointKind, load_model, read_model_card, wri
 from gesco.diffusion.gaussian import DiffusionConfig
 from gesco.diffusion.unet import SpadeUNet, UNetConfig
 from gesco.errors import CheckpointError
+from gesco.sampler_specs import GUIDANCE_ONLY_SAMPLERS, PARAMETRISATIONS
 
 FORMAT = "gesco-diffusion/1"
 TRAIN_HINT = ("gesco train diffusion --config configs/diffusion_synthetic_64x128.yaml (the guided model), then "
@@ -92,8 +93,6 @@ def _check_distilled(rec: Any, source: str) -> dict[str, Any] | None:
     """The ``"distilled"`` record of a card, checked (``None`` when absent)."""
     if rec is None:
         return None
-    from gesco.diffusion.samplers import PARAMETRISATIONS
-
     if not isinstance(rec, dict) or any(k not in rec for k in DISTILLED_KEYS):
         raise CheckpointError(f"{source}: malformed 'distilled' record {rec!r}; needs {', '.join(DISTILLED_KEYS)}")
     steps, param = rec["steps"], rec["parametrisation"]
@@ -103,8 +102,6 @@ def _check_distilled(rec: Any, source: str) -> dict[str, Any] | None:
         raise CheckpointError(f"{source}: distilled.parametrisation {param!r} is not one of {', '.join(PARAMETRISATIONS)}")
     samplers = rec.get("samplers")
     if samplers is not None:  # a guidance-only student: ordinary epsilon samplers at any step count
-        from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS
-
         if not isinstance(samplers, list) or not samplers or any(x not in GUIDANCE_ONLY_SAMPLERS for x in samplers):
             raise CheckpointError(f"{source}: distilled.samplers must list some of {', '.join(GUIDANCE_ONLY_SAMPLERS)}, "
                                   f"got {samplers!r}")

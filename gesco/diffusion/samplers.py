@@ -71,6 +71,7 @@ from gesco.sampler_specs import (  # noqa: F401 - re-exported: the registry's fa
     DISTILLED_SAMPLERS,
     GUIDANCE_ONLY_SAMPLERS,
     KNOWN_SAMPLERS,
+    PARAMETRISATIONS,
     SAMPLERS,
     SPECS,
     NetworkEvaluations,
@@ -85,10 +86,6 @@ Progress = Callable[[int, int], None]
 NoiseSource = Callable[[tuple[int, ...]], torch.Tensor]
 """``noise(shape) -> N(0, I)`` float32 of ``shape``, drawn from the images' generators
 (:func:`noise_source`): a sampler's only source of randomness besides ``x_T``."""
-
-#: how a distilled student's first ``C`` output channels are read (:func:`prediction_to_x0`)
-PARAMETRISATIONS: tuple[str, ...] = ("v", "x0", "eps")
-
 
 class DistilledSamplerError(GescoInputError):
     """A distilled checkpoint asked for with a non-distilled sampler, another step count or

@@ -47,9 +47,9 @@ from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from gesco.diffusion.distill import LOSS_WEIGHTINGS, DistillGrid, distillation_loss, two_step_target, x0_predictor
 from gesco.diffusion.gaussian import GaussianDiffusion
-from gesco.diffusion.samplers import GUIDANCE_ONLY_SAMPLERS
 from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import GescoInputError
+from gesco.sampler_specs import GUIDANCE_ONLY_SAMPLERS, PARAMETRISATIONS
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig
 from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
@@ -149,7 +149,7 @@ class DistillConfig(ConfigBase):
 
     def _check_parametrisation(self) -> None:
         """``eps`` is for a guidance-only student only, with the loss and teacher it needs."""
-        if self.parametrisation not in ("v", "x0", "eps"):
+        if self.parametrisation not in PARAMETRISATIONS:
             raise GescoInputError(f"parametrisation must be 'v', 'x0' or 'eps', got {self.parametrisation!r}")
         if self.parametrisation == "eps":
             # eps only for a guidance-only student over the whole chain (docs/distillation.md,
