@@ -8,10 +8,10 @@ into images ``(B, 3, H, W)`` in ``[-1, 1]`` with classifier-free guidance
 
 Reproducibility: each image has its own random generator, seeded with its
 ``SamplingSettings.seed``; its starting noise ``x_T`` and, for the stochastic samplers
-(``"ancestral"``, ``"respaced"``, DDIM with ``eta > 0``), every per-step noise draw come
-from that generator alone. A seed therefore gives the same image whether it is sampled
-alone or batched with other jobs, for every sampler (up to float rounding of batched
-convolutions, ~1e-6).
+(those whose spec says ``stochastic``: ancestral, respaced and both SDE solvers; DDIM with
+``eta > 0``), every per-step noise draw come from that generator alone. A seed therefore gives
+the same image whether it is sampled alone or batched with other jobs, for every sampler (up
+to float rounding of batched convolutions; tests/diffusion/test_sampler_contract.py).
 
 Distilled checkpoints (``gesco train distill``; their card has a ``"distilled"`` record)
 sample only with ``sampler="distilled"`` at the recorded step count and guidance scale
