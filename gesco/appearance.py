@@ -37,12 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gesco.defaults import APPEARANCE_BIT_DEPTH_RANGE, APPEARANCE_REPEAT_RANGE
+from gesco.defaults import APPEARANCE_BIT_DEPTH_RANGE, APPEARANCE_MODES, APPEARANCE_REPEAT_RANGE
 from gesco.errors import GescoInputError, ShapeError
 
-#: ``"off"``: the paper's setting (no side channel); ``"mean"``: the image's mean RGB;
-#: ``"classes"``: the mean RGB of every present class
-APPEARANCE_MODES: tuple[str, ...] = ("off", "mean", "classes")
+# APPEARANCE_MODES (gesco.defaults): "off" (the paper's setting, no side channel), "mean" (the
+# image's mean RGB), "classes" (the mean RGB of every present class)
 #: bits per colour component the quantiser accepts
 BIT_DEPTH_RANGE: tuple[int, int] = APPEARANCE_BIT_DEPTH_RANGE
 #: times each bit may be repeated on the channel (also the wire's bound, gesco.wire.bounds)

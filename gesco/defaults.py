@@ -62,4 +62,7 @@ PAPER_PSNRS_DB: tuple[float, ...] = (1.0, 5.0, 10.0, 15.0, 20.0, 30.0, 100.0)
 #: accepts, and times each bit may be repeated on the channel; torch-free here so that the
 #: wire's bounds (gesco.wire.bounds) and the model share them without the wire importing the model
 APPEARANCE_BIT_DEPTH_RANGE: tuple[int, int] = (1, 8)
+#: its modes: ``"off"`` (the paper's setting, the default), ``"mean"`` (the image's mean RGB) or
+#: ``"classes"`` (every present class's mean RGB); declared here for the transmission settings
+APPEARANCE_MODES: tuple[str, ...] = ("off", "mean", "classes")
 APPEARANCE_REPEAT_RANGE: tuple[int, int] = (1, 16)

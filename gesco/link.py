@@ -132,6 +132,8 @@ class TransmitSettings:
         guidance_scale: classifier-free guidance scale ``s`` (1 = no guidance).
         seed: seed of the channel noise (through :func:`stage_seed`) and of the sampling noise.
         fds: apply the fast denoising semantic block (Eq. 2) at the receiver.
+        appearance, appearance_bits, appearance_repeat: the appearance side channel
+            (:class:`~gesco.appearance.AppearanceSettings`; ``"off"``: the paper's setting).
     """
 
     psnr_db: float = default("psnr_db")
@@ -144,6 +146,13 @@ class TransmitSettings:
     guidance_scale: float = default("guidance_scale")
     seed: int = default("seed")
     fds: bool = default("fds")
+    appearance: str = default("appearance")
+    appearance_bits: int = default("appearance_bits")
+    appearance_repeat: int = default("appearance_repeat")
+
+    def appearance_settings(self) -> AppearanceSettings:
+        """The side channel of these settings (checked; mode ``"off"``: none)."""
+        return AppearanceSettings(self.appearance, int(self.appearance_bits), int(self.appearance_repeat)).validate()
 
     def to_message(self, omit: Iterable[str] = ()) -> pb.TransmitParams:
         """The ``TransmitParams`` of these settings, every field present but those in ``omit``
@@ -161,12 +170,15 @@ class TransmitSettings:
     @classmethod
     def from_frame(cls, frame: pb.SemanticFrame, defaults: Mapping[str, Any] | None = None) -> TransmitSettings:
         """The settings of a frame: its ``transmit`` message (:meth:`from_message`; every field
-        unset when absent) and its codec fields (``codec`` / ``codec_params``, the inverse of
-        :func:`codec_choice`)."""
+        unset when absent), its codec fields (``codec`` / ``codec_params``, the inverse of
+        :func:`codec_choice`) and its ``appearance`` message (unset mode: ``"off"``)."""
         codec, downsample = frame.codec or default("codec"), 1
         if codec == "downsample":
             codec, downsample = frame.codec_params.inner or default("codec"), int(frame.codec_params.factor)
-        return replace(cls.from_message(frame.transmit, defaults), codec=codec, downsample=downsample)
+        side = frame_appearance(frame)
+        looks = {} if side is None else {"appearance": side.mode, "appearance_bits": side.bits,
+                                         "appearance_repeat": side.repeat}
+        return replace(cls.from_message(frame.transmit, defaults), codec=codec, downsample=downsample, **looks)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,7 +247,6 @@ def encode_image_frame(
     domain_threshold: float = DEFAULT_DOMAIN_THRESHOLD,
     derive_edges: bool = True,
     instance_ids: str = "full",
-    appearance: AppearanceSettings | None = None,
 ) -> tuple[pb.SemanticFrame, dict[str, float]]:
     """The sender's stage: an image (and optionally its maps) -> a ``SemanticFrame``.
 
@@ -251,7 +262,10 @@ def encode_image_frame(
         resolution: ``(H, W)`` of the receiver's model; everything is resized to it.
         frame_id: the frame / job id.
         codec, codec_params: the map codec (see :func:`codec_choice`).
-        transmit: channel and receiver settings carried in the frame.
+        transmit: channel and receiver settings carried in the frame; its appearance side channel
+            (:mod:`gesco.appearance`; beyond the paper, ``"off"`` by default: the paper's setting),
+            when on, has the colours of the resized image measured, quantised and put in
+            ``frame.appearance`` / ``frame.appearance_bits``.
         unset: names of :data:`~gesco.transmit_fields.RECEIVER_DEFAULTS` left unset in the frame
             (the receiver then applies its model's default; the sender passes those its client left out).
         segmenter: used when ``label`` is ``None``.
@@ -266,9 +280,6 @@ def encode_image_frame(
             (:data:`gesco.semantics.layout.INSTANCE_ID_MODES`): ``"full"``, or ``"8bit"`` as the
             authors' loader (ids clipped to 255, :func:`~gesco.semantics.layout.authors_instance_ids`)
             for a receiver serving their imported weights (its card's ``conditioning.instance_ids``).
-        appearance: the appearance side channel (:mod:`gesco.appearance`; beyond the paper):
-            ``None`` or mode ``"off"`` sends none (the paper's setting); otherwise the colours of
-            the resized image are measured, quantised and put in ``frame.appearance_bits``.
     Returns:
         ``(frame, timings)``: the validated frame with payload, reference sizes, transmit
         settings and ``frame.upload`` (aspect handling, domain score, notes); seconds spent per stage: ``"resize"``, ``"segment"`` (0 with a
@@ -279,6 +290,7 @@ def encode_image_frame(
         GescoInputError: no label map and no segmenter.
     """
     transmit = transmit or TransmitSettings()
+    appearance = transmit.appearance_settings()  # AppearanceError for a bad choice, before any work
     image_rgb = check_upload_arrays(image_rgb, label, instance)
     height, width = (int(s) for s in resolution)
     check_aspect_mode(aspect)
@@ -305,7 +317,7 @@ def encode_image_frame(
                        class_space=space.name)
     frame.transmit.CopyFrom(transmit.to_message(omit=unset))
     frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))
-    if appearance is not None and appearance.validate().enabled:
+    if appearance.enabled:
         colours = measure_appearance(image, label, list(frame.class_ids), appearance.mode)
         set_frame_appearance(frame, appearance, pack_appearance(colours, appearance))
     timings["encode"] = time.perf_counter() - t0

@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gesco.defaults import (
+    APPEARANCE_BIT_DEPTH_RANGE,
+    APPEARANCE_MODES,
+    APPEARANCE_REPEAT_RANGE,
     DEFAULT_CODEC,
     DEFAULT_GUIDANCE,
     DEFAULT_SAMPLER,
@@ -57,9 +60,12 @@ SEED_RANGE: tuple[int, int] = (0, 2**63 - 1)
 DOWNSAMPLE_RANGE: tuple[int, int] = (1, 64)
 
 #: where a setting travels in a ``SemanticFrame``: the ``transmit`` message (``TransmitParams``),
-#: or the frame's own codec fields (``codec``, ``codec_params.factor``; read by :func:`from_wire`)
+#: the frame's own codec fields (``codec``, ``codec_params.factor``), or its ``appearance`` message
+#: (the last two read by :meth:`gesco.link.TransmitSettings.from_frame`)
 WIRE_TRANSMIT = "transmit"
 WIRE_CODEC = "codec"
+#: the frame's ``appearance`` message (``AppearanceParams``: the appearance side channel)
+WIRE_APPEARANCE = "appearance"
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,9 @@ class FieldSpec:
         default: its value when not given (also when unset on the wire).
         description: what it means (shown in the API schema and the CLI help).
         flag: the ``gesco send`` flag (``--no-fds`` style for a bool whose default is true).
-        wire: :data:`WIRE_TRANSMIT` (a field of the same name in ``TransmitParams``) or
-            :data:`WIRE_CODEC` (the frame's codec fields).
+        wire: :data:`WIRE_TRANSMIT` (a field of the same name in ``TransmitParams``),
+            :data:`WIRE_CODEC` (the frame's codec fields) or :data:`WIRE_APPEARANCE` (the
+            frame's ``appearance`` message).
         ge, le: the inclusive range of a number (``None``: unbounded).
         choices: the allowed values of a name (``None``: any, or see ``registry``).
         registry: for a name whose values are the keys of a registry in a layer above this one
@@ -124,6 +131,19 @@ FIELDS: dict[str, FieldSpec] = {
         int, 1, "Block-downsampling factor k of the maps before coding (1 = full maps; k > 1 sends "
         "ceil(H/k) x ceil(W/k) maps: fewer bits and channel uses, lossy).", "--downsample",
         wire=WIRE_CODEC, ge=DOWNSAMPLE_RANGE[0], le=DOWNSAMPLE_RANGE[1]),
+    "appearance": FieldSpec(
+        str, "off", "Appearance side channel (beyond the paper; docs/colour/appearance.md): 'off' (the paper's "
+        "setting: the maps only), 'mean' (the image's mean RGB, 3 x appearance_bits bits) or 'classes' (the mean "
+        "RGB of every present class, 3 x appearance_bits bits per class), sent through the same channel and "
+        "counted in the bit budget; the receiver gives its image those colours.", "--appearance",
+        wire=WIRE_APPEARANCE, choices=APPEARANCE_MODES),
+    "appearance_bits": FieldSpec(
+        int, 6, "Bits per colour component of the appearance side channel (uniform quantiser over 0-255).",
+        "--appearance-bits", wire=WIRE_APPEARANCE, ge=APPEARANCE_BIT_DEPTH_RANGE[0], le=APPEARANCE_BIT_DEPTH_RANGE[1]),
+    "appearance_repeat": FieldSpec(
+        int, 1, "Channel uses per bit of the appearance side channel (a repetition code: the receiver averages "
+        "the copies; 8-16 keep the colours at 1 dB).", "--appearance-repeat", wire=WIRE_APPEARANCE,
+        ge=APPEARANCE_REPEAT_RANGE[0], le=APPEARANCE_REPEAT_RANGE[1]),
     "sampler": FieldSpec(
         str, DEFAULT_SAMPLER, "Receiver's sampler: 'dpmpp-2m-sde-ode-mean' (default: SDE-DPM-Solver++(2M) with a "
         "deterministic image mean, 8 steps on the receiver's default guidance-distilled student), "

@@ -28,9 +28,17 @@ class BitBudget(BaseModel):
     header_bits: int = Field(description=(
         "Exact header size: the lean link header's bits (gesco.codecs.link_header: frame number, shape, present "
         "classes, codec, power scale, payload length; not the id, class space or simulation-only fields)."))
-    total_bits: int = Field(description="payload_bits + header_bits.")
+    appearance_bits: int = Field(0, description=(
+        "Information bits of the appearance side channel (beyond the paper; 0 when off): 3 x bits per colour, "
+        "one colour ('mean') or one per present class ('classes')."))
+    appearance_channel_uses: int = Field(0, description="Real symbols the appearance side channel used: its bits "
+                                         "x its repeat (included in channel_uses).")
+    appearance: dict[str, Any] | None = Field(None, description="The appearance side channel's settings "
+                                              "{'mode', 'bits', 'repeat'}; null when off (the paper's setting).")
+    total_bits: int = Field(description="payload_bits + header_bits + appearance_bits.")
     bits_per_pixel: float | None = Field(description="total_bits / (H * W).")
-    channel_uses: int = Field(description="Real symbols sent over the channel (one per transmitted map element).")
+    channel_uses: int = Field(description="Real symbols sent over the channel (one per transmitted map element, plus "
+                              "appearance_channel_uses).")
     channel_uses_per_pixel: float | None = Field(description="channel_uses / (H * W); sending the RGB image itself uses 3.")
     png_bits: int = Field(description="Size of the same image as PNG (compression 9) at H x W, in bits.")
     jpeg_bits: int = Field(description="Size of the same image as JPEG at jpeg_quality, at H x W, in bits.")

@@ -37,13 +37,16 @@ JobSettings = create_model(
 
 def job_settings(job: Job) -> dict[str, Any]:
     """A stored job's settings; a job stored before the codec was recorded there takes its
-    codec and downsampling factor from its bit budget (``codec``, ``codec_params``)."""
+    codec and downsampling factor from its bit budget (``codec``, ``codec_params``), one stored
+    before the appearance side channel existed its declared defaults (off)."""
     settings = dict(job.settings)
     if "codec" not in settings:
         params = job.budget.get("codec_params") or {}
         downsampled = job.budget.get("codec") == "downsample"
         settings["codec"] = (params.get("inner") or default("codec")) if downsampled else job.budget.get("codec")
         settings["downsample"] = int(params.get("factor", 1)) if downsampled else 1
+    for name in ("appearance", "appearance_bits", "appearance_repeat"):  # stored before the side channel
+        settings.setdefault(name, default(name))
     return settings
 
 

@@ -31,9 +31,10 @@ def scene():
 
 
 def frame_of(scene, appearance=None, psnr=100.0):
+    side = {} if appearance is None else {"appearance": appearance.mode, "appearance_bits": appearance.bits,
+                                          "appearance_repeat": appearance.repeat}
     frame, _ = encode_image_frame(scene.image, scene.label, scene.instance, space=SPACE, resolution=RES,
-                                  frame_id="a", transmit=TransmitSettings(psnr_db=psnr, seed=3),
-                                  appearance=appearance)
+                                  frame_id="a", transmit=TransmitSettings(psnr_db=psnr, seed=3, **side))
     return frame
 
 
@@ -62,6 +63,9 @@ def test_classes_round_trip_counted_in_the_budget(scene):
     assert not rx.header.appearance_bits  # the bits travel as symbols, not in the header
     rec = budget_record(frame, rx.report)
     assert rec["total_bits"] == rx.report.payload_bits + rx.report.header_bits + 3 * 5 * k
+    back = TransmitSettings.from_frame(rx.header)
+    assert (back.appearance, back.appearance_bits, back.appearance_repeat) == ("classes", 5, 2)
+    assert TransmitSettings.from_frame(frame_of(scene)).appearance == "off"
     assert rec["appearance"] == {"mode": "classes", "bits": 5, "repeat": 2}
     got = received_appearance(rx)
     want = np.stack([scene.image[scene.label == c].mean(0) for c in frame.class_ids])

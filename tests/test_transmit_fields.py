@@ -36,7 +36,8 @@ from sender.schemas import REGISTRIES, TransmitParams, form_field
 
 #: a value of each setting other than its default (and not a proto3 zero value)
 OTHER = {"psnr_db": 3.5, "channel": "rayleigh", "channel_params": {"block_length": "64"}, "codec": "zlib",
-         "downsample": 4, "sampler": "ddim", "steps": 5, "guidance_scale": 1.5, "seed": 9, "fds": False}
+         "downsample": 4, "sampler": "ddim", "steps": 5, "guidance_scale": 1.5, "seed": 9, "fds": False,
+         "appearance": "mean", "appearance_bits": 4, "appearance_repeat": 8}
 
 
 def _bounds(field_info) -> tuple:

@@ -123,7 +123,8 @@ def check_report(received: pb.ReceivedFrame) -> None:
 
     Checks: ``report.psnr_db`` equals the frame's requested PSNR (whose range the ingest checks
     once, :func:`gesco.link.check_transmit_params`); noise variance and power scale finite and
-    ``>= 0``; the measured SNR not NaN; ``channel_uses`` is the number of symbols;
+    ``>= 0``; the measured SNR not NaN; ``channel_uses`` is the number of symbols (the maps' plus
+    the appearance side channel's, ``appearance_channel_uses``);
     ``payload_bits`` / ``header_bits`` non-negative.
 
     Raises:
@@ -141,7 +142,11 @@ def check_report(received: pb.ReceivedFrame) -> None:
             raise ChannelParameterError(f"report.{name} must be finite and >= 0, got {value}")
     if math.isnan(r.measured_snr_db):
         raise ChannelParameterError("report.measured_snr_db is NaN")
-    symbols = math.prod(int(s) for s in received.symbols_shape)
+    side = len(received.appearance_symbols) // 2  # float16 symbols of the appearance side channel
+    if r.appearance_channel_uses != side:
+        raise ChannelParameterError(f"report.appearance_channel_uses is {r.appearance_channel_uses}, the frame holds "
+                                    f"{side} appearance symbols")
+    symbols = math.prod(int(s) for s in received.symbols_shape) + side
     if r.channel_uses != symbols:
         raise ChannelParameterError(f"report.channel_uses is {r.channel_uses}, the frame holds {symbols} symbols")
 

@@ -72,6 +72,27 @@ def test_post_poll_image_and_budget(services):
     assert httpx.get(services["receiver"] + "/viewer/config.json").json()["sender_url"] == services["sender"]
 
 
+def test_appearance_side_channel_end_to_end(services):
+    """The side channel (beyond the paper) as a form field: counted in the budget, recorded in the
+    job, and the generated image has the sent mean colour (within the 6-bit quantiser's 2 + rounding)."""
+    files = scene_files(seed=4, height=TINY_RESOLUTION[0], width=TINY_RESOLUTION[1])
+    upload = {k: (f"{k}.png", v) for k, v in files.items()}
+    bad = httpx.post(services["sender"] + "/transmit", files=upload, data={"appearance": "texture"}, timeout=60)
+    assert bad.status_code == 422 and "appearance" in bad.text
+    r = httpx.post(services["sender"] + "/transmit", files=upload, timeout=60,
+                   data={"psnr_db": "100", "steps": "2", "seed": "1", "appearance": "mean", "appearance_bits": "6"})
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert accepted["budget"]["appearance_bits"] == 18 and accepted["budget"]["appearance_channel_uses"] == 18
+    assert accepted["budget"]["appearance"] == {"mode": "mean", "bits": 6, "repeat": 1}
+    doc = wait_result(accepted["result_url"], timeout=120)
+    assert doc["status"] == "done", doc
+    assert doc["settings"]["appearance"] == "mean" and doc["budget"]["appearance_bits"] == 18
+    sent = cv2.imdecode(np.frombuffer(files["image"], np.uint8), cv2.IMREAD_COLOR)
+    got = cv2.imdecode(np.frombuffer(httpx.get(doc["links"]["image"]).content, np.uint8), cv2.IMREAD_COLOR)
+    assert np.abs(got.reshape(-1, 3).mean(0) - sent.reshape(-1, 3).mean(0)).max() < 3.0
+
+
 def test_gesco_send_and_budget(services, tmp_path, capsys):
     files = scene_files(seed=8)
     for name, data in files.items():
