@@ -522,6 +522,167 @@ def _thread_ratio(secs: dict, b: int) -> float:
     key = f"batch{b}"
     return secs["threads2"][key]["no_grad"]["wall_s_median"] / secs["threads1"][key]["no_grad"]["wall_s_median"]
 
+def _flops_md(res: dict) -> list[str]:
+    """The FLOPs per forward section."""
+    lines: list[str] = []
+    f = res["flops"]
+    b1, k1, k3 = f["model"]["batch1"], f["spade_kernel_1_random"], f["spade_kernel_3_random"]
+    lines += [
+        "## FLOPs per forward",
+        "",
+        f"Parameters {b1['parameters_m']} M; {b1['gflop_total']} GFLOP at batch 1, "
+        f"{f['model']['batch2']['gflop_total']} GFLOP at batch 2.",
+        "",
+        "| SPADE variant | GFLOP (batch 1) | gamma/beta convs | label embeddings | rest | SPADE share |",
+        "|---|---|---|---|---|---|",
+        f"| kernel 1, shared per-level embedding (default) | {k1['gflop_total']} | {k1['gflop_spade_gamma_beta']} | "
+        f"{k1['gflop_label_embedding']} | {k1['gflop_rest']} | {k1['spade_fraction']:.0%} |",
+        f"| kernel 3, shared per-level embedding | {k3['gflop_total']} | {k3['gflop_spade_gamma_beta']} | "
+        f"{k3['gflop_label_embedding']} | {k3['gflop_rest']} | {k3['spade_fraction']:.0%} |",
+        f"| kernel 3, per-layer embedding (authors' structure; computed) | {k3['gflop_total_with_per_layer_embedding']} | "
+        f"{k3['gflop_spade_gamma_beta']} | "
+        f"{round(k3['gflop_total_with_per_layer_embedding'] - k3['gflop_total'] + k3['gflop_label_embedding'], 4)} | "
+        f"{k3['gflop_rest']} | "
+        f"{1 - k3['gflop_rest'] / k3['gflop_total_with_per_layer_embedding']:.0%} |",
+        "",
+    ]
+    return lines
+
+
+def _forward_md(res: dict) -> list[str]:
+    """The seconds per network evaluation (and speed-ups) section."""
+    lines: list[str] = []
+    fw = res["forward"]
+    lines += [
+        "## Seconds per network evaluation",
+        "",
+        f"Load average {fw['load_average_start']} at start, {fw['load_average_end']} at end; "
+        f"{fw['repeats']} interleaved repeats; median wall (CPU) seconds.",
+        "",
+        "| threads | batch | no_grad (baseline) | inference_mode | channels_last | fused_prototype | GFLOP/s (baseline, wall) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    gflop = {1: res.get("flops", {}).get("model", {}).get("batch1", {}).get("gflop_total"),
+             2: res.get("flops", {}).get("model", {}).get("batch2", {}).get("gflop_total")}
+    for tkey, per_b in fw["seconds"].items():
+        for bkey, per_v in per_b.items():
+            cells = [f"{s['wall_s_median']:.3f} ({s['cpu_s_median']:.3f})" for s in per_v.values()]
+            g = gflop[int(bkey[-1])]
+            rate = f"{g / per_v['no_grad']['wall_s_median']:.1f}" if g else "-"
+            lines.append(f"| {tkey[7:]} | {bkey[5:]} | " + " | ".join(cells) + f" | {rate} |")
+    lines += [
+        "",
+        "Speed-up over the no_grad baseline at the same threads and batch, wall (CPU); > 1 is faster:",
+        "",
+        "| threads | batch | inference_mode | channels_last | fused_prototype |",
+        "|---|---|---|---|---|",
+    ]
+    for tkey, per_b in fw["seconds"].items():
+        for bkey, per_v in per_b.items():
+            base = per_v["no_grad"]
+            cells = [
+                f"{base['wall_s_median'] / s['wall_s_median']:.2f} ({base['cpu_s_median'] / s['cpu_s_median']:.2f})"
+                for v, s in per_v.items() if v != "no_grad"
+            ]
+            lines.append(f"| {tkey[7:]} | {bkey[5:]} | " + " | ".join(cells) + " |")
+    secs = fw["seconds"]
+    if "threads1" in secs and "threads2" in secs:
+        lines += ["", "1 thread vs 2 threads (no_grad), wall time ratio t(2 threads) / t(1 thread): " + ", ".join(
+            f"batch {b}: {_thread_ratio(secs, b):.1f}x"
+            for b in (1, 2)) + "."]
+    lines += ["", f"Max abs output difference vs no_grad: {fw['max_abs_diff_vs_no_grad']}", ""]
+    return lines
+
+
+def _spade_md(res: dict) -> list[str]:
+    """The the cost of SPADE section."""
+    lines: list[str] = []
+    s = res["spade"]
+    lines += [
+        "## Cost of SPADE (1 thread, batch 2)",
+        "",
+        "| spade_kernel | forward wall s (CPU s) | time in SPADE convs (wall / CPU) |",
+        "|---|---|---|",
+    ]
+    for k in (1, 3):
+        d = s[f"spade_kernel_{k}"]
+        lines.append(
+            f"| {k} | {d['forward']['wall_s_median']:.3f} ({d['forward']['cpu_s_median']:.3f}) | "
+            f"{d['spade_conv_time_fraction_wall']:.0%} / {d['spade_conv_time_fraction_cpu']:.0%} |"
+        )
+    lines += ["", f"Load average {s['load_average_start']} -> {s['load_average_end']}.", ""]
+    return lines
+
+
+def _sampling_md(res: dict) -> list[str]:
+    """The seconds per image per sampler section."""
+    lines: list[str] = []
+    s = res["sampling"]
+    d, a = s["dpmpp_2m_20"], s["ancestral_1000"]
+    lines += [
+        f"## Seconds per image ({s['threads']} thread(s), guidance scale {s['guidance_scale']})",
+        "",
+        "| sampler | forwards (batch 2) | network passes | seconds per image wall (CPU) |",
+        "|---|---|---|---|",
+        f"| DPM-Solver++(2M), 20 steps | {d['forwards']} | {d['network_passes']} | "
+        f"{d['seconds_per_image']['wall_s_median']:.1f} ({d['seconds_per_image']['cpu_s_median']:.1f}) |",
+        f"| ancestral, 1000 steps (**extrapolated**) | {a['forwards']} | {a['network_passes']} | "
+        f"{a['seconds_per_image_wall']:.0f} ({a['seconds_per_image_cpu']:.0f}) |",
+        "",
+        f"NFE ratio {s['nfe_ratio']:.0f}x; time ratio {s['speedup_wall']}x wall, {s['speedup_cpu']}x CPU. "
+        f"The 1000-step figure is {a['how']}. Load average {s['load_average_start']} -> {s['load_average_end']}.",
+        "",
+    ]
+    return lines
+
+
+def _memory_md(res: dict) -> list[str]:
+    """The peak memory section."""
+    lines: list[str] = []
+    lines += ["## Peak memory (resident set size, fresh process each, 1 thread)", "",
+              "| configuration | peak RSS MiB | above loaded model MiB |", "|---|---|---|"]
+    for _k, v in res["memory"].items():
+        if isinstance(v, dict):
+            lines.append(f"| {v['what']} | {v['peak_rss_mib']:.0f} | {v['peak_above_model_mib']:.0f} |")
+    lines += [""]
+    return lines
+
+
+def _compile_md(res: dict) -> list[str]:
+    """The torch.compile section."""
+    lines: list[str] = []
+    c = res["compile"]
+    lines += ["## torch.compile (inductor, batch 2, 1 thread)", ""]
+    if "error" in c:
+        lines += [f"Failed: {c['error']}", ""]
+    else:
+        e, k = c["seconds"]["eager"], c["seconds"]["compiled"]
+        lines += [
+            f"First call (compiles) with a cold inductor cache: {c['first_call_cold_cache_s']['wall']} s wall; "
+            f"in a new process with the cache filled: {c['first_call_warm_cache_new_process_s']} s; "
+            f"second call at another time step: {c['second_call_other_t_s']} s.",
+            "",
+            f"Forward (batch 2, interleaved, {c['repeats']} repeats): eager {e['wall_s_median']:.3f} s wall "
+            f"({e['cpu_s_median']:.3f} CPU), compiled {k['wall_s_median']:.3f} s ({k['cpu_s_median']:.3f} CPU); "
+            f"forwards to repay the cold compile: {c['forwards_to_repay_cold_compile']}. "
+            f"Max abs difference vs eager {c['max_abs_diff_vs_eager']:.1e}. "
+            f"Load average {c['load_average_start']} -> {c['load_average_end']}.",
+            "",
+        ]
+    return lines
+
+
+#: the report's sections, in order: (results key, its markdown)
+_SECTIONS = [
+    ("flops", _flops_md),
+    ("forward", _forward_md),
+    ("spade", _spade_md),
+    ("sampling", _sampling_md),
+    ("memory", _memory_md),
+    ("compile", _compile_md),
+]
+
+
 def markdown(res: dict) -> str:
     """A readable summary of the results JSON."""
     m = res["machine"]
@@ -534,126 +695,9 @@ def markdown(res: dict) -> str:
         f"Weights: {res['weights']} (speed does not depend on the weight values).",
         "",
     ]
-    if "flops" in res:
-        f = res["flops"]
-        b1, k1, k3 = f["model"]["batch1"], f["spade_kernel_1_random"], f["spade_kernel_3_random"]
-        lines += [
-            "## FLOPs per forward",
-            "",
-            f"Parameters {b1['parameters_m']} M; {b1['gflop_total']} GFLOP at batch 1, "
-            f"{f['model']['batch2']['gflop_total']} GFLOP at batch 2.",
-            "",
-            "| SPADE variant | GFLOP (batch 1) | gamma/beta convs | label embeddings | rest | SPADE share |",
-            "|---|---|---|---|---|---|",
-            f"| kernel 1, shared per-level embedding (default) | {k1['gflop_total']} | {k1['gflop_spade_gamma_beta']} | "
-            f"{k1['gflop_label_embedding']} | {k1['gflop_rest']} | {k1['spade_fraction']:.0%} |",
-            f"| kernel 3, shared per-level embedding | {k3['gflop_total']} | {k3['gflop_spade_gamma_beta']} | "
-            f"{k3['gflop_label_embedding']} | {k3['gflop_rest']} | {k3['spade_fraction']:.0%} |",
-            f"| kernel 3, per-layer embedding (authors' structure; computed) | {k3['gflop_total_with_per_layer_embedding']} | "
-            f"{k3['gflop_spade_gamma_beta']} | "
-            f"{round(k3['gflop_total_with_per_layer_embedding'] - k3['gflop_total'] + k3['gflop_label_embedding'], 4)} | "
-            f"{k3['gflop_rest']} | "
-            f"{1 - k3['gflop_rest'] / k3['gflop_total_with_per_layer_embedding']:.0%} |",
-            "",
-        ]
-    if "forward" in res:
-        fw = res["forward"]
-        lines += [
-            "## Seconds per network evaluation",
-            "",
-            f"Load average {fw['load_average_start']} at start, {fw['load_average_end']} at end; "
-            f"{fw['repeats']} interleaved repeats; median wall (CPU) seconds.",
-            "",
-            "| threads | batch | no_grad (baseline) | inference_mode | channels_last | fused_prototype | GFLOP/s (baseline, wall) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        gflop = {1: res.get("flops", {}).get("model", {}).get("batch1", {}).get("gflop_total"),
-                 2: res.get("flops", {}).get("model", {}).get("batch2", {}).get("gflop_total")}
-        for tkey, per_b in fw["seconds"].items():
-            for bkey, per_v in per_b.items():
-                cells = [f"{s['wall_s_median']:.3f} ({s['cpu_s_median']:.3f})" for s in per_v.values()]
-                g = gflop[int(bkey[-1])]
-                rate = f"{g / per_v['no_grad']['wall_s_median']:.1f}" if g else "-"
-                lines.append(f"| {tkey[7:]} | {bkey[5:]} | " + " | ".join(cells) + f" | {rate} |")
-        lines += [
-            "",
-            "Speed-up over the no_grad baseline at the same threads and batch, wall (CPU); > 1 is faster:",
-            "",
-            "| threads | batch | inference_mode | channels_last | fused_prototype |",
-            "|---|---|---|---|---|",
-        ]
-        for tkey, per_b in fw["seconds"].items():
-            for bkey, per_v in per_b.items():
-                base = per_v["no_grad"]
-                cells = [
-                    f"{base['wall_s_median'] / s['wall_s_median']:.2f} ({base['cpu_s_median'] / s['cpu_s_median']:.2f})"
-                    for v, s in per_v.items() if v != "no_grad"
-                ]
-                lines.append(f"| {tkey[7:]} | {bkey[5:]} | " + " | ".join(cells) + " |")
-        secs = fw["seconds"]
-        if "threads1" in secs and "threads2" in secs:
-            lines += ["", "1 thread vs 2 threads (no_grad), wall time ratio t(2 threads) / t(1 thread): " + ", ".join(
-                f"batch {b}: {_thread_ratio(secs, b):.1f}x"
-                for b in (1, 2)) + "."]
-        lines += ["", f"Max abs output difference vs no_grad: {fw['max_abs_diff_vs_no_grad']}", ""]
-    if "spade" in res:
-        s = res["spade"]
-        lines += [
-            "## Cost of SPADE (1 thread, batch 2)",
-            "",
-            "| spade_kernel | forward wall s (CPU s) | time in SPADE convs (wall / CPU) |",
-            "|---|---|---|",
-        ]
-        for k in (1, 3):
-            d = s[f"spade_kernel_{k}"]
-            lines.append(
-                f"| {k} | {d['forward']['wall_s_median']:.3f} ({d['forward']['cpu_s_median']:.3f}) | "
-                f"{d['spade_conv_time_fraction_wall']:.0%} / {d['spade_conv_time_fraction_cpu']:.0%} |"
-            )
-        lines += ["", f"Load average {s['load_average_start']} -> {s['load_average_end']}.", ""]
-    if "sampling" in res:
-        s = res["sampling"]
-        d, a = s["dpmpp_2m_20"], s["ancestral_1000"]
-        lines += [
-            f"## Seconds per image ({s['threads']} thread(s), guidance scale {s['guidance_scale']})",
-            "",
-            "| sampler | forwards (batch 2) | network passes | seconds per image wall (CPU) |",
-            "|---|---|---|---|",
-            f"| DPM-Solver++(2M), 20 steps | {d['forwards']} | {d['network_passes']} | "
-            f"{d['seconds_per_image']['wall_s_median']:.1f} ({d['seconds_per_image']['cpu_s_median']:.1f}) |",
-            f"| ancestral, 1000 steps (**extrapolated**) | {a['forwards']} | {a['network_passes']} | "
-            f"{a['seconds_per_image_wall']:.0f} ({a['seconds_per_image_cpu']:.0f}) |",
-            "",
-            f"NFE ratio {s['nfe_ratio']:.0f}x; time ratio {s['speedup_wall']}x wall, {s['speedup_cpu']}x CPU. "
-            f"The 1000-step figure is {a['how']}. Load average {s['load_average_start']} -> {s['load_average_end']}.",
-            "",
-        ]
-    if "memory" in res:
-        lines += ["## Peak memory (resident set size, fresh process each, 1 thread)", "",
-                  "| configuration | peak RSS MiB | above loaded model MiB |", "|---|---|---|"]
-        for _k, v in res["memory"].items():
-            if isinstance(v, dict):
-                lines.append(f"| {v['what']} | {v['peak_rss_mib']:.0f} | {v['peak_above_model_mib']:.0f} |")
-        lines += [""]
-    if "compile" in res:
-        c = res["compile"]
-        lines += ["## torch.compile (inductor, batch 2, 1 thread)", ""]
-        if "error" in c:
-            lines += [f"Failed: {c['error']}", ""]
-        else:
-            e, k = c["seconds"]["eager"], c["seconds"]["compiled"]
-            lines += [
-                f"First call (compiles) with a cold inductor cache: {c['first_call_cold_cache_s']['wall']} s wall; "
-                f"in a new process with the cache filled: {c['first_call_warm_cache_new_process_s']} s; "
-                f"second call at another time step: {c['second_call_other_t_s']} s.",
-                "",
-                f"Forward (batch 2, interleaved, {c['repeats']} repeats): eager {e['wall_s_median']:.3f} s wall "
-                f"({e['cpu_s_median']:.3f} CPU), compiled {k['wall_s_median']:.3f} s ({k['cpu_s_median']:.3f} CPU); "
-                f"forwards to repay the cold compile: {c['forwards_to_repay_cold_compile']}. "
-                f"Max abs difference vs eager {c['max_abs_diff_vs_eager']:.1e}. "
-                f"Load average {c['load_average_start']} -> {c['load_average_end']}.",
-                "",
-            ]
+    for key, section in _SECTIONS:
+        if key in res:
+            lines += section(res)
     return "\n".join(lines)
 
 

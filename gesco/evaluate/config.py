@@ -130,8 +130,22 @@ class EvalConfig:
     lease_s: float = 900.0
 
     def validate(self) -> EvalConfig:
+        """Check every setting (the first wrong one raises :class:`~gesco.errors.GescoInputError`
+        naming its flag); normalises ``split`` (``"validation"`` -> ``"val"``) and
+        ``channel_params`` (the channel model's validated parameters). Returns ``self``."""
         self.split = SPLIT_ALIASES.get(self.split, self.split)
-        start, stop = SPLITS.get(self.split, (0, 0))
+        self._check_choices()
+        self._check_scenes()
+        if not self.psnrs:
+            raise GescoInputError("give at least one PSNR")
+        if len(set(self.psnrs)) != len(self.psnrs):
+            raise GescoInputError(f"PSNRs repeat: {list(self.psnrs)}")
+        self.channel_params = validate_channel_params(self.channel, self.channel_params)
+        self._check_counts()
+        return self
+
+    def _check_choices(self) -> None:
+        """Split, edges, lease, dataset and its ``root`` are known / consistent."""
         if self.split not in EVAL_SPLITS:
             raise GescoInputError(f"unknown evaluation split {self.split!r}; known: {list(EVAL_SPLITS)} "
                                   f"('validation' = 'val'; the train split is what the models were fitted on)")
@@ -144,20 +158,23 @@ class EvalConfig:
         if (self.dataset == "synthetic") != (self.root is None):
             raise GescoInputError("--root is the folder of --dataset cityscapes (and only of it)" if self.root is None
                                   or self.dataset != "synthetic" else "--root needs --dataset cityscapes")
-        if self.dataset == "synthetic" and not 1 <= self.scenes <= stop - start:
-            raise GescoInputError(f"--scenes must be in [1, {stop - start}], got {self.scenes}")
-        if self.dataset != "synthetic":
-            from gesco.data.cityscapes import cityscapes_files  # DatasetLayoutError naming what is missing
 
-            found = len(cityscapes_files(self.root, self.split))
-            if not 1 <= self.scenes <= found:
-                raise GescoInputError(f"--scenes must be in [1, {found}] ({found} {self.split} images under "
-                                      f"{self.root}), got {self.scenes}")
-        if not self.psnrs:
-            raise GescoInputError("give at least one PSNR")
-        if len(set(self.psnrs)) != len(self.psnrs):
-            raise GescoInputError(f"PSNRs repeat: {list(self.psnrs)}")
-        self.channel_params = validate_channel_params(self.channel, self.channel_params)
+    def _check_scenes(self) -> None:
+        """``scenes`` fits the split: its seed range (synthetic) or the images found under ``root``."""
+        if self.dataset == "synthetic":
+            start, stop = SPLITS[self.split]
+            if not 1 <= self.scenes <= stop - start:
+                raise GescoInputError(f"--scenes must be in [1, {stop - start}], got {self.scenes}")
+            return
+        from gesco.data.cityscapes import cityscapes_files  # DatasetLayoutError naming what is missing
+
+        found = len(cityscapes_files(self.root, self.split))
+        if not 1 <= self.scenes <= found:
+            raise GescoInputError(f"--scenes must be in [1, {found}] ({found} {self.split} images under "
+                                  f"{self.root}), got {self.scenes}")
+
+    def _check_counts(self) -> None:
+        """The numeric flags are in range."""
         if self.ldpc_iterations < 1:
             raise GescoInputError(f"--ldpc-iterations must be >= 1, got {self.ldpc_iterations}")
         if not self.digital_budget > 0:
@@ -168,7 +185,6 @@ class EvalConfig:
             raise GescoInputError(f"--seed must be >= 0, got {self.seed}")
         if self.grid_scenes < 0:
             raise GescoInputError(f"--grid-scenes must be >= 0, got {self.grid_scenes}")
-        return self
 
 
 def eval_frame_id(row: str, psnr: float, scene: int) -> str:
