@@ -122,24 +122,20 @@ class KeyRule:
     heads: int = 1
 
 
-def key_map(cfg: UNetConfig) -> list[KeyRule]:
-    """Every tensor of ``SpadeUNet(cfg)`` with the authors' key(s) it comes from, in gesco's order.
+class _KeyRules:
+    """Collects :class:`KeyRule` s block by block: a gesco module prefix ``g`` and the authors' ``s``."""
 
-    ``cfg`` must use the authors' layout (``spade_per_layer``); its down / up sampling may be
-    residual blocks or convolutions, as their ``resblock_updown``.
-    """
-    if not cfg.spade_per_layer or cfg.mean_skip:
-        raise UnsupportedFlagsError("the authors' network needs spade_per_layer=True and mean_skip=False")
-    with torch.device("meta"):
-        model = SpadeUNet(cfg)
-    rules: list[KeyRule] = []
+    def __init__(self) -> None:
+        self.rules: list[KeyRule] = []
 
-    def add(g: str, s: list[str] | str, op: Op = "copy", heads: int = 1) -> None:
+    def add(self, g: str, s: list[str] | str, op: Op = "copy", heads: int = 1) -> None:
+        """``g``'s weight and bias from the same parameters of ``s`` (one key, or several concatenated)."""
         srcs = [s] if isinstance(s, str) else s
         for pname in ("weight", "bias"):
-            rules.append(KeyRule(f"{g}.{pname}", tuple(f"{x}.{pname}" for x in srcs), op, heads))
+            self.rules.append(KeyRule(f"{g}.{pname}", tuple(f"{x}.{pname}" for x in srcs), op, heads))
 
-    def resblock(g: str, s: str, block: ResBlock) -> None:
+    def resblock(self, g: str, s: str, block: ResBlock) -> None:
+        add = self.add
         if block.spade:
             for gn, sn in (("norm1", "in_norm"), ("norm2", "out_norm")):
                 add(f"{g}.{gn}.label.conv", f"{s}.{sn}.mlp_shared.0")
@@ -156,32 +152,45 @@ def key_map(cfg: UNetConfig) -> list[KeyRule]:
         if not isinstance(block.skip, nn.Identity):
             add(f"{g}.skip", f"{s}.skip_connection")
 
-    def attention(g: str, s: str, block: Attention) -> None:
-        add(f"{g}.norm", f"{s}.norm")
-        add(f"{g}.qkv", f"{s}.qkv", "qkv", block.heads)
-        add(f"{g}.proj", f"{s}.proj_out")
+    def attention(self, g: str, s: str, block: Attention) -> None:
+        self.add(f"{g}.norm", f"{s}.norm")
+        self.add(f"{g}.qkv", f"{s}.qkv", "qkv", block.heads)
+        self.add(f"{g}.proj", f"{s}.proj_out")
 
-    def layer(g: str, s: str, modules: nn.ModuleList, conv_name: str) -> None:
+    def layer(self, g: str, s: str, modules: nn.ModuleList, conv_name: str) -> None:
         for i, m in enumerate(modules):
             if isinstance(m, ResBlock):
-                resblock(f"{g}.{i}", f"{s}.{i}", m)
+                self.resblock(f"{g}.{i}", f"{s}.{i}", m)
             elif isinstance(m, Attention):
-                attention(f"{g}.{i}", f"{s}.{i}", m)
+                self.attention(f"{g}.{i}", f"{s}.{i}", m)
             else:  # a conv Downsample (``.op``) / Upsample (``.conv``)
-                add(f"{g}.{i}", f"{s}.{i}.{conv_name}")
+                self.add(f"{g}.{i}", f"{s}.{i}.{conv_name}")
 
-    add("time_embed.0", "time_embed.0")
-    add("time_embed.2", "time_embed.2")
-    add("input_conv", "input_blocks.0.0")
+
+def key_map(cfg: UNetConfig) -> list[KeyRule]:
+    """Every tensor of ``SpadeUNet(cfg)`` with the authors' key(s) it comes from, in gesco's order.
+
+    ``cfg`` must use the authors' layout (``spade_per_layer``); its down / up sampling may be
+    residual blocks or convolutions, as their ``resblock_updown``.
+    """
+    if not cfg.spade_per_layer or cfg.mean_skip:
+        raise UnsupportedFlagsError("the authors' network needs spade_per_layer=True and mean_skip=False")
+    with torch.device("meta"):
+        model = SpadeUNet(cfg)
+    m = _KeyRules()
+    m.add("time_embed.0", "time_embed.0")
+    m.add("time_embed.2", "time_embed.2")
+    m.add("input_conv", "input_blocks.0.0")
     for j, mods in enumerate(model.down):
-        layer(f"down.{j}", f"input_blocks.{j + 1}", mods, "op")
-    resblock("mid1", "middle_block.0", model.mid1)
-    attention("mid_attn", "middle_block.1", model.mid_attn)
-    resblock("mid2", "middle_block.2", model.mid2)
+        m.layer(f"down.{j}", f"input_blocks.{j + 1}", mods, "op")
+    m.resblock("mid1", "middle_block.0", model.mid1)
+    m.attention("mid_attn", "middle_block.1", model.mid_attn)
+    m.resblock("mid2", "middle_block.2", model.mid2)
     for k, mods in enumerate(model.up):
-        layer(f"up.{k}", f"output_blocks.{k}", mods, "conv")
-    add("out.0", "out.0")
-    add("out.2", "out.2")
+        m.layer(f"up.{k}", f"output_blocks.{k}", mods, "conv")
+    m.add("out.0", "out.0")
+    m.add("out.2", "out.2")
+    rules = m.rules
     expected = list(model.state_dict())
     if sorted(r.target for r in rules) != sorted(expected):  # a bug in this map, never the user's input
         raise AssertionError(f"key map out of date: {sorted(set(expected) ^ {r.target for r in rules})}")

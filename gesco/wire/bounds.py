@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -207,14 +208,7 @@ def check_message_bounds(message: Message, bounds: Mapping[str, FieldBound], pat
         FieldTooLargeError: a string / bytes value or a repeated / map field is over its bound.
         UnboundedFieldError: a set field has no bound in ``bounds``.
     """
-    unknown = UnknownFieldSet(message)
-    if len(unknown):
-        numbers = sorted({f.field_number for f in unknown})
-        shown = ", ".join(str(n) for n in numbers[:10]) + (f" (+{len(numbers) - 10} more)" if len(numbers) > 10 else "")
-        raise UnknownFieldError(
-            f"{path or message.DESCRIPTOR.name} carries {len(unknown)} unknown field(s) (numbers {shown}); "
-            "only the fields of gesco.proto are accepted"
-        )
+    _refuse_unknown_fields(message, path)
     for field, value in message.ListFields():
         name = f"{path}.{field.name}" if path else f"{message.DESCRIPTOR.name}.{field.name}"
         if not needs_bound(field):
@@ -226,26 +220,44 @@ def check_message_bounds(message: Message, bounds: Mapping[str, FieldBound], pat
         if bound is None:
             raise UnboundedFieldError(f"field {key} has no size bound (gesco.wire.bounds)")
         if is_repeated(field):
-            if len(value) > bound.max_items:
-                raise FieldTooLargeError(f"{name} has {len(value)} entries, at most {bound.max_items} are accepted")
-            if _is_map(field):
-                entry = field.message_type
-                for k, v in value.items():
-                    for sub, item in ((entry.fields_by_name["key"], k), (entry.fields_by_name["value"], v)):
-                        _check_scalar(sub, item, bounds, f"{name}[{sub.name}]")
-                    if entry.fields_by_name["value"].message_type is not None:
-                        check_message_bounds(v, bounds, f"{name}[value]")
-            elif field.message_type is not None:
-                for i, item in enumerate(value):
-                    check_message_bounds(item, bounds, f"{name}[{i}]")
-            elif bound.max_bytes is not None:
-                for i, item in enumerate(value):
-                    if _size(item, bound.max_bytes) > bound.max_bytes:
-                        raise FieldTooLargeError(
-                            f"{name}[{i}] is {_size(item, bound.max_bytes)} bytes long, at most {bound.max_bytes} are accepted"
-                        )
+            _check_repeated(field, value, bound, bounds, name)
         else:
             _check_scalar(field, value, bounds, name)
+
+
+def _refuse_unknown_fields(message: Message, path: str) -> None:
+    """Raise :class:`UnknownFieldError` if ``message`` itself carries fields its schema lacks."""
+    unknown = UnknownFieldSet(message)
+    if len(unknown):
+        numbers = sorted({f.field_number for f in unknown})
+        shown = ", ".join(str(n) for n in numbers[:10]) + (f" (+{len(numbers) - 10} more)" if len(numbers) > 10 else "")
+        raise UnknownFieldError(
+            f"{path or message.DESCRIPTOR.name} carries {len(unknown)} unknown field(s) (numbers {shown}); "
+            "only the fields of gesco.proto are accepted"
+        )
+
+
+def _check_repeated(field: FieldDescriptor, value: Any, bound: FieldBound, bounds: Mapping[str, FieldBound],
+                    name: str) -> None:
+    """A repeated or map field: its entry count, then each entry (messages recursively)."""
+    if len(value) > bound.max_items:
+        raise FieldTooLargeError(f"{name} has {len(value)} entries, at most {bound.max_items} are accepted")
+    if _is_map(field):
+        entry = field.message_type
+        for k, v in value.items():
+            for sub, item in ((entry.fields_by_name["key"], k), (entry.fields_by_name["value"], v)):
+                _check_scalar(sub, item, bounds, f"{name}[{sub.name}]")
+            if entry.fields_by_name["value"].message_type is not None:
+                check_message_bounds(v, bounds, f"{name}[value]")
+    elif field.message_type is not None:
+        for i, item in enumerate(value):
+            check_message_bounds(item, bounds, f"{name}[{i}]")
+    elif bound.max_bytes is not None:
+        for i, item in enumerate(value):
+            if _size(item, bound.max_bytes) > bound.max_bytes:
+                raise FieldTooLargeError(
+                    f"{name}[{i}] is {_size(item, bound.max_bytes)} bytes long, at most {bound.max_bytes} are accepted"
+                )
 
 
 def _check_scalar(field: FieldDescriptor, value: object, bounds: Mapping[str, FieldBound], name: str) -> None:
