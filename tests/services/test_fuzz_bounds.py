@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from frame_helpers import make_frame, received_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_channel_service import make_frame
-from test_receiver_service import received_frame
 
 from gesco.wire import DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck
 from gesco_net.capped import MAX_DETAIL_CHARS

@@ -19,10 +19,10 @@ import tracemalloc
 
 import cv2
 import numpy as np
+from frame_helpers import received_frame
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_receiver_service import received_frame
 
 from gesco.codecs import get_codec
 from gesco.codecs.lossless import LOSSLESS_CODECS

@@ -11,8 +11,7 @@ import logging
 
 import grpc
 import pytest
-from test_channel_service import make_frame, transmit
-from test_receiver_service import deliver, received_frame
+from frame_helpers import deliver, make_frame, received_frame, transmit
 
 from gesco.wire import ACK_ACCEPTED
 

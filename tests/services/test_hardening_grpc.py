@@ -13,8 +13,7 @@ import time
 import grpc
 import numpy as np
 import pytest
-from test_channel_service import SPACE, make_frame, transmit
-from test_receiver_service import deliver, received_frame
+from frame_helpers import SPACE, deliver, make_frame, received_frame, transmit
 
 from gesco.codecs import get_codec
 from gesco.codecs.downsample import DownsampleCodec

@@ -8,7 +8,7 @@ import time
 
 import grpc
 import pytest
-from test_receiver_service import deliver, received_frame
+from frame_helpers import deliver, received_frame
 
 from gesco.wire import ACK_ACCEPTED
 from receiver.ingest import Ingest
@@ -61,7 +61,7 @@ def test_disk_full_when_writing_results_fails_the_job_with_the_reason(tmp_path, 
     ingest = Ingest(store, tiny_generator)
     rx = received_frame("results-disk-full", steps=1)
     settings = ingest.check(rx)
-    from test_store_worker import store_job
+    from frame_helpers import store_job
 
     store_job(store, ingest, rx)
     worker = Worker(store, tiny_generator, max_batch=1)

@@ -12,34 +12,13 @@ from concurrent import futures
 
 import grpc
 import pytest
+from frame_helpers import make_frame, transmit
 from svc_helpers import TINY_RESOLUTION
 
 from gesco.codecs import frame_bits
-from gesco.data.synthetic import generate_scene
-from gesco.link import TransmitSettings, encode_image_frame
-from gesco.semantics.classes import get_class_space
-from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame, SemanticFrame, TransmitAck
+from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
 from gesco_net import gesco_pb2_grpc
 from gesco_net.probes import free_port, grpc_health
-
-SPACE = get_class_space("cityscapes")
-
-
-def make_frame(frame_id: str, **transmit) -> SemanticFrame:
-    s = generate_scene(11, 48, 96)
-    settings = TransmitSettings(steps=2, **transmit)
-    frame, _ = encode_image_frame(s.image, s.label, s.instance, space=SPACE, resolution=TINY_RESOLUTION,
-                                  frame_id=frame_id, transmit=settings)
-    return frame
-
-
-def transmit(address: str, frame_or_bytes, timeout: float = 20.0) -> TransmitAck:
-    with grpc.insecure_channel(address) as ch:
-        if isinstance(frame_or_bytes, bytes):  # raw bytes, possibly not a valid message
-            call = ch.unary_unary("/gesco.v1.Channel/Transmit", request_serializer=None,
-                                  response_deserializer=TransmitAck.FromString)
-            return call(frame_or_bytes, timeout=timeout)
-        return gesco_pb2_grpc.ChannelStub(ch).Transmit(frame_or_bytes, timeout=timeout)
 
 
 class FaultyReceiver(gesco_pb2_grpc.ReceiverServicer):

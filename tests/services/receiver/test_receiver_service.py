@@ -12,35 +12,12 @@ import httpx
 import numpy as np
 import pytest
 from conftest import wait_result
+from frame_helpers import SPACE, deliver, received_frame
 from svc_helpers import TINY_RESOLUTION
 
-from gesco.data.synthetic import generate_scene
 from gesco.errors import CheckpointError
-from gesco.link import TransmitSettings, apply_channel, encode_image_frame
-from gesco.semantics.classes import get_class_space
-from gesco.wire import ACK_ACCEPTED, DeliverAck, ReceivedFrame
-from gesco_net import gesco_pb2_grpc
+from gesco.wire import ACK_ACCEPTED
 from gesco_net.probes import grpc_health
-
-SPACE = get_class_space("cityscapes")
-
-
-def received_frame(frame_id: str, resolution=TINY_RESOLUTION, seed: int = 0, **transmit) -> ReceivedFrame:
-    s = generate_scene(21, 48, 96)
-    transmit.setdefault("steps", 2)
-    frame, _ = encode_image_frame(s.image, s.label, s.instance, space=SPACE, resolution=resolution,
-                                  frame_id=frame_id, transmit=TransmitSettings(seed=seed, **transmit))
-    return apply_channel(frame)
-
-
-def deliver(stack, message, timeout: float = 10.0) -> DeliverAck:
-    address = f"127.0.0.1:{stack.receiver.grpc_port}"
-    with grpc.insecure_channel(address) as ch:
-        if isinstance(message, bytes):
-            call = ch.unary_unary("/gesco.v1.Receiver/Deliver", request_serializer=None,
-                                  response_deserializer=DeliverAck.FromString)
-            return call(message, timeout=timeout)
-        return gesco_pb2_grpc.ReceiverStub(ch).Deliver(message, timeout=timeout)
 
 
 def png(data: bytes) -> np.ndarray:

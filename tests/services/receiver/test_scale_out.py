@@ -21,9 +21,8 @@ from pathlib import Path
 import grpc
 import pytest
 import torch
+from frame_helpers import received_frame, store_job
 from svc_helpers import make_tiny_checkpoint, service_env, spawn
-from test_receiver_service import received_frame
-from test_store_worker import store_job
 
 from gesco.wire import ACK_ACCEPTED
 from gesco_net import gesco_pb2_grpc
@@ -156,7 +155,7 @@ class CountingIngest:
 
 def test_channel_round_robin_over_two_ingest_replicas_serves_every_call_when_one_stops(postgres, tmp_path,
                                                                                        tiny_generator):
-    from test_channel_service import make_frame
+    from frame_helpers import make_frame
 
     from channel.server import create_server
     from channel.settings import ChannelSettings

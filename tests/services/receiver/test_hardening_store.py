@@ -62,8 +62,7 @@ def test_expire_drops_oldest_finished_jobs_with_their_files(store):
 
 
 def test_worker_keeps_at_most_max_stored_jobs(tmp_path, tiny_generator):
-    from test_receiver_service import received_frame
-    from test_store_worker import store_job
+    from frame_helpers import received_frame, store_job
 
     from receiver.ingest import Ingest
     from receiver.worker import Worker

@@ -6,8 +6,8 @@ from __future__ import annotations
 import grpc
 import httpx
 from conftest import wait_result
+from frame_helpers import received_frame
 from svc_helpers import service_env, spawn
-from test_receiver_service import received_frame
 
 from gesco.wire import ACK_ACCEPTED
 from gesco_net import gesco_pb2_grpc

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from frame_helpers import received_frame, store_job
 from svc_helpers import UvicornThread
-from test_receiver_service import received_frame
 
-from gesco.link import TransmitSettings, budget_record
+from gesco.link import TransmitSettings
 from gesco_net.probes import free_port
 from receiver.app import create_app
 from receiver.ingest import Ingest, batch_key
 from receiver.store import DuplicateJobError, JobStatus
 from receiver.stores import JobStore
 from receiver.worker import Worker
-
-
-def store_job(store: JobStore, ingest: Ingest, rx) -> None:
-    settings = ingest.check(rx)
-    store.add(rx.header.id, rx.SerializeToString(), settings.to_dict(), budget_record(rx.header, rx.report),
-              batch_key(settings), model=ingest.model)
 
 
 @pytest.fixture()

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from frame_helpers import received_frame, store_job
 from svc_helpers import TINY_RESOLUTION
-from test_receiver_service import received_frame
-from test_store_worker import store_job
 
 from gesco.diffusion.checkpoint import ModelCard
 from gesco.diffusion.gaussian import DiffusionConfig
