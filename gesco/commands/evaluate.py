@@ -70,9 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inception", default=None, metavar="PATH",
                    help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for the standard FID; "
                         "without it a named substitute Frechet distance is reported (never called FID)")
-    p.add_argument("--channel", default=default("channel"),
-                   help="channel model: awgn (default), authors-code, rayleigh, rayleigh-nocsi, tdl (docs/channel.md; "
-                   "an unknown name is refused with the list)")
+    p.add_argument("--channel", default=default("channel"), type=cli_type("channel", _channel_names),
+                   help=cli_help("channel") + "; an unknown name is refused with the list")
     p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter of the channel model, repeatable (e.g. block_length=64)")
     p.add_argument("--ldpc-iterations", type=int, default=20, help="digital rows: LDPC BP iterations (default 20)")
@@ -115,6 +114,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --store: a claimed cell is taken over by another worker this long after its claim "
                    "(default 900; longer than one batch takes)")
     p.set_defaults(handler=lambda args: _evaluate(args, p))
+
+
+def _channel_names() -> list[str]:
+    """The channel models' names, for ``--channel``'s check (:meth:`~gesco.transmit_fields.FieldSpec.check`
+    through :func:`~gesco.transmit_fields.cli_type`); imported when the flag is parsed, so
+    ``gesco --help`` loads no torch (the models import it)."""
+    from gesco.channel import CHANNELS
+
+    return sorted(CHANNELS)
 
 
 def canonical_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:

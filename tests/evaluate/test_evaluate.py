@@ -393,6 +393,19 @@ def test_sampler_rows_name_every_few_step_sampler_and_refuse_unknown_ones():
         sampler_rows(samplers=("euler",))
 
 
+def test_the_study_samplers_come_from_the_registry():
+    """A guided few-step sampler declared in the registry joins the study's default list; the
+    full chain (the reference row), distilled-model samplers and bound variants do not."""
+    from dataclasses import replace as dc_replace
+
+    from gesco.evaluate.sampler_study import few_step_samplers
+    from gesco.sampler_specs import SPEC_BY_NAME, SPECS
+
+    euler = dc_replace(SPEC_BY_NAME["ddim"], name="euler", function="euler", options=())
+    assert few_step_samplers(SPECS + (euler,)) == ("respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "euler")
+    assert "dpmpp-2m-sde-ode-mean" in SPEC_BY_NAME and "distilled" in SPEC_BY_NAME  # left out by the rule
+
+
 def test_student_rows_use_the_student_role_and_cost_one_pass_per_step(assets, monkeypatch, tmp_path):
     """``student-<sampler>`` rows sample the guidance-only student: steps x 1 passes, not steps x 2."""
     rows = sampler_rows(samplers=("dpmpp-2m-sde", "student-dpmpp-2m-sde", "unguided-dpmpp-2m-sde"), steps=(3,),
@@ -467,3 +480,18 @@ def test_evaluation_splits_and_edges_are_checked(tmp_path):
         EvalConfig(out=tmp_path, split="train").validate()
     with pytest.raises(GescoInputError, match="unknown edges 'gt'"):
         EvalConfig(out=tmp_path, edges="gt").validate()
+
+
+def test_an_unknown_channel_is_refused_by_the_command_line(tmp_path, capsys):
+    """``gesco evaluate --channel`` is checked when the flag is parsed (the declaration's
+    ``FieldSpec.check`` over the channel models' names, as ``gesco send`` does): argparse's exit 2,
+    the message names the setting and lists the models, and nothing is run or written."""
+    from gesco.channel import CHANNELS
+
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--channel", "rayleigh-typo", "--scenes", "1", "--out", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --channel: channel must be one of " + ", ".join(sorted(CHANNELS)) + ", got 'rayleigh-typo'" in err
+    assert not out.exists()
