@@ -80,6 +80,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -564,6 +565,217 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+class Run:
+    """One benchmark run: its arguments, time guard, device and the results written as they come."""
+
+    def __init__(self, a: argparse.Namespace, budget: Budget, device: torch.device, res: dict) -> None:
+        self.a, self.budget, self.device, self.res = a, budget, device, res
+        self.dtype = DTYPES[a.dtype]
+        self.out: Path = a.out
+
+    def log(self, msg: str) -> None:
+        print(f"[{self.budget.elapsed():6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    def record(self, rows: list, base: dict, fn: Callable[[], dict], need_s: float = 0.0) -> dict | None:
+        """Run one measurement into ``rows``; skip it when ``need_s`` exceeds the time left."""
+        budget = self.budget
+        name = " ".join(f"{k}={v}" for k, v in base.items())
+        if budget.left() < need_s:
+            row = {**base, "status": "skipped",
+                   "note": f"time guard: {budget.left():.0f} s left of --max-seconds {self.a.max_seconds:.0f}, "
+                           f"needs ~{need_s:.0f} s"}
+            self.log(f"skip {name}: {row['note']}")
+        else:
+            self.log(f"run {name}")
+            try:
+                with budget.hard_stop():
+                    row = {**base, **fn()}
+            except Deadline as e:
+                row = {**base, "status": "timeout", "error": str(e)}
+            except Exception as e:
+                row = {**base, "status": "timeout" if is_deadline(e) else "error", "error": error_text(e)}
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.log(f"  -> {row['status']} {row.get('ms_per_guided_step', row.get('s_per_image', ''))}")
+        rows.append(row)
+        self.save()
+        return row if row["status"] == "ok" else None
+
+    def skip(self, rows: list, base: dict, note: str) -> None:
+        rows.append({**base, "status": "skipped", "note": note})
+        self.save()
+
+    def save(self) -> None:
+        save(self.res, self.out, self.budget)
+
+
+def _meta(a: argparse.Namespace, argv: list[str] | None, device: torch.device, cfg: UNetConfig, unet_what: str,
+          resolution: tuple[int, int], samp_steps: int) -> dict:
+    """The results' ``meta``: machine, precision, repeats, the U-Net and the sampling setup."""
+    return {
+        "machine": machine(device),
+        "dtype": f"autocast {a.dtype}" if DTYPES[a.dtype] is not None else "fp32 (no autocast)",
+        "tiny": a.tiny,
+        "max_seconds": a.max_seconds,
+        "elapsed_s": 0.0,
+        "warmup": a.warmup,
+        "repeats": a.repeats,
+        "guidance_scale": GUIDANCE,
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "unet": {
+            "what": unet_what,
+            "config": cfg.to_dict(),
+            "resolution": list(resolution),
+            "weights": "random (seed 0; zero-initialised layers re-initialised); fp32 weights",
+        },
+        "sampling": {
+            "what": ("tiny random-weight model in SemanticGenerator, 32x64 (smoke run)" if a.tiny
+                     else "the receiver's default 64x128 checkpoint (the distilled student), SemanticGenerator.load()"),
+            "sampler": DEFAULT_SAMPLER,
+            "steps": samp_steps,
+            "repeats": a.sampling_repeats,
+        },
+    }
+
+
+def _row(v: str, b: int) -> dict:
+    """The key fields of a U-Net row: variant, images, forward batch (cond + uncond)."""
+    return {"variant": v, "images": b, "forward_batch": 2 * b}
+
+
+def _estimate(ub: UNetBench | None, b: int, calls: int) -> float:
+    """Seconds of ``calls`` guided steps at batch ``b`` from the eager measurement (+ slack)."""
+    s = ub.step_s.get(b) if ub else None
+    return 0.0 if s is None else calls * s * 1.5 + 5.0
+
+
+UNSELECTED = "not selected (--variants)"
+
+
+def _unet_rows(run: Run, cfg: UNetConfig, height: int, width: int) -> tuple[Any, UNetBench | None, bool]:
+    """Section 1: the U-Net's guided step, eager (NCHW, channels_last) and as a CUDA graph.
+    Returns the model, its bench (``None`` if the setup failed) and whether channels_last won."""
+    a, res, device = run.a, run.res, run.device
+    run.log(f"building {res['meta']['unet']['what']} on {device}")
+    model = None
+    try:
+        model = build_unet(cfg, device)
+        res["meta"]["unet"]["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
+        res["meta"]["unet"]["weights_mib"] = allocated_mib(device)
+        cond = conditioning(max(a.batches), height, width)
+        ub = UNetBench(model, cond, device, run.dtype, a.warmup, a.repeats)
+    except Exception as e:
+        res["meta"]["unet"]["params_m"] = float("nan")
+        res["notes"].append(f"U-Net setup failed: {error_text(e)}")
+        return model, None, False
+    calls = a.warmup + a.repeats + 4
+    for b in a.batches:
+        if "eager_bf16" not in a.variants:
+            run.skip(res["unet"], _row("eager_bf16", b), UNSELECTED)
+            continue
+        run.record(res["unet"], _row("eager_bf16", b), lambda: ub.eager("eager_bf16", b, False))
+    for b in a.batches:
+        if "eager_bf16_channels_last" not in a.variants:
+            run.skip(res["unet"], _row("eager_bf16_channels_last", b), UNSELECTED)
+            continue
+        run.record(res["unet"], _row("eager_bf16_channels_last", b),
+                   lambda: ub.eager("eager_bf16_channels_last", b, True), _estimate(ub, b, calls))
+    # the faster eager layout at the smallest batch carries on to CUDA graphs and compile
+    by = {(r["variant"], r["images"]): r for r in res["unet"] if r["status"] == "ok"}
+    b0 = min(a.batches)
+    nchw, cl = by.get(("eager_bf16", b0)), by.get(("eager_bf16_channels_last", b0))
+    use_cl = bool(cl and (nchw is None or cl["ms_per_guided_step"] < nchw["ms_per_guided_step"]))
+    res["meta"]["unet"]["layout_for_graph_and_compile"] = "channels_last" if use_cl else "nchw"
+    for b in a.batches:
+        if "cuda_graph" not in a.variants:
+            run.skip(res["unet"], _row("cuda_graph", b), UNSELECTED)
+        elif device.type != "cuda":
+            run.skip(res["unet"], _row("cuda_graph", b), "CUDA graphs need a CUDA device")
+        else:
+            run.record(res["unet"], _row("cuda_graph", b), lambda: ub.cuda_graph(b, use_cl), _estimate(ub, b, calls + 3))
+    return model, ub, use_cl
+
+
+def _sampling_generator(run: Run, cfg: UNetConfig, height: int, width: int) -> tuple[Any, Any]:
+    """The sampling section's generator and conditioning (``(None, None)`` if the setup failed, with a note)."""
+    a, res, device = run.a, run.res, run.device
+    try:
+        if a.tiny:
+            card = ModelCard(unet=cfg, diffusion=DiffusionConfig(), resolution=(height, width))
+            gen = SemanticGenerator(build_unet(cfg, device, seed=1), card, device)
+        else:
+            gen = SemanticGenerator.load(a.checkpoint, device=device)
+        res["meta"]["sampling"]["checkpoint"] = None if a.tiny else str(a.checkpoint or "shipped default")
+        res["meta"]["sampling"]["card_unet"] = gen.card.unet.to_dict()
+        res["meta"]["sampling"]["resolution"] = list(gen.resolution)
+        return gen, conditioning(max(a.sampling_batches), *gen.resolution)
+    except Exception as e:
+        res["notes"].append(f"sampling setup failed: {error_text(e)}")
+        return None, None
+
+
+def _sampling_rows(run: Run, cfg: UNetConfig, height: int, width: int, samp_steps: int) -> None:
+    """Section 2: the receiver's sampling, fp32 and under autocast, per batch."""
+    a, res = run.a, run.res
+    sb = {"precision": None, "batch": None}
+    if a.skip_sampling:
+        for b in a.sampling_batches:
+            run.skip(res["sampling"], {**sb, "precision": "fp32", "batch": b}, "--skip-sampling")
+        return
+    gen, scond = _sampling_generator(run, cfg, height, width)
+    precisions = [("fp32", None)] + ([(a.dtype, run.dtype)] if run.dtype is not None else [])
+    for pname, pdt in precisions:
+        for b in a.sampling_batches:
+            rb = {**sb, "precision": pname if pdt is None else f"autocast {pname}", "batch": b}
+            if gen is None:
+                run.skip(res["sampling"], rb, "sampling setup failed (see notes)")
+                continue
+            need = 5.0 if run.device.type == "cuda" else 0.0
+            run.record(res["sampling"], rb, lambda: sampling_row(gen, scond, b, rb["precision"], pdt, samp_steps,
+                                                                 a.sampling_repeats), need)
+
+
+def _compile_rows(run: Run, model: Any, ub: UNetBench, use_cl: bool) -> None:
+    """Section 3: ``torch.compile`` of the U-Net (last: slow and risky)."""
+    a, res, device = run.a, run.res, run.device
+    compile_estimate = a.compile_estimate if a.compile_estimate is not None else (75.0 if device.type == "cuda" else 0.0)
+    res["meta"]["compile"] = {"backend": a.compile_backend, "mode": a.compile_mode, "dynamic": False}
+    if a.skip_compile or "compile" not in a.variants or (device.type != "cuda" and not a.compile_on_cpu):
+        why = ("--skip-compile" if a.skip_compile else UNSELECTED if "compile" not in a.variants
+               else "compile skipped on the CPU (pass --compile-on-cpu)")
+        for b in a.batches:
+            run.skip(res["unet"], _row("compile", b), why)
+        return
+    try:
+        kw = {"mode": a.compile_mode} if a.compile_backend == "inductor" else {}
+        compiled = torch.compile(model, backend=a.compile_backend, dynamic=False, **kw)
+    except Exception as e:
+        for b in a.batches:
+            res["unet"].append({**_row("compile", b), "status": "error", "error": error_text(e)})
+        run.save()
+        return
+    calls = a.warmup + a.repeats + 4
+    for b in a.batches:
+        run.record(res["unet"], _row("compile", b),
+                   lambda: ub.compiled(compiled, b, use_cl, f"{a.compile_backend}/{a.compile_mode}"),
+                   compile_estimate + _estimate(ub, b, calls))
+
+
+def _notes(run: Run) -> None:
+    """The closing notes: the fastest U-Net row against the goal, what the timings are."""
+    res = run.res
+    ok = [r for r in res["unet"] if r["status"] == "ok"]
+    if ok and not run.a.tiny:
+        best = min(ok, key=lambda r: r["s_per_image_50_steps"])
+        res["notes"].append(
+            f"Fastest U-Net row: {best['variant']} at B={best['images']}: {best['s_per_image_50_steps']:.2f} s per image "
+            f"at 50 steps (goal <= {GOAL_S_PER_IMAGE:g} s at 256x512: "
+            f"{'met' if best['s_per_image_50_steps'] <= GOAL_S_PER_IMAGE else 'not met'})."
+        )
+    res["notes"].append("U-Net timings use random weights (speed does not depend on the weight values); "
+                        "the 1000-step figures are extrapolated from the per-step time.")
+
+
 def main(argv: list[str] | None = None, start: float | None = None) -> dict:
     """Run the benchmark; ``start``: ``time.perf_counter()`` the time guard counts from (default now)."""
     a = parse_args(argv)
@@ -575,189 +787,22 @@ def main(argv: list[str] | None = None, start: float | None = None) -> dict:
         torch.set_num_threads(a.threads)
     if device.type == "cuda" and not a.no_cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    dtype = DTYPES[a.dtype]
-    log = lambda msg: print(f"[{budget.elapsed():6.1f} s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
 
     cfg, unet_what = unet_choice(a.unet, a.tiny)
     height, width = (32, 64) if a.tiny else (256, 512)
     samp_steps = 2 if a.tiny else DEFAULT_STEPS
-    res: dict = {
-        "meta": {
-            "machine": machine(device),
-            "dtype": f"autocast {a.dtype}" if dtype is not None else "fp32 (no autocast)",
-            "tiny": a.tiny,
-            "max_seconds": a.max_seconds,
-            "elapsed_s": 0.0,
-            "warmup": a.warmup,
-            "repeats": a.repeats,
-            "guidance_scale": GUIDANCE,
-            "argv": sys.argv[1:] if argv is None else list(argv),
-            "unet": {
-                "what": unet_what,
-                "config": cfg.to_dict(),
-                "resolution": [height, width],
-                "weights": "random (seed 0; zero-initialised layers re-initialised); fp32 weights",
-            },
-            "sampling": {
-                "what": ("tiny random-weight model in SemanticGenerator, 32x64 (smoke run)" if a.tiny
-                         else "the receiver's default 64x128 checkpoint (the distilled student), SemanticGenerator.load()"),
-                "sampler": DEFAULT_SAMPLER,
-                "steps": samp_steps,
-                "repeats": a.sampling_repeats,
-            },
-        },
-        "unet": [],
-        "sampling": [],
-        "notes": [],
-    }
-    out: Path = a.out
-    save(res, out, budget)
-
-    def record(rows: list, base: dict, fn: Callable[[], dict], need_s: float = 0.0) -> dict | None:
-        """Run one measurement into ``rows``; skip it when ``need_s`` exceeds the time left."""
-        name = " ".join(f"{k}={v}" for k, v in base.items())
-        if budget.left() < need_s:
-            row = {**base, "status": "skipped",
-                   "note": f"time guard: {budget.left():.0f} s left of --max-seconds {a.max_seconds:.0f}, needs ~{need_s:.0f} s"}
-            log(f"skip {name}: {row['note']}")
-        else:
-            log(f"run {name}")
-            try:
-                with budget.hard_stop():
-                    row = {**base, **fn()}
-            except Deadline as e:
-                row = {**base, "status": "timeout", "error": str(e)}
-            except Exception as e:
-                row = {**base, "status": "timeout" if is_deadline(e) else "error", "error": error_text(e)}
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            log(f"  -> {row['status']} {row.get('ms_per_guided_step', row.get('s_per_image', ''))}")
-        rows.append(row)
-        save(res, out, budget)
-        return row if row["status"] == "ok" else None
-
-    def skip(rows: list, base: dict, note: str) -> None:
-        rows.append({**base, "status": "skipped", "note": note})
-        save(res, out, budget)
-
-    # ---- 1. the U-Net, guided step
-    log(f"building {res['meta']['unet']['what']} on {device}")
-    model = None
-    try:
-        model = build_unet(cfg, device)
-        res["meta"]["unet"]["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
-        res["meta"]["unet"]["weights_mib"] = allocated_mib(device)
-        cond = conditioning(max(a.batches), height, width)
-        ub = UNetBench(model, cond, device, dtype, a.warmup, a.repeats)
-    except Exception as e:
-        res["meta"]["unet"]["params_m"] = float("nan")
-        res["notes"].append(f"U-Net setup failed: {error_text(e)}")
-        ub = None
-    base = lambda v, b: {"variant": v, "images": b, "forward_batch": 2 * b}  # noqa: E731
-
-    def est(b: int, calls: int) -> float:
-        """Seconds of ``calls`` guided steps at batch ``b`` from the eager measurement (+ slack)."""
-        s = ub.step_s.get(b) if ub else None
-        return 0.0 if s is None else calls * s * 1.5 + 5.0
-
-    calls = a.warmup + a.repeats + 4
-    unselected = "not selected (--variants)"
+    res: dict = {"meta": _meta(a, argv, device, cfg, unet_what, (height, width), samp_steps),
+                 "unet": [], "sampling": [], "notes": []}
+    run = Run(a, budget, device, res)
+    run.save()
+    model, ub, use_cl = _unet_rows(run, cfg, height, width)
+    _sampling_rows(run, cfg, height, width, samp_steps)
     if ub is not None:
-        for b in a.batches:
-            if "eager_bf16" not in a.variants:
-                skip(res["unet"], base("eager_bf16", b), unselected)
-                continue
-            record(res["unet"], base("eager_bf16", b), lambda: ub.eager("eager_bf16", b, False))
-        for b in a.batches:
-            if "eager_bf16_channels_last" not in a.variants:
-                skip(res["unet"], base("eager_bf16_channels_last", b), unselected)
-                continue
-            record(res["unet"], base("eager_bf16_channels_last", b),
-                   lambda: ub.eager("eager_bf16_channels_last", b, True), est(b, calls))
-        # the faster eager layout at the smallest batch carries on to CUDA graphs and compile
-        by = {(r["variant"], r["images"]): r for r in res["unet"] if r["status"] == "ok"}
-        b0 = min(a.batches)
-        nchw, cl = by.get(("eager_bf16", b0)), by.get(("eager_bf16_channels_last", b0))
-        use_cl = bool(cl and (nchw is None or cl["ms_per_guided_step"] < nchw["ms_per_guided_step"]))
-        res["meta"]["unet"]["layout_for_graph_and_compile"] = "channels_last" if use_cl else "nchw"
-        for b in a.batches:
-            if "cuda_graph" not in a.variants:
-                skip(res["unet"], base("cuda_graph", b), unselected)
-            elif device.type != "cuda":
-                skip(res["unet"], base("cuda_graph", b), "CUDA graphs need a CUDA device")
-            else:
-                record(res["unet"], base("cuda_graph", b), lambda: ub.cuda_graph(b, use_cl), est(b, calls + 3))
-
-    # ---- 2. receiver sampling
-    sb = {"precision": None, "batch": None}
-    if a.skip_sampling:
-        for b in a.sampling_batches:
-            skip(res["sampling"], {**sb, "precision": "fp32", "batch": b}, "--skip-sampling")
-    else:
-        gen = scond = None
-        try:
-            if a.tiny:
-                card = ModelCard(unet=cfg, diffusion=DiffusionConfig(), resolution=(height, width))
-                gen = SemanticGenerator(build_unet(cfg, device, seed=1), card, device)
-            else:
-                gen = SemanticGenerator.load(a.checkpoint, device=device)
-            res["meta"]["sampling"]["checkpoint"] = None if a.tiny else str(a.checkpoint or "shipped default")
-            res["meta"]["sampling"]["card_unet"] = gen.card.unet.to_dict()
-            res["meta"]["sampling"]["resolution"] = list(gen.resolution)
-            scond = conditioning(max(a.sampling_batches), *gen.resolution)
-        except Exception as e:
-            res["notes"].append(f"sampling setup failed: {error_text(e)}")
-        precisions = [("fp32", None)] + ([(a.dtype, dtype)] if dtype is not None else [])
-        for pname, pdt in precisions:
-            for b in a.sampling_batches:
-                rb = {**sb, "precision": pname if pdt is None else f"autocast {pname}", "batch": b}
-                if gen is None:
-                    skip(res["sampling"], rb, "sampling setup failed (see notes)")
-                    continue
-                need = 5.0 if device.type == "cuda" else 0.0
-                record(res["sampling"], rb, lambda: sampling_row(gen, scond, b, rb["precision"], pdt, samp_steps,
-                                                                 a.sampling_repeats), need)
-        del gen
-
-    # ---- 3. torch.compile, last: slow and risky
-    if ub is not None:
-        compile_estimate = a.compile_estimate if a.compile_estimate is not None else (75.0 if device.type == "cuda" else 0.0)
-        res["meta"]["compile"] = {"backend": a.compile_backend, "mode": a.compile_mode, "dynamic": False}
-        if a.skip_compile or "compile" not in a.variants or (device.type != "cuda" and not a.compile_on_cpu):
-            why = ("--skip-compile" if a.skip_compile else unselected if "compile" not in a.variants
-                   else "compile skipped on the CPU (pass --compile-on-cpu)")
-            for b in a.batches:
-                skip(res["unet"], base("compile", b), why)
-        else:
-            compiled = None
-            try:
-                kw = {"mode": a.compile_mode} if a.compile_backend == "inductor" else {}
-                compiled = torch.compile(model, backend=a.compile_backend, dynamic=False, **kw)
-            except Exception as e:
-                for b in a.batches:
-                    res["unet"].append({**base("compile", b), "status": "error", "error": error_text(e)})
-                save(res, out, budget)
-            if compiled is not None:
-                for b in a.batches:
-                    record(res["unet"], base("compile", b),
-                           lambda: ub.compiled(compiled, b, use_cl, f"{a.compile_backend}/{a.compile_mode}"),
-                           compile_estimate + est(b, calls))
-
-    # ---- notes
-    ok = [r for r in res["unet"] if r["status"] == "ok"]
-    if ok and not a.tiny:
-        best = min(ok, key=lambda r: r["s_per_image_50_steps"])
-        res["notes"].append(
-            f"Fastest U-Net row: {best['variant']} at B={best['images']}: {best['s_per_image_50_steps']:.2f} s per image "
-            f"at 50 steps (goal <= {GOAL_S_PER_IMAGE:g} s at 256x512: "
-            f"{'met' if best['s_per_image_50_steps'] <= GOAL_S_PER_IMAGE else 'not met'})."
-        )
-    res["notes"].append("U-Net timings use random weights (speed does not depend on the weight values); "
-                        "the 1000-step figures are extrapolated from the per-step time.")
-    save(res, out, budget)
-    log(f"wrote {out} and {out.with_suffix('.md')}")
+        _compile_rows(run, model, ub, use_cl)
+    _notes(run)
+    run.save()
+    run.log(f"wrote {run.out} and {run.out.with_suffix('.md')}")
     return res
-
 
 if __name__ == "__main__":
     print(markdown(main(start=_T_START)), flush=True)
