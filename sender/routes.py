@@ -3,7 +3,7 @@
 ``POST /transmit`` runs the stages of :mod:`sender.stages` in order; the status codes are
 listed in :mod:`sender.app` and :data:`sender.errors.TRANSMIT_ERRORS`. The handlers carry
 no docstrings on purpose: FastAPI would publish them as the operations' descriptions,
-and the OpenAPI document is pinned (``tests/serving/test_openapi_frozen.py``).
+and the OpenAPI document is pinned (``tests/services/test_openapi_frozen.py``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   :class:`ErrorDetail` (every 4xx / 5xx body).
 
 The class names are the schema names in the OpenAPI document
-(``tests/serving/test_openapi_frozen.py`` pins it).
+(``tests/services/test_openapi_frozen.py`` pins it).
 """
 
 from __future__ import annotations
