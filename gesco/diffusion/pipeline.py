@@ -38,6 +38,7 @@ from gesco.appearance import AppearanceTarget, appearance_denoiser
 from gesco.defaults import DEFAULT_GUIDANCE, GUIDANCE_RANGE, STEPS_RANGE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
+from gesco.diffusion.finishing import Finishing, finish, received_labels
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import guided_denoiser
 from gesco.diffusion.samplers import (
@@ -125,9 +126,14 @@ class SemanticGenerator:
         model: the SPADE U-Net (eval mode).
         card: the checkpoint's :class:`ModelCard`.
         space: its class space; ``resolution``: its ``(H, W)``; ``device``.
+        finishing: the label-aware finishing applied to every generated image
+            (:mod:`gesco.diffusion.finishing`; default off: the sampler's images unchanged).
     """
 
-    def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu",
+                 finishing: Finishing | None = None) -> None:
+        self.finishing = finishing or Finishing()
+        self.finishing.validate()
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.card = card
@@ -136,12 +142,14 @@ class SemanticGenerator:
         self.diffusion = GaussianDiffusion(card.diffusion)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device = "auto") -> SemanticGenerator:
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
+             finishing: Finishing | None = None) -> SemanticGenerator:
         """Load a checkpoint (default: the receiver's, :data:`~gesco.paths.DEFAULT_RECEIVER`, the
-        guidance-distilled student); raises CheckpointError when missing or corrupt."""
+        guidance-distilled student), with ``finishing`` (default off); raises CheckpointError when
+        missing or corrupt."""
         dev = resolve_device(device)
         model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_RECEIVER), map_location=dev)
-        return cls(model, card, dev)
+        return cls(model, card, dev, finishing)
 
     def _check_cond(self, cond: torch.Tensor) -> None:
         want = (self.space.label_channels, *self.resolution)
@@ -215,7 +223,7 @@ class SemanticGenerator:
                 row per image (``nan`` rows: none); every step's clean-image estimate is projected
                 onto them (:func:`~gesco.appearance.appearance_denoiser`). ``None``: the paper's setting.
         Returns:
-            ``(B, 3, H, W)`` float32 images in ``[-1, 1]`` on the CPU.
+            ``(B, 3, H, W)`` float32 images in ``[-1, 1]`` on the CPU, after :attr:`finishing`.
         """
         self._check_cond(cond)
         b = cond.shape[0]
@@ -267,7 +275,10 @@ class SemanticGenerator:
                 progress=progress,
             )
             out[idx] = imgs.float().cpu()
-        return out.clamp(-1.0, 1.0)
+        out = out.clamp(-1.0, 1.0)
+        if self.finishing.classes:  # smoothing inside the received label map's regions (a convex combination: stays in range)
+            out = finish(out, received_labels(cond), self.finishing)
+        return out
 
     @staticmethod
     def to_uint8(images: torch.Tensor) -> np.ndarray:

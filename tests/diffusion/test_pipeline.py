@@ -168,3 +168,29 @@ def test_bad_input(generator, tmp_path):
         generator.generate(torch.zeros(1, 36, 16, 32), SamplingSettings(guidance_scale=float("nan")))
     with pytest.raises(CheckpointError, match="gesco train diffusion"):
         SemanticGenerator.load(tmp_path / "missing")
+
+
+def test_finishing_smooths_the_received_sky_and_nothing_else(tmp_path, tiny_unet_config, one_thread):
+    """The generator's finishing (gesco.diffusion.finishing) runs on the sampler's images, driven by the
+    conditioning's own label map: sky pixels change (toward their in-sky average), road pixels do not."""
+    from gesco.diffusion.finishing import SKY, finish, received_labels, sky_finishing
+
+    plain = random_generator(tmp_path / "p", tiny_unet_config, 0, DiffusionConfig())
+    finished = SemanticGenerator(plain.model, plain.card, "cpu", sky_finishing(1.0))
+    cond = torch.zeros(2, 36, 16, 32)
+    cond[:, 7] = 1.0  # road everywhere ...
+    cond[:, SKY, :8] = 2.0  # ... but the sky in the top half
+    s = SamplingSettings(sampler="dpmpp-2m", steps=3, seed=3)
+    a, b = plain.generate(cond, s), finished.generate(cond, s)
+    road = (received_labels(cond) == 7).unsqueeze(1).expand_as(a)
+    assert torch.equal(a[road], b[road])
+    assert not torch.allclose(a[~road], b[~road])
+    assert torch.allclose(b, finish(a, received_labels(cond), sky_finishing(1.0)))
+    assert b.min() >= -1 and b.max() <= 1
+
+
+def test_invalid_finishing_is_refused_at_construction(generator):
+    from gesco.diffusion.finishing import Finishing
+
+    with pytest.raises(GescoInputError, match="sigma"):
+        SemanticGenerator(generator.model, generator.card, "cpu", Finishing(classes=(23,), sigma=-1.0))
