@@ -42,16 +42,18 @@ class Generator(Protocol):
         ...
 
 
-def load_generator(checkpoint: str | Path | None, device: str = "auto") -> Generator:
-    """Load the diffusion checkpoint (``None``: the shipped one) on ``device``.
+def load_generator(checkpoint: str | Path | None, device: str = "auto", sky_finishing_sigma: float = 0.0) -> Generator:
+    """Load the diffusion checkpoint (``None``: the shipped one) on ``device``, with the sky finishing
+    of :func:`gesco.diffusion.finishing.sky_finishing` (``0``: off).
 
     Raises:
         CheckpointError: missing, corrupt or mismatched checkpoint (the message names the
             file and the training command).
     """
+    from gesco.diffusion.finishing import sky_finishing
     from gesco.diffusion.pipeline import SemanticGenerator
 
-    return SemanticGenerator.load(checkpoint, device=device)
+    return SemanticGenerator.load(checkpoint, device=device, finishing=sky_finishing(sky_finishing_sigma))
 
 
 def sampling_settings(settings: TransmitSettings) -> Any:
@@ -107,7 +109,8 @@ def model_key(generator: Generator) -> str:
 
 def describe(generator: Generator) -> dict[str, Any]:
     """What ``/healthz`` reports about the model: class space, resolution, device, training
-    steps and, for a distilled student, the guidance scale folded in and the samplers it runs."""
+    steps, the finishing when one is on and, for a distilled student, the guidance scale folded in
+    and the samplers it runs."""
     info: dict[str, Any] = {
         "class_space": generator.space.name,
         "resolution": list(generator.resolution),
@@ -116,6 +119,9 @@ def describe(generator: Generator) -> dict[str, Any]:
         # what a transmission that leaves sampler / steps / guidance unset gets (gesco.transmit_fields)
         "default_sampling": model_defaults(getattr(generator, "card", None)),
     }
+    finishing = getattr(generator, "finishing", None)
+    if finishing is not None and finishing.classes:  # the label-aware finishing (gesco.diffusion.finishing)
+        info["finishing"] = {"classes": list(finishing.classes), "sigma": finishing.sigma, "alpha": finishing.alpha}
     distilled = getattr(generator.card, "distilled", None)
     if distilled:
         info["distilled"] = {"guidance_scale": distilled.get("guidance_scale"),

@@ -45,6 +45,10 @@ class ReceiverSettings(BaseSettings):
         3, ge=1, description="A job whose lease expired this many times (its worker died) is marked failed."
     )
     fds_kernel: int = Field(3, ge=1, description="FDS window (odd; 3 in the paper).")
+    sky_finishing_sigma: float = Field(
+        0.0, ge=0.0, le=16.0, description="Label-aware finishing of every generated image: the sky of the received "
+        "label map smoothed by a Gaussian of this many pixels that never crosses a class boundary "
+        "(gesco.diffusion.finishing; docs/grain.md); 0 = off (the default: the sampler's images unchanged).")
     poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs (it is also woken on arrival).")
     fsync: bool = Field(True, description="fsync stored frames and results (durability against power loss).")
     max_queue: int = Field(

@@ -172,3 +172,26 @@ def test_healthz_model_says_what_a_distilled_student_runs(tiny_generator):
     student = SemanticGenerator(tiny_generator.model, dataclasses.replace(tiny_generator.card, distilled=progressive),
                                 "cpu")
     assert describe(student)["distilled"] == {"guidance_scale": 2.0, "samplers": ["distilled"], "steps": 8}
+
+
+def test_sky_finishing_setting_reaches_the_generator_and_healthz(tiny_checkpoint, monkeypatch):
+    """GESCO_RECEIVER_SKY_FINISHING_SIGMA turns on the label-aware finishing (gesco.diffusion.finishing):
+    the loaded generator carries it and /healthz's model record says so; 0 (the default) leaves it off;
+    a negative sigma is refused by the settings, naming the field."""
+    import pydantic
+
+    from gesco.diffusion.finishing import sky_finishing
+    from receiver.generation import describe, load_generator
+    from receiver.settings import ReceiverSettings
+
+    monkeypatch.setenv("GESCO_RECEIVER_SKY_FINISHING_SIGMA", "1.5")
+    settings = ReceiverSettings()
+    assert settings.sky_finishing_sigma == 1.5
+    on = load_generator(tiny_checkpoint, "cpu", settings.sky_finishing_sigma)
+    assert on.finishing == sky_finishing(1.5)
+    assert describe(on)["finishing"] == {"classes": [23], "sigma": 1.5, "alpha": 1.0}
+    off = load_generator(tiny_checkpoint, "cpu")
+    assert not off.finishing.classes and "finishing" not in describe(off)
+    monkeypatch.setenv("GESCO_RECEIVER_SKY_FINISHING_SIGMA", "-1")
+    with pytest.raises(pydantic.ValidationError, match="sky_finishing_sigma"):
+        ReceiverSettings()
