@@ -14,20 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
+from imported_helpers import H, W, import_random_authors_model
 
 from gesco.cli import main
-from gesco.diffusion.authors_import import DATASETS, AuthorsFlags, to_authors_state_dict, unet_config
-from gesco.diffusion.unet import SpadeUNet
 from gesco.errors import GescoInputError
 from gesco.evaluate.config import EvalConfig
 from gesco.segment.checkpoint import SegmenterCard
 from gesco.segment.checkpoint import save_checkpoint as save_segmenter
 from gesco.segment.model import SegmenterConfig, SegmenterNet
-
-H, W = 256, 512
-FLAGS = AuthorsFlags(image_size=256, num_channels=32, num_res_blocks=1, channel_mult=(1, 1, 1, 1, 1),
-                     attention_resolutions=(16,), num_head_channels=16)
 
 
 def fake_cityscapes(root: Path, split: str = "val", n: int = 2) -> Path:
@@ -54,18 +48,10 @@ def fake_cityscapes(root: Path, split: str = "val", n: int = 2) -> Path:
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cs-eval")
-    torch.manual_seed(0)
-    model = SpadeUNet(unet_config(FLAGS, DATASETS["cityscapes"]))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.05)
-    torch.save(to_authors_state_dict(model), tmp / "random_authors.pt")
-    assert main(["import", str(tmp / "random_authors.pt"), "--out", str(tmp / "imported"), "--image-size", "256",
-                 "--num-channels", "32", "--num-res-blocks", "1", "--channel-mult", "1,1,1,1,1",
-                 "--attention-resolutions", "16", "--num-head-channels", "16"]) == 0
+    checkpoint = import_random_authors_model(tmp)  # the authors' layout at 256x512, random weights
     seg_cfg = SegmenterConfig(num_classes=35, patch=2, widths=(4, 8), stem_convs=1, context_dilations=(1,))
     save_segmenter(tmp / "segmenter", SegmenterNet(seg_cfg).eval(), SegmenterCard(model=seg_cfg, resolution=(H, W)))
-    return {"root": fake_cityscapes(tmp / "cityscapes"), "checkpoint": tmp / "imported", "segmenter": tmp / "segmenter"}
+    return {"root": fake_cityscapes(tmp / "cityscapes"), "checkpoint": checkpoint, "segmenter": tmp / "segmenter"}
 
 
 def test_dataset_arguments_are_checked(assets, tmp_path):

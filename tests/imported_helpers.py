@@ -1,6 +1,7 @@
-"""Helpers of the tests that serve an imported authors' model at 256x512 (issue 22 item 4):
-a Cityscapes-like ``labelIds`` / ``instanceIds`` pair and a random-weight model of the
-authors' layout brought in by ``gesco import``.
+"""Helpers of the tests that run an imported authors' model at 256x512 (issue 22 item 4;
+the services' tests and ``gesco evaluate --dataset cityscapes``): a Cityscapes-like
+``labelIds`` / ``instanceIds`` pair and a random-weight model of the authors' layout
+brought in by ``gesco import``.
 
 The served model is the published layout (a label MLP per SPADE, residual down/up blocks,
 attention with their qkv order) at 32 channels and five levels, with random weights, written
