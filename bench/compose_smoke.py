@@ -101,6 +101,57 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
 
 
+def build_image(args: argparse.Namespace, env: dict[str, str], log: list[str], result: dict[str, object]) -> float:
+    """``docker build`` of the repository as ``args.image``; returns its seconds (the context size in ``result``)."""
+    build_args = [a for b in args.build_arg for a in ("--build-arg", b)]
+    seconds, out = run(["docker", "build", "--network", "host", *build_args, "-t", args.image, "."], env, 1800, log)
+    sent = re.search(r"Sending build context to Docker daemon\s+([\d.]+\s*\w+)", out)
+    if sent:
+        result["build_context"] = sent.group(1)
+    return seconds
+
+
+def wait_healthy(project: str, timeout: float) -> float:
+    """Seconds until postgres and the services are healthy and the worker runs (raises on unhealthy / timeout)."""
+    t0 = time.perf_counter()
+    while True:
+        status = health(project)
+        if all(status.get(s) == "healthy" for s in SERVICES) and status.get(WORKERS) == "running":
+            return time.perf_counter() - t0
+        if any(s == "unhealthy" for s in status.values()) or time.perf_counter() - t0 > timeout:
+            raise RuntimeError(f"not healthy after {time.perf_counter() - t0:.0f} s: {status}")
+        time.sleep(1)
+
+
+def one_transmission(client: httpx.Client, sender: str, steps: dict[str, float], checks: dict[str, object]) -> dict:
+    """POST the example scene at 10 dB, poll its result until done, fetch the image; fills
+    ``steps`` (seconds) and ``checks``; returns the sender's 202 reply."""
+    t0 = time.perf_counter()
+    r = client.post(sender + "/transmit", data={"psnr_db": "10"},
+                    files={"image": (SCENE.name, SCENE.read_bytes()), "label": (LABELS.name, LABELS.read_bytes())})
+    steps["transmit_post_s"] = time.perf_counter() - t0
+    if r.status_code != 202:
+        raise RuntimeError(f"POST /transmit: {r.status_code} {r.text[:500]}")
+    accepted = r.json()
+    checks["result_url"] = accepted["result_url"]
+    while True:
+        doc = client.get(accepted["result_url"]).json()
+        if doc["status"] in ("done", "failed"):
+            break
+        if time.perf_counter() - t0 > 600:
+            raise RuntimeError(f"result still {doc['status']} after 600 s")
+        time.sleep(0.2)
+    steps["transmit_to_done_s"] = time.perf_counter() - t0
+    checks["status"] = doc["status"]
+    if doc["status"] != "done":
+        raise RuntimeError(f"the job failed: {doc.get('reason')}")
+    image_png = client.get(doc["links"]["image"])
+    checks["image_hw"] = list(png_size(image_png.content))
+    checks["total_bits"] = doc["budget"]["total_bits"]
+    checks["receiver_total_s"] = doc["timings"]["total_s"]
+    return accepted
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default="gesco-compose-smoke:latest", help="image tag the stack runs (GESCO_IMAGE)")
@@ -132,52 +183,17 @@ def main() -> int:
         result["docker_version"] = run(["docker", "version", "--format", "{{.Server.Version}}"], env, 60, log)[1].strip()
         result["compose_version"] = run(compose_command() + ["version"], env, 60, log)[1].strip().splitlines()[0]
         if args.build:
-            build_args = [a for b in args.build_arg for a in ("--build-arg", b)]
-            steps["build_s"], out = run(["docker", "build", "--network", "host", *build_args, "-t", args.image, "."],
-                                        env, 1800, log)
-            sent = re.search(r"Sending build context to Docker daemon\s+([\d.]+\s*\w+)", out)
-            if sent:
-                result["build_context"] = sent.group(1)
+            steps["build_s"] = build_image(args, env, log, result)
         image = json.loads(run(["docker", "image", "inspect", args.image], env, 60, log)[1])[0]
         result["image_size_mb"] = round(image["Size"] / 1e6)
         steps["up_s"], _ = run(compose + ["up", "-d", "--no-build"], env, 600, log)
-        t0 = time.perf_counter()
-        while True:
-            status = health(args.project)
-            if all(status.get(s) == "healthy" for s in SERVICES) and status.get(WORKERS) == "running":
-                break
-            if any(s == "unhealthy" for s in status.values()) or time.perf_counter() - t0 > args.healthy_timeout:
-                raise RuntimeError(f"not healthy after {time.perf_counter() - t0:.0f} s: {status}")
-            time.sleep(1)
-        steps["healthy_after_up_s"] = time.perf_counter() - t0
+        steps["healthy_after_up_s"] = wait_healthy(args.project, args.healthy_timeout)
         with httpx.Client(timeout=60) as client:
             home = {name: client.get(url + "/", follow_redirects=False) for name, url in (("sender", sender),
                                                                                          ("receiver", receiver))}
             checks["sender_root"] = f"{home['sender'].status_code} -> {home['sender'].headers.get('location')}"
             checks["receiver_root"] = f"{home['receiver'].status_code} -> {home['receiver'].headers.get('location')}"
-            t0 = time.perf_counter()
-            r = client.post(sender + "/transmit", data={"psnr_db": "10"},
-                            files={"image": (SCENE.name, SCENE.read_bytes()), "label": (LABELS.name, LABELS.read_bytes())})
-            steps["transmit_post_s"] = time.perf_counter() - t0
-            if r.status_code != 202:
-                raise RuntimeError(f"POST /transmit: {r.status_code} {r.text[:500]}")
-            accepted = r.json()
-            checks["result_url"] = accepted["result_url"]
-            while True:
-                doc = client.get(accepted["result_url"]).json()
-                if doc["status"] in ("done", "failed"):
-                    break
-                if time.perf_counter() - t0 > 600:
-                    raise RuntimeError(f"result still {doc['status']} after 600 s")
-                time.sleep(0.2)
-            steps["transmit_to_done_s"] = time.perf_counter() - t0
-            checks["status"] = doc["status"]
-            if doc["status"] != "done":
-                raise RuntimeError(f"the job failed: {doc.get('reason')}")
-            image_png = client.get(doc["links"]["image"])
-            checks["image_hw"] = list(png_size(image_png.content))
-            checks["total_bits"] = doc["budget"]["total_bits"]
-            checks["receiver_total_s"] = doc["timings"]["total_s"]
+            accepted = one_transmission(client, sender, steps, checks)
             checks["viewer_page"] = client.get(receiver + "/viewer").status_code
         _, logged = run(compose + ["exec", "-T", "channel", "tail", "-n", "1", "/data/logs/budget.jsonl"], env, 60, log)
         checks["budget_log_has_job"] = json.loads(logged.strip().splitlines()[-1])["id"] == accepted["id"]
