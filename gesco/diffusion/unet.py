@@ -343,6 +343,57 @@ class LabelEmbedding(nn.Module):
         return F.relu(self.conv(y))
 
 
+def _encoder(cfg: UNetConfig, emb_dim: int) -> tuple[nn.ModuleList, list[int]]:
+    """The encoder's layers (GroupNorm resblocks, attention at ``attention_ds``, x2 downsampling
+    between levels) and the channels of every skip feature, the input conv's first."""
+    ch, g, blocks = cfg.base_channels, cfg.num_groups, cfg.blocks_per_level()
+    down = nn.ModuleList()
+    skip_chs = [ch]
+    cur = ch
+    for level, mult in enumerate(cfg.channel_mult):
+        ds = 2**level
+        for _ in range(blocks[level]):
+            layer = nn.ModuleList([ResBlock(cur, mult * ch, emb_dim, cfg.dropout, g, None)])
+            cur = mult * ch
+            if ds in cfg.attention_ds:
+                layer.append(Attention(cur, cfg.head_channels, g))
+            down.append(layer)
+            skip_chs.append(cur)
+        if level < len(cfg.channel_mult) - 1:
+            if cfg.resblock_updown:
+                down.append(nn.ModuleList([ResBlock(cur, cur, emb_dim, cfg.dropout, g, None, updown="down")]))
+            else:
+                down.append(nn.ModuleList([nn.Conv2d(cur, cur, 3, stride=2, padding=1)]))
+            skip_chs.append(cur)
+    return down, skip_chs
+
+
+def _decoder(cfg: UNetConfig, skip_chs: list[int],
+             spade_block: Callable[..., ResBlock]) -> tuple[nn.ModuleList, list[int]]:
+    """The decoder's layers (SPADE resblocks over ``[h, skip]``, attention, x2 upsampling) and
+    each layer's level; pops ``skip_chs``."""
+    ch, g, blocks = cfg.base_channels, cfg.num_groups, cfg.blocks_per_level()
+    up = nn.ModuleList()
+    levels: list[int] = []
+    cur = skip_chs[-1]
+    for level in reversed(range(len(cfg.channel_mult))):
+        mult = cfg.channel_mult[level]
+        ds = 2**level
+        for i in range(blocks[level] + 1):
+            layer = nn.ModuleList([spade_block(cur + skip_chs.pop(), mult * ch)])
+            cur = mult * ch
+            if ds in cfg.attention_ds:
+                layer.append(Attention(cur, cfg.head_channels, g))
+            if level > 0 and i == blocks[level]:
+                if cfg.resblock_updown:
+                    layer.append(spade_block(cur, cur, updown="up"))
+                else:
+                    layer.append(nn.Conv2d(cur, cur, 3, padding=1))  # after nearest x2 upsampling
+            up.append(layer)
+            levels.append(level)
+    return up, levels
+
+
 class SpadeUNet(nn.Module):
     """The semantic diffusion U-Net: ``(x_t, t, y) -> (eps, v)`` (paper Fig. 6)."""
 
@@ -353,7 +404,6 @@ class SpadeUNet(nn.Module):
         emb_dim = 4 * ch
         self.time_embed = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.input_conv = nn.Conv2d(cfg.image_channels, ch, 3, padding=1)
-        blocks = cfg.blocks_per_level()
         g = cfg.num_groups
         per_layer = cfg.label_in_channels if cfg.spade_per_layer else None
 
@@ -362,24 +412,9 @@ class SpadeUNet(nn.Module):
                             updown)
 
         # Encoder: GroupNorm resblocks (no semantics), attention at attention_ds.
-        self.down = nn.ModuleList()
-        skip_chs = [ch]
-        cur = ch
-        for level, mult in enumerate(cfg.channel_mult):
-            ds = 2**level
-            for _ in range(blocks[level]):
-                layer = nn.ModuleList([ResBlock(cur, mult * ch, emb_dim, cfg.dropout, g, None)])
-                cur = mult * ch
-                if ds in cfg.attention_ds:
-                    layer.append(Attention(cur, cfg.head_channels, g))
-                self.down.append(layer)
-                skip_chs.append(cur)
-            if level < len(cfg.channel_mult) - 1:
-                if cfg.resblock_updown:
-                    self.down.append(nn.ModuleList([ResBlock(cur, cur, emb_dim, cfg.dropout, g, None, updown="down")]))
-                else:
-                    self.down.append(nn.ModuleList([nn.Conv2d(cur, cur, 3, stride=2, padding=1)]))
-                skip_chs.append(cur)
+        down, skip_chs = _encoder(cfg, emb_dim)
+        self.down = down
+        cur = skip_chs[-1]
 
         # Middle: SPADE resblock, attention, SPADE resblock.
         bottom = 2 ** (len(cfg.channel_mult) - 1)
@@ -389,23 +424,9 @@ class SpadeUNet(nn.Module):
 
         # Decoder: SPADE resblocks over [h, skip], attention, then x2 upsampling: nearest + conv,
         # or a SPADE resblock that upsamples (resblock_updown).
-        self.up = nn.ModuleList()
-        self.up_levels: list[int] = []
-        for level in reversed(range(len(cfg.channel_mult))):
-            mult = cfg.channel_mult[level]
-            ds = 2**level
-            for i in range(blocks[level] + 1):
-                layer = nn.ModuleList([spade_block(cur + skip_chs.pop(), mult * ch)])
-                cur = mult * ch
-                if ds in cfg.attention_ds:
-                    layer.append(Attention(cur, cfg.head_channels, g))
-                if level > 0 and i == blocks[level]:
-                    if cfg.resblock_updown:
-                        layer.append(spade_block(cur, cur, updown="up"))
-                    else:
-                        layer.append(nn.Conv2d(cur, cur, 3, padding=1))  # after nearest x2 upsampling
-                self.up.append(layer)
-                self.up_levels.append(level)
+        up, self.up_levels = _decoder(cfg, skip_chs, spade_block)
+        self.up = up
+        cur = cfg.channel_mult[0] * ch
         if not cfg.spade_per_layer:
             self.label_embed = nn.ModuleList(
                 [LabelEmbedding(cfg.label_in_channels, cfg.spade_hidden) for _ in cfg.channel_mult]
@@ -428,13 +449,8 @@ class SpadeUNet(nn.Module):
         index = y[:, :-1].argmax(dim=1, keepdim=True).to(y.dtype)  # the null label (all zeros) gives index 0
         return torch.cat([index, y[:, -1:]], dim=1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        if x.shape[-2] % self._bottom or x.shape[-1] % self._bottom:
-            raise ValueError(f"image size {tuple(x.shape[-2:])} must be divisible by {self._bottom}")
-        temb = self.time_embed(timestep_embedding(t, cfg.base_channels))
-        y = y.to(x.dtype)
-        h = self.input_conv(x)
+    def _encode(self, h: torch.Tensor, temb: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's features, input conv's first: ``hs[-1]`` goes to the middle, the rest to the skips."""
         hs = [h]
         for layer in self.down:
             if isinstance(layer[0], ResBlock):
@@ -444,6 +460,31 @@ class SpadeUNet(nn.Module):
             else:
                 h = layer[0](h)
             hs.append(h)
+        return hs
+
+    def _decode(self, h: torch.Tensor, hs: list[torch.Tensor], temb: torch.Tensor,
+                label_at: LabelAt) -> torch.Tensor:
+        """The decoder over ``[h, skip]`` (popping ``hs``), SPADE layers reading ``label_at(size)``."""
+        for layer in self.up:
+            h = torch.cat([h, hs.pop()], dim=1)
+            h = layer[0](h, temb, label_at)
+            for m in layer[1:]:
+                if isinstance(m, ResBlock):
+                    h = m(h, temb, label_at)
+                elif isinstance(m, nn.Conv2d):
+                    h = m(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+                else:
+                    h = m(h)
+        return h
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if x.shape[-2] % self._bottom or x.shape[-1] % self._bottom:
+            raise ValueError(f"image size {tuple(x.shape[-2:])} must be divisible by {self._bottom}")
+        temb = self.time_embed(timestep_embedding(t, cfg.base_channels))
+        y = y.to(x.dtype)
+        hs = self._encode(self.input_conv(x), temb)
+        h = hs[-1]
         # What a SPADE layer reads at feature size ``size``, computed once per size: the
         # level's shared label embedding, or (spade_per_layer) the conditioning resized
         # (nearest) for the layer's own label MLP.
@@ -461,17 +502,7 @@ class SpadeUNet(nn.Module):
             return lab[size]
 
         h = self.mid2(self.mid_attn(self.mid1(h, temb, label_at)), temb, label_at)
-        for layer in self.up:
-            h = torch.cat([h, hs.pop()], dim=1)
-            h = layer[0](h, temb, label_at)
-            for m in layer[1:]:
-                if isinstance(m, ResBlock):
-                    h = m(h, temb, label_at)
-                elif isinstance(m, nn.Conv2d):
-                    h = m(F.interpolate(h, scale_factor=2.0, mode="nearest"))
-                else:
-                    h = m(h)
-        out = self.out(h)
+        out = self.out(self._decode(h, hs, temb, label_at))
         if self.mean_skip is not None:
             # eps_hat += G(t) mean(x_t) + Q(t) mean(y): (B, C, C) @ (B, C, 1) + (B, C, L) @ (B, L, 1),
             # broadcast over the pixels
