@@ -237,8 +237,6 @@ def encode_image_frame(
     space: ClassSpace,
     resolution: tuple[int, int],
     frame_id: str,
-    codec: str = DEFAULT_CODEC,
-    codec_params: dict[str, int | str] | None = None,
     transmit: TransmitSettings | None = None,
     unset: Iterable[str] = (),
     segmenter: Segmenter | None = None,
@@ -261,8 +259,10 @@ def encode_image_frame(
         space: the class space of the receiver's model.
         resolution: ``(H, W)`` of the receiver's model; everything is resized to it.
         frame_id: the frame / job id.
-        codec, codec_params: the map codec (see :func:`codec_choice`).
-        transmit: channel and receiver settings carried in the frame; its appearance side channel
+        transmit: the transmission settings, the one source of the frame's settings: the channel
+            and receiver settings carried in ``frame.transmit``, the map codec
+            (``transmit.codec`` / ``transmit.downsample``, read by :func:`codec_choice` into the
+            frame's ``codec`` / ``codec_params``); its appearance side channel
             (:mod:`gesco.appearance`; beyond the paper, ``"off"`` by default: the paper's setting),
             when on, has the colours of the resized image measured, quantised and put in
             ``frame.appearance`` / ``frame.appearance_bits``.
@@ -288,9 +288,11 @@ def encode_image_frame(
         ShapeError, DTypeError: malformed image or maps, or maps of another size than the image.
         ClassIdError: label ids outside ``space``.
         GescoInputError: no label map and no segmenter.
+        UnknownCodecError: an unusable ``transmit.codec`` / ``transmit.downsample`` pair.
     """
     transmit = transmit or TransmitSettings()
     appearance = transmit.appearance_settings()  # AppearanceError for a bad choice, before any work
+    codec, codec_params = codec_choice(transmit.codec, transmit.downsample)  # UnknownCodecError, before any work
     image_rgb = check_upload_arrays(image_rgb, label, instance)
     height, width = (int(s) for s in resolution)
     check_aspect_mode(aspect)
@@ -313,7 +315,7 @@ def encode_image_frame(
     edges = EDGES_UPLOADED if instance is not None else EDGES_DERIVED if derive_edges else EDGES_NONE
     if edges == EDGES_DERIVED:
         instance = derive_instances(label, space)
-    frame = make_frame(encode_layout(label, space, instance), get_codec(codec, **(codec_params or {})), frame_id,
+    frame = make_frame(encode_layout(label, space, instance), get_codec(codec, **codec_params), frame_id,
                        class_space=space.name)
     frame.transmit.CopyFrom(transmit.to_message(omit=unset))
     frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))

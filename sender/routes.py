@@ -78,7 +78,7 @@ async def transmit(
     owner = auth.client_identity(request)
 
     async with state.encode_slots.slot():  # 503 + Retry-After when all slots stay busy
-        frame, timings = await run_in_threadpool(encode_upload, state, files, params, job_id, codec, codec_params, t0)
+        frame, timings = await run_in_threadpool(encode_upload, state, files, params, job_id, t0)
     ack = await send_frame(state, frame, owner, timings)
     return accepted_reply(settings, params, job_id, frame, ack, timings, codec, codec_params,
                           segmented="label" not in files)

@@ -82,10 +82,11 @@ def decode_uploads(files: dict[str, bytes], settings: SenderSettings) -> dict[st
     return decoded
 
 
-def encode_upload(state: SenderState, files: dict[str, bytes], params: TransmitParams, job_id: str, codec: str,
-                  codec_params: dict, t0: float) -> tuple[SemanticFrame, dict[str, float]]:
+def encode_upload(state: SenderState, files: dict[str, bytes], params: TransmitParams, job_id: str,
+                  t0: float) -> tuple[SemanticFrame, dict[str, float]]:
     """Decode the uploads, segment the image when no label map came, and code the frame
-    (:func:`gesco.link.encode_image_frame`); runs in a worker thread. Returns the frame and
+    (:func:`gesco.link.encode_image_frame`, its codec from the transmission settings, as
+    :func:`check_choices` checked them); runs in a worker thread. Returns the frame and
     the stage timings (``decode`` from ``t0``)."""
     decoded = decode_uploads(files, state.settings)
     decode_s = time.perf_counter() - t0
@@ -93,7 +94,7 @@ def encode_upload(state: SenderState, files: dict[str, bytes], params: TransmitP
     try:
         frame, timings = encode_image_frame(
             decoded["image"], decoded.get("label"), decoded.get("instance"),
-            space=state.space, resolution=state.resolution, frame_id=job_id, codec=codec, codec_params=codec_params,
+            space=state.space, resolution=state.resolution, frame_id=job_id,
             transmit=params.transmit_settings(), unset=params.receiver_resolved(), segmenter=seg,
             jpeg_quality=state.settings.jpeg_quality,
             aspect=state.settings.aspect, domain_threshold=state.settings.domain_threshold,

@@ -38,7 +38,7 @@ from gesco.link import (
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.instances import derive_instances
 from gesco.semantics.layout import full_conditioning
-from gesco.wire.frames import frame_channel_symbols
+from gesco.wire.frames import codec_params_dict, frame_channel_symbols
 
 SPACE = get_class_space("cityscapes")
 RES = (32, 64)
@@ -127,6 +127,41 @@ def test_codec_choice():
         codec_choice("nope", 1)
     with pytest.raises(GescoInputError):
         codec_choice("contour", 0)
+
+
+#: sha256 (first 16 hex digits) of a frame's codec, codec_params, payload and transmit message for
+#: scene 7 at 32 x 64 with each lossless codec at downsample 1 and 4, recorded when the codec was
+#: still passed to encode_image_frame as ``codec`` / ``codec_params`` beside ``transmit``
+FROZEN_CODEC_FRAMES = {
+    "context/1": "9b02237e3fad24e3", "context/4": "707eae682243e402", "contour/1": "0e24963eb31e3985",
+    "contour/4": "190f95f78235967a", "lzma/1": "ae2364470b51d8d7", "lzma/4": "7a144171de2836d4",
+    "raw/1": "adf98d0389b12e60", "raw/4": "5a76f559103db3ad", "zlib/1": "6f3cb3f1910387a1",
+    "zlib/4": "767ee749ae7d750b",
+}
+
+
+def test_the_frame_codec_comes_from_the_transmission_settings():
+    """``transmit.codec`` / ``transmit.downsample`` are the one source of the frame's codec
+    (:func:`codec_choice` derives its parameters): the same frames, bit for bit, as when the
+    codec was passed separately; an unusable pair is refused before any work."""
+    import hashlib
+
+    from gesco.transmit_fields import FIELDS
+
+    s = generate_scene(7, 48, 96)
+    got = {}
+    for codec in FIELDS["codec"].choices:
+        for k in (1, 4):
+            frame, _ = encode_image_frame(s.image, s.label, s.instance, space=SPACE, resolution=RES, frame_id="f",
+                                          transmit=TransmitSettings(steps=2, codec=codec, downsample=k))
+            assert (frame.codec, codec_params_dict(frame.codec_params)) == codec_choice(codec, k)
+            h = hashlib.sha256(frame.codec.encode() + frame.codec_params.SerializeToString(deterministic=True)
+                               + frame.payload + frame.transmit.SerializeToString(deterministic=True))
+            got[f"{codec}/{k}"] = h.hexdigest()[:16]
+    assert got == FROZEN_CODEC_FRAMES
+    with pytest.raises(GescoInputError, match="codec"):
+        encode_image_frame(s.image, s.label, space=SPACE, resolution=RES, frame_id="f",
+                           transmit=TransmitSettings(codec="nope"))
 
 
 # ---------------------------------------------------------------- channel stage
@@ -226,8 +261,8 @@ def test_fds_and_pad_at_low_psnr(scene):
 
 
 def test_downsample_codec_sends_fewer_symbols(scene):
-    name, params = codec_choice("context", 4)
-    frame, _ = _frame(scene, codec=name, codec_params=params, transmit=TransmitSettings(psnr_db=100.0))
+    frame, _ = _frame(scene, transmit=TransmitSettings(psnr_db=100.0, codec="context", downsample=4))
+    assert (frame.codec, codec_params_dict(frame.codec_params)) == codec_choice("context", 4)
     rx = apply_channel(frame)
     assert list(rx.symbols_shape)[1:] == [RES[0] // 4, RES[1] // 4]
     assert received_conditioning(rx).shape == (36, *RES)

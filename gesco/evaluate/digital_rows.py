@@ -97,10 +97,10 @@ def digital_maps_batch(ctx: EvalContext, plan: RowPlan, psnr: float, idx: list[i
         scene = ctx.scene(i)
         transmit = TransmitSettings(psnr_db=float(psnr), channel=cfg.channel, sampler=plan.sampler,
                                     steps=int(plan.steps), guidance_scale=float(cfg.guidance_scale),
-                                    seed=scene_seed(cfg.seed, i), fds=plan.method.fds)
+                                    seed=scene_seed(cfg.seed, i), fds=plan.method.fds, codec=cfg.codec)
         frame, _ = encode_image_frame(scene.image, scene.label, sent_instance(scene, cfg), space=ctx.space,
                                       resolution=(h, w), frame_id=eval_frame_id(plan.method.key, psnr, i),
-                                      codec=cfg.codec, transmit=transmit, derive_edges=cfg.edges != "none")
+                                      transmit=transmit, derive_edges=cfg.edges != "none")
         data = frame_bytes(frame)
         result = link.send(data, float(psnr), mcs=mcs, generator=_generator(ctx, i))
         info = _common(result, h, w) | {"total_bits": 8 * len(data), "maps": len(frame.class_ids) + int(frame.has_edges),

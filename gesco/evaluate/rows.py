@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,6 @@ from gesco.link import (
     TransmitSettings,
     apply_channel,
     budget_record,
-    codec_choice,
     colour_labels,
     encode_image_frame,
     encode_png,
@@ -83,10 +83,9 @@ def _semantic_frame(ctx: EvalContext, plan: RowPlan, psnr: float, i: int,
     cfg, (h, w), scene = ctx.config, ctx.resolution, ctx.scene(i)
 
     def encode(factor: int):
-        codec, params = codec_choice(cfg.codec, factor)
         frame, _ = encode_image_frame(scene.image, scene.label, sent_instance(scene, cfg), space=ctx.space,
                                       resolution=(h, w), frame_id=eval_frame_id(plan.method.key, psnr, i),
-                                      codec=codec, codec_params=params, transmit=transmit,
+                                      transmit=replace(transmit, codec=cfg.codec, downsample=factor),
                                       derive_edges=cfg.edges != EDGES_NONE,
                                       instance_ids=ctx.instance_ids(plan.checkpoint))
         return frame

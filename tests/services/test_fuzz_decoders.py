@@ -109,8 +109,8 @@ def _real_frame(codec: str) -> SemanticFrame:
 
         s = generate_scene(3, 48, 96)
         _REAL[codec], _ = encode_image_frame(s.image, s.label, s.instance, space=get_class_space("cityscapes"),
-                                             resolution=(32, 64), frame_id="real", codec=codec,
-                                             transmit=TransmitSettings(steps=2))
+                                             resolution=(32, 64), frame_id="real",
+                                             transmit=TransmitSettings(steps=2, codec=codec))
     out = SemanticFrame()
     out.CopyFrom(_REAL[codec])
     return out
