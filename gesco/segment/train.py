@@ -35,8 +35,8 @@ from gesco.segment.checkpoint import SegmenterCard, save_checkpoint
 from gesco.segment.evaluate import evaluation_record, score
 from gesco.segment.model import SegmenterConfig, SegmenterNet, count_parameters
 from gesco.semantics.classes import ClassSpace, get_class_space
-from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
-from gesco.train.run import TrainingRun, set_lr
+from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig, RunConfig
+from gesco.train.run import set_lr
 from gesco.train.utils import EMA
 
 
@@ -44,9 +44,9 @@ from gesco.train.utils import EMA
 class SegmenterTrainConfig(ConfigBase):
     """Everything a segmenter training run depends on (saved into the checkpoint's record).
 
-    ``optim`` and ``dataset`` are the sub-configs the trainers share (:mod:`gesco.train.config`;
-    ``optim.grad_clip`` is off by default here); a flat ``lr`` / ``data`` / ... of an older
-    config is read into them (:data:`~gesco.train.config.MOVED_FIELDS`).
+    ``optim``, ``dataset`` and ``run`` are the sub-configs the trainers share
+    (:mod:`gesco.train.config`; ``optim.grad_clip`` is off by default here, the run is on one CPU
+    thread); a flat ``lr`` / ``data`` / ``out_dir`` / ... of an older config is read into them (:data:`~gesco.train.config.MOVED_FIELDS`).
     """
 
     config_name: ClassVar[str] = "segmenter training config"
@@ -66,16 +66,11 @@ class SegmenterTrainConfig(ConfigBase):
     class_weight_power: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: SegmenterConfig = field(default_factory=SegmenterConfig)
-    seed: int = 0
-    out_dir: str = "runs/segmenter"
-    checkpoint_every: int = 250
-    log_every: int = 10
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/segmenter", device="cpu", threads=1))
     monitor_size: int = 100
     eval_split: str = "test"
     eval_size: int = 500
     export_to: str | None = None
-    device: str = "cpu"
-    threads: int | None = 1
 
     def check(self) -> None:
         stride = self.model.stride
@@ -173,7 +168,7 @@ def _segmenter_step(model: SegmenterNet, ema: EMA, opt: torch.optim.Optimizer, c
     Returns:
         the loss and the step's learning rate.
     """
-    gen.manual_seed(config.seed * 1_000_003 + 7919 * step)  # batch and augmentation depend on the step only
+    gen.manual_seed(config.run.seed * 1_000_003 + 7919 * step)  # batch and augmentation depend on the step only
     index = torch.randint(0, len(pools.images), (config.batch_size,), generator=gen)
     x, y = _batch(pools.images, pools.labels, index)
     x, y = augment_batch(x, y, config.augment, gen, config.crop_width)
@@ -217,7 +212,7 @@ def _card(config: SegmenterTrainConfig, model: SegmenterNet, pools: _Pools, step
             "batch_size": config.batch_size,
             "data": config.dataset.name,
             "pool_size": len(pools.images),
-            "seed": config.seed,
+            "seed": config.run.seed,
             "parameters": count_parameters(model),
             "wall_time_s": round(wall, 1),
             "pool_time_s": round(pools.seconds, 1),
@@ -231,8 +226,7 @@ def _card(config: SegmenterTrainConfig, model: SegmenterNet, pools: _Pools, step
 def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Train (or resume) a segmenter; returns the path of the final (EMA) checkpoint's weights."""
     config.check()
-    run = TrainingRun(config.out_dir, config.steps, config.log_every, config.checkpoint_every, config.device,
-                      config.threads)
+    run = config.run.training_run(config.steps)
     device, out = run.torch_device, run.out
     space: ClassSpace = get_class_space(config.class_space)
     if config.model.num_classes != space.num_classes:
@@ -243,7 +237,7 @@ def train_segmenter(config: SegmenterTrainConfig, resume: bool = True, progress:
     weights = class_weights(pools.labels, space.num_classes, config.class_weight_power)
     weights = None if weights is None else weights.to(device)
 
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.run.seed)
     model = SegmenterNet(config.model).to(device)
     ema = EMA(model, config.optim.ema_decay)
     opt = config.optim.optimizer(model.parameters())

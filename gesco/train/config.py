@@ -1,21 +1,24 @@
-"""The sub-configs every trainer shares: the optimiser and the training data.
+"""The sub-configs every trainer shares: the optimiser, the training data and the run.
 
 The diffusion trainer, the distillation and the segmenter trainer each hold an
-:class:`OptimiserConfig` (field ``optim``) and a :class:`DataConfig` (field ``dataset``), with
-their own defaults. Configs written before these existed kept the fields flat (``lr: 4.0e-4``,
-``data: synthetic``); :data:`MOVED_FIELDS` reads them into their new place, so the YAML files
-of older checkouts and the configs recorded in older checkpoint cards still load
-(:attr:`gesco.config_base.ConfigBase.moved_fields`), and ``--set lr=...`` still works.
+:class:`OptimiserConfig` (field ``optim``), a :class:`DataConfig` (field ``dataset``) and a
+:class:`RunConfig` (field ``run``: output folder, seed, device, threads, cadences), with their
+own defaults. Configs written before these existed kept the fields flat (``lr: 4.0e-4``,
+``data: synthetic``, ``out_dir: runs/x``); :data:`MOVED_FIELDS` reads them into their new place,
+so the YAML files of older checkouts and the configs recorded in older checkpoint cards still
+load (:attr:`gesco.config_base.ConfigBase.moved_fields`), and ``--set lr=...`` /
+``--set out_dir=...`` still work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
 
 from gesco.config_base import ConfigBase
+from gesco.train.run import TrainingRun
 from gesco.train.utils import lr_at
 
 
@@ -82,10 +85,44 @@ class DataConfig(ConfigBase):
         return build_dataset(self.name, self.root, "train", height, width, hflip=True)
 
 
+@dataclass
+class RunConfig(ConfigBase):
+    """Where a training run writes, how often, and on what (nothing here changes what is learnt
+    except ``seed``, which fixes the initial weights and every draw of the run).
+
+    Attributes:
+        out_dir: the run's folder: resumable state, ``train_log.jsonl``, checkpoints.
+        seed: the run's seed (initial weights, scenes, noise; each trainer derives its streams from it).
+        checkpoint_every: steps between saved states (the last step always saves).
+        log_every: steps between log records (the last step always logs).
+        device: ``"auto"`` (CUDA when available), ``"cuda"``, ``"cpu"``, ... (:func:`gesco.devices.resolve_device`).
+        threads: CPU threads for torch (``None``: torch's default).
+    """
+
+    config_name: ClassVar[str] = "run config"
+
+    out_dir: str = "runs/train"
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 10
+    device: str = "auto"
+    threads: int | None = None
+
+    def training_run(self, steps: int, local_rank: int = 0, is_main: bool = True) -> TrainingRun:
+        """The run's folder, device and cadences for ``steps`` steps (:class:`~gesco.train.run.TrainingRun`;
+        sets the torch threads and creates the folder)."""
+        return TrainingRun(self.out_dir, steps, self.log_every, self.checkpoint_every, self.device, self.threads,
+                           local_rank, is_main)
+
+
+#: The fields of :class:`RunConfig` (flat in the configs written before it).
+RUN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunConfig))
+
 #: The flat keys of the configs written before the sub-configs, and where they live now.
 MOVED_FIELDS: dict[str, str] = {
     **{k: f"optim.{k}" for k in ("lr", "lr_schedule", "lr_final_frac", "warmup_steps", "weight_decay", "grad_clip",
                                  "ema_decay")},
     "data": "dataset.name",
     "data_root": "dataset.root",
+    **{k: f"run.{k}" for k in RUN_FIELDS},
 }

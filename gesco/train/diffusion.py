@@ -34,7 +34,7 @@ from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
 from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet, UNetConfig
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig, corrupt_conditioning
-from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
+from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig, RunConfig
 from gesco.train.data import StepBatches, clean_batches, make_batch  # noqa: F401  (make_batch: public here too)
 from gesco.train.run import StepTimer, TrainingRun, set_lr
 from gesco.train.utils import EMA, DistInfo, autocast_context, init_distributed
@@ -44,8 +44,10 @@ from gesco.train.utils import EMA, DistInfo, autocast_context, init_distributed
 class DiffusionTrainConfig(ConfigBase):
     """Everything a diffusion training run depends on (saved into the checkpoint's record).
 
-    ``optim`` and ``dataset`` are the sub-configs the trainers share (:mod:`gesco.train.config`);
-    a flat ``lr`` / ``data`` / ... of an older config is read into them (:data:`MOVED_FIELDS`).
+    ``optim``, ``dataset`` and ``run`` are the sub-configs the trainers share
+    (:mod:`gesco.train.config`); a flat ``lr`` / ``data`` / ``out_dir`` / ... of an older config is
+    read into them (:data:`MOVED_FIELDS`). ``amp``: ``"auto"`` / ``"bf16"`` (bf16 autocast on
+    CUDA), ``"fp16"``, or off on the CPU.
     """
 
     config_name: ClassVar[str] = "training config"
@@ -71,14 +73,9 @@ class DiffusionTrainConfig(ConfigBase):
     noisy: NoisyMapsConfig = field(default_factory=NoisyMapsConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    seed: int = 0
     init_from: str | None = None
-    out_dir: str = "runs/diffusion"
-    checkpoint_every: int = 250
-    log_every: int = 10
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/diffusion"))
     amp: str = "auto"
-    device: str = "auto"
-    threads: int | None = None
 
 
 def conditioning_for_training(
@@ -255,7 +252,7 @@ def _build_trainee(config: DiffusionTrainConfig, run: TrainingRun, dist_info: Di
     """Seeded initial weights (identical on every rank), EMA and AdamW; then the saved state of
     a resumed run, or the weights of ``config.init_from`` for a fresh one (:func:`warm_start`)."""
     device = run.torch_device
-    torch.manual_seed(config.seed)  # identical initial weights on every rank
+    torch.manual_seed(config.run.seed)  # identical initial weights on every rank
     model = SpadeUNet(config.unet).to(device)
     diffusion = GaussianDiffusion(config.diffusion)
     ema = EMA(model, config.optim.ema_decay)
@@ -286,7 +283,7 @@ def _card(config: DiffusionTrainConfig, world_size: int, steps_done: int, wall_s
             "batch_size": config.batch_size,
             "world_size": world_size,
             "data": config.dataset.name,
-            "seed": config.seed,
+            "seed": config.run.seed,
             "wall_time_s": round(wall_s, 1),
             "config": config.to_dict(),
         },
@@ -332,8 +329,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     """
     _check_config(config)
     dist_info = init_distributed()
-    run = TrainingRun(config.out_dir, config.steps, config.log_every, config.checkpoint_every, config.device,
-                      config.threads, dist_info.local_rank, dist_info.is_main)
+    run = config.run.training_run(config.steps, dist_info.local_rank, dist_info.is_main)
     device = run.torch_device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolutions
@@ -347,7 +343,7 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
     ddp_model = DDP(t.model) if dist_info.world_size > 1 else t.model
     # The step's random draws (corruption, drop, t, eps) happen on the training device: on a GPU
     # the channel + FDS of 100+ maps per step would otherwise cost more than the step itself.
-    gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + dist_info.rank)
+    gen = torch.Generator(device=device).manual_seed(config.run.seed * 1_000_003 + dist_info.rank)
 
     bar = run.progress_bar(progress, t.step, "train diffusion")
     budget = config.time_budget_s
@@ -356,12 +352,12 @@ def train_diffusion(config: DiffusionTrainConfig, resume: bool = True, progress:
         return budget is not None and t.wall >= budget
 
     # The data order is a pure function of the step, so a resumed run sees the same scenes.
-    source = StepBatches(dataset, space, config.batch_size, config.seed, dist_info.rank, dist_info.world_size)
+    source = StepBatches(dataset, space, config.batch_size, config.run.seed, dist_info.rank, dist_info.world_size)
     batches = clean_batches(source, t.step, config.steps, config.num_workers, pin_memory=device.type == "cuda")
     timer = StepTimer("data_s", "wait_s", "net_s")  # per-step means since the last log record
     while t.step < config.steps and not out_of_time():
         t0 = _clock(device)
-        gen.manual_seed(config.seed * 1_000_003 + dist_info.rank + 7919 * t.step)
+        gen.manual_seed(config.run.seed * 1_000_003 + dist_info.rank + 7919 * t.step)
         batch = next(batches)
         t_wait = time.perf_counter()
         inputs = training_inputs(batch, config, t.diffusion, gen, device)

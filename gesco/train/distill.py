@@ -52,7 +52,7 @@ from gesco.errors import GescoInputError
 from gesco.sampler_specs import GUIDANCE_ONLY_SAMPLERS, PARAMETRISATIONS
 from gesco.semantics.classes import get_class_space
 from gesco.semantics.noisy import NoisyMapsConfig
-from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
+from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig, RunConfig
 from gesco.train.diffusion import DiffusionTrainConfig, conditioning_for_training, make_batch
 from gesco.train.run import set_lr
 from gesco.train.utils import EMA, autocast_context, load_training_state, save_training_state
@@ -91,8 +91,9 @@ class DistillConfig(ConfigBase):
             the batches are the same either way.
         optim: AdamW, the learning-rate schedule of each round, clipping and the EMA of the
             student's weights, which is what is saved (:class:`~gesco.train.config.OptimiserConfig`).
+        run: output folder, seed, device, threads and the log / checkpoint cadences
+            (:class:`~gesco.train.config.RunConfig`; the rounds are written under ``run.out_dir``).
         amp: ``"auto"`` / ``"bf16"`` (bf16 autocast on CUDA), ``"fp16"``, or off on the CPU.
-        device: ``"auto"`` (CUDA when available), ``"cuda"``, ``"cpu"``, ...
     """
 
     config_name: ClassVar[str] = "distillation config"
@@ -118,13 +119,8 @@ class DistillConfig(ConfigBase):
     optim: OptimiserConfig = field(
         default_factory=lambda: OptimiserConfig(lr=1e-4, lr_final_frac=0.0, warmup_steps=50, ema_decay=0.999))
     noisy: NoisyMapsConfig | None = None
-    seed: int = 0
-    out_dir: str = "runs/distill"
-    checkpoint_every: int = 250
-    log_every: int = 10
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/distill"))
     amp: str = "auto"
-    device: str = "auto"
-    threads: int | None = None
 
     def validate(self) -> DistillConfig:
         if not self.teacher:
@@ -295,7 +291,7 @@ def _student_card(teacher_card: ModelCard, config: DistillConfig, plan: RoundPla
             "batch_size": config.batch_size,
             "noise_draws": config.noise_draws,
             "data": config.dataset.name,
-            "seed": config.seed,
+            "seed": config.run.seed,
             "wall_time_s": round(wall_s, 1),
             **({"student_init": init, "total_steps": int(init.get("total_steps") or 0) + steps_done}
                if init else {}),
@@ -329,10 +325,10 @@ def _check_done(card: ModelCard, plan: RoundPlan, config: DistillConfig, origin:
 def train_distill(config: DistillConfig, resume: bool = True, progress: bool = True) -> DistillResult:
     """Run every round of :func:`plan_rounds`; return the final student's checkpoint."""
     config.validate()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    out = Path(config.out_dir)
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    device = resolve_device(config.run.device)
+    out = Path(config.run.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     teacher, teacher_card = load_checkpoint(config.teacher, map_location=device)
@@ -490,7 +486,7 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
         step, wall = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
         print(f"round {plan.index}: resumed from {state_path} at step {step}")
     budget = config.time_budget_s_per_round
-    source = StepScenes(dataset, space, config.batch_size, plan.index, config.seed)
+    source = StepScenes(dataset, space, config.batch_size, plan.index, config.run.seed)
     batches = step_batches(source, step, plan.train_steps, config.num_workers, pin_memory=device.type == "cuda")
     gen = torch.Generator()
     bar = _round_bar(plan, step) if progress else None
@@ -508,7 +504,7 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
     while step < plan.train_steps and not (budget is not None and wall >= budget):
         t0 = time.time()
         # the data order is a pure function of (round, step): a resumed round sees the same scenes
-        gen.manual_seed(config.seed * 1_000_003 + 104_729 * plan.index + 7919 * step)
+        gen.manual_seed(config.run.seed * 1_000_003 + 104_729 * plan.index + 7919 * step)
         y, j, z, t, alpha, sigma = _student_inputs(next(batches), config, cond_config, student_grid, gen, device)
         with torch.no_grad(), autocast_context(device, config.amp):
             x0_fn = x0_predictor(teacher, y, teacher_param, teacher_scale, c, config.clip_teacher)
@@ -518,17 +514,17 @@ def _run_round(plan, teacher, teacher_param, teacher_scale, teacher_grid, studen
                                             target.float(), lr)
         step += 1
         wall += time.time() - t0
-        if step % config.log_every == 0 or step == plan.train_steps:
+        if step % config.run.log_every == 0 or step == plan.train_steps:
             rec = {"round": plan.index, "student_steps": plan.student_steps, "step": step,
                    "loss": round(float(loss.detach()), 6), "mse_x0": round(float(losses["mse_x0"].detach().mean()), 6),
                    "lr": lr, "grad_norm": round(float(gnorm), 4),
-                   "s_per_step": round((time.time() - t_last) / config.log_every, 3), "wall_time_s": round(wall, 1)}
+                   "s_per_step": round((time.time() - t_last) / config.run.log_every, 3), "wall_time_s": round(wall, 1)}
             t_last = time.time()
             _append_jsonl(log_path, rec)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{lr:.1e}")
-        if step % config.checkpoint_every == 0 and step < plan.train_steps:
+        if step % config.run.checkpoint_every == 0 and step < plan.train_steps:
             save(final=False)
     batches.close()  # stops the DataLoader workers of a round cut short by its time budget
     if bar is not None:

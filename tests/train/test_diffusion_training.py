@@ -124,7 +124,7 @@ DDP_SCRIPT = textwrap.dedent(
     cfg = DiffusionTrainConfig.from_dict(eval(sys.argv[1]))
     r = train_diffusion(cfg, progress=False)
     rank = int(os.environ["RANK"])
-    save_file({k: v.contiguous() for k, v in r.model.state_dict().items()}, os.path.join(cfg.out_dir, f"rank{rank}.safetensors"))
+    save_file({k: v.contiguous() for k, v in r.model.state_dict().items()}, os.path.join(cfg.run.out_dir, f"rank{rank}.safetensors"))
     """
 )
 

@@ -1,8 +1,8 @@
 """The trainers' shared sub-configs (gesco.train.config): configs written before them still load.
 
 ``tests/fixtures/configs-flat/`` holds the four YAML files of configs/ as they were before the
-optimiser and data fields moved into ``optim`` / ``dataset`` (issue 27); the shipped checkpoint
-cards record their training configs in that flat layout too.
+optimiser, data and run fields moved into ``optim`` / ``dataset`` / ``run`` (issue 27); the
+shipped checkpoint cards record their training configs in that flat layout too.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import yaml
 from gesco.config import config_from_args
 from gesco.errors import GescoInputError
 from gesco.segment.train import SegmenterTrainConfig
-from gesco.train.config import MOVED_FIELDS, DataConfig, OptimiserConfig
+from gesco.train.config import MOVED_FIELDS, RUN_FIELDS, DataConfig, OptimiserConfig, RunConfig
 from gesco.train.diffusion import DiffusionTrainConfig
 from gesco.train.distill import DistillConfig
 
@@ -38,6 +38,8 @@ def test_a_flat_config_of_before_loads_as_its_nested_successor(name):
     assert old == new
     assert old.optim.lr == flat["lr"] and old.dataset.name == flat["data"]
     assert old.optim.ema_decay == flat["ema_decay"] and old.optim.warmup_steps == flat["warmup_steps"]
+    assert old.run.out_dir == flat["out_dir"] and old.run.seed == flat["seed"]
+    assert old.run.checkpoint_every == flat["checkpoint_every"] and old.run.log_every == flat["log_every"]
 
 
 @pytest.mark.parametrize("card", sorted(p.name for p in (REPO / "checkpoints").glob("*.json")))
@@ -78,6 +80,34 @@ def test_set_overrides_a_moved_field_by_either_name_in_either_layout(config, ove
     args = argparse.Namespace(config=str(config), overrides=[override, "data=cityscapes"])
     c = config_from_args(args, DiffusionTrainConfig, "training")
     assert c.optim.lr == 2e-3 and c.optim.warmup_steps == 100 and c.dataset.name == "cityscapes"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FLAT.glob("*.yaml")))
+@pytest.mark.parametrize("layout", ["configs", "flat"])
+@pytest.mark.parametrize("key", ["out_dir", "run.out_dir"])
+def test_set_out_dir_works_by_either_name_in_either_layout(name, layout, key, tmp_path):
+    """``--set out_dir=...`` (13 times in the docs) and ``--set run.out_dir=...`` both set the run's
+    folder, over the shipped configs and their flat predecessors, for every trainer; the other
+    run fields keep the file's values."""
+    path = (REPO / "configs" if layout == "configs" else FLAT) / name
+    args = argparse.Namespace(config=str(path), overrides=[f"{key}={tmp_path}", "seed=7"])
+    c = config_from_args(args, _class_of(name), "training")
+    flat = yaml.safe_load((FLAT / name).read_text())
+    assert c.run.out_dir == str(tmp_path) and c.run.seed == 7
+    assert (c.run.checkpoint_every, c.run.log_every) == (flat["checkpoint_every"], flat["log_every"])
+
+
+def test_the_run_defaults_are_each_trainers_own():
+    assert set(RUN_FIELDS) <= set(MOVED_FIELDS) and all(MOVED_FIELDS[k] == f"run.{k}" for k in RUN_FIELDS)
+    assert DiffusionTrainConfig().run == RunConfig(out_dir="runs/diffusion")
+    assert DistillConfig().run == RunConfig(out_dir="runs/distill")
+    assert SegmenterTrainConfig().run == RunConfig(out_dir="runs/segmenter", device="cpu", threads=1)
+    # a partial run mapping, or one flat key, keeps the trainer's own defaults for the rest
+    assert SegmenterTrainConfig.from_dict({"run": {"seed": 3}}).run.threads == 1
+    assert SegmenterTrainConfig.from_dict({"log_every": 5}).run == RunConfig(
+        out_dir="runs/segmenter", log_every=5, device="cpu", threads=1)
+    with pytest.raises(ValueError, match=r"both out_dir and run\.out_dir"):
+        DiffusionTrainConfig.from_dict({"out_dir": "a", "run": {"out_dir": "b"}})
 
 
 def test_a_bad_override_is_a_named_input_error():
