@@ -1,6 +1,7 @@
 """Colour study: where the generated images' whole-image colour cast comes from.
 
-Measures, for diffusion checkpoints on a fixed set of synthetic test scenes (clean maps,
+Measures, for diffusion checkpoints on a fixed set of synthetic scenes of ``--split`` (default
+``val``, the validation split every choice is made on; clean maps,
 the receiver's pipeline :class:`~gesco.diffusion.pipeline.SemanticGenerator`):
 
 * ``dc``: the network's *mean-colour gain* ``d mean(eps_hat) / d mean(x_t)`` at several
@@ -66,9 +67,9 @@ def _to255(x: torch.Tensor) -> torch.Tensor:
     return x * 127.5
 
 
-def scenes(n: int, h: int, w: int, space) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The first ``n`` test scenes: images in [-1, 1], their clean conditioning and label maps."""
-    ds = SyntheticScenes(split="test", size=n, height=h, width=w)
+def scenes(n: int, h: int, w: int, space, split: str = "val") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first ``n`` scenes of ``split``: images in [-1, 1], their clean conditioning and label maps."""
+    ds = SyntheticScenes(split=split, size=n, height=h, width=w)
     batch = make_batch(ds, list(range(n)), space)
     labels = torch.stack([ds[i]["label"] for i in range(n)])
     return batch["image"], batch["cond"], labels
@@ -138,19 +139,19 @@ def data_check(n: int, h: int, w: int) -> dict:
     }
 
 
-def path_check(n: int, h: int, w: int) -> dict:
+def path_check(n: int, h: int, w: int, split: str = "val") -> dict:
     """Dataset tensor -> to_uint8 -> PNG -> decode gives the scene's pixels back exactly."""
     from gesco.data.synthetic import generate_scene, split_seed
 
-    ds = SyntheticScenes(split="test", size=n, height=h, width=w)
+    ds = SyntheticScenes(split=split, size=n, height=h, width=w)
     worst_tensor, worst_png = 0, 0
     for i in range(n):
-        ref = generate_scene(split_seed("test", i), h, w).image.astype(int)
+        ref = generate_scene(split_seed(split, i), h, w).image.astype(int)
         back = SemanticGenerator.to_uint8(ds[i]["image"][None])[0].astype(int)
         png = decode_image(encode_png(back.astype(np.uint8))).astype(int)
         worst_tensor = max(worst_tensor, int(np.abs(back - ref).max()))
         worst_png = max(worst_png, int(np.abs(png - ref).max()))
-    return {"scenes": n, "max_abs_diff_tensor_roundtrip": worst_tensor, "max_abs_diff_png_roundtrip": worst_png}
+    return {"scenes": n, "split": split, "max_abs_diff_tensor_roundtrip": worst_tensor, "max_abs_diff_png_roundtrip": worst_png}
 
 
 def markdown(result: dict) -> str:
@@ -179,7 +180,8 @@ def markdown(result: dict) -> str:
     lines += ["", "## Data and colour path", "",
               f"Training scenes ({d['scenes']}): std of the scene mean RGB {tuple(d['mean_rgb_std'])}, "
               f"of its chroma (mean RGB minus grey) {tuple(d['chroma_std'])} (0-255 units).", "",
-              f"Colour path on {p['scenes']} test scenes: tensor round trip max |diff| {p['max_abs_diff_tensor_roundtrip']}, "
+              f"Colour path on {p['scenes']} {p.get('split', 'test')} scenes: tensor round trip max |diff| "
+              f"{p['max_abs_diff_tensor_roundtrip']}, "
               f"PNG encode/decode round trip max |diff| {p['max_abs_diff_png_roundtrip']} (0 = exact, RGB order kept).", ""]
     return "\n".join(lines)
 
@@ -188,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="checkpoint stems; NAME=PATH to name a row")
     ap.add_argument("--scenes", type=int, default=6)
+    ap.add_argument("--split", default="val", choices=("val", "test"),
+                    help="synthetic split of the scenes (default val: choices are made on it; test once per table)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--settings", default="respaced50-g2,respaced50-g1,respaced50-g0,ddim20-g2,dpmpp20-g2")
     ap.add_argument("--reference-scenes", type=int, default=2, help="scenes for the 1000-step ancestral-g2 setting")
@@ -199,14 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     result: dict = {"command": "python scripts/colour_study.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                    "checkpoints": []}
+                    "split": args.split, "checkpoints": []}
     for spec in args.checkpoints:
         name, _, path = spec.rpartition("=")
         name = name or Path(path).name
         model, card = load_checkpoint(path)
         gen = SemanticGenerator(model, card, "cpu")
         space = get_class_space(card.class_space)
-        x0, cond, labels = scenes(args.scenes, *card.resolution, space)
+        x0, cond, labels = scenes(args.scenes, *card.resolution, space, args.split)
         entry = {"name": name, "path": path, "dc": dc_gain(model, gen.diffusion, x0, cond, labels), "samples": []}
         for s in [s for s in args.settings.split(",") if s]:
             if s not in SETTINGS:
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         result["checkpoints"].append(entry)
     h, w = tuple(card.resolution)  # the last checkpoint's resolution
     result["data"] = data_check(args.data_scenes, h, w)
-    result["path"] = path_check(8, h, w)
+    result["path"] = path_check(8, h, w, args.split)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "colour_study.json").write_text(json.dumps(result, indent=1) + "\n")

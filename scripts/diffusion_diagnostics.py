@@ -2,7 +2,7 @@
 
 ``x0`` : how well each checkpoint's clean-image estimate ``x0_hat`` (Eq. 4 solved for x0
 with the predicted epsilon, conditional on the clean maps, no guidance) matches the real
-image at several noise levels ``t``, on the first N synthetic test scenes. The noise is the
+image at several noise levels ``t``, on the first N synthetic scenes of the validation split (``val``). The noise is the
 same for every checkpoint (seeded), so the rows compare side by side.
 
     python scripts/diffusion_diagnostics.py x0 CKPT [CKPT ...] [--scenes 8] [--out table.md]
@@ -31,8 +31,8 @@ T_VALUES = (10, 100, 300, 500, 700, 900)
 
 
 def _scenes(n: int, h: int, w: int, space) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` test scenes: images in [-1, 1] and their clean conditioning, as in training."""
-    batch = make_batch(SyntheticScenes(split="test", size=n, height=h, width=w), list(range(n)), space)
+    """The first ``n`` validation scenes: images in [-1, 1] and their clean conditioning, as in training."""
+    batch = make_batch(SyntheticScenes(split="val", size=n, height=h, width=w), list(range(n)), space)
     return batch["image"], batch["cond"]
 
 
@@ -73,7 +73,7 @@ def x0_table(checkpoints: list[str], n_scenes: int) -> str:
     results = {c: x0_errors(c, n_scenes) for c in checkpoints}
     names = [_name(c) for c in checkpoints]
     lines = [
-        f"x0_hat MSE (mean-colour MSE) on {n_scenes} test scenes; pixel values in [-1, 1]",
+        f"x0_hat MSE (mean-colour MSE) on {n_scenes} validation scenes; pixel values in [-1, 1]",
         "",
         "| t | SNR | " + " | ".join(names) + " |",
         "|---|---|" + "---|" * len(names),

@@ -1,4 +1,4 @@
-"""Out-of-domain score of a segmenter: synthetic test scenes against real photos.
+"""Out-of-domain score of a segmenter: synthetic scenes (``--split``, default val) against real photos.
 
     pip install scikit-image          # only for this script: its bundled sample photos
     OMP_NUM_THREADS=1 python scripts/measure_domain_score.py [--scenes 100] [--segmenter PATH] [--aspect crop]
@@ -59,6 +59,7 @@ def photos() -> dict[str, np.ndarray]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenes", type=int, default=100)
+    p.add_argument("--split", default="val", choices=("val", "test"), help="synthetic split (default val)")
     p.add_argument("--segmenter", default=None)
     p.add_argument("--aspect", default="crop")
     args = p.parse_args()
@@ -66,11 +67,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     table: dict[str, list[float]] = {}
     for i in range(args.scenes):
-        scene = generate_scene(split_seed("test", i), *seg.resolution)
+        scene = generate_scene(split_seed(args.split, i), *seg.resolution)
         for name, im in variants(scene.image, rng).items():
             table.setdefault(name, []).append(score(seg, im, args.aspect))
     print(f"segmenter: {seg.source}; threshold {DEFAULT_DOMAIN_THRESHOLD}; aspect {args.aspect}\n")
-    print(f"| synthetic test scenes ({args.scenes}) | min | 5th pct | median | max | below threshold |")
+    print(f"| synthetic {args.split} scenes ({args.scenes}) | min | 5th pct | median | max | below threshold |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, v in table.items():
         a = np.asarray(v)
