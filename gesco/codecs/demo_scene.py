@@ -64,6 +64,85 @@ class _Canvas:
         self._paint(mask.astype(bool), label_id)
 
 
+def _paint_backdrop(c: _Canvas, rng: np.random.Generator, h: float, w: float, horizon: float, vx: float) -> None:
+    """Sky, the buildings' irregular skyline on both sides, the wall at the vanishing point, tree crowns."""
+    # Sky everywhere, then buildings with an irregular skyline on both sides.
+    c.rect(0, 0, w, h, SKY)
+    for side in (0, 1):
+        x = 0.0 if side == 0 else vx + w * 0.04
+        end = vx - w * 0.04 if side == 0 else w
+        while x < end:
+            bw = w * rng.uniform(0.05, 0.14)
+            top = h * rng.uniform(0.02, 0.30)
+            c.rect(x, top, min(x + bw, end), horizon + h * 0.05, BUILDING)
+            x += bw
+    c.rect(vx - w * 0.04, horizon - h * 0.06, vx + w * 0.04, horizon + h * 0.02, WALL)
+    # Trees: crowns (vegetation) over the buildings.
+    for _ in range(rng.integers(4, 8)):
+        cx = w * rng.uniform(0.0, 1.0)
+        c.ellipse(cx, horizon - h * rng.uniform(0.0, 0.15), w * rng.uniform(0.03, 0.08), h * rng.uniform(0.06, 0.14), VEGETATION)
+
+
+def _paint_ground(c: _Canvas, rng: np.random.Generator, h: float, w: float, horizon: float, vx: float) -> None:
+    """Sidewalks, the road, terrain, parking and ground strips, a fence along the left sidewalk."""
+    # Ground plane: sidewalks left and right, the road in the middle, terrain strips.
+    c.polygon([(0, horizon + h * 0.03), (vx, horizon), (w, horizon + h * 0.03), (w, h), (0, h)], SIDEWALK)
+    c.polygon([(vx - w * 0.02, horizon), (vx + w * 0.02, horizon), (w * 0.95, h), (w * 0.05, h)], ROAD)
+    c.polygon([(0, horizon + h * 0.06), (vx - w * 0.1, horizon + h * 0.02), (w * 0.02, h * 0.62)], TERRAIN)
+    c.polygon([(w, horizon + h * 0.06), (vx + w * 0.15, horizon + h * 0.02), (w, h * 0.58)], PARKING)
+    c.polygon([(0, h * 0.7), (w * 0.05, h * 0.66), (w * 0.06, h * 0.8), (0, h * 0.85)], GROUND)
+    # A fence along the left sidewalk.
+    c.polygon([(0, horizon - h * 0.02), (vx - w * 0.1, horizon - h * 0.005), (vx - w * 0.1, horizon + h * 0.02),
+               (0, horizon + h * 0.12)], FENCE)
+
+
+def _paint_street_furniture(c: _Canvas, rng: np.random.Generator, h: float, w: float, horizon: float, vx: float) -> None:
+    """Poles with signs or traffic lights (thin structures), a static and a dynamic object."""
+    # Poles with signs and traffic lights (thin structures).
+    for _ in range(rng.integers(3, 6)):
+        x = w * (rng.uniform(0.02, 0.2) if rng.random() < 0.5 else rng.uniform(0.8, 0.98))
+        top = h * rng.uniform(0.10, 0.30)
+        bottom = horizon + h * rng.uniform(0.10, 0.25)
+        c.rect(x, top, x + max(1.0, w * 0.004), bottom, POLE)
+        if rng.random() < 0.6:
+            c.rect(x - w * 0.012, top, x + w * 0.014, top + h * 0.04, TRAFFIC_SIGN)
+        else:
+            c.rect(x - w * 0.006, top, x + w * 0.008, top + h * 0.07, TRAFFIC_LIGHT)
+    c.rect(w * 0.3, horizon - h * 0.02, w * 0.32, horizon + h * 0.03, STATIC)
+    c.rect(w * 0.66, horizon - h * 0.01, w * 0.68, horizon + h * 0.035, DYNAMIC)
+
+
+def _paint_vehicles(c: _Canvas, rng: np.random.Generator, h: float, w: float, horizon: float, vx: float) -> None:
+    """Vehicles on the road, farther ones smaller (painted back to front)."""
+    # Vehicles on the road, farther ones smaller (back to front).
+    for depth in np.sort(rng.uniform(0.1, 0.9, size=rng.integers(5, 9))):
+        y = horizon + (h - horizon) * depth * 0.8
+        size = 0.2 + 0.8 * depth
+        half = (w * 0.9 - w * 0.1) * depth / 2 + w * 0.03
+        x = vx + rng.uniform(-half, half)
+        kind = rng.choice([CAR, CAR, CAR, TRUCK, BUS])
+        bw = w * 0.12 * size * (1.6 if kind == BUS else 1.3 if kind == TRUCK else 1.0)
+        bh = h * 0.12 * size * (1.8 if kind != CAR else 1.0)
+        c.polygon([(x - bw / 2, y), (x + bw / 2, y), (x + bw / 2, y - bh * 0.6), (x + bw * 0.3, y - bh),
+                   (x - bw * 0.3, y - bh), (x - bw / 2, y - bh * 0.6)], int(kind))
+
+
+def _paint_people(c: _Canvas, rng: np.random.Generator, h: float, w: float, horizon: float, vx: float) -> None:
+    """People on the sidewalks, a rider on a bicycle and one on a motorcycle."""
+    # People on the sidewalks, a rider on a bicycle and one on a motorcycle.
+    for _ in range(rng.integers(3, 7)):
+        x = w * (rng.uniform(0.02, 0.25) if rng.random() < 0.5 else rng.uniform(0.75, 0.98))
+        y = horizon + h * rng.uniform(0.1, 0.35)
+        ph = h * rng.uniform(0.08, 0.2)
+        c.ellipse(x, y - ph * 0.45, ph * 0.12, ph * 0.4, PERSON)
+        c.ellipse(x, y - ph * 0.92, ph * 0.08, ph * 0.08, PERSON)
+    for vehicle in (BICYCLE, MOTORCYCLE):
+        x, y = w * rng.uniform(0.3, 0.7), horizon + h * rng.uniform(0.25, 0.4)
+        s = h * 0.1
+        c.ellipse(x, y, s * 0.5, s * 0.25, vehicle)
+        c.ellipse(x, y - s * 0.5, s * 0.15, s * 0.4, RIDER)
+
+
 def street_scene(height: int = 256, width: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draw a street-like scene.
 
@@ -82,69 +161,11 @@ def street_scene(height: int = 256, width: int = 512, seed: int = 0) -> tuple[np
     horizon = h * rng.uniform(0.40, 0.48)
     vx = w * rng.uniform(0.42, 0.58)  # vanishing point
 
-    # Sky everywhere, then buildings with an irregular skyline on both sides.
-    c.rect(0, 0, w, h, SKY)
-    for side in (0, 1):
-        x = 0.0 if side == 0 else vx + w * 0.04
-        end = vx - w * 0.04 if side == 0 else w
-        while x < end:
-            bw = w * rng.uniform(0.05, 0.14)
-            top = h * rng.uniform(0.02, 0.30)
-            c.rect(x, top, min(x + bw, end), horizon + h * 0.05, BUILDING)
-            x += bw
-    c.rect(vx - w * 0.04, horizon - h * 0.06, vx + w * 0.04, horizon + h * 0.02, WALL)
-    # Trees: crowns (vegetation) over the buildings.
-    for _ in range(rng.integers(4, 8)):
-        cx = w * rng.uniform(0.0, 1.0)
-        c.ellipse(cx, horizon - h * rng.uniform(0.0, 0.15), w * rng.uniform(0.03, 0.08), h * rng.uniform(0.06, 0.14), VEGETATION)
-
-    # Ground plane: sidewalks left and right, the road in the middle, terrain strips.
-    c.polygon([(0, horizon + h * 0.03), (vx, horizon), (w, horizon + h * 0.03), (w, h), (0, h)], SIDEWALK)
-    c.polygon([(vx - w * 0.02, horizon), (vx + w * 0.02, horizon), (w * 0.95, h), (w * 0.05, h)], ROAD)
-    c.polygon([(0, horizon + h * 0.06), (vx - w * 0.1, horizon + h * 0.02), (w * 0.02, h * 0.62)], TERRAIN)
-    c.polygon([(w, horizon + h * 0.06), (vx + w * 0.15, horizon + h * 0.02), (w, h * 0.58)], PARKING)
-    c.polygon([(0, h * 0.7), (w * 0.05, h * 0.66), (w * 0.06, h * 0.8), (0, h * 0.85)], GROUND)
-    # A fence along the left sidewalk.
-    c.polygon([(0, horizon - h * 0.02), (vx - w * 0.1, horizon - h * 0.005), (vx - w * 0.1, horizon + h * 0.02),
-               (0, horizon + h * 0.12)], FENCE)
-
-    # Poles with signs and traffic lights (thin structures).
-    for _ in range(rng.integers(3, 6)):
-        x = w * (rng.uniform(0.02, 0.2) if rng.random() < 0.5 else rng.uniform(0.8, 0.98))
-        top = h * rng.uniform(0.10, 0.30)
-        bottom = horizon + h * rng.uniform(0.10, 0.25)
-        c.rect(x, top, x + max(1.0, w * 0.004), bottom, POLE)
-        if rng.random() < 0.6:
-            c.rect(x - w * 0.012, top, x + w * 0.014, top + h * 0.04, TRAFFIC_SIGN)
-        else:
-            c.rect(x - w * 0.006, top, x + w * 0.008, top + h * 0.07, TRAFFIC_LIGHT)
-    c.rect(w * 0.3, horizon - h * 0.02, w * 0.32, horizon + h * 0.03, STATIC)
-    c.rect(w * 0.66, horizon - h * 0.01, w * 0.68, horizon + h * 0.035, DYNAMIC)
-
-    # Vehicles on the road, farther ones smaller (back to front).
-    for depth in np.sort(rng.uniform(0.1, 0.9, size=rng.integers(5, 9))):
-        y = horizon + (h - horizon) * depth * 0.8
-        size = 0.2 + 0.8 * depth
-        half = (w * 0.9 - w * 0.1) * depth / 2 + w * 0.03
-        x = vx + rng.uniform(-half, half)
-        kind = rng.choice([CAR, CAR, CAR, TRUCK, BUS])
-        bw = w * 0.12 * size * (1.6 if kind == BUS else 1.3 if kind == TRUCK else 1.0)
-        bh = h * 0.12 * size * (1.8 if kind != CAR else 1.0)
-        c.polygon([(x - bw / 2, y), (x + bw / 2, y), (x + bw / 2, y - bh * 0.6), (x + bw * 0.3, y - bh),
-                   (x - bw * 0.3, y - bh), (x - bw / 2, y - bh * 0.6)], int(kind))
-
-    # People on the sidewalks, a rider on a bicycle and one on a motorcycle.
-    for _ in range(rng.integers(3, 7)):
-        x = w * (rng.uniform(0.02, 0.25) if rng.random() < 0.5 else rng.uniform(0.75, 0.98))
-        y = horizon + h * rng.uniform(0.1, 0.35)
-        ph = h * rng.uniform(0.08, 0.2)
-        c.ellipse(x, y - ph * 0.45, ph * 0.12, ph * 0.4, PERSON)
-        c.ellipse(x, y - ph * 0.92, ph * 0.08, ph * 0.08, PERSON)
-    for vehicle in (BICYCLE, MOTORCYCLE):
-        x, y = w * rng.uniform(0.3, 0.7), horizon + h * rng.uniform(0.25, 0.4)
-        s = h * 0.1
-        c.ellipse(x, y, s * 0.5, s * 0.25, vehicle)
-        c.ellipse(x, y - s * 0.5, s * 0.15, s * 0.4, RIDER)
+    _paint_backdrop(c, rng, h, w, horizon, vx)
+    _paint_ground(c, rng, h, w, horizon, vx)
+    _paint_street_furniture(c, rng, h, w, horizon, vx)
+    _paint_vehicles(c, rng, h, w, horizon, vx)
+    _paint_people(c, rng, h, w, horizon, vx)
 
     # The ego vehicle's bonnet at the bottom, as in Cityscapes frames.
     c.polygon([(0, h * 0.93), (w * 0.2, h * 0.9), (w * 0.8, h * 0.9), (w, h * 0.93), (w, h), (0, h)], EGO_VEHICLE)
