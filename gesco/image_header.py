@@ -134,17 +134,22 @@ def _jpeg_info(data: bytes) -> ImageInfo:
         if marker in _JPEG_SOF:
             if i + 10 > n:
                 break
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            components = data[i + 9]
-            if width == 0 or height == 0:
-                raise ImageDecodeError(f"corrupt JPEG: frame header says {width}x{height} pixels")
-            if components not in (1, 3, 4):
-                raise ImageDecodeError(f"corrupt JPEG: {components} colour components")
-            return ImageInfo("jpeg", height, width, components, 1, orientation)
+            return _jpeg_frame(data, i, orientation)
         if marker == 0xDA:  # start of scan before any frame header
             break
         i += 2 + length
     raise ImageDecodeError("corrupt JPEG: no frame header (SOF) found")
+
+
+def _jpeg_frame(data: bytes, i: int, orientation: int) -> ImageInfo:
+    """The image size and components of the start-of-frame segment at byte ``i``."""
+    height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+    components = data[i + 9]
+    if width == 0 or height == 0:
+        raise ImageDecodeError(f"corrupt JPEG: frame header says {width}x{height} pixels")
+    if components not in (1, 3, 4):
+        raise ImageDecodeError(f"corrupt JPEG: {components} colour components")
+    return ImageInfo("jpeg", height, width, components, 1, orientation)
 
 
 def exif_orientation(segment: bytes) -> int:

@@ -241,6 +241,49 @@ class _OnnxModel:
         return torch.from_numpy(np.asarray(out))
 
 
+def _load_torchscript(path: Path, device: str | torch.device) -> Segmenter:
+    """A TorchScript segmenter and its JSON sidecar."""
+    if not path.is_file():
+        raise CheckpointError(f"TorchScript segmenter {path} not found")
+    meta = _read_sidecar(path)
+    try:
+        model = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError, OSError) as e:
+        raise CheckpointError(f"segmenter {path} is not a loadable TorchScript file ({e})") from None
+    model.eval()
+    return _from_sidecar(model, path, meta, device)
+
+
+def _load_export(path: Path) -> Segmenter:
+    """A ``torch.export`` segmenter program and its JSON sidecar (runs on the CPU)."""
+    if not path.is_file():
+        raise CheckpointError(f"torch.export segmenter {path} not found")
+    meta = _read_sidecar(path)
+    try:
+        model = torch.export.load(str(path)).module()
+    except Exception as e:  # torch.export raises assorted exception types on bad archives
+        raise CheckpointError(f"segmenter {path} is not a loadable torch.export program ({e})") from None
+    return _from_sidecar(model, path, meta, "cpu")
+
+
+def _load_onnx(path: Path) -> Segmenter:
+    """An ONNX segmenter (needs onnxruntime) and its JSON sidecar (runs on the CPU)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise CheckpointError(
+            f"segmenter {path} is an ONNX file: install onnxruntime (pip install onnxruntime) to use it"
+        ) from None
+    if not path.is_file():
+        raise CheckpointError(f"ONNX segmenter {path} not found")
+    meta = _read_sidecar(path)
+    try:
+        model = _OnnxModel(path)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise CheckpointError(f"segmenter {path} is not a loadable ONNX file ({e})") from None
+    return _from_sidecar(model, path, meta, "cpu")
+
+
 def load_segmenter(spec: str | Path | None = None, device: str | torch.device = "cpu") -> Segmenter:
     """The segmenter named by configuration.
 
@@ -258,37 +301,9 @@ def load_segmenter(spec: str | Path | None = None, device: str | torch.device = 
     path = Path(spec).expanduser()
     suffix = path.suffix.lower()
     if suffix in TORCHSCRIPT_SUFFIXES:
-        if not path.is_file():
-            raise CheckpointError(f"TorchScript segmenter {path} not found")
-        meta = _read_sidecar(path)
-        try:
-            model = torch.jit.load(str(path), map_location=device)
-        except (RuntimeError, ValueError, OSError) as e:
-            raise CheckpointError(f"segmenter {path} is not a loadable TorchScript file ({e})") from None
-        model.eval()
-        return _from_sidecar(model, path, meta, device)
+        return _load_torchscript(path, device)
     if suffix in EXPORT_SUFFIXES:
-        if not path.is_file():
-            raise CheckpointError(f"torch.export segmenter {path} not found")
-        meta = _read_sidecar(path)
-        try:
-            model = torch.export.load(str(path)).module()
-        except Exception as e:  # torch.export raises assorted exception types on bad archives
-            raise CheckpointError(f"segmenter {path} is not a loadable torch.export program ({e})") from None
-        return _from_sidecar(model, path, meta, "cpu")
+        return _load_export(path)
     if suffix in ONNX_SUFFIXES:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise CheckpointError(
-                f"segmenter {path} is an ONNX file: install onnxruntime (pip install onnxruntime) to use it"
-            ) from None
-        if not path.is_file():
-            raise CheckpointError(f"ONNX segmenter {path} not found")
-        meta = _read_sidecar(path)
-        try:
-            model = _OnnxModel(path)
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise CheckpointError(f"segmenter {path} is not a loadable ONNX file ({e})") from None
-        return _from_sidecar(model, path, meta, "cpu")
+        return _load_onnx(path)
     return Segmenter.load(path, device)
