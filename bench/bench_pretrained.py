@@ -117,6 +117,84 @@ def write(results: dict, out: Path) -> None:
     (out.with_suffix(".md")).write_text("\n".join(lines) + "\n")
 
 
+def forward_section(cfg: UNetConfig, h: int, w: int, args: argparse.Namespace, results: dict, out: Path) -> None:
+    """Build the network (random weights), time one pass at batch 1 and 2, extrapolate per image and sampler."""
+    t0 = time.perf_counter()
+    model = SpadeUNet(cfg).eval()
+    randomise(model)
+    results["build"] = {"seconds": time.perf_counter() - t0}
+    results["parameters"] = sum(p.numel() for p in model.parameters())
+    prog = Progress(model, not args.no_progress)
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(1))
+    y = conditioning(2, h, w)
+    rows = []
+    with torch.inference_mode():
+        print("warm-up pass, batch 1", flush=True)
+        prog.t0 = time.perf_counter()
+        model(x[:1], torch.tensor([500]), y[:1])
+        for batch in (1, 2):
+            secs = []
+            for r in range(args.repeats):
+                print(f"timed pass, batch {batch}, run {r + 1}/{args.repeats}", flush=True)
+                prog.t0 = t = time.perf_counter()
+                o = model(x[:batch], torch.full((batch,), 500), y[:batch])
+                secs.append(time.perf_counter() - t)
+            assert torch.isfinite(o).all()
+            rows.append({"batch": batch, "seconds": secs, "median_s": statistics.median(secs)})
+            results["forward"] = rows
+            results["memory"] = {"peak_rss_mb": peak_rss_mb()}
+            write(results, out)
+    guided = next(r["median_s"] for r in rows if r["batch"] == 2)
+    results["per_image"] = []
+    for sampler, steps in SAMPLER_ROWS:
+        cost = sampling_cost(None, sampler, steps, 2.0)
+        results["per_image"].append({"sampler": sampler, "steps": steps, "passes": cost.forwards * cost.batch_factor,
+                                     "forwards": cost.forwards, "seconds": cost.forwards * guided,
+                                     "extrapolated": True})
+    del model
+    write(results, out)
+
+
+def import_section(cfg: UNetConfig, args: argparse.Namespace, results: dict, out: Path) -> None:
+    """``gesco import`` of a full-size random state dict in the authors' layout, timed."""
+    tmp = Path(tempfile.mkdtemp(prefix="gesco-import-bench-", dir=args.tmp))
+    try:
+        free = shutil.disk_usage(tmp).free / 2**30
+        need = 0.05 if args.tiny else 6.0
+        if free < need:
+            raise SystemExit(f"{tmp}: {free:.1f} GiB free, the import section needs {need} GiB")
+        with torch.device("meta"):
+            meta = SpadeUNet(cfg)
+        flags = AuthorsFlags() if not args.tiny else AuthorsFlags(
+            image_size=64, num_channels=32, num_res_blocks=1, channel_mult=(1, 1, 2), attention_resolutions=(16,),
+            num_head_channels=32)
+        g = torch.Generator().manual_seed(2)
+        sd = {k: torch.randn(v.shape, generator=g) * 0.01 for k, v in to_authors_state_dict(meta).items()}
+        # GESCO's unused spade_norm, as in the published checkpoint: one per encoder residual block
+        for k in [k for k in sd if k.startswith("input_blocks.") and k.endswith(".in_layers.0.weight")]:
+            blk, ch = k[: -len(".in_layers.0.weight")], sd[k].shape[0]
+            sd[f"{blk}.spade_norm.mlp_shared.0.weight"] = torch.zeros(128, 3, 3, 3)
+            sd[f"{blk}.spade_norm.mlp_shared.0.bias"] = torch.zeros(128)
+            for part in ("mlp_gamma", "mlp_beta"):
+                sd[f"{blk}.spade_norm.{part}.weight"] = torch.zeros(ch, 128, 3, 3)
+                sd[f"{blk}.spade_norm.{part}.bias"] = torch.zeros(ch)
+        src = tmp / "random_gesco_cityscapes.pt"
+        torch.save(sd, src)
+        keys = len(sd)
+        del sd
+        t0 = time.perf_counter()
+        path, _card, report = import_checkpoint(src, tmp / "imported", "cityscapes", flags,
+                                                progress=lambda m: print(f"  import: {m}", flush=True))
+        secs = time.perf_counter() - t0
+        results["import"] = {"seconds": secs, "keys": keys, "source_mb": src.stat().st_size / 2**20,
+                             "safetensors_mb": path.stat().st_size / 2**20, "parameters": report.parameters,
+                             "dropped_keys": report.dropped_keys}
+        results["memory"] = {"peak_rss_mb": peak_rss_mb()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write(results, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", nargs="+", default=["forward", "import"], choices=["forward", "import"])
@@ -140,77 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                     "load_avg_start": list(os.getloadavg())},
     }
     if "forward" in args.sections:
-        t0 = time.perf_counter()
-        model = SpadeUNet(cfg).eval()
-        randomise(model)
-        results["build"] = {"seconds": time.perf_counter() - t0}
-        results["parameters"] = sum(p.numel() for p in model.parameters())
-        prog = Progress(model, not args.no_progress)
-        x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(1))
-        y = conditioning(2, h, w)
-        rows = []
-        with torch.inference_mode():
-            print("warm-up pass, batch 1", flush=True)
-            prog.t0 = time.perf_counter()
-            model(x[:1], torch.tensor([500]), y[:1])
-            for batch in (1, 2):
-                secs = []
-                for r in range(args.repeats):
-                    print(f"timed pass, batch {batch}, run {r + 1}/{args.repeats}", flush=True)
-                    prog.t0 = t = time.perf_counter()
-                    o = model(x[:batch], torch.full((batch,), 500), y[:batch])
-                    secs.append(time.perf_counter() - t)
-                assert torch.isfinite(o).all()
-                rows.append({"batch": batch, "seconds": secs, "median_s": statistics.median(secs)})
-                results["forward"] = rows
-                results["memory"] = {"peak_rss_mb": peak_rss_mb()}
-                write(results, out)
-        guided = next(r["median_s"] for r in rows if r["batch"] == 2)
-        results["per_image"] = []
-        for sampler, steps in SAMPLER_ROWS:
-            cost = sampling_cost(None, sampler, steps, 2.0)
-            results["per_image"].append({"sampler": sampler, "steps": steps, "passes": cost.forwards * cost.batch_factor,
-                                         "forwards": cost.forwards, "seconds": cost.forwards * guided,
-                                         "extrapolated": True})
-        del model
-        write(results, out)
+        forward_section(cfg, h, w, args, results, out)
     if "import" in args.sections:
-        tmp = Path(tempfile.mkdtemp(prefix="gesco-import-bench-", dir=args.tmp))
-        try:
-            free = shutil.disk_usage(tmp).free / 2**30
-            need = 0.05 if args.tiny else 6.0
-            if free < need:
-                raise SystemExit(f"{tmp}: {free:.1f} GiB free, the import section needs {need} GiB")
-            with torch.device("meta"):
-                meta = SpadeUNet(cfg)
-            flags = AuthorsFlags() if not args.tiny else AuthorsFlags(
-                image_size=64, num_channels=32, num_res_blocks=1, channel_mult=(1, 1, 2), attention_resolutions=(16,),
-                num_head_channels=32)
-            g = torch.Generator().manual_seed(2)
-            sd = {k: torch.randn(v.shape, generator=g) * 0.01 for k, v in to_authors_state_dict(meta).items()}
-            # GESCO's unused spade_norm, as in the published checkpoint: one per encoder residual block
-            for k in [k for k in sd if k.startswith("input_blocks.") and k.endswith(".in_layers.0.weight")]:
-                blk, ch = k[: -len(".in_layers.0.weight")], sd[k].shape[0]
-                sd[f"{blk}.spade_norm.mlp_shared.0.weight"] = torch.zeros(128, 3, 3, 3)
-                sd[f"{blk}.spade_norm.mlp_shared.0.bias"] = torch.zeros(128)
-                for part in ("mlp_gamma", "mlp_beta"):
-                    sd[f"{blk}.spade_norm.{part}.weight"] = torch.zeros(ch, 128, 3, 3)
-                    sd[f"{blk}.spade_norm.{part}.bias"] = torch.zeros(ch)
-            src = tmp / "random_gesco_cityscapes.pt"
-            torch.save(sd, src)
-            keys = len(sd)
-            del sd
-            t0 = time.perf_counter()
-            path, _card, report = import_checkpoint(src, tmp / "imported", "cityscapes", flags,
-                                                    progress=lambda m: print(f"  import: {m}", flush=True))
-            secs = time.perf_counter() - t0
-            results["import"] = {"seconds": secs, "keys": keys, "source_mb": src.stat().st_size / 2**20,
-                                 "safetensors_mb": path.stat().st_size / 2**20, "parameters": report.parameters,
-                                 "dropped_keys": report.dropped_keys}
-            results["memory"] = {"peak_rss_mb": peak_rss_mb()}
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        write(results, out)
+        import_section(cfg, args, results, out)
     results["machine"]["load_avg_end"] = list(os.getloadavg())
     write(results, out)
     print(out.with_suffix(".md").read_text())
