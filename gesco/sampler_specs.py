@@ -133,6 +133,19 @@ DISTILLED_SAMPLER = "distilled"
 GUIDANCE_ONLY_SAMPLERS: tuple[str, ...] = tuple(s.name for s in SPECS if s.runs_guidance_only_student)
 
 
+def few_step_samplers(specs: tuple[SamplerSpec, ...] = SPECS) -> tuple[str, ...]:
+    """The sampler study's default samplers (:mod:`gesco.evaluate.sampler_study`), in the
+    registry's order: every sampler of an ordinary guided checkpoint that takes a step count
+    (not the full chain, which is the study's reference row) and is not a variant of another
+    (no ``bound`` options, e.g. ``dpmpp-2m-sde-ode-mean``; ``--study-samplers`` names a variant
+    to study it). A new sampler declared in :data:`SPECS` is studied on arrival."""
+    return tuple(s.name for s in specs if s.model == "guided" and not s.fixed_steps and not s.bound)
+
+
+#: the sampler study's default few-step samplers (:func:`few_step_samplers`)
+FEW_STEP_SAMPLERS: tuple[str, ...] = few_step_samplers()
+
+
 def sampler_spec(name: str) -> SamplerSpec:
     """The spec of the sampler ``name``.
 

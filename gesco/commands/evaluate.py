@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS, PAPER_PSNRS_DB
+from gesco.sampler_specs import FEW_STEP_SAMPLERS, GUIDANCE_ONLY_SAMPLERS
 from gesco.transmit_fields import FIELDS, cli_help, cli_type, default
 
 DEFAULT_OUT = "runs/eval"
@@ -41,6 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                + "\ncheckpoint roles: " + "; ".join(f"{r.role} = checkpoints/{r.stem} ({r.description})"
                                                   for r in CHECKPOINT_ROLES.values()),
     )
+    _add_scene_flags(p)
+    _add_row_flags(p, DEFAULT_METHODS)
+    _add_channel_flags(p)
+    _add_sampling_flags(p)
+    _add_run_flags(p)
+    p.set_defaults(handler=lambda args: _evaluate(args, p))
+
+
+def _add_scene_flags(p: argparse.ArgumentParser) -> None:
+    """What is evaluated: the study, the split, the data set, the scene count, the edge maps, the PSNRs."""
     p.add_argument("--study", choices=("channel", "samplers"), default="channel",
                    help="channel: the paper's tables (default); samplers: mIoU / LPIPS against network evaluations")
     p.add_argument("--split", default=None, choices=("val", "validation", "test"),
@@ -60,7 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--psnr", type=cli_type("psnr_db"), nargs="+", default=None, metavar="DB",
                    help=f"channel PSNRs in dB (default {' '.join(f'{x:g}' for x in PAPER_PSNRS_DB)}; "
                         "100 10 for --study samplers)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+
+
+def _add_row_flags(p: argparse.ArgumentParser, default_methods: tuple[str, ...]) -> None:
+    """The rows and the networks they use: methods, checkpoints, the mIoU segmenter, the Inception weights."""
+    p.add_argument("--methods", default=",".join(default_methods),
                    help="comma-separated rows (default: all but authors-code and the digital rows; 'digital' = the "
                    "digital comparison: real, full-image, ours, equal-uses and the digital rows, needs [sionna]); see below")
     p.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH",
@@ -70,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inception", default=None, metavar="PATH",
                    help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for the standard FID; "
                         "without it a named substitute Frechet distance is reported (never called FID)")
+
+
+def _add_channel_flags(p: argparse.ArgumentParser) -> None:
+    """The channel model (checked against the models' names when parsed) and the digital rows' link."""
     p.add_argument("--channel", default=default("channel"), type=cli_type("channel", _channel_names),
                    help=cli_help("channel") + "; an unknown name is refused with the list")
     p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
@@ -79,6 +98,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="digital rows: rate-adaptation gap to capacity in dB (default 3.5; gesco.digital.mcs)")
     p.add_argument("--digital-budget", type=float, default=3.0,
                    help="digital JPEG / WebP rows: channel uses per pixel the file must fit (default 3, the full image's)")
+
+
+def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """The receiver's sampling of the rows, and the sampler study's samplers and step counts
+    (the default list from the registry, :data:`gesco.sampler_specs.FEW_STEP_SAMPLERS`)."""
     p.add_argument("--sampler", default=GUIDED_SAMPLER, choices=FIELDS["sampler"].choices,
                    help=f"receiver sampler of the rows without their own (default {GUIDED_SAMPLER}, the guided model's; "
                         f"the ours-fast row samples the student with {DEFAULT_SAMPLER}, {DEFAULT_STEPS} steps)")
@@ -90,12 +114,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler-steps", type=int, nargs="+", default=None, metavar="N",
                    help="--study samplers: step counts of the few-step samplers (default 10 20 50)")
     p.add_argument("--study-samplers", nargs="+", default=None, metavar="NAME",
-                   help="--study samplers: the few-step samplers to compare (default respaced ddim dpmpp-2m dpmpp-2m-sde; "
-                        "any of them prefixed 'unguided-' runs without guidance, prefixed 'student-' (ddim, dpmpp-*) "
-                        "on the guidance-distilled student, checkpoint role 'student')")
+                   help=f"--study samplers: the few-step samplers to compare (default {' '.join(FEW_STEP_SAMPLERS)}; "
+                        "any of them prefixed 'unguided-' runs without guidance, prefixed 'student-' "
+                        f"({', '.join(GUIDANCE_ONLY_SAMPLERS)}) on the guidance-distilled student, checkpoint role "
+                        "'student')")
     p.add_argument("--no-reference", action="store_true",
                    help="--study samplers: skip the 1000-step ancestral reference (slow on a CPU)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """Where and how the evaluation runs: output, device, batches, report-only / no-run, the shared store."""
     p.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT}, {DEFAULT_SAMPLER_OUT} for samplers)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--batch-size", type=int, default=16, help="images per sampling call (default 16)")
@@ -113,7 +142,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lease-s", type=float, default=900.0,
                    help="with --store: a claimed cell is taken over by another worker this long after its claim "
                    "(default 900; longer than one batch takes)")
-    p.set_defaults(handler=lambda args: _evaluate(args, p))
 
 
 def _channel_names() -> list[str]:

@@ -20,20 +20,10 @@ from gesco.evaluate.config import EvalConfig
 from gesco.evaluate.methods import METHODS, Method
 from gesco.evaluate.runner import EvaluationOutcome, run_evaluation
 from gesco.evaluate.scoring import SegmenterLike
-from gesco.sampler_specs import SPECS, SamplerSpec
+from gesco.sampler_specs import FEW_STEP_SAMPLERS
 
-
-def few_step_samplers(specs: tuple[SamplerSpec, ...] = SPECS) -> tuple[str, ...]:
-    """The study's default samplers, read from the registry (:data:`gesco.sampler_specs.SPECS`, in
-    its order): every sampler of an ordinary guided checkpoint that takes a step count (not the
-    full chain, which is the reference row) and is not a variant of another (no ``bound``
-    options, e.g. ``dpmpp-2m-sde-ode-mean``; name a variant in ``--study-samplers`` to study it).
-    A new sampler declared in the registry is studied on arrival."""
-    return tuple(s.name for s in specs if s.model == "guided" and not s.fixed_steps and not s.bound)
-
-
-#: few-step samplers of the study (:func:`few_step_samplers`) and their step counts
-FEW_STEP_SAMPLERS: tuple[str, ...] = few_step_samplers()
+#: the step counts of the study's few-step samplers (by default :data:`gesco.sampler_specs.FEW_STEP_SAMPLERS`,
+#: read from the registry)
 STUDY_STEPS: tuple[int, ...] = (10, 20, 50)
 #: the study's default PSNRs: the noiseless channel and the paper's ablation PSNR
 STUDY_PSNRS: tuple[float, ...] = (100.0, 10.0)

@@ -398,11 +398,12 @@ def test_the_study_samplers_come_from_the_registry():
     full chain (the reference row), distilled-model samplers and bound variants do not."""
     from dataclasses import replace as dc_replace
 
-    from gesco.evaluate.sampler_study import few_step_samplers
-    from gesco.sampler_specs import SPEC_BY_NAME, SPECS
+    from gesco.evaluate.sampler_study import FEW_STEP_SAMPLERS
+    from gesco.sampler_specs import SPEC_BY_NAME, SPECS, few_step_samplers
 
     euler = dc_replace(SPEC_BY_NAME["ddim"], name="euler", function="euler", options=())
     assert few_step_samplers(SPECS + (euler,)) == ("respaced", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "euler")
+    assert FEW_STEP_SAMPLERS == few_step_samplers()
     assert "dpmpp-2m-sde-ode-mean" in SPEC_BY_NAME and "distilled" in SPEC_BY_NAME  # left out by the rule
 
 
