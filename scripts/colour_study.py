@@ -59,6 +59,8 @@ SETTINGS = {
     "dpmpp10-g2": ("dpmpp-2m", 10, 2.0),
     "dpmpp10-g1": ("dpmpp-2m", 10, 1.0),
     "ancestral-g2": ("ancestral", 1000, 2.0),
+    # the receiver's default: the guidance-distilled student (guidance 2 folded in) at its sampler
+    "student8-g2": ("dpmpp-2m-sde-ode-mean", 8, 2.0),
 }
 
 
