@@ -82,14 +82,15 @@ def test_no_representation_has_a_setting_the_declaration_lacks():
 
 def test_registries_are_named_not_imported_by_the_declaration():
     """A registry above the declaration's layer (the channel models) is passed in by the layers
-    that may import it: the sender's form and gesco send's flags know every declared one."""
+    that may import it: the sender's form and the command lines' flags (gesco send, gesco
+    evaluate --channel: one mapping, gesco.commands.registries) know every declared one."""
     import gesco.channel
-    from gesco_net.commands import send
+    from gesco.commands.registries import CLI_REGISTRIES
 
     declared = {s.registry for s in FIELDS.values() if s.registry}
-    assert declared == {"gesco.channel.CHANNELS"} and set(REGISTRIES) == declared
+    assert declared == {"gesco.channel.CHANNELS"} and set(REGISTRIES) == declared == set(CLI_REGISTRIES)
     assert REGISTRIES["gesco.channel.CHANNELS"] is gesco.channel.CHANNELS
-    assert send._channel_names() == sorted(gesco.channel.CHANNELS)
+    assert CLI_REGISTRIES["gesco.channel.CHANNELS"]() == sorted(gesco.channel.CHANNELS)
 
 
 def test_codec_names_are_declared_once():

@@ -21,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gesco.commands.registries import CLI_REGISTRIES
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS, PAPER_PSNRS_DB
 from gesco.sampler_specs import FEW_STEP_SAMPLERS, GUIDANCE_ONLY_SAMPLERS
 from gesco.transmit_fields import FIELDS, cli_help, cli_type, default
@@ -89,7 +90,7 @@ def _add_row_flags(p: argparse.ArgumentParser, default_methods: tuple[str, ...])
 
 def _add_channel_flags(p: argparse.ArgumentParser) -> None:
     """The channel model (checked against the models' names when parsed) and the digital rows' link."""
-    p.add_argument("--channel", default=default("channel"), type=cli_type("channel", _channel_names),
+    p.add_argument("--channel", default=default("channel"), type=cli_type("channel", CLI_REGISTRIES[FIELDS["channel"].registry]),
                    help=cli_help("channel") + "; an unknown name is refused with the list")
     p.add_argument("--channel-param", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter of the channel model, repeatable (e.g. block_length=64)")
@@ -142,15 +143,6 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lease-s", type=float, default=900.0,
                    help="with --store: a claimed cell is taken over by another worker this long after its claim "
                    "(default 900; longer than one batch takes)")
-
-
-def _channel_names() -> list[str]:
-    """The channel models' names, for ``--channel``'s check (:meth:`~gesco.transmit_fields.FieldSpec.check`
-    through :func:`~gesco.transmit_fields.cli_type`); imported when the flag is parsed, so
-    ``gesco --help`` loads no torch (the models import it)."""
-    from gesco.channel import CHANNELS
-
-    return sorted(CHANNELS)
 
 
 def canonical_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:

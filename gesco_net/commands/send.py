@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
+from gesco.commands.registries import CLI_REGISTRIES
 from gesco.errors import GescoError, GescoInputError
 from gesco.paths import default_data_dir
 from gesco.transmit_fields import add_cli_flags, form_from_cli
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="label map: PNG of class ids, the image's size (default: the sender segments)")
     p.add_argument("--instance", help="instance map: PNG of instance ids (needs --label)")
     # one flag per transmission setting (gesco.transmit_fields.FIELDS)
-    add_cli_flags(p, registries={"gesco.channel.CHANNELS": _channel_names})
+    add_cli_flags(p, registries=CLI_REGISTRIES)
     p.add_argument("--out", default=None,
                    help="where to save the generated image (default DATA_DIR/results/<job id>.png, "
                    "DATA_DIR = $GESCO_DATA_DIR, else ~/.local/share/gesco)")
@@ -68,13 +69,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ca", default=os.environ.get(CA_ENV) or None,
                    help=f"CA certificate (PEM) of HTTPS services (default: ${CA_ENV}; `gesco certs` makes one)")
     p.set_defaults(handler=_send)
-
-
-def _channel_names() -> list[str]:
-    """The channel models' names (imported when ``--channel`` is parsed: the models import torch)."""
-    from gesco.channel import CHANNELS
-
-    return sorted(CHANNELS)
 
 
 def _read(path: str, what: str) -> bytes:
