@@ -5,7 +5,8 @@ On scenes of the **validation** split at ``--psnr`` (the receiver's stages and s
 ``dpmpp-2m-sde-ode-mean``, 8 steps) it records the network's clean-image estimate at each of
 its 8 passes, ``x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)`` (Ho et al. 2020,
 Eq. 15 solved for x0), clipped to [-1, 1], and the sky's high-pass RMS of each
-(:func:`gesco.evaluate.metrics.grain.high_pass_rms`); and, from the caches of
+(:func:`gesco.evaluate.metrics.grain.high_pass_rms`), the last three also scored as images
+(mIoU, LPIPS; paired against the image: would an ending that stops there keep them?); and, from the caches of
 ``bench/grain_cache.py``, the sky's RMS of other receivers' images of the same scenes and seeds
 (e.g. the guided teacher at 20 ``dpmpp-2m-sde`` steps), paired against the student's.
 
@@ -30,8 +31,9 @@ from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.diffusion.guidance import guided_denoiser
 from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
 from gesco.diffusion.samplers import sample
-from gesco.evaluate.config import scene_seed
+from gesco.evaluate.config import EvalConfig, scene_seed
 from gesco.evaluate.metrics.grain import SKY, high_pass_rms
+from gesco.evaluate.scoring import load_scorers
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, receiver_maps
 from gesco.semantics.classes import CITYSCAPES
 
@@ -95,9 +97,23 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"the re-sampled images differ from the student cache by {gap:.3g}: "
                          "not the same scenes / seeds / model / batches")
     final_rms = high_pass_rms(final, labels, SKY)
-    steps = [{"pass": k + 1, "t": per_pass[0][k][0],
-              "sky_hp_rms": float(np.nanmean(high_pass_rms(torch.cat([e[k][1] for e in per_pass]), labels, SKY)))}
-             for k in range(len(per_pass[0]))]
+    scorers, _ = load_scorers(EvalConfig(out=Path("."), split="val"), torch.device("cpu"), CITYSCAPES)
+    real = student["real"][:n]
+    final_scores, _ = scorers.score(final, real, labels)
+    steps = []
+    for k in range(len(per_pass[0])):
+        x0 = torch.cat([e[k][1] for e in per_pass])
+        rms = high_pass_rms(x0, labels, SKY)
+        row = {"pass": k + 1, "t": per_pass[0][k][0], "sky_hp_rms": float(np.nanmean(rms))}
+        if k >= len(per_pass[0]) - 3:  # the last estimates, scored as images: would stopping there keep mIoU?
+            scores, _ = scorers.score(x0, real, labels)
+            for m in ("miou", "lpips"):
+                a = np.array([sc[m] if sc[m] is not None else np.nan for sc in scores], dtype=np.float64)
+                b = np.array([sc[m] if sc[m] is not None else np.nan for sc in final_scores], dtype=np.float64)
+                row[m] = float(np.nanmean(a))
+                row[f"{m}_minus_image"] = paired(a, b)
+            row["sky_hp_rms_minus_image"] = paired(rms, high_pass_rms(final, labels, SKY))
+        steps.append(row)
     result = {
         "what": "sky high-pass RMS of the student's clean estimate per pass, and of other receivers' images",
         "split": "val", "scenes": n, "psnr_db": args.psnr, "sampler": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS,
