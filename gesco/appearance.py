@@ -17,6 +17,9 @@ This module adds an *optional* side channel beyond the paper (its setting stays 
   ``{0, 1}`` like the maps' and cross the same channel model at the frame's PSNR (power
   normalised, Eq. 1), each repeated ``r`` times (``repeat``); the receiver averages the ``r``
   received copies and decides ``1`` above ``1/2``. Bits and channel uses are both counted;
+  ``repeat = 0`` (the default) lets the sender choose ``r`` (:func:`choose_repeat`): the
+  smallest whose residual bit-error rate (:func:`residual_bit_error_rate`) is at most
+  :data:`TARGET_BIT_ERROR_RATE`;
 * **the receiver** (:func:`appearance_denoiser`): training-free conditioning. The sent mean
   is the clean image's mean, so at every sampler step the clean-image estimate
   ``x0_hat = (x_t - sigma_t eps) / alpha_t`` (inverse of paper Eq. 4) is projected onto it
@@ -32,12 +35,19 @@ Units: colours are 0-255 RGB outside the model and ``v / 127.5 - 1`` (the model'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from gesco.defaults import APPEARANCE_BIT_DEPTH_RANGE, APPEARANCE_MODES, APPEARANCE_REPEAT_RANGE
+from gesco.defaults import (
+    APPEARANCE_BIT_DEPTH_RANGE,
+    APPEARANCE_MODES,
+    APPEARANCE_REPEAT_AUTO,
+    APPEARANCE_REPEAT_RANGE,
+    APPEARANCE_TARGET_BIT_ERROR_RATE,
+)
 from gesco.errors import GescoInputError, ShapeError
 
 # APPEARANCE_MODES (gesco.defaults): "off" (the paper's setting, no side channel), "mean" (the
@@ -46,6 +56,10 @@ from gesco.errors import GescoInputError, ShapeError
 BIT_DEPTH_RANGE: tuple[int, int] = APPEARANCE_BIT_DEPTH_RANGE
 #: times each bit may be repeated on the channel (also the wire's bound, gesco.wire.bounds)
 REPEAT_RANGE: tuple[int, int] = APPEARANCE_REPEAT_RANGE
+#: ``repeat`` value meaning "the sender chooses" (:func:`choose_repeat`)
+REPEAT_AUTO: int = APPEARANCE_REPEAT_AUTO
+#: residual bit-error rate per information bit the automatic repetition aims for
+TARGET_BIT_ERROR_RATE: float = APPEARANCE_TARGET_BIT_ERROR_RATE
 #: bisection halvings of the shift in :func:`project_x0` (precision 4 / 2^n in [-1, 1] units)
 BISECTION_STEPS = 24
 
@@ -61,12 +75,14 @@ class AppearanceSettings:
     Attributes:
         mode: one of :data:`APPEARANCE_MODES` (``"off"``: nothing is sent, the paper's setting).
         bits: bits per colour component ``b`` (:data:`BIT_DEPTH_RANGE`).
-        repeat: channel uses per bit ``r`` (repetition code, soft-combined at the receiver).
+        repeat: channel uses per bit ``r`` (repetition code, soft-combined at the receiver);
+            :data:`REPEAT_AUTO` (0, the default): the sender chooses it (:func:`choose_repeat`)
+            before the frame leaves, so a frame always carries ``r >= 1``.
     """
 
     mode: str = "off"
     bits: int = 6
-    repeat: int = 1
+    repeat: int = REPEAT_AUTO
 
     def validate(self) -> AppearanceSettings:
         if self.mode not in APPEARANCE_MODES:
@@ -75,8 +91,17 @@ class AppearanceSettings:
         if not lo <= int(self.bits) <= hi:
             raise AppearanceError(f"appearance bits per colour component must be in [{lo}, {hi}], got {self.bits}")
         lo, hi = REPEAT_RANGE
-        if not lo <= int(self.repeat) <= hi:
-            raise AppearanceError(f"appearance repeat must be in [{lo}, {hi}], got {self.repeat}")
+        if int(self.repeat) != REPEAT_AUTO and not lo <= int(self.repeat) <= hi:
+            raise AppearanceError(f"appearance repeat must be {REPEAT_AUTO} (chosen from the PSNR and channel) "
+                                  f"or in [{lo}, {hi}], got {self.repeat}")
+        return self
+
+    def check_chosen(self) -> AppearanceSettings:
+        """:meth:`validate`, and the repetition chosen (``>= 1``: what a frame carries)."""
+        self.validate()
+        if int(self.repeat) == REPEAT_AUTO:
+            raise AppearanceError(f"appearance repeat {REPEAT_AUTO} (automatic) must be chosen before the frame is "
+                                  f"sent: a frame carries a repeat in {list(REPEAT_RANGE)}")
         return self
 
     @property
@@ -89,8 +114,8 @@ class AppearanceSettings:
         return 3 * int(self.bits) * colours
 
     def channel_uses(self, num_present: int) -> int:
-        """Real channel symbols the side channel occupies: ``repeat x payload_bits``."""
-        return int(self.repeat) * self.payload_bits(num_present)
+        """Real channel symbols the side channel occupies: ``repeat x payload_bits`` (repeat chosen)."""
+        return int(self.check_chosen().repeat) * self.payload_bits(num_present)
 
 
 @dataclass(frozen=True)
@@ -192,7 +217,7 @@ def send_appearance_symbols(bits: np.ndarray, settings: AppearanceSettings, *, c
     """
     from gesco.channel import get_channel
 
-    settings.validate()
+    settings.check_chosen()
     b = np.asarray(bits, dtype=np.float32).reshape(-1)
     if b.size == 0:
         raise AppearanceError("no appearance bits to transmit")
@@ -207,7 +232,7 @@ def decide_appearance_bits(received: torch.Tensor | np.ndarray, settings: Appear
     Raises:
         AppearanceError: a symbol count that is not a multiple of ``repeat`` or not finite.
     """
-    settings.validate()
+    settings.check_chosen()
     y = torch.as_tensor(np.asarray(received, dtype=np.float32)).reshape(-1)
     if y.numel() == 0 or y.numel() % settings.repeat:
         raise AppearanceError(f"{y.numel()} appearance symbols received, not a positive multiple of "
@@ -224,6 +249,92 @@ def transmit_appearance_bits(bits: np.ndarray, settings: AppearanceSettings, *, 
     received, uses = send_appearance_symbols(bits, settings, channel=channel, psnr_db=psnr_db,
                                              channel_params=channel_params, generator=generator)
     return decide_appearance_bits(received, settings), uses
+
+
+# --------------------------------------------------------------------------- the repetition's choice
+def q_function(x: float) -> float:
+    """Gaussian tail ``Q(x) = P(N(0, 1) > x) = erfc(x / sqrt 2) / 2``."""
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+def residual_bit_error_rate(bits: np.ndarray, repeat: int, *, channel: str, psnr_db: float,
+                            channel_params: dict | None = None) -> float:
+    """Probability that one information bit is decided wrong after averaging its ``r`` copies.
+
+    The ``{0, 1}`` symbols of :func:`send_appearance_symbols` reach the receiver with Gaussian
+    noise of standard deviation ``sigma_s`` per symbol in the signal's units, the channel model's
+    own formula (:meth:`gesco.channel.ChannelModel.symbol_noise_std` at the symbols' mean power
+    ``P = mean(b)``; AWGN, Eq. 1: ``sigma_s^2 = P / 10^(PSNR/10)``, so fewer ones mean less
+    noise). The mean of ``r`` copies has noise ``sigma_s / sqrt(r)`` and the decision threshold
+    is ``1/2`` away from both levels, so
+
+        ``p = Q(sqrt(r) / (2 sigma_s))``, the same for a sent 0 and a sent 1.
+
+    Args:
+        bits: ``(n,)`` the information bits in ``{0, 1}`` (their share of ones sets ``P``;
+            repeating them does not change it).
+        repeat: ``r >= 1``.
+    Raises:
+        AppearanceError: a channel model whose noise is not one fixed Gaussian per symbol (the
+            fading models: their bit-error rate depends on the drawn gains), or an empty payload.
+        ChannelParameterError: an unknown channel or bad parameters (:func:`gesco.channel.get_channel`).
+    """
+    from gesco.channel import get_channel
+
+    b = np.asarray(bits, dtype=np.float64).reshape(-1)
+    if b.size == 0:
+        raise AppearanceError("no appearance bits to transmit")
+    std = get_channel(channel, **(channel_params or {})).symbol_noise_std(float(psnr_db), float(np.mean(b * b)))
+    if std is None:
+        raise AppearanceError(f"the appearance side channel's repetition cannot be chosen for channel {channel!r}: "
+                              "its bit-error rate depends on the drawn fading gains; give appearance_repeat "
+                              f"in {list(REPEAT_RANGE)}")
+    if std == 0.0:
+        return 0.0
+    return q_function(math.sqrt(int(repeat)) / (2.0 * std))
+
+
+@dataclass(frozen=True)
+class RepeatChoice:
+    """The sender's choice of repetition (:func:`choose_repeat`).
+
+    Attributes:
+        repeat: the chosen ``r``.
+        bit_error_rate: :func:`residual_bit_error_rate` at ``r``.
+        target: the rate aimed for.
+        met: ``bit_error_rate <= target`` (``False``: even the largest ``r`` falls short).
+    """
+
+    repeat: int
+    bit_error_rate: float
+    target: float
+    met: bool
+
+    def note(self, psnr_db: float, channel: str) -> str:
+        """One line saying what was chosen and whether it meets the target (the sender's reply
+        carries it as a warning when it does not)."""
+        head = (f"appearance_repeat chosen: {self.repeat} copies per bit at {psnr_db:g} dB on {channel!r} "
+                f"(predicted residual bit-error rate {self.bit_error_rate:.2g}")
+        if self.met:
+            return head + f" <= target {self.target:g})"
+        return head + (f", above the target {self.target:g} even at the largest repeat {REPEAT_RANGE[1]}: "
+                       "expect wrong colours; send appearance 'off' or at a higher PSNR)")
+
+
+def choose_repeat(bits: np.ndarray, *, channel: str, psnr_db: float, channel_params: dict | None = None,
+                  target: float = TARGET_BIT_ERROR_RATE) -> RepeatChoice:
+    """The smallest ``r`` in :data:`REPEAT_RANGE` whose :func:`residual_bit_error_rate` is at most
+    ``target``; the largest ``r`` (``met = False``) when none is.
+
+    The rate falls with ``r``, so this is the first ``r`` counted up from 1.
+    """
+    lo, hi = REPEAT_RANGE
+    rate = 1.0
+    for r in range(lo, hi + 1):
+        rate = residual_bit_error_rate(bits, r, channel=channel, psnr_db=psnr_db, channel_params=channel_params)
+        if rate <= target:
+            return RepeatChoice(r, rate, float(target), True)
+    return RepeatChoice(hi, rate, float(target), False)
 
 
 # --------------------------------------------------------------------------- receiver
@@ -364,14 +475,20 @@ __all__ = [
     "AppearanceSettings",
     "AppearanceTarget",
     "BIT_DEPTH_RANGE",
+    "REPEAT_AUTO",
     "REPEAT_RANGE",
+    "RepeatChoice",
+    "TARGET_BIT_ERROR_RATE",
     "appearance_denoiser",
+    "choose_repeat",
     "decide_appearance_bits",
     "dequantise",
     "measure_appearance",
     "pack_appearance",
     "project_x0",
+    "q_function",
     "quantise",
+    "residual_bit_error_rate",
     "send_appearance_symbols",
     "transmit_appearance_bits",
     "unpack_appearance",

@@ -50,10 +50,12 @@ import numpy as np
 import torch
 
 from gesco.appearance import (
+    REPEAT_AUTO,
     Appearance,
     AppearanceError,
     AppearanceSettings,
     AppearanceTarget,
+    choose_repeat,
     decide_appearance_bits,
     measure_appearance,
     pack_appearance,
@@ -321,7 +323,14 @@ def encode_image_frame(
     frame.upload.CopyFrom(upload_info(fit, segmented, domain, edges))
     if appearance.enabled:
         colours = measure_appearance(image, label, list(frame.class_ids), appearance.mode)
-        set_frame_appearance(frame, appearance, pack_appearance(colours, appearance))
+        side_bits = pack_appearance(colours, appearance)
+        if appearance.repeat == REPEAT_AUTO:  # the sender chooses r from the PSNR and channel
+            choice = choose_repeat(side_bits, channel=transmit.channel, psnr_db=transmit.psnr_db,
+                                   channel_params=transmit.channel_params)
+            appearance = replace(appearance, repeat=choice.repeat)  # the budget and replies show it
+            if not choice.met:  # a warning in the sender's reply: the colours will arrive with errors
+                frame.upload.notes.append(choice.note(transmit.psnr_db, transmit.channel))
+        set_frame_appearance(frame, appearance, side_bits)
     timings["encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -460,7 +469,8 @@ def frame_appearance(frame: pb.SemanticFrame) -> AppearanceSettings | None:
     """The frame's side-channel settings (``None``: it carries none), checked.
 
     Raises:
-        AppearanceError: an unknown mode, a bit depth or repeat out of range.
+        AppearanceError: an unknown mode, a bit depth or repeat out of range (a frame's repeat is
+            chosen: ``>= 1``).
     """
     a = frame.appearance
     if not a.mode:
@@ -469,7 +479,7 @@ def frame_appearance(frame: pb.SemanticFrame) -> AppearanceSettings | None:
         return None
     if a.mode == "off":
         raise AppearanceError("appearance mode 'off' is sent as an unset mode, not as 'off'")
-    return AppearanceSettings(a.mode, int(a.bits), int(a.repeat)).validate()
+    return AppearanceSettings(a.mode, int(a.bits), int(a.repeat)).check_chosen()
 
 
 def frame_appearance_bits(frame: pb.SemanticFrame, settings: AppearanceSettings) -> np.ndarray:

@@ -40,7 +40,9 @@ from typing import Any
 from gesco.defaults import (
     APPEARANCE_BIT_DEPTH_RANGE,
     APPEARANCE_MODES,
+    APPEARANCE_REPEAT_AUTO,
     APPEARANCE_REPEAT_RANGE,
+    APPEARANCE_TARGET_BIT_ERROR_RATE,
     DEFAULT_CODEC,
     DEFAULT_GUIDANCE,
     DEFAULT_SAMPLER,
@@ -141,9 +143,12 @@ FIELDS: dict[str, FieldSpec] = {
         int, 6, "Bits per colour component of the appearance side channel (uniform quantiser over 0-255).",
         "--appearance-bits", wire=WIRE_APPEARANCE, ge=APPEARANCE_BIT_DEPTH_RANGE[0], le=APPEARANCE_BIT_DEPTH_RANGE[1]),
     "appearance_repeat": FieldSpec(
-        int, 1, "Channel uses per bit of the appearance side channel (a repetition code: the receiver averages "
-        "the copies; 8-16 keep the colours at 1 dB).", "--appearance-repeat", wire=WIRE_APPEARANCE,
-        ge=APPEARANCE_REPEAT_RANGE[0], le=APPEARANCE_REPEAT_RANGE[1]),
+        int, APPEARANCE_REPEAT_AUTO, "Channel uses per bit of the appearance side channel (a repetition code: the "
+        f"receiver averages the copies), {APPEARANCE_REPEAT_RANGE[0]}-{APPEARANCE_REPEAT_RANGE[1]}; "
+        f"{APPEARANCE_REPEAT_AUTO} (default): the sender chooses the smallest whose residual bit-error rate at the "
+        f"transmission's PSNR and channel is at most {APPEARANCE_TARGET_BIT_ERROR_RATE:g} (1 at 100 dB, 16 at 1 dB "
+        "on AWGN; the fading channels need it given).", "--appearance-repeat", wire=WIRE_APPEARANCE,
+        ge=APPEARANCE_REPEAT_AUTO, le=APPEARANCE_REPEAT_RANGE[1]),
     "sampler": FieldSpec(
         str, DEFAULT_SAMPLER, "Receiver's sampler: 'dpmpp-2m-sde-ode-mean' (default: SDE-DPM-Solver++(2M) with a "
         "deterministic image mean, 8 steps on the receiver's default guidance-distilled student), "

@@ -7,7 +7,9 @@ then the default receiver (the distilled student, its default sampler and steps;
 = scene index) generates one image per side-channel setting from the same conditioning and
 seed. Settings (``mode:bits:repeat``, :class:`gesco.appearance.AppearanceSettings`):
 ``off`` (the paper's setting), ``mean:b`` (the image's mean RGB at ``b`` bits per component,
-``3 b`` bits) and ``classes:b`` (every present class's mean RGB, ``3 b K`` bits). The side
+``3 b`` bits) and ``classes:b`` (every present class's mean RGB, ``3 b K`` bits); without
+``:r`` the repetition is chosen per frame as the sender chooses it
+(:func:`gesco.appearance.choose_repeat`, label ``mode:b:auto``). The side
 channel's bits cross the same channel model at the same PSNR
 (:func:`gesco.appearance.transmit_appearance_bits`, channel seed ``stage_seed(scene,
 "appearance")``); the receiver projects every step's clean-image estimate onto what it
@@ -34,14 +36,17 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gesco.appearance import (
+    REPEAT_AUTO,
     AppearanceSettings,
     AppearanceTarget,
+    choose_repeat,
     measure_appearance,
     pack_appearance,
     transmit_appearance_bits,
@@ -59,17 +64,20 @@ METRICS = ("mean_colour_error", "class_colour_error", "lpips", "miou", "ssim", "
 
 
 def parse_setting(text: str) -> AppearanceSettings:
-    """``off`` | ``mean:B`` | ``classes:B`` with an optional ``:R`` repeat (``classes:4:8``)."""
+    """``off`` | ``mean:B`` | ``classes:B`` with an optional ``:R`` repeat (``classes:4:8``;
+    without it the repeat is chosen per frame, :data:`~gesco.appearance.REPEAT_AUTO`)."""
     parts = text.split(":")
     if parts[0] == "off":
         return AppearanceSettings("off")
     bits = int(parts[1]) if len(parts) > 1 else 6
-    repeat = int(parts[2]) if len(parts) > 2 else 1
+    repeat = int(parts[2]) if len(parts) > 2 else REPEAT_AUTO
     return AppearanceSettings(parts[0], bits, repeat).validate()
 
 
 def label(s: AppearanceSettings) -> str:
-    return "off" if not s.enabled else f"{s.mode}:{s.bits}:{s.repeat}"
+    if not s.enabled:
+        return "off"
+    return f"{s.mode}:{s.bits}:{'auto' if s.repeat == REPEAT_AUTO else s.repeat}"
 
 
 def _summary(values: list) -> dict[str, float]:
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = SemanticGenerator.load(device="cpu")
     scorers, described = load_scorers(EvalConfig(out=Path(args.out), split="val"), torch.device("cpu"), CITYSCAPES)
     h, w = gen.resolution
-    per = {n: {m: [] for m in (*METRICS, "bits", "channel_uses", "bit_errors")} for n in names}
+    per = {n: {m: [] for m in (*METRICS, "bits", "channel_uses", "bit_errors", "repeat")} for n in names}
     map_uses: list[int] = []
     for start in range(0, args.scenes, args.batch):
         idx = list(range(start, min(args.scenes, start + args.batch)))
@@ -126,23 +134,28 @@ def main(argv: list[str] | None = None) -> int:
         labels = torch.stack([torch.from_numpy(s.label.astype(np.int64)) for s in scenes])
         sampling = [SamplingSettings(seed=i) for i in idx]
         for st, name in zip(settings, names, strict=True):
-            received, bits_n, uses_n, errs_n = [], [], [], []
+            received, bits_n, uses_n, errs_n, reps_n = [], [], [], [], []
             for i, s, frame in zip(idx, scenes, frames, strict=True):
                 if not st.enabled:
                     received.append(None)
                     bits_n.append(0)
                     uses_n.append(0)
                     errs_n.append(0)
+                    reps_n.append(0)
                     continue
                 ids = list(frame.class_ids)
                 bits = pack_appearance(measure_appearance(s.image, s.label, ids, st.mode), st)
+                chosen = st
+                if st.repeat == REPEAT_AUTO:  # as the sender chooses (gesco.link.encode_image_frame)
+                    chosen = replace(st, repeat=choose_repeat(bits, channel=args.channel, psnr_db=args.psnr).repeat)
                 got, uses = transmit_appearance_bits(
-                    bits, st, channel=args.channel, psnr_db=args.psnr,
+                    bits, chosen, channel=args.channel, psnr_db=args.psnr,
                     generator=torch.Generator().manual_seed(stage_seed(i, "appearance")))
-                received.append(unpack_appearance(got, st, ids))
+                received.append(unpack_appearance(got, chosen, ids))
                 bits_n.append(int(bits.size))
                 uses_n.append(uses)
                 errs_n.append(int((got != bits).sum()))
+                reps_n.append(int(chosen.repeat))
             target = None if not st.enabled else AppearanceTarget.build(received, reg, CITYSCAPES.num_classes)
             images = gen.generate(cond, sampling, appearance=target)
             metrics, _ = scorers.score(images, real, labels)
@@ -154,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 per[name]["bits"].append(bits_n[k])
                 per[name]["channel_uses"].append(uses_n[k])
                 per[name]["bit_errors"].append(errs_n[k])
+                per[name]["repeat"].append(reps_n[k])
         print(f"{idx[-1] + 1}/{args.scenes} scenes, {time.perf_counter() - t0:.0f} s", flush=True)
 
     base = names[0] if names[0] == "off" else None
@@ -168,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in names:
         p = per[name]
-        row = {key: _summary(p[key]) for key in (*METRICS, "bits", "channel_uses", "bit_errors")}
+        row = {key: _summary(p[key]) for key in (*METRICS, "bits", "channel_uses", "bit_errors", "repeat")}
         if base is not None and name != base:
             row["minus_off"] = {key: _paired(p[key], per[base][key]) for key in METRICS}
         result["settings"][name] = row
@@ -193,9 +207,9 @@ def markdown(r: dict) -> str:
         f"{r['torch_threads']} torch threads). Colour errors in 0-255; ± is the standard deviation over scenes, "
         "Δ the paired difference to `off` ± its standard error.",
         "",
-        "| setting | side bits | side channel uses | bit errors | mean colour error | Δ | class colour error | Δ "
+        "| setting | side bits | repeat (range) | side channel uses | bit errors | mean colour error | Δ | class colour error | Δ "
         "| LPIPS | Δ | mIoU | Δ | sky grain |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(s: dict, nd: int = 1) -> str:
@@ -205,9 +219,13 @@ def markdown(r: dict) -> str:
         d = row.get("minus_off", {}).get(key)
         return "" if d is None else f"{d['mean']:+.{nd}f} ± {d['se']:.{nd}f}"
 
+    def repeats(r: dict, name: str) -> str:
+        v = [x for x in r["per_scene"][name]["repeat"] if x]
+        return "" if not v else f"{np.mean(v):.1f} ({min(v)}-{max(v)})"
+
     for name, row in r["settings"].items():
         lines.append(
-            f"| `{name}` | {row['bits']['mean']:.0f} | {row['channel_uses']['mean']:.0f} | "
+            f"| `{name}` | {row['bits']['mean']:.0f} | {repeats(r, name)} | {row['channel_uses']['mean']:.0f} | "
             f"{row['bit_errors']['mean']:.2f} | {cell(row['mean_colour_error'])} | {delta(row, 'mean_colour_error', 1)} | "
             f"{cell(row['class_colour_error'])} | {delta(row, 'class_colour_error', 1)} | {cell(row['lpips'], 3)} | "
             f"{delta(row, 'lpips', 3)} | {cell(row['miou'], 3)} | {delta(row, 'miou', 3)} | {cell(row['sky_grain'], 2)} |")

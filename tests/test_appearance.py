@@ -62,7 +62,8 @@ def test_quantiser_error_bound_and_round_trip_of_bits():
 @pytest.mark.parametrize("bad, match", [
     (AppearanceSettings("colour"), "appearance mode must be one of"),
     (AppearanceSettings("mean", 0), r"bits per colour component must be in \[1, 8\], got 0"),
-    (AppearanceSettings("mean", 6, 0), r"repeat must be in \[1, 16\], got 0"),
+    (AppearanceSettings("mean", 6, 17), r"repeat must be 0 \(chosen from the PSNR and channel\) or in \[1, 16\], got 17"),
+    (AppearanceSettings("mean", 6, -1), r"or in \[1, 16\], got -1"),
 ])
 def test_bad_settings_are_named(bad, match):
     with pytest.raises(AppearanceError, match=match):
@@ -76,7 +77,7 @@ def test_wrong_bit_count_is_refused():
 
 def test_channel_clean_is_exact_and_repetition_lowers_errors():
     bits = np.random.default_rng(1).integers(0, 2, 600).astype(np.uint8)
-    clean, uses = transmit_appearance_bits(bits, AppearanceSettings("mean", 6), channel="awgn", psnr_db=100)
+    clean, uses = transmit_appearance_bits(bits, AppearanceSettings("mean", 6, 1), channel="awgn", psnr_db=100)
     assert (clean == bits).all() and uses == 600
     errs = {}
     for r in (1, 16):

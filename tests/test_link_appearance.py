@@ -102,7 +102,7 @@ def test_bad_side_channel_frames_are_refused_with_a_named_error(scene):
         apply_channel(bad)
     bad.CopyFrom(frame)
     bad.appearance.repeat = 0
-    with pytest.raises(AppearanceError, match="repeat must be in"):
+    with pytest.raises(AppearanceError, match=r"repeat 0 \(automatic\) must be chosen before the frame is sent"):
         apply_channel(bad)
     bad.CopyFrom(frame)
     bad.ClearField("appearance")

@@ -130,6 +130,13 @@ class ChannelModel(ABC):
         psnr = _check_psnr(psnr_db, x.shape[0])
         return self._transmit(x, psnr, mask, generator)
 
+    def symbol_noise_std(self, psnr_db: float, power: float) -> float | None:
+        """Standard deviation of the Gaussian noise this model adds to each real symbol, in the
+        signal's own units (after the receiver multiplies back by the power scale), for a signal
+        of mean power ``power = mean(x^2)`` sent at ``psnr_db``; ``None`` when the noise is not one
+        fixed Gaussian per symbol (fading: it depends on the drawn gains)."""
+        return None
+
     @abstractmethod
     def _transmit(
         self, x: torch.Tensor, psnr_db: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None
@@ -173,6 +180,12 @@ class AWGNChannel(ChannelModel):
     def params(self) -> dict[str, Any]:
         return {"normalize_power": self.normalize_power}
 
+    def symbol_noise_std(self, psnr_db: float, power: float) -> float | None:
+        """``sqrt(P / 10^(PSNR/10))`` with ``P = power``: normalised to ``P = 1`` the noise is
+        ``sigma^2 = 1 / 10^(PSNR/10)`` (Eq. 1) and the receiver's scale ``s = sqrt(power)``
+        multiplies it by ``s^2``; without normalisation Eq. (1) applies to ``power`` directly."""
+        return float(torch.sqrt(noise_variance_for_psnr(float(psnr_db), float(power))))
+
     def _transmit(self, x, psnr_db, mask, generator):
         power_in, n = _per_sample_mean(x * x, mask)
         if self.normalize_power:
@@ -213,6 +226,14 @@ AUTHORS_NOISE_STD: dict[float, float] = {
 }
 
 
+def _authors_std(psnr_db: float) -> float:
+    """:data:`AUTHORS_NOISE_STD` at a nominal PSNR (``ChannelParameterError`` for another)."""
+    if psnr_db not in AUTHORS_NOISE_STD:
+        raise ChannelParameterError(f"the authors-code channel only knows PSNR {sorted(AUTHORS_NOISE_STD)} dB, "
+                                    f"got {psnr_db:g}")
+    return AUTHORS_NOISE_STD[psnr_db]
+
+
 class AuthorsCodeChannel(ChannelModel):
     """The authors'-code convention: maps not normalised, noise std looked up per PSNR.
 
@@ -224,14 +245,12 @@ class AuthorsCodeChannel(ChannelModel):
     name = "authors-code"
     summary = "the authors' code: un-normalised maps, noise std looked up per nominal PSNR"
 
+    def symbol_noise_std(self, psnr_db: float, power: float) -> float | None:
+        """The table's standard deviation (the maps are not normalised: ``power`` plays no part)."""
+        return _authors_std(float(psnr_db))
+
     def _transmit(self, x, psnr_db, mask, generator):
-        stds = []
-        for p in psnr_db.tolist():
-            if float(p) not in AUTHORS_NOISE_STD:
-                raise ChannelParameterError(
-                    f"the authors-code channel only knows PSNR {sorted(AUTHORS_NOISE_STD)} dB, got {p}"
-                )
-            stds.append(AUTHORS_NOISE_STD[float(p)])
+        stds = [_authors_std(float(p)) for p in psnr_db.tolist()]
         std = torch.tensor(stds, dtype=torch.float64, device=x.device)
         view = (-1,) + (1,) * (x.dim() - 1)
         noise = _gaussian(x, generator) * std.view(view).float()

@@ -84,7 +84,7 @@ def test_appearance_side_channel_end_to_end(services):
     assert r.status_code == 202, r.text
     accepted = r.json()
     assert accepted["budget"]["appearance_bits"] == 18 and accepted["budget"]["appearance_channel_uses"] == 18
-    assert accepted["budget"]["appearance"] == {"mode": "mean", "bits": 6, "repeat": 1}
+    assert accepted["budget"]["appearance"] == {"mode": "mean", "bits": 6, "repeat": 1}  # chosen: 1 copy at 100 dB
     doc = wait_result(accepted["result_url"], timeout=120)
     assert doc["status"] == "done", doc
     assert doc["settings"]["appearance"] == "mean" and doc["budget"]["appearance_bits"] == 18

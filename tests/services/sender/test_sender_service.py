@@ -277,3 +277,19 @@ def test_loads_a_segmenter_checkpoint_and_reports_a_missing_one(stack, files, tm
         assert "CheckpointError" in health and "missing" in health
         r = post(url, {"image": files["image"]})
         assert r.status_code == 503 and "missing" in r.json()["detail"]
+
+
+def test_appearance_repeat_is_chosen_by_the_sender_and_counted(stack, files):
+    """Left out, ``appearance_repeat`` is chosen from the PSNR and channel (gesco.appearance.choose_repeat);
+    the budget shows and counts the chosen repetition; a fading channel needs it given (422, named)."""
+    r = post(stack.sender_url, files, psnr_db=1, appearance="mean", appearance_bits=6)
+    assert r.status_code == 202, r.text
+    b = r.json()["budget"]
+    assert b["appearance"]["repeat"] > 1 and b["appearance_bits"] == 18  # 1 dB: one copy is ~20 % wrong
+    assert b["appearance_channel_uses"] == 18 * b["appearance"]["repeat"]
+    assert json.loads(stack.budget_lines()[-1])["appearance_channel_uses"] == b["appearance_channel_uses"]
+    given = post(stack.sender_url, files, psnr_db=1, appearance="mean", appearance_bits=6, appearance_repeat=3)
+    assert given.status_code == 202 and given.json()["budget"]["appearance"]["repeat"] == 3
+    fading = post(stack.sender_url, files, psnr_db=10, appearance="mean", channel="rayleigh")
+    assert fading.status_code == 422
+    assert "cannot be chosen for channel 'rayleigh'" in fading.json()["detail"]
