@@ -40,7 +40,7 @@ from gesco.link import (
     encode_png,
 )
 from gesco.semantics.classes import ClassSpace, get_class_space
-from gesco.transmit_fields import default
+from gesco.transmit_fields import FIELDS, default
 from gesco_net.auth import client_identity
 from gesco_net.http_errors import input_error
 from receiver.state import State
@@ -76,6 +76,13 @@ class ViewerConfig(BaseModel):
     channels: list[str]
     psnr_range_db: list[float]
     compare_psnrs_db: list[float]
+    appearance_modes: list[str] = Field(description="Modes of the appearance side channel (beyond the paper; "
+                                        "'off', the paper's setting, first and the default).")
+    appearance_bits_default: int = Field(description="Default bits per colour component of the side channel.")
+    appearance_bits_range: list[int] = Field(description="[min, max] bits per colour component.")
+    appearance_repeat_default: int = Field(description="Default repeat of the side channel's bits (0: the sender "
+                                           "chooses it from the PSNR and channel).")
+    appearance_repeat_range: list[int] = Field(description="[min, max] of the repeat field (0: chosen by the sender).")
 
 
 class ResultSummary(BaseModel):
@@ -178,6 +185,12 @@ def viewer_config(state: State) -> ViewerConfig:
         channels=sorted(CHANNELS),
         psnr_range_db=list(PSNR_RANGE_DB),
         compare_psnrs_db=list(COMPARE_PSNRS_DB),
+        # the side channel's form fields, from their one declaration (gesco.transmit_fields.FIELDS)
+        appearance_modes=list(FIELDS["appearance"].choices or ()),
+        appearance_bits_default=default("appearance_bits"),
+        appearance_bits_range=[int(FIELDS["appearance_bits"].ge), int(FIELDS["appearance_bits"].le)],
+        appearance_repeat_default=default("appearance_repeat"),
+        appearance_repeat_range=[int(FIELDS["appearance_repeat"].ge), int(FIELDS["appearance_repeat"].le)],
     )
 
 

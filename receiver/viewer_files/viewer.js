@@ -160,6 +160,11 @@
     fd.append("steps", $("steps").value);
     fd.append("seed", $("seed").value);
     fd.append("fds", $("fds").checked ? "true" : "false");
+    fd.append("appearance", $("appearance").value);
+    if ($("appearance").value !== "off") {  // the side channel's depth and repeat only when it is on
+      fd.append("appearance_bits", $("appearance-bits").value);
+      fd.append("appearance_repeat", $("appearance-repeat").value);
+    }
     let r;
     try {
       r = await fetch(`${config.sender_url}/transmit`, { method: "POST", body: fd, headers: authHeaders() });
@@ -230,6 +235,8 @@
     ["jpeg_quality", "JPEG quality"],
     ["reduction_png_pct", "saved vs PNG (%)"],
     ["reduction_jpeg_pct", "saved vs JPEG (%)"],
+    ["appearance_bits", "colour side-channel bits"],
+    ["appearance_channel_uses", "colour side-channel channel uses"],
     ["channel_uses", "channel uses"],
     ["channel_uses_per_pixel", "channel uses per pixel"],
     ["psnr_db", "PSNR requested (dB)"],
@@ -278,7 +285,8 @@
     $("result-status").className = `badge ${doc.status}`;
     const s = doc.settings;
     $("result-settings").textContent = `PSNR ${fmt(s.psnr_db)} dB, ${s.channel}, ${s.sampler} `
-      + `${s.steps} steps, guidance ${fmt(s.guidance_scale)}, seed ${s.seed}, FDS ${s.fds ? "on" : "off"}; `
+      + `${s.steps} steps, guidance ${fmt(s.guidance_scale)}, seed ${s.seed}, FDS ${s.fds ? "on" : "off"}, `
+      + `colours ${s.appearance === "off" ? "off" : `${s.appearance} at ${s.appearance_bits} bits x ${s.appearance_repeat}`}; `
       + `stored ${doc.created_at}`;
     fillTable($("budget-table"), BUDGET_ROWS.map(([k, label]) => [k, label, doc.budget[k]]));
     const sender = ctx && ctx.accepted ? ctx.accepted.timings : null;
@@ -525,6 +533,12 @@
     fillSelect($("channel"), config.channels, "awgn");
     fillSelect($("sampler"), config.samplers, config.default_sampler);
     $("steps").value = String(config.default_steps);
+    fillSelect($("appearance"), config.appearance_modes, config.appearance_modes[0]);
+    for (const [id, value, range] of [["appearance-bits", config.appearance_bits_default, config.appearance_bits_range],
+      ["appearance-repeat", config.appearance_repeat_default, config.appearance_repeat_range]]) {
+      $(id).value = String(value);
+      [$(id).min, $(id).max] = range.map(String);
+    }
     $("model-info").textContent = `Model: ${config.class_space}, ${config.resolution.join("x")}; `
       + `sender: ${config.sender_url}`;
     $("compare-button").textContent = `Compare PSNRs (${config.compare_psnrs_db.join(", ")} dB)`;

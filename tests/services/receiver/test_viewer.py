@@ -69,6 +69,10 @@ def test_config_names_the_sender_and_the_model(stack):
     assert [c["color"] for c in cfg["classes"]] == [list(c) for c in space.colors]
     assert "ddim" in cfg["samplers"] and "awgn" in cfg["channels"]
     assert cfg["compare_psnrs_db"] == [1.0, 5.0, 10.0, 20.0, 100.0]
+    # the appearance side channel's form fields, from their declaration (off first: the paper's setting)
+    assert cfg["appearance_modes"] == ["off", "mean", "classes"]
+    assert (cfg["appearance_bits_default"], cfg["appearance_bits_range"]) == (6, [1, 8])
+    assert (cfg["appearance_repeat_default"], cfg["appearance_repeat_range"]) == (0, [0, 16])
 
 
 def test_results_lists_newest_first_with_paging(stack):

@@ -342,6 +342,42 @@ def test_instance_map_is_sent_with_the_label_map(driver, shipped_stack):
     assert text(driver, "error").startswith("422 from the sender: instance:")
 
 
+def test_colour_side_channel_control_posts_its_settings(driver, shipped_stack):
+    """The viewer's appearance control: off by default (the paper's setting: the page posts
+    ``appearance=off`` and nothing else of it), and when on it posts the mode, the bits and
+    the repeat (0: the sender chooses it at the PSNR), which the job and the budget table show."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_viewer(driver, shipped_stack)
+    assert Select(driver.find_element(By.ID, "appearance")).first_selected_option.get_attribute("value") == "off"
+    assert [o.get_attribute("value") for o in Select(driver.find_element(By.ID, "appearance")).options] == [
+        "off", "mean", "classes"]
+    fill_form(driver, SCENE, LABELS, steps="2")
+    driver.find_element(By.ID, "send-button").click()
+    doc = httpx.get(f"{shipped_stack.receiver_url}/result/{wait_done(driver)}", timeout=10).json()
+    assert doc["settings"]["appearance"] == "off" and doc["budget"]["appearance_bits"] == 0
+    assert doc["budget"]["appearance"] is None
+
+    open_viewer(driver, shipped_stack)
+    fill_form(driver, SCENE, LABELS, psnr="1", steps="2")
+    Select(driver.find_element(By.ID, "appearance")).select_by_value("mean")
+    bits = driver.find_element(By.ID, "appearance-bits")
+    bits.clear()
+    bits.send_keys("5")
+    assert driver.find_element(By.ID, "appearance-repeat").get_attribute("value") == "0"  # the sender chooses
+    driver.find_element(By.ID, "send-button").click()
+    job_id = wait_done(driver)
+    doc = httpx.get(f"{shipped_stack.receiver_url}/result/{job_id}", timeout=10).json()
+    assert (doc["settings"]["appearance"], doc["settings"]["appearance_bits"]) == ("mean", 5)
+    chosen = doc["budget"]["appearance"]["repeat"]
+    assert chosen > 1 and doc["settings"]["appearance_repeat"] == chosen  # 1 dB: more than one copy per bit
+    assert doc["budget"]["appearance_bits"] == 15 and doc["budget"]["appearance_channel_uses"] == 15 * chosen
+    shown = table_values(driver, "budget-table")
+    assert shown["appearance_bits"] == "15" and shown["appearance_channel_uses"] == str(15 * chosen)
+    assert f"colours mean at 5 bits x {chosen}" in text(driver, "result-settings")
+
+
 def test_letterboxed_upload_is_shown_in_the_models_frame(driver, tmp_path_factory, tiny_generator):
     from selenium.webdriver.common.by import By
 
