@@ -1,0 +1,37 @@
+"""bench/paired_eval.py pairs two evaluation runs scene by scene."""
+
+import json
+import sqlite3
+
+import pytest
+
+
+def _run(folder, values: dict[int, float]) -> None:
+    folder.mkdir()
+    con = sqlite3.connect(folder / "results.sqlite")
+    con.execute("CREATE TABLE results (row TEXT NOT NULL, psnr TEXT NOT NULL, scene INTEGER NOT NULL, "
+                "metrics TEXT NOT NULL, features BLOB NOT NULL, PRIMARY KEY (row, psnr, scene))")
+    for scene, v in values.items():
+        m = {"miou": v, "lpips": 1 - v, "ssim": v / 2, "mean_colour_error": 10 * v, "class_colour_error": 20 * v}
+        con.execute("INSERT INTO results VALUES ('ours-fast', '100', ?, ?, x'')", (scene, json.dumps(m)))
+    con.commit()
+    con.close()
+
+
+def test_paired_difference_over_the_common_scenes(tmp_path, load_script):
+    mod = load_script("bench/paired_eval.py")
+    _run(tmp_path / "a", {0: 0.5, 1: 0.6, 2: 0.7})
+    _run(tmp_path / "b", {0: 0.6, 1: 0.8, 3: 0.9})  # scene 3 has no partner, scene 2 neither
+    assert mod.main(["--base", str(tmp_path / "a"), "--new", str(tmp_path / "b"), "--out", str(tmp_path / "o")]) == 0
+    res = json.loads((tmp_path / "o" / "paired.json").read_text())["metrics"]
+    assert res["miou"]["n"] == 2
+    assert res["miou"]["diff"] == pytest.approx(0.15)
+    assert res["miou"]["se"] == pytest.approx(0.05)  # diffs 0.1 and 0.2: std 0.0707 / sqrt(2)
+    assert res["mean_colour_error"]["diff"] == pytest.approx(1.5)
+
+
+def test_a_run_without_the_row_is_refused(tmp_path, load_script):
+    mod = load_script("bench/paired_eval.py")
+    _run(tmp_path / "a", {0: 0.5})
+    with pytest.raises(SystemExit, match="no results for row 'ours' at PSNR 100"):
+        mod.main(["--base", str(tmp_path / "a"), "--new", str(tmp_path / "a"), "--row", "ours", "--out", str(tmp_path)])
