@@ -1,0 +1,124 @@
+"""How much of the image's mean colour the seed sets, when the starting noise's mean is scaled.
+
+Under ``dpmpp-2m-sde-ode-mean`` the image's per-channel mean follows the deterministic ODE from
+``mean(x_T)`` (:func:`gesco.diffusion.samplers.dpmpp_2m_sde`), so the seed reaches the mean colour
+only through the starting noise's mean. This benchmark scales it: ``x_T <- x_T - (1 - tau)
+mean(x_T)`` (per channel; ``tau = 1`` is the receiver's sampling unchanged, ``tau = 0`` starts
+the mean at 0, so that the ODE ends near the prior's mean colour for these maps). Same scenes,
+seeds and sampler as ``scripts/colour_study.py --settings student8-g2`` (the first ``--scenes``
+**validation** scenes, clean maps, seed ``1000 i + k`` for seed ``k`` of scene ``i``; each
+image's generator draws ``x_T`` first, exactly as the pipeline does, so ``tau = 1`` reproduces
+colour_study's images). Scores: colour_study's mean colour error and seed spread, and the
+evaluation's mIoU and LPIPS (:class:`gesco.evaluate.runner.Scorers`) over all images.
+
+    OMP_NUM_THREADS=1 python bench/bench_mean_temperature.py \
+        meanfit=checkpoints/diffusion-synthetic-64x128-student-meanfit --tau 1 0.5 0 \
+        --out bench/results/mean_temperature
+
+Writes ``OUT/mean_temperature.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gesco.data.synthetic import SyntheticScenes
+from gesco.diffusion.checkpoint import load_checkpoint
+from gesco.diffusion.guidance import guided_denoiser
+from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
+from gesco.diffusion.samplers import sample
+from gesco.evaluate.runner import EvalConfig, load_scorers
+from gesco.semantics.classes import get_class_space
+from gesco.train.data import make_batch
+
+SAMPLER, STEPS, GUIDANCE = "dpmpp-2m-sde-ode-mean", 8, 2.0  # the receiver's default (colour_study's student8-g2)
+
+
+def start_noise(seeds: list[int], shape: tuple[int, ...], tau: float) -> tuple[torch.Tensor, list[torch.Generator]]:
+    """``x_T`` drawn from one generator per image (as the pipeline draws it), its per-channel
+    spatial mean scaled by ``tau``; and the generators, advanced past that draw."""
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    x = torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float32) for g in gens])
+    return x - (1.0 - tau) * x.mean(dim=(2, 3), keepdim=True), gens
+
+
+def run(name: str, path: str, taus: list[float], n_scenes: int, seeds: int, scorers) -> list[dict]:
+    model, card = load_checkpoint(path)
+    gen = SemanticGenerator(model, card, "cpu")
+    h, w = card.resolution
+    ds = SyntheticScenes(split="val", size=n_scenes, height=h, width=w)
+    batch = make_batch(ds, list(range(n_scenes)), get_class_space(card.class_space))
+    x0 = batch["image"].repeat_interleave(seeds, 0)
+    cond = batch["cond"].repeat_interleave(seeds, 0)
+    labels = torch.stack([ds[i]["label"] for i in range(n_scenes)]).long().repeat_interleave(seeds, 0)
+    seed_list = [1000 * i + k for i in range(n_scenes) for k in range(seeds)]
+    denoiser = guided_denoiser(gen.model, cond, sampling_scale(card, GUIDANCE), card.unet.image_channels)
+    rows = []
+    for tau in taus:
+        t0 = time.perf_counter()
+        x_T, gens = start_noise(seed_list, tuple(cond.shape[:1]) + (card.unet.image_channels, h, w), tau)
+        imgs = sample(denoiser, gen.diffusion, x_T.shape, sampler=SAMPLER, steps=STEPS, generator=gens,
+                      device="cpu", x_T=x_T).float().clamp(-1.0, 1.0)
+        wall = time.perf_counter() - t0
+        metrics, _ = scorers.score(imgs, x0, labels)
+        mean_gen = (imgs.mean((2, 3)) * 127.5).view(n_scenes, seeds, 3)
+        spread = mean_gen.std(dim=1, unbiased=True).pow(2).mean(1).sqrt()  # colour_study's seed spread
+        miou = [m["miou"] for m in metrics if m["miou"] is not None]
+        rows.append({
+            "checkpoint": name, "path": path, "tau": tau, "images": len(seed_list),
+            "mean_colour_err": round(float(np.mean([m["mean_colour_error"] for m in metrics])), 2),
+            "seed_spread": round(float(spread.mean()), 2),
+            "seed_var_per_channel": round(float(mean_gen.var(dim=1, unbiased=True).mean()), 1),
+            "miou": round(float(np.mean(miou)), 4), "lpips": round(float(np.mean([m["lpips"] for m in metrics])), 4),
+            "wall_s": round(wall, 1),
+        })
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoints", nargs="+", help="NAME=PATH")
+    ap.add_argument("--tau", type=float, nargs="+", default=[1.0, 0.5, 0.0])
+    ap.add_argument("--scenes", type=int, default=12)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--out", default="bench/results/mean_temperature")
+    args = ap.parse_args(argv)
+    if any(not 0.0 <= t <= 1.0 for t in args.tau):
+        raise SystemExit(f"--tau values must be in [0, 1], got {args.tau}")
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    scorers, described = load_scorers(EvalConfig(out=out, split="val"), torch.device("cpu"), get_class_space("cityscapes"))
+    rows = []
+    for spec in args.checkpoints:
+        name, _, path = spec.rpartition("=")
+        rows += run(name or Path(path).name, path, args.tau, args.scenes, args.seeds, scorers)
+    result = {"command": "python bench/bench_mean_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "split": "val", "scenes": args.scenes, "seeds": args.seeds, "sampler": SAMPLER, "steps": STEPS,
+              "machine": platform.machine(), "processor": platform.processor(), "torch_threads": 1,
+              "scorers": described, "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mean_temperature.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = ["# Seed and mean colour against the starting noise's mean scale tau", "",
+             f"Command: `{result['command']}`", "",
+             f"{args.scenes} validation scenes x {args.seeds} seeds, clean maps, {SAMPLER} {STEPS} steps; "
+             "colours 0-255; spread: std over seeds of the image mean RGB (RMS over channels), mean over scenes.", "",
+             "| checkpoint | tau | images | mean colour error | seed spread | seed variance / channel | mIoU | LPIPS | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['checkpoint']} | {r['tau']:g} | {r['images']} | {r['mean_colour_err']:.1f} | {r['seed_spread']:.1f} | "
+              f"{r['seed_var_per_channel']:.0f} | {r['miou']:.3f} | {r['lpips']:.3f} | {r['wall_s']} |" for r in rows]
+    (out / "mean_temperature.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
