@@ -9,7 +9,8 @@ seeds and sampler as ``scripts/colour_study.py --settings student8-g2`` (the fir
 **validation** scenes, clean maps, seed ``1000 i + k`` for seed ``k`` of scene ``i``; each
 image's generator draws ``x_T`` first, exactly as the pipeline does, so ``tau = 1`` reproduces
 colour_study's images). Scores: colour_study's mean colour error and seed spread, and the
-evaluation's mIoU and LPIPS (:class:`gesco.evaluate.runner.Scorers`) over all images.
+evaluation's mIoU and LPIPS (:class:`gesco.evaluate.runner.Scorers`) over all images, each row
+paired with the first over the same images.
 
     OMP_NUM_THREADS=1 python bench/bench_mean_temperature.py \
         meanfit=checkpoints/diffusion-synthetic-64x128-student-meanfit --tau 1 0.5 0 \
@@ -79,9 +80,17 @@ def run(name: str, path: str, taus: list[float], n_scenes: int, seeds: int, scor
             "seed_var_per_channel": round(float(mean_gen.var(dim=1, unbiased=True).mean()), 1),
             "miou": round(float(np.mean(miou)), 4), "lpips": round(float(np.mean([m["lpips"] for m in metrics])), 4),
             "wall_s": round(wall, 1),
+            "per_image": {k: [m[k] for m in metrics] for k in ("miou", "lpips", "mean_colour_error")},
         })
-        print(rows[-1], flush=True)
+        print({k: v for k, v in rows[-1].items() if k != "per_image"}, flush=True)
     return rows
+
+
+def paired(row: dict, base: dict, key: str) -> tuple[float, float]:
+    """Mean and standard error of ``row - base`` over the images both scored (same scenes and seeds)."""
+    d = np.array([a - b for a, b in zip(row["per_image"][key], base["per_image"][key], strict=True)
+                  if a is not None and b is not None], dtype=np.float64)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['checkpoint']} | {r['tau']:g} | {r['images']} | {r['mean_colour_err']:.1f} | {r['seed_spread']:.1f} | "
               f"{r['seed_var_per_channel']:.0f} | {r['miou']:.3f} | {r['lpips']:.3f} | {r['wall_s']} |" for r in rows]
+    base = rows[0]
+    lines += ["", f"Paired against the first row ({base['checkpoint']}, tau {base['tau']:g}), over the same images "
+              "(mean +- standard error):", "", "| checkpoint | tau | mIoU diff | LPIPS diff | mean colour error diff |",
+              "|---|---|---|---|---|"]
+    for r in rows[1:]:
+        cells = [paired(r, base, k) for k in ("miou", "lpips", "mean_colour_error")]
+        lines.append(f"| {r['checkpoint']} | {r['tau']:g} | " + " | ".join(f"{m:+.4f} +- {e:.4f}" for m, e in cells) + " |")
     (out / "mean_temperature.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
