@@ -44,11 +44,15 @@ from gesco.appearance import (
     quantise,
 )
 from gesco.data.synthetic import generate_scene, split_seed
+from gesco.data.transforms import image_to_tensor
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
 from gesco.evaluate.runner import EvalConfig, load_scorers
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, label_from_maps, receiver_maps
 from gesco.semantics.classes import CITYSCAPES
 from gesco.semantics.miou import MeanIoU
+
+#: the evaluation's per-image scores also recorded (gesco.evaluate.scoring.Scorers.score)
+SCORED = ("mean_colour_error", "class_colour_error", "lpips")
 
 
 def boundary_mask(label: np.ndarray) -> np.ndarray:
@@ -60,6 +64,11 @@ def boundary_mask(label: np.ndarray) -> np.ndarray:
         for dx in (0, 1, 2):
             out |= p[dy:dy + h, dx:dx + w] != label
     return out
+
+
+def _floats(values: list) -> np.ndarray:
+    """Per-image values as float64, ``None`` as ``nan``."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def exact_colours(image: np.ndarray, label: np.ndarray, ids: list[int], mode: str, bits: int,
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     scorers, _ = load_scorers(EvalConfig(out=Path(args.out), split="val"), torch.device("cpu"), CITYSCAPES)
     h, w = gen.resolution
     pooled = {v: MeanIoU(CITYSCAPES) for v in variants}
-    per = {v: {"miou": [], "acc_boundary": [], "acc_interior": []} for v in variants}
+    per = {v: {"miou": [], "acc_boundary": [], "acc_interior": [], **{k: [] for k in SCORED}} for v in variants}
     region_diff, boundary_share = [], []
     for start in range(0, args.scenes, args.batch):
         idx = list(range(start, min(args.scenes, start + args.batch)))
@@ -109,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             region_diff.append(float((reg != s.label).mean()))
             boundary_share.append(float(boundary_mask(s.label).mean()))
         cond = torch.stack(conds)
+        real = torch.stack([image_to_tensor(s.image) for s in scenes])
+        labels = torch.stack([torch.from_numpy(s.label.astype(np.int64)) for s in scenes])
         reg_t = torch.stack([torch.from_numpy(r.astype(np.int64)) for r in regions])
         sampling = [SamplingSettings(seed=i) for i in idx]
         for name, spec in variants.items():
@@ -122,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                 target = AppearanceTarget.build(got, where, CITYSCAPES.num_classes)
             images = gen.generate(cond, sampling, appearance=target)
             predicted = scorers.segmenter.predict(images.clamp(-1, 1)).cpu().numpy()
+            metrics, _ = scorers.score(images, real, labels)  # as gesco evaluate scores (colour, LPIPS)
+            for m in metrics:
+                for key in SCORED:
+                    per[name][key].append(m[key])
             for k, s in enumerate(scenes):
                 pooled[name].update(predicted[k], s.label)
                 one = MeanIoU(CITYSCAPES)
@@ -142,14 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in variants:
         res = pooled[name].compute()
-        row = {k: {"mean": float(np.mean(v))} for k, v in per[name].items()}
+        row = {k: {"mean": float(np.nanmean(_floats(v)))} for k, v in per[name].items()}
         row["per_class_iou"] = {CITYSCAPES.names[c]: v for c, v in res.per_class.items()}
         row["confusion"] = pooled[name].confusion.tolist()  # [sent label id, predicted id], pixels
         if name != "off":
             for k in per[name]:
-                d = np.array(per[name][k]) - np.array(per["off"][k])
+                d = _floats(per[name][k]) - _floats(per["off"][k])
+                d = d[np.isfinite(d)]  # an image without a scored class has no mIoU / class colour error
                 row[k]["minus_off"] = float(d.mean())
-                row[k]["se"] = float(d.std(ddof=1) / np.sqrt(d.size))
+                row[k]["se"] = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
         result["variants"][name] = row
     result["per_scene"] = per
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -170,16 +186,18 @@ def markdown(r: dict) -> str:
              f"{100 * r['received_regions_differ_from_label']:.2f} % of pixels; boundary pixels (3x3 neighbourhood "
              f"holds another label) are {100 * r['boundary_pixel_share']:.1f} % of the image. Δ: paired difference "
              "to `off` ± standard error.", "",
-             "| variant | mIoU (Δ) | accuracy on boundary pixels (Δ) | accuracy on interior pixels (Δ) |",
-             "|---|---|---|---|"]
+             "| variant | mIoU (Δ) | accuracy on boundary pixels (Δ) | accuracy on interior pixels (Δ) "
+             "| mean colour error (Δ) | class colour error (Δ) | LPIPS (Δ) |",
+             "|---|---|---|---|---|---|---|"]
 
     def cell(row: dict, key: str) -> str:
-        c = row[key]
-        return f"{c['mean']:.3f}" + (f" ({c['minus_off']:+.3f} ± {c['se']:.3f})" if "minus_off" in c else "")
+        c, nd = row[key], 1 if "colour" in key else 3
+        return f"{c['mean']:.{nd}f}" + (f" ({c['minus_off']:+.{nd}f} ± {c['se']:.{nd}f})" if "minus_off" in c else "")
 
     for name in names:
         lines.append(f"| `{name}` | {cell(v[name], 'miou')} | {cell(v[name], 'acc_boundary')} | "
-                     f"{cell(v[name], 'acc_interior')} |")
+                     f"{cell(v[name], 'acc_interior')} | {cell(v[name], 'mean_colour_error')} | "
+                     f"{cell(v[name], 'class_colour_error')} | {cell(v[name], 'lpips')} |")
     lines += ["", "Pooled per-class IoU (classes present in the scenes):", "",
               "| class | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for cls, off in v["off"]["per_class_iou"].items():
