@@ -46,6 +46,7 @@ from gesco.appearance import (
 from gesco.data.synthetic import generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
+from gesco.evaluate.paired import paired_difference
 from gesco.evaluate.runner import EvalConfig, load_scorers
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, label_from_maps, receiver_maps
 from gesco.semantics.classes import CITYSCAPES
@@ -162,10 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         row["confusion"] = pooled[name].confusion.tolist()  # [sent label id, predicted id], pixels
         if name != "off":
             for k in per[name]:
-                d = _floats(per[name][k]) - _floats(per["off"][k])
-                d = d[np.isfinite(d)]  # an image without a scored class has no mIoU / class colour error
-                row[k]["minus_off"] = float(d.mean())
-                row[k]["se"] = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
+                # an image without a scored class has no mIoU / class colour error: left out of the pair
+                d = paired_difference(_floats(per[name][k]), _floats(per["off"][k]))
+                row[k]["minus_off"], row[k]["se"] = d["mean"], d["se"]
         result["variants"][name] = row
     result["per_scene"] = per
     result["seconds"] = round(time.perf_counter() - t0, 1)

@@ -34,6 +34,8 @@ from gesco.diffusion.finishing import Finishing, finish
 from gesco.evaluate.config import EvalConfig
 from gesco.evaluate.metrics.frechet import frechet_distance
 from gesco.evaluate.metrics.grain import SKY, high_pass_rms
+from gesco.evaluate.paired import finite_summary as summary
+from gesco.evaluate.paired import paired_difference as paired
 from gesco.evaluate.scoring import load_scorers
 from gesco.semantics.classes import CITYSCAPES
 
@@ -50,20 +52,6 @@ VARIANTS: dict[str, Finishing] = {
     # the classes whose real interior high-pass RMS is below 7 on these scenes (sidewalk, wall, pole, sky)
     "smooth classes sigma 2": Finishing(classes=(8, 12, 17, SKY), sigma=2.0),
 }
-
-
-def paired(a: list, b: list) -> dict[str, float]:
-    """Mean and standard error of the per-scene differences ``a - b`` (scenes where both are finite)."""
-    d = np.array([x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None
-                  and np.isfinite(x) and np.isfinite(y)], dtype=np.float64)
-    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
-    return {"mean": float(d.mean()) if d.size else float("nan"), "se": se, "n": int(d.size)}
-
-
-def summary(v: list) -> dict[str, float]:
-    """Mean, standard deviation and count of the finite values."""
-    a = np.array([x for x in v if x is not None and np.isfinite(x)], dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size)}
 
 
 def class_rms(images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

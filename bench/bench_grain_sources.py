@@ -33,16 +33,10 @@ from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
 from gesco.diffusion.samplers import sample
 from gesco.evaluate.config import EvalConfig, scene_seed
 from gesco.evaluate.metrics.grain import SKY, high_pass_rms
+from gesco.evaluate.paired import paired_difference as paired
 from gesco.evaluate.scoring import load_scorers
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, receiver_maps
 from gesco.semantics.classes import CITYSCAPES
-
-
-def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Mean and standard error of ``a - b`` over the entries where both are finite."""
-    d = (np.asarray(a) - np.asarray(b))
-    d = d[np.isfinite(d)]
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size)), "n": int(d.size)}
 
 
 @torch.no_grad()

@@ -36,6 +36,7 @@ from gesco.diffusion.checkpoint import load_checkpoint
 from gesco.diffusion.guidance import guided_denoiser
 from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
 from gesco.diffusion.samplers import sample
+from gesco.evaluate.paired import paired_difference
 from gesco.evaluate.runner import EvalConfig, load_scorers
 from gesco.semantics.classes import get_class_space
 from gesco.train.data import make_batch
@@ -88,9 +89,8 @@ def run(name: str, path: str, taus: list[float], n_scenes: int, seeds: int, scor
 
 def paired(row: dict, base: dict, key: str) -> tuple[float, float]:
     """Mean and standard error of ``row - base`` over the images both scored (same scenes and seeds)."""
-    d = np.array([a - b for a, b in zip(row["per_image"][key], base["per_image"][key], strict=True)
-                  if a is not None and b is not None], dtype=np.float64)
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+    d = paired_difference(row["per_image"][key], base["per_image"][key])
+    return d["mean"], d["se"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,8 @@ from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
 from gesco.diffusion.samplers import sample
 from gesco.evaluate.config import EvalConfig, scene_seed
 from gesco.evaluate.metrics.grain import SKY, high_pass_rms
+from gesco.evaluate.paired import finite_summary as summary
+from gesco.evaluate.paired import paired_difference as paired
 from gesco.evaluate.scoring import load_scorers
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, received_conditioning
 from gesco.semantics.classes import CITYSCAPES
@@ -58,18 +60,6 @@ def conditioning(scenes: list, psnr: float, resolution: tuple[int, int]) -> tupl
         conds.append(received_conditioning(apply_channel(frame), fds=t.fds))
         seeds.append(seed)
     return torch.stack(conds), seeds
-
-
-def paired(a: list, b: list) -> dict[str, float]:
-    d = np.array([x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None
-                  and np.isfinite(x) and np.isfinite(y)], dtype=np.float64)
-    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
-    return {"mean": float(d.mean()) if d.size else float("nan"), "se": se, "n": int(d.size)}
-
-
-def summary(v: list) -> dict[str, float]:
-    a = np.array([x for x in v if x is not None and np.isfinite(x)], dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size)}
 
 
 @torch.no_grad()  # scoped, not a global switch (a caller importing this script keeps its autograd)

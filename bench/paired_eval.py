@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gesco.evaluate.paired import paired_difference
+
 METRICS = ("miou", "lpips", "ssim", "mean_colour_error", "class_colour_error")
 
 
@@ -39,9 +41,8 @@ def compare(base: dict[int, dict], new: dict[int, dict]) -> dict[str, dict]:
     for k in METRICS:
         a = np.array([base[s][k] for s in scenes], dtype=np.float64)
         b = np.array([new[s][k] for s in scenes], dtype=np.float64)
-        d = b - a
-        out[k] = {"base": float(a.mean()), "new": float(b.mean()), "diff": float(d.mean()),
-                  "se": float(d.std(ddof=1) / np.sqrt(d.size)), "n": int(d.size)}
+        d = paired_difference(b, a)
+        out[k] = {"base": float(a.mean()), "new": float(b.mean()), "diff": d["mean"], "se": d["se"], "n": d["n"]}
     return out
 
 

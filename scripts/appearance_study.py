@@ -56,6 +56,8 @@ from gesco.data.synthetic import generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
 from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
 from gesco.evaluate.metrics.grain import high_pass_rms
+from gesco.evaluate.paired import finite_summary as _summary
+from gesco.evaluate.paired import paired_difference as _paired
 from gesco.evaluate.runner import EvalConfig, load_scorers
 from gesco.link import TransmitSettings, apply_channel, encode_image_frame, label_from_maps, receiver_maps, stage_seed
 from gesco.semantics.classes import CITYSCAPES
@@ -78,22 +80,6 @@ def label(s: AppearanceSettings) -> str:
     if not s.enabled:
         return "off"
     return f"{s.mode}:{s.bits}:{'auto' if s.repeat == REPEAT_AUTO else s.repeat}"
-
-
-def _summary(values: list) -> dict[str, float]:
-    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
-
-
-def _paired(a: list, b: list) -> dict[str, float]:
-    d = np.array([x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None
-                  and np.isfinite(x) and np.isfinite(y)])
-    if d.size == 0:
-        return {"mean": float("nan"), "se": float("nan"), "n": 0}
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0,
-            "n": int(d.size)}
 
 
 @torch.no_grad()

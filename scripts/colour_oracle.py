@@ -44,6 +44,8 @@ import torch
 from gesco.data.synthetic import generate_scene, split_seed
 from gesco.data.transforms import image_to_tensor
 from gesco.evaluate.config import EvalConfig
+from gesco.evaluate.paired import finite_summary as _summary
+from gesco.evaluate.paired import paired_difference as paired
 from gesco.evaluate.scoring import load_scorers
 from gesco.evaluate.store import ResultStore
 from gesco.semantics.classes import CITYSCAPES
@@ -90,19 +92,6 @@ def oracle_images(label: np.ndarray, sent: np.ndarray, means: np.ndarray) -> dic
 
 def _u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def paired(a: list[float], b: list[float]) -> dict[str, float]:
-    """Mean of ``a - b`` over scenes with both values and its standard error."""
-    d = np.array([x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None], dtype=np.float64)
-    if d.size < 2:
-        return {"mean": float(d.mean()) if d.size else float("nan"), "se": float("nan"), "n": int(d.size)}
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size)), "n": int(d.size)}
-
-
-def _summary(values: list[float | None]) -> dict[str, float]:
-    v = np.array([x for x in values if x is not None], dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
 
 
 @torch.no_grad()  # scoped: a global switch would leak into the caller (tests import this script)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gesco.evaluate.paired import paired_difference as paired
 from gesco.evaluate.store import ResultStore
 
 METRICS = ("miou", "lpips", "ssim", "mean_colour_error", "class_colour_error")
@@ -34,13 +35,6 @@ def load(folder: Path, row: str, scenes: int) -> tuple[dict, dict[float, dict[st
             if idx == list(range(scenes)):
                 out[float(psnr)] = {m: [x.get(m) for x in ms] for m in METRICS}
     return plan, out
-
-
-def paired(a: list, b: list) -> dict[str, float]:
-    """Mean and standard error of ``a - b`` over the scenes where both are defined."""
-    d = np.array([x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None], dtype=np.float64)
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan"),
-            "n": int(d.size)}
 
 
 def main(argv: list[str] | None = None) -> int:
