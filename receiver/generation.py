@@ -8,6 +8,7 @@ random weights: a missing checkpoint stops the receiver with
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -92,13 +93,18 @@ def model_key(generator: Generator) -> str:
 
     The ingest stores it with each job and a worker claims only jobs of its own key
     (:meth:`receiver.store.BaseJobStore.claim_batch`): a worker with another checkpoint, or one
-    of another resolution, leaves the job for a worker that has the right one.
+    of another resolution, leaves the job for a worker that has the right one. A label-aware
+    finishing that is on (:mod:`gesco.diffusion.finishing`) changes the images, so it is part of
+    the key; off, the key is the checkpoint's alone (as before the finishing existed).
     """
     h, w = generator.resolution
     digest = hashlib.sha256()
     card = getattr(generator, "card", None)
     to_dict = getattr(card, "to_dict", None)
     digest.update(json.dumps(to_dict() if to_dict else repr(card), sort_keys=True, default=str).encode())
+    finishing = getattr(generator, "finishing", None)
+    if finishing is not None and finishing.classes:
+        digest.update(json.dumps({"finishing": dataclasses.asdict(finishing)}, sort_keys=True).encode())
     model = getattr(generator, "model", None)
     if model is not None:
         for name, tensor in sorted(model.state_dict().items()):

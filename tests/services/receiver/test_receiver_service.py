@@ -192,6 +192,21 @@ def test_sky_finishing_setting_reaches_the_generator_and_healthz(tiny_checkpoint
     assert describe(on)["finishing"] == {"classes": [23], "sigma": 1.5, "alpha": 1.0}
     off = load_generator(tiny_checkpoint, "cpu")
     assert not off.finishing.classes and "finishing" not in describe(off)
+
     monkeypatch.setenv("GESCO_RECEIVER_SKY_FINISHING_SIGMA", "-1")
     with pytest.raises(pydantic.ValidationError, match="sky_finishing_sigma"):
         ReceiverSettings()
+
+
+def test_the_finishing_is_part_of_the_model_key_only_when_on(tiny_checkpoint):
+    """A worker whose finishing differs makes other images, so it must not claim the job (the
+    model key); with the finishing off the key is the checkpoint's, as stored by older receivers."""
+    from receiver.generation import load_generator, model_key
+
+    off, plain = load_generator(tiny_checkpoint, "cpu"), load_generator(tiny_checkpoint, "cpu", 0.0)
+    on, other = load_generator(tiny_checkpoint, "cpu", 1.5), load_generator(tiny_checkpoint, "cpu", 1.0)
+    assert model_key(off) == model_key(plain)
+    keys = {model_key(off), model_key(on), model_key(other)}
+    assert len(keys) == 3 and model_key(on) == model_key(load_generator(tiny_checkpoint, "cpu", 1.5))
+    off.finishing = None  # a generator without the attribute's value: the checkpoint alone
+    assert model_key(off) == model_key(plain)
