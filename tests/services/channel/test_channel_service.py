@@ -182,3 +182,27 @@ def test_health(stack):
     assert grpc_health(stack.channel_address) == "SERVING"
     assert grpc_health(stack.channel_address, "gesco.v1.Channel") == "SERVING"
     assert grpc_health(f"127.0.0.1:{free_port()}") == "UNREACHABLE"
+
+
+def test_bad_appearance_side_channels_are_invalid_argument_and_not_counted(stack):
+    """The appearance side channel (issue 24) over gRPC: an unknown mode, a payload of the wrong
+    size and a repeat left to the sender (0) are refused with INVALID_ARGUMENT naming the fault;
+    nothing reaches the budget log, and the channel keeps serving."""
+    from gesco.wire.gesco_pb2 import AppearanceParams
+
+    before = len(stack.budget_lines())
+    cases = {
+        "mode must be one of": (AppearanceParams(mode="sepia", bits=6, repeat=1), b"\x00\x00\x00"),
+        "needs 3": (AppearanceParams(mode="mean", bits=6, repeat=1), b"\x00" * 5),
+        "repeat 0": (AppearanceParams(mode="mean", bits=6, repeat=0), b"\x00\x00\x00"),
+    }
+    for i, (message, (params, payload)) in enumerate(cases.items()):
+        frame = make_frame(f"chan-appearance-{i}")
+        frame.appearance.CopyFrom(params)
+        frame.appearance_bits = payload
+        with pytest.raises(grpc.RpcError) as err:
+            transmit(stack.channel_address, frame)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, message
+        assert message in err.value.details()
+    assert len(stack.budget_lines()) == before
+    assert transmit(stack.channel_address, make_frame("chan-after-appearance")).status == ACK_ACCEPTED
