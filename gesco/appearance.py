@@ -454,16 +454,11 @@ def appearance_denoiser(denoiser, diffusion, target: AppearanceTarget):
     ``sigma_t = sqrt(1 - abar_t)`` of ``diffusion`` at each image's time index ``t``
     (original chain). The variance output passes through unchanged.
     """
-    sqrt_a = diffusion.sqrt_alphas_cumprod.float()
-    sqrt_1ma = diffusion.sqrt_one_minus_alphas_cumprod.float()
 
     def denoise(x: torch.Tensor, t: torch.Tensor):
         eps, v = denoiser(x, t)
-        a = sqrt_a.to(x.device)[t][:, None, None, None]
-        s = sqrt_1ma.to(x.device)[t][:, None, None, None]
-        x0 = (x - s * eps) / a
-        x0p = project_x0(x0, target)
-        return (x - a * x0p) / s, v
+        x0 = project_x0(diffusion.predict_x0(x, t, eps), target)
+        return diffusion.predict_eps(x, t, x0), v
 
     return denoise
 

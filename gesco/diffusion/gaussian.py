@@ -218,6 +218,12 @@ class GaussianDiffusion:
         n = xt.dim()
         return _gather(self.sqrt_recip_alphas_cumprod, t, n) * xt - _gather(self.sqrt_recipm1_alphas_cumprod, t, n) * eps
 
+    def predict_eps(self, xt: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """Eq. (4) solved for the noise: ``eps = (x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t)``
+        (the inverse of :meth:`predict_x0`)."""
+        n = xt.dim()
+        return (xt - _gather(self.sqrt_alphas_cumprod, t, n) * x0) / _gather(self.sqrt_one_minus_alphas_cumprod, t, n)
+
     def model_log_variance(self, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Eq. (7), learned range: ``f log beta_t + (1 - f) log beta_tilde_t``, ``f = (v + 1) / 2``."""
         n = v.dim()

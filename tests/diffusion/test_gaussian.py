@@ -274,3 +274,14 @@ def test_training_losses_multiscale_replaces_the_simple_term():
     from gesco.diffusion.gaussian import multiscale_mse
 
     torch.testing.assert_close(ms["loss"] - plain["loss"], multiscale_mse(noise - out[:, :3]) - plain["mse"])
+
+
+def test_predict_eps_inverts_eq4_and_predict_x0():
+    """``predict_eps`` is Eq. (4) solved for the noise: it returns the noise that made ``x_t`` from
+    ``x_0``, and undoes :meth:`predict_x0` (used by the appearance projection, gesco.appearance)."""
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 3, 4, 4, generator=g), torch.randn(3, 3, 4, 4, generator=g)
+    t = torch.tensor([0, 500, 999])
+    xt = FULL.q_sample(x0, t, eps)
+    assert torch.allclose(FULL.predict_eps(xt, t, x0), eps, atol=1e-3)  # t = 999: 1 / sqrt(1 - abar) ~ 1
+    assert torch.allclose(FULL.predict_eps(xt, t, FULL.predict_x0(xt, t, eps)), eps, atol=1e-3)
