@@ -176,17 +176,21 @@ class NetworkEvaluations(NamedTuple):
         return self.forwards * self.batch_factor
 
 
-def network_evaluations(sampler: str, steps: int | None, guided: bool, num_timesteps: int = 1000) -> NetworkEvaluations:
+def network_evaluations(sampler: str, steps: int | None, guided: bool, num_timesteps: int = 1000,
+                        stop_after: int | None = None) -> NetworkEvaluations:
     """How many network forwards :func:`~gesco.diffusion.samplers.sample` makes: one per point
-    of the sampler's grid (``num_timesteps`` on the ``"full"`` grid, else ``steps``).
+    of the sampler's grid (``num_timesteps`` on the ``"full"`` grid, else ``steps``), or
+    ``stop_after`` when the sampler stops early (:func:`gesco.diffusion.samplers.stop_after_passes`).
 
     Args:
         sampler: a name of :data:`KNOWN_SAMPLERS`.
         steps: as for ``sample`` (ignored on the ``"full"`` grid).
         guided: classifier-free guidance with a scale other than 0 and 1 (batch ``2B``).
         num_timesteps: ``T`` of the full chain.
+        stop_after: as for ``sample`` (``None``: the whole grid).
     Raises:
-        GescoInputError: an unknown sampler or ``steps`` outside ``[1, num_timesteps]``.
+        GescoInputError: an unknown sampler, ``steps`` outside ``[1, num_timesteps]`` or
+            ``stop_after`` outside ``[1, grid points]``.
     """
     spec = sampler_spec(sampler)
     if spec.fixed_steps:
@@ -195,4 +199,8 @@ def network_evaluations(sampler: str, steps: int | None, guided: bool, num_times
         raise GescoInputError(f"steps must be an int in [1, {num_timesteps}], got {steps!r}")
     else:
         n = int(steps)
+    if stop_after is not None:
+        if isinstance(stop_after, bool) or not isinstance(stop_after, int) or not 1 <= stop_after <= n:
+            raise GescoInputError(f"stop_after must be an int in [1, {n}], got {stop_after!r}")
+        n = stop_after
     return NetworkEvaluations(forwards=n, batch_factor=2 if guided and not spec.folds_guidance else 1)

@@ -587,6 +587,27 @@ def make_grid(
     return diffusion.respaced(grid)
 
 
+def stop_after_passes(grid: GaussianDiffusion, stop_after: int | None) -> GaussianDiffusion:
+    """``grid`` ending after its first ``stop_after`` network passes (``None``: all of them).
+
+    Keeps the ``stop_after`` noisiest points of ``grid`` (:meth:`GaussianDiffusion.respaced` on
+    the grid itself: the same time indices and ``abar``). Every sampler returns its clean
+    estimate ``x0_hat`` at the last point of its grid, so on the shortened grid it returns the
+    clean estimate of pass ``stop_after`` of the full one, with the same draws before it: an
+    *early-stop ending* (docs/grain.md). ``stop_after = grid.num_steps`` is the full grid.
+
+    Raises:
+        GescoInputError: ``stop_after`` not an int in ``[1, grid.num_steps]``.
+    """
+    if stop_after is None:
+        return grid
+    n = grid.num_steps
+    if isinstance(stop_after, bool) or not isinstance(stop_after, int) or not 1 <= stop_after <= n:
+        raise GescoInputError(f"stop_after must be an int in [1, {n}] (network passes of a {n}-step grid), "
+                              f"got {stop_after!r}")
+    return grid if stop_after == n else grid.respaced(list(range(n - stop_after, n)))
+
+
 # ---------------------------------------------------------------------------- entry point
 def sample(
     denoiser: Denoiser,
@@ -605,6 +626,7 @@ def sample(
     parametrisation: str = "v",
     timesteps: Sequence[int] | None = None,
     ode_tail: int = 0,
+    stop_after: int | None = None,
 ) -> torch.Tensor:
     """Draw ``shape`` images with the sampler named ``sampler`` (an entry of :data:`REGISTRY`).
 
@@ -624,6 +646,8 @@ def sample(
             spec's grid (``"uniform"`` for ``"respaced"``, ``"logsnr"`` for the others).
         eta, parametrisation, ode_tail: options of the samplers whose spec lists them (DDIM;
             ``"distilled"``; both SDE solvers); the others ignore them.
+        stop_after: return the clean estimate after this many network passes instead of
+            finishing the grid (:func:`stop_after_passes`; every sampler; ``None``: finish).
         timesteps: a distilled student's grid as its card records it (default
             :func:`distilled_timesteps`); only ``"distilled"`` reads it.
         generator, device: source of every random draw (one generator, or one per image:
@@ -635,7 +659,7 @@ def sample(
         ``shape`` float32 images on ``device``.
     Raises:
         GescoInputError: unknown sampler or spacing, bad ``steps``, ``eta``, ``ode_tail``,
-            ``timesteps``, ``parametrisation`` or ``x_T``.
+            ``stop_after``, ``timesteps``, ``parametrisation`` or ``x_T``.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2 or any(s < 1 for s in shape):
@@ -645,7 +669,7 @@ def sample(
         raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
     options = {k: v for k, v in (("eta", eta), ("parametrisation", parametrisation), ("ode_tail", ode_tail))
                if k in entry.spec.options}
-    grid = make_grid(diffusion, entry.spec, steps, spacing, timesteps)
+    grid = stop_after_passes(make_grid(diffusion, entry.spec, steps, spacing, timesteps), stop_after)
     x = _initial(shape, x_T, generator, device)
     return entry.function(denoiser, x, grid, noise=noise_source(generator, device), clip=clip, progress=progress,
                           **options)

@@ -48,6 +48,13 @@ class DiffusionTrainConfig(ConfigBase):
     (:mod:`gesco.train.config`); a flat ``lr`` / ``data`` / ``out_dir`` / ... of an older config is
     read into them (:data:`MOVED_FIELDS`). ``amp``: ``"auto"`` / ``"bf16"`` (bf16 autocast on
     CUDA), ``"fp16"``, or off on the CPU.
+
+    ``t_range``: ``[t_lo, t_hi]`` draws the training time ``t`` uniformly from
+    ``t_lo <= t < t_hi`` instead of every step of the chain (``None``); for a fine-tune of the
+    small-t end, where the sampler's last passes draw the fine texture (docs/grain.md).
+    Warm-started from a guidance-only student (``init_from`` with a ``"distilled"`` record),
+    the run keeps that record in its card, so the result is sampled as a student; it then
+    needs ``p_uncond = 0`` (a student is never asked for the unconditional prediction).
     """
 
     config_name: ClassVar[str] = "training config"
@@ -65,6 +72,7 @@ class DiffusionTrainConfig(ConfigBase):
     p_uncond: float = 0.2
     mse_weighting: str = "uniform"
     min_snr_gamma: float = 5.0
+    t_range: list[int] | None = None
     multiscale_loss: bool = False
     trainable: list[str] | None = None
     time_budget_s: float | None = None
@@ -100,9 +108,10 @@ def training_inputs(
     """One step's model inputs from its clean batch of ``B`` scenes.
 
     Each scene is repeated ``n = config.noise_draws`` times; every copy gets its own noisy
-    maps, guidance drop, ``t`` and ``eps``, all drawn from ``generator`` (seeded per step) in
-    this order: corruption, drop, ``t``, ``eps``. They are computed on the generator's device
-    (the trainer's is the training device) and the results moved to ``device``.
+    maps, guidance drop, ``t`` (uniform over ``config.t_range``, default every step) and
+    ``eps``, all drawn from ``generator`` (seeded per step) in this order: corruption, drop,
+    ``t``, ``eps``. They are computed on the generator's device (the trainer's is the
+    training device) and the results moved to ``device``.
 
     Args:
         batch: ``image`` ``(B, 3, H, W)``, ``cond`` ``(B, C + 1, H, W)``, ``has_edges`` ``(B,)``.
@@ -113,7 +122,8 @@ def training_inputs(
     n, on = config.noise_draws, generator.device
     image, cond, has_edges = (batch[k].to(on).repeat_interleave(n, dim=0) for k in ("image", "cond", "has_edges"))
     y = conditioning_for_training(cond, has_edges, config, generator)
-    t = torch.randint(0, diffusion.num_steps, (image.shape[0],), generator=generator, device=on)
+    t_lo, t_hi = config.t_range if config.t_range is not None else (0, diffusion.num_steps)
+    t = torch.randint(t_lo, t_hi, (image.shape[0],), generator=generator, device=on)
     noise = torch.randn(image.shape, generator=generator, device=on)
     return tuple(v.to(device, non_blocking=True) for v in (image, y, t, noise))
 
@@ -234,6 +244,34 @@ def _check_config(config: DiffusionTrainConfig) -> None:
         raise ValueError(f"trainable must be a non-empty list of parameter-name prefixes, got {t!r}")
     if config.optim.grad_clip is None:
         raise ValueError("optim.grad_clip must be set for diffusion training (the loop reports the gradient norm)")
+    _check_t_range(config.t_range, config.diffusion.num_timesteps)
+    init_student_record(config)
+
+
+def _check_t_range(t_range: list[int] | None, num_timesteps: int) -> None:
+    """``None`` or ``[t_lo, t_hi]`` with ``0 <= t_lo < t_hi <= num_timesteps`` (ints)."""
+    if t_range is None:
+        return
+    ok = isinstance(t_range, list | tuple) and len(t_range) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in t_range)
+    if not ok or not 0 <= t_range[0] < t_range[1] <= num_timesteps:
+        raise ValueError(f"t_range must be [t_lo, t_hi] with 0 <= t_lo < t_hi <= {num_timesteps} "
+                         f"(t drawn from t_lo <= t < t_hi), got {t_range!r}")
+
+
+def init_student_record(config: DiffusionTrainConfig) -> dict | None:
+    """The ``"distilled"`` record of ``config.init_from``'s card (``None``: no warm start, or an
+    ordinary checkpoint). A run warm-started from a student keeps it; such a run must have
+    ``p_uncond = 0``, else :class:`ValueError`."""
+    if not config.init_from:
+        return None
+    from gesco.diffusion.checkpoint import read_card
+
+    record = read_card(config.init_from).distilled
+    if record is not None and config.p_uncond != 0:
+        raise ValueError(f"init_from {config.init_from} is a distilled student, which is never asked for the "
+                         f"unconditional prediction: fine-tune it with p_uncond=0, got {config.p_uncond}")
+    return record
 
 
 @dataclass
@@ -266,18 +304,29 @@ def _build_trainee(config: DiffusionTrainConfig, run: TrainingRun, dist_info: Di
 
 
 def _card(config: DiffusionTrainConfig, world_size: int, steps_done: int, wall_s: float) -> ModelCard:
-    """The checkpoint's card: architecture, chain, class space, resolution, conditioning, training record."""
+    """The checkpoint's card: architecture, chain, class space, resolution, conditioning, training record.
+
+    A fine-tune of a guidance-only student keeps the student's ``"distilled"`` record and the
+    rest of its conditioning record (``guidance_folded``, ...), with this run's entries on top.
+    """
+    student = init_student_record(config)
+    conditioning = {
+        "noisy_training": config.noisy.to_dict(),
+        "p_uncond": config.p_uncond,
+        "null_label": "zeros",
+        "edge_map": True,
+    }
+    if student is not None:
+        from gesco.diffusion.checkpoint import read_card
+
+        conditioning = {**read_card(config.init_from).conditioning, **conditioning}
     return ModelCard(
         unet=config.unet,
         diffusion=config.diffusion,
         class_space=config.class_space,
         resolution=(config.height, config.width),
-        conditioning={
-            "noisy_training": config.noisy.to_dict(),
-            "p_uncond": config.p_uncond,
-            "null_label": "zeros",
-            "edge_map": True,
-        },
+        distilled=student,
+        conditioning=conditioning,
         training={
             "steps": steps_done,
             "batch_size": config.batch_size,

@@ -185,3 +185,47 @@ def test_the_spec_says_whether_it_is_stochastic_and_reads_the_variance(name, one
     assert differs_by_seed == spec.stochastic
     differs_by_v = (run(1, 0.5) - run(1, -0.5)).abs().max().item() > 1e-4
     assert differs_by_v == spec.reads_variance
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_stop_after_returns_the_clean_estimate_of_that_pass(name, one_thread):
+    """``stop_after = k`` (the early-stop ending, docs/grain.md): ``k`` network passes, the clean
+    estimate the full run had after its pass ``k`` (same seed, same draws before it), the
+    reported cost ``k``; ``k`` = all passes is the full run."""
+    from gesco.diffusion.samplers import prediction_to_x0
+    from gesco.errors import GescoInputError
+    from gesco.sampler_specs import network_evaluations
+
+    spec = REGISTRY[name].spec
+    chain = GaussianDiffusion(DiffusionConfig(num_timesteps=T))
+    steps = None if spec.fixed_steps else STEPS
+    n = T if spec.fixed_steps else STEPS
+    x_T = torch.randn((2, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    parametrisation = "v" if spec.model == "distilled" else "eps"
+    estimates: list[torch.Tensor] = []
+
+    def den(x, t):
+        out = 0.9 * x + 0.05 * torch.sin(3 * x)
+        a = float(chain.alphas_cumprod[int(t[0])])
+        estimates.append(prediction_to_x0(out, x, a ** 0.5, (1 - a) ** 0.5, parametrisation).clamp(-1, 1))
+        return out, torch.zeros_like(x)
+
+    def run(stop_after):
+        return sample(den, chain, x_T.shape, sampler=name, steps=steps, x_T=x_T, stop_after=stop_after,
+                      generator=torch.Generator().manual_seed(5), timesteps=None)
+
+    full = run(None)
+    recorded = list(estimates)
+    assert len(recorded) == n
+    for k in (1, n // 2, n - 1):
+        estimates.clear()
+        early = run(k)
+        assert len(estimates) == k == network_evaluations(name, steps, guided=False, num_timesteps=T,
+                                                          stop_after=k).forwards
+        torch.testing.assert_close(early, recorded[k - 1], atol=1e-4, rtol=0)  # ancestral: float64 coefficients
+    assert torch.equal(run(n), full)
+    for bad in (0, n + 1, True, 2.5):
+        with pytest.raises(GescoInputError, match="stop_after"):
+            run(bad)
+        with pytest.raises(GescoInputError, match="stop_after"):
+            network_evaluations(name, steps, guided=False, num_timesteps=T, stop_after=bad)

@@ -223,6 +223,11 @@ def test_trainable_prefixes_matching_nothing_are_refused(tmp_path):
     ("trainable", [], "list of parameter-name prefixes"),
     ("noise_draws", 0, "noise_draws must be >= 1"),
     ("num_workers", -1, "num_workers must be >= 0"),
+    ("t_range", [5, 5], "t_range must be"),
+    ("t_range", [0, 1001], "t_range must be"),
+    ("t_range", [-1, 10], "t_range must be"),
+    ("t_range", [0.5, 10], "t_range must be"),
+    ("t_range", [0, 10, 20], "t_range must be"),
 ])
 def test_bad_trainer_settings_are_refused_before_training(tmp_path, field, value, message):
     cfg = DiffusionTrainConfig.from_dict({**TINY, "steps": 1, field: value, "out_dir": str(tmp_path / "run")})
@@ -243,3 +248,57 @@ def test_time_budget_stops_the_run_and_drives_the_schedule(tmp_path):
     assert lr_at(500, 1.0, 0, 10_000, progress=1.0) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="time_budget_s"):
         train_diffusion(DiffusionTrainConfig.from_dict({**TINY, "time_budget_s": 0, "out_dir": str(tmp_path / "z")}), progress=False)
+
+
+def test_t_range_draws_the_training_time_from_the_range_only():
+    """``t_range = [lo, hi]``: every ``t`` in ``lo <= t < hi`` (the small-t fine-tune of docs/grain.md)."""
+    b, h, w = 4, 16, 32
+    cond = torch.zeros(b, 36, h, w)
+    cond[:, 7] = 1
+    batch = {"image": torch.rand(b, 3, h, w) * 2 - 1, "cond": cond, "has_edges": torch.zeros(b, dtype=torch.bool)}
+    cfg = DiffusionTrainConfig.from_dict({**TINY, "noise_draws": 50, "t_range": [3, 7]})
+    _, _, t, _ = training_inputs(batch, cfg, GaussianDiffusion(cfg.diffusion), torch.Generator().manual_seed(0),
+                                 torch.device("cpu"))
+    assert set(t.tolist()) == {3, 4, 5, 6}  # 200 draws: every index of the range, none outside it
+    wide = DiffusionTrainConfig.from_dict({**TINY, "noise_draws": 50})
+    _, _, t_all, _ = training_inputs(batch, wide, GaussianDiffusion(wide.diffusion), torch.Generator().manual_seed(0),
+                                     torch.device("cpu"))
+    assert int(t_all.max()) > 100  # without it: the whole chain
+
+
+def _tiny_student(tmp_path):
+    """A tiny checkpoint saved with a guidance-only student's ``"distilled"`` record."""
+    from gesco.diffusion.checkpoint import save_checkpoint
+    from gesco.sampler_specs import GUIDANCE_ONLY_SAMPLERS
+
+    first = train_diffusion(DiffusionTrainConfig.from_dict({**TINY, "steps": 1, "out_dir": str(tmp_path / "a")}),
+                            progress=False)
+    model, card = load_checkpoint(first.checkpoint)
+    card.distilled = {"steps": 1000, "guidance_scale": 2.0, "parametrisation": "eps", "teacher": "t",
+                      "samplers": list(GUIDANCE_ONLY_SAMPLERS)}
+    card.conditioning = {**card.conditioning, "p_uncond": 0.0, "guidance_folded": 2.0}
+    save_checkpoint(tmp_path / "student", model, card)
+    return tmp_path / "student"
+
+
+def test_a_fine_tune_of_a_student_stays_a_student(tmp_path):
+    student = _tiny_student(tmp_path)
+    cfg = DiffusionTrainConfig.from_dict({**TINY, "steps": 2, "p_uncond": 0.0, "t_range": [0, 200], "lr": 1e-3,
+                                          "init_from": str(student), "out_dir": str(tmp_path / "ft")})
+    result = train_diffusion(cfg, progress=False)
+    _, card = load_checkpoint(result.checkpoint)
+    _, source = load_checkpoint(student)
+    assert card.distilled == source.distilled  # sampled as the student was (one pass per step)
+    assert card.conditioning["guidance_folded"] == 2.0 and card.conditioning["p_uncond"] == 0.0
+    assert card.training["config"]["t_range"] == [0, 200] and card.training["config"]["init_from"] == str(student)
+    a, b = load_file(str(student) + ".safetensors"), load_file(str(result.checkpoint))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # it was trained
+
+
+def test_a_fine_tune_of_a_student_with_unconditional_drops_is_refused(tmp_path):
+    student = _tiny_student(tmp_path)
+    cfg = DiffusionTrainConfig.from_dict({**TINY, "steps": 1, "p_uncond": 0.2, "init_from": str(student),
+                                          "out_dir": str(tmp_path / "ft")})
+    with pytest.raises(ValueError, match="p_uncond=0"):
+        train_diffusion(cfg, progress=False)
+    assert not (tmp_path / "ft").exists()
