@@ -5,6 +5,9 @@ scenes (:func:`gesco.diffusion.mean_path.fit_colour_prior`), computes the Bayes-
 ``G*(t)``, ``Q*(t)`` (:func:`~gesco.diffusion.mean_path.bayes_mean_path`) and writes them into
 the checkpoint's two mean-path layers by least squares over every time step
 (:func:`~gesco.diffusion.mean_path.fit_mean_path`); every other weight is copied unchanged.
+A checkpoint trained without a mean path (``unet.mean_skip`` false) gets one first,
+zero-initialised (:func:`~gesco.diffusion.mean_path.with_mean_path`); its card then says
+``mean_skip: true`` and records ``"added_mean_path": true``.
 Writes the new checkpoint (weights + card recording the command and the fitted prior) to ``--out``.
 
     python scripts/mean_path_fit.py checkpoints/diffusion-synthetic-64x128-student \
@@ -22,7 +25,7 @@ import torch
 from gesco.data.synthetic import SyntheticScenes
 from gesco.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from gesco.diffusion.gaussian import GaussianDiffusion
-from gesco.diffusion.mean_path import bayes_mean_path, fit_colour_prior, fit_mean_path
+from gesco.diffusion.mean_path import bayes_mean_path, fit_colour_prior, fit_mean_path, with_mean_path
 from gesco.semantics.classes import get_class_space
 from gesco.train.data import make_batch
 
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     model, card = load_checkpoint(args.checkpoint)
+    added = model.mean_skip is None
+    model = with_mean_path(model)
+    card.unet = model.config
     h, w = card.resolution
     m, f = scene_means(args.fit_scenes, h, w, get_class_space(card.class_space))
     prior = fit_colour_prior(m, f)
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     to255 = 127.5**2
     record = {
         "command": "python scripts/mean_path_fit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "from": args.checkpoint, "prior": args.prior, "fit_scenes": prior.scenes, "split": "train",
+        "from": args.checkpoint, "added_mean_path": added, "prior": args.prior, "fit_scenes": prior.scenes, "split": "train",
         "residual_var_255": [round(float(v) * to255, 1) for v in prior.V.diagonal()],
         "scene_var_255": [round(float(v) * to255, 1) for v in prior.V_uncond.diagonal()],
         "target_gain_s_G_diag_mean": gains, "target_grey_gain": grey, **{k: round(v, 6) for k, v in errs.items()},

@@ -21,17 +21,19 @@ spread of scene colours over all scenes.
 
 :func:`fit_mean_path` writes ``G*``, ``Q*`` into the two linear layers by least squares over
 every integer time step (the layers are affine in ``silu(temb(t))``, so this is one linear
-solve per layer; the rest of the network is untouched).
+solve per layer; the rest of the network is untouched). A network trained without the path
+(``mean_skip`` false, e.g. the CPU models of Table 5) first gets it, zero-initialised, from
+:func:`with_mean_path`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-from gesco.diffusion.unet import SpadeUNet, timestep_embedding
+from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet, timestep_embedding
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,23 @@ def bayes_mean_path(alphas_cumprod: torch.Tensor, prior: ColourPrior, n_pix: int
     G = (s[:, None, None] / n_pix) * torch.linalg.inv(cov_m)
     Q = -a[:, None, None] * G @ prior.M
     return G, Q
+
+
+def with_mean_path(model: SpadeUNet) -> SpadeUNet:
+    """``model`` itself when it has a mean path; else a copy with one, zero-initialised.
+
+    The copy's config is ``model.config`` with ``mean_skip=True``; every other weight is
+    ``model``'s (so the copy computes exactly what ``model`` does until the path is fitted).
+    The same rule as a warm start with ``--set unet.mean_skip=true``
+    (:func:`gesco.train.diffusion.warm_start`).
+    """
+    if model.mean_skip is not None:
+        return model
+    new = SpadeUNet(replace(model.config, mean_skip=True))
+    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not k.startswith(MEAN_PATH_PREFIXES) for k in missing):  # only if SpadeUNet changes
+        raise ValueError(f"adding a mean path: missing weights {missing}, unexpected {unexpected}")
+    return new.to(next(model.parameters()).device).train(model.training)
 
 
 @torch.no_grad()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gesco.diffusion.gaussian import DiffusionConfig, GaussianDiffusion
-from gesco.diffusion.mean_path import ColourPrior, bayes_mean_path, fit_colour_prior, fit_mean_path
-from gesco.diffusion.unet import SpadeUNet
+from gesco.diffusion.mean_path import ColourPrior, bayes_mean_path, fit_colour_prior, fit_mean_path, with_mean_path
+from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet
 
 
 def test_fit_colour_prior_recovers_the_linear_map_and_the_residual_covariance():
@@ -73,3 +73,23 @@ def test_fit_mean_path_refuses_a_model_without_the_path(tiny_unet_config):
     model = SpadeUNet(replace(tiny_unet_config, mean_skip=False))
     with pytest.raises(ValueError, match="no mean path"):
         fit_mean_path(model, torch.zeros(1000, 3, 3), torch.zeros(1000, 3, tiny_unet_config.label_channels))
+
+
+def test_with_mean_path_adds_a_zero_path_that_changes_nothing_until_fitted(tiny_unet_config):
+    torch.manual_seed(0)
+    old = SpadeUNet(replace(tiny_unet_config, mean_skip=False)).eval()
+    for p in old.out.parameters():  # the zero-initialised head would make every output 0
+        torch.nn.init.normal_(p, std=0.1)
+    new = with_mean_path(old)
+    assert new is not old and new.config == replace(old.config, mean_skip=True) and not new.training
+    state = new.state_dict()
+    added = [k for k in state if k not in old.state_dict()]
+    assert added and all(k.startswith(MEAN_PATH_PREFIXES) for k in added)
+    assert all(not state[k].any() for k in added)  # zero-initialised
+    for k, v in old.state_dict().items():
+        assert torch.equal(state[k], v), k
+    x, y = torch.randn(2, 3, 16, 32), torch.rand(2, tiny_unet_config.label_channels, 16, 32)
+    t = torch.tensor([999, 300])
+    with torch.no_grad():
+        torch.testing.assert_close(new(x, t, y), old(x, t, y), atol=0, rtol=0)
+    assert with_mean_path(new) is new  # a model with the path is returned as it is

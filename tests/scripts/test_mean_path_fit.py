@@ -3,6 +3,7 @@ measured mean-colour gain (colour_study's dc gain) is the Bayes-optimal one it r
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint, save_checkpoint
@@ -11,10 +12,13 @@ from gesco.diffusion.unet import MEAN_PATH_PREFIXES, SpadeUNet, UNetConfig
 from gesco.semantics.classes import get_class_space
 
 
-def test_mean_path_fit_writes_the_bayes_gain_and_keeps_every_other_weight(tmp_path, load_script):
-    # base 32: the shipped model's 128-dim time embedding, which the curves are fitted through
+@pytest.mark.parametrize("teacher_has_path", [True, False], ids=["with-path", "without-path"])
+def test_mean_path_fit_writes_the_bayes_gain_and_keeps_every_other_weight(tmp_path, load_script, teacher_has_path):
+    # base 32: the shipped model's 128-dim time embedding, which the curves are fitted through.
+    # without-path: a teacher trained with unet.mean_skip false (Table 5's CPU arms) gets the
+    # layers zero-initialised, then fitted
     cfg = UNetConfig(label_channels=36, base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(),
-                     head_channels=8, spade_hidden=8, num_groups=4, mean_skip=True)
+                     head_channels=8, spade_hidden=8, num_groups=4, mean_skip=teacher_has_path)
     torch.manual_seed(0)
     card = ModelCard(unet=cfg, diffusion=DiffusionConfig(), class_space="cityscapes", resolution=(16, 32),
                      training={"steps": 0})
@@ -27,8 +31,12 @@ def test_mean_path_fit_writes_the_bayes_gain_and_keeps_every_other_weight(tmp_pa
     after, new_card = load_checkpoint(out)
     record = new_card.training["mean_path_fit"]
     assert record["fit_scenes"] == 60 and record["split"] == "train" and "mean_path_fit.py" in record["command"]
-    for (name, a), (_, b) in zip(before.state_dict().items(), after.state_dict().items(), strict=True):
-        assert torch.equal(a, b) != name.startswith(MEAN_PATH_PREFIXES), name  # only the path changed
+    assert record["added_mean_path"] is (not teacher_has_path) and new_card.unet.mean_skip and after.mean_skip
+    old, new = before.state_dict(), after.state_dict()
+    assert set(new) - set(old) == ({k for k in new if k.startswith(MEAN_PATH_PREFIXES)} if not teacher_has_path else set())
+    for name, b in new.items():
+        changed = name not in old or not torch.equal(old[name], b)
+        assert changed == name.startswith(MEAN_PATH_PREFIXES), name  # only the path changed
 
     study = load_script("scripts/colour_study.py")
     x0, cond, labels = study.scenes(4, 16, 32, get_class_space("cityscapes"))
