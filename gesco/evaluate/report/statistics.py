@@ -41,7 +41,7 @@ def _pooled_miou(metrics: list[dict], space_name: str) -> float | None:
     return None if math.isnan(miou) else miou
 
 
-def _frechet(fake: np.ndarray, real: np.ndarray) -> float | None:
+def frechet_of_features(fake: np.ndarray, real: np.ndarray) -> float | None:
     """Frechet distance of two feature sets ``(n, D)`` (``None`` when either has < 2 rows)."""
     if fake.shape[0] < 2 or real.shape[0] < 2:
         return None
@@ -89,7 +89,7 @@ def summarise(store: ResultStore, plan: dict[str, Any]) -> list[dict[str, Any]]:
                 entry["colour_n"] = entry["mean_colour_error_n"]
                 entry["class_colour"] = _per_class_colour(metrics, space)
                 paired = [real_pos[s] for s in idx if s in real_pos]
-                entry["fd"] = _frechet(feats, real_feats[paired]) if len(paired) == len(idx) and idx else None
+                entry["fd"] = frechet_of_features(feats, real_feats[paired]) if len(paired) == len(idx) and idx else None
                 entry["fd_n"] = len(idx)
                 for key in MEAN_KEYS:
                     vals = [x[key] for x in metrics if x.get(key) is not None]
