@@ -2,13 +2,15 @@
 
 Under ``dpmpp-2m-sde-ode-mean`` the image's per-channel mean follows the deterministic ODE from
 ``mean(x_T)`` (:func:`gesco.diffusion.samplers.dpmpp_2m_sde`), so the seed reaches the mean colour
-only through the starting noise's mean. This benchmark scales it: ``x_T <- x_T - (1 - tau)
-mean(x_T)`` (per channel; ``tau = 1`` is the receiver's sampling unchanged, ``tau = 0`` starts
-the mean at 0, so that the ODE ends near the prior's mean colour for these maps). Same scenes,
-seeds and sampler as ``scripts/colour_study.py --settings student8-g2`` (the first ``--scenes``
-**validation** scenes, clean maps, seed ``1000 i + k`` for seed ``k`` of scene ``i``; each
-image's generator draws ``x_T`` first, exactly as the pipeline does, so ``tau = 1`` reproduces
-colour_study's images). Scores: colour_study's mean colour error and seed spread, and the
+only through the starting noise's mean. This benchmark scales it with the receiver's own setting,
+the mean temperature (``SamplingSettings.mean_temperature``, applied by
+:func:`gesco.diffusion.samplers.scale_start_mean`: ``x_T <- x_T - (1 - tau) mean(x_T)`` per
+channel; ``tau = 1`` is the paper's sampling, ``tau = 0`` starts the mean at 0, so that the ODE
+ends near the prior's mean colour for these maps). Same scenes, seeds and sampler as
+``scripts/colour_study.py --settings student8-g2`` (the first ``--scenes`` **validation**
+scenes, clean maps, seed ``1000 i + k`` for seed ``k`` of scene ``i``; each image is sampled by
+:meth:`gesco.diffusion.pipeline.SemanticGenerator.generate`, as the receiver samples it, so
+``tau = 1`` reproduces colour_study's images). Scores: colour_study's mean colour error and seed spread, and the
 evaluation's mIoU and LPIPS (:class:`gesco.evaluate.runner.Scorers`) over all images, each row
 paired with the first over the same images.
 
@@ -33,23 +35,15 @@ import torch
 
 from gesco.data.synthetic import SyntheticScenes
 from gesco.diffusion.checkpoint import load_checkpoint
-from gesco.diffusion.guidance import guided_denoiser
-from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
-from gesco.diffusion.samplers import sample
+from gesco.diffusion.pipeline import SamplingSettings, SemanticGenerator
+from gesco.diffusion.samplers import check_mean_temperature
+from gesco.errors import GescoInputError
 from gesco.evaluate.paired import paired_difference
 from gesco.evaluate.runner import EvalConfig, load_scorers
 from gesco.semantics.classes import get_class_space
 from gesco.train.data import make_batch
 
 SAMPLER, STEPS, GUIDANCE = "dpmpp-2m-sde-ode-mean", 8, 2.0  # the receiver's default (colour_study's student8-g2)
-
-
-def start_noise(seeds: list[int], shape: tuple[int, ...], tau: float) -> tuple[torch.Tensor, list[torch.Generator]]:
-    """``x_T`` drawn from one generator per image (as the pipeline draws it), its per-channel
-    spatial mean scaled by ``tau``; and the generators, advanced past that draw."""
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    x = torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float32) for g in gens])
-    return x - (1.0 - tau) * x.mean(dim=(2, 3), keepdim=True), gens
 
 
 def run(name: str, path: str, taus: list[float], n_scenes: int, seeds: int, scorers) -> list[dict]:
@@ -62,13 +56,12 @@ def run(name: str, path: str, taus: list[float], n_scenes: int, seeds: int, scor
     cond = batch["cond"].repeat_interleave(seeds, 0)
     labels = torch.stack([ds[i]["label"] for i in range(n_scenes)]).long().repeat_interleave(seeds, 0)
     seed_list = [1000 * i + k for i in range(n_scenes) for k in range(seeds)]
-    denoiser = guided_denoiser(gen.model, cond, sampling_scale(card, GUIDANCE), card.unet.image_channels)
     rows = []
     for tau in taus:
         t0 = time.perf_counter()
-        x_T, gens = start_noise(seed_list, tuple(cond.shape[:1]) + (card.unet.image_channels, h, w), tau)
-        imgs = sample(denoiser, gen.diffusion, x_T.shape, sampler=SAMPLER, steps=STEPS, generator=gens,
-                      device="cpu", x_T=x_T).float().clamp(-1.0, 1.0)
+        settings = [SamplingSettings(sampler=SAMPLER, steps=STEPS, guidance_scale=GUIDANCE, seed=s, mean_temperature=tau)
+                    for s in seed_list]
+        imgs = gen.generate(cond, settings)
         wall = time.perf_counter() - t0
         metrics, _ = scorers.score(imgs, x0, labels)
         mean_gen = (imgs.mean((2, 3)) * 127.5).view(n_scenes, seeds, 3)
@@ -101,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--out", default="bench/results/mean_temperature")
     args = ap.parse_args(argv)
-    if any(not 0.0 <= t <= 1.0 for t in args.tau):
-        raise SystemExit(f"--tau values must be in [0, 1], got {args.tau}")
+    try:
+        for t in args.tau:
+            check_mean_temperature(t)
+    except GescoInputError as e:
+        raise SystemExit(f"--tau: {e}") from None
     torch.set_num_threads(1)
     out = Path(args.out)
     scorers, described = load_scorers(EvalConfig(out=out, split="val"), torch.device("cpu"), get_class_space("cityscapes"))

@@ -48,6 +48,15 @@ DEFAULT_GUIDANCE = 2.0
 #: The range of guidance scales every entry point accepts.
 GUIDANCE_RANGE: tuple[float, float] = (0.0, 20.0)
 
+#: The *mean temperature* ``tau`` of the starting noise (:func:`gesco.diffusion.samplers.scale_start_mean`):
+#: ``x_T`` keeps its zero-mean part and its per-channel spatial mean is multiplied by ``tau``.
+#: ``1`` is the paper's sampling (``x_T ~ N(0, I)`` unchanged), the default of
+#: ``SamplingSettings`` and of a checkpoint whose card recommends none; ``0`` starts every image
+#: from a zero-mean noise. Issue 24 item 3, docs/colour/README.md section 6.2.
+DEFAULT_MEAN_TEMPERATURE = 1.0
+#: The range of mean temperatures every entry point accepts (inclusive).
+MEAN_TEMPERATURE_RANGE: tuple[float, float] = (0.0, 1.0)
+
 #: The lossless map codecs by registry name (:data:`gesco.codecs.lossless.LOSSLESS_CODECS`, checked
 #: equal by ``tests/codecs``) and the sender's default: the one with the fewest bits on the
 #: validation scenes at 64x128 and 256x512 (``bench/bench_codecs.py``, ``docs/bit_budget.md``),

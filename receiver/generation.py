@@ -43,9 +43,11 @@ class Generator(Protocol):
         ...
 
 
-def load_generator(checkpoint: str | Path | None, device: str = "auto", sky_finishing_sigma: float = 0.0) -> Generator:
+def load_generator(checkpoint: str | Path | None, device: str = "auto", sky_finishing_sigma: float = 0.0,
+                   mean_temperature: float | None = None) -> Generator:
     """Load the diffusion checkpoint (``None``: the shipped one) on ``device``, with the sky finishing
-    of :func:`gesco.diffusion.finishing.sky_finishing` (``0``: off).
+    of :func:`gesco.diffusion.finishing.sky_finishing` (``0``: off) and the mean temperature of every
+    job (``None``: the card's recommendation, else 1; :func:`gesco.diffusion.samplers.scale_start_mean`).
 
     Raises:
         CheckpointError: missing, corrupt or mismatched checkpoint (the message names the
@@ -54,7 +56,14 @@ def load_generator(checkpoint: str | Path | None, device: str = "auto", sky_fini
     from gesco.diffusion.finishing import sky_finishing
     from gesco.diffusion.pipeline import SemanticGenerator
 
-    return SemanticGenerator.load(checkpoint, device=device, finishing=sky_finishing(sky_finishing_sigma))
+    return SemanticGenerator.load(checkpoint, device=device, finishing=sky_finishing(sky_finishing_sigma),
+                                  mean_temperature=mean_temperature)
+
+
+def mean_temperature(generator: Generator) -> float:
+    """The mean temperature ``generator`` samples every job with (1, the paper's sampling, for a
+    generator that has none, e.g. a test double)."""
+    return float(getattr(generator, "mean_temperature", 1.0))
 
 
 def sampling_settings(settings: TransmitSettings) -> Any:
@@ -95,7 +104,8 @@ def model_key(generator: Generator) -> str:
     (:meth:`receiver.store.BaseJobStore.claim_batch`): a worker with another checkpoint, or one
     of another resolution, leaves the job for a worker that has the right one. A label-aware
     finishing that is on (:mod:`gesco.diffusion.finishing`) changes the images, so it is part of
-    the key; off, the key is the checkpoint's alone (as before the finishing existed).
+    the key, as is a mean temperature other than 1 (:func:`mean_temperature`); off and 1, the key is
+    the checkpoint's alone (as before either existed).
     """
     h, w = generator.resolution
     digest = hashlib.sha256()
@@ -105,6 +115,9 @@ def model_key(generator: Generator) -> str:
     finishing = getattr(generator, "finishing", None)
     if finishing is not None and finishing.classes:
         digest.update(json.dumps({"finishing": dataclasses.asdict(finishing)}, sort_keys=True).encode())
+    tau = mean_temperature(generator)
+    if tau != 1.0:
+        digest.update(json.dumps({"mean_temperature": tau}).encode())
     model = getattr(generator, "model", None)
     if model is not None:
         for name, tensor in sorted(model.state_dict().items()):
@@ -115,8 +128,8 @@ def model_key(generator: Generator) -> str:
 
 def describe(generator: Generator) -> dict[str, Any]:
     """What ``/healthz`` reports about the model: class space, resolution, device, training
-    steps, the finishing when one is on and, for a distilled student, the guidance scale folded in
-    and the samplers it runs."""
+    steps, the mean temperature of its sampling, the finishing when one is on and, for a distilled
+    student, the guidance scale folded in and the samplers it runs."""
     info: dict[str, Any] = {
         "class_space": generator.space.name,
         "resolution": list(generator.resolution),
@@ -124,6 +137,7 @@ def describe(generator: Generator) -> dict[str, Any]:
         "training_steps": (getattr(generator.card, "training", {}) or {}).get("steps"),
         # what a transmission that leaves sampler / steps / guidance unset gets (gesco.transmit_fields)
         "default_sampling": model_defaults(getattr(generator, "card", None)),
+        "mean_temperature": mean_temperature(generator),  # gesco.diffusion.samplers.scale_start_mean
     }
     finishing = getattr(generator, "finishing", None)
     if finishing is not None and finishing.classes:  # the label-aware finishing (gesco.diffusion.finishing)

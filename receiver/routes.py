@@ -18,7 +18,17 @@ from gesco import __version__
 from gesco_net import auth
 from gesco_net.models import BitBudget, UploadReport
 from gesco_net.readiness import READYZ_RESPONSES, run_checks
-from receiver.schemas import ErrorDetail, Health, JobLinks, JobProgress, JobResult, JobSettings, JobTimings, job_settings
+from receiver.schemas import (
+    ErrorDetail,
+    Health,
+    JobLinks,
+    JobProgress,
+    JobResult,
+    JobSampling,
+    JobSettings,
+    JobTimings,
+    job_settings,
+)
 from receiver.state import ReceiverState, State
 from receiver.store import DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, Job, JobStatus
 from receiver.times import iso_time
@@ -98,6 +108,8 @@ def get_result(job_id: JobId, request: Request, state: State) -> JobResult:
         warnings=list(job.upload.get("notes", [])) if job.upload else [],
         progress=progress_of(state, job),
         timings=JobTimings(**{k: v for k, v in job.timings.items() if k in JobTimings.model_fields}),
+        sampling=JobSampling(mean_temperature=job.timings["mean_temperature"]) if "mean_temperature" in job.timings
+        else None,
         links=job_links(state, request, job),
     )
 

@@ -62,6 +62,14 @@ class JobTimings(BaseModel):
     device: str | None = Field(None, description="Device that sampled ('cpu', 'cuda:0', ...).")
 
 
+class JobSampling(BaseModel):
+    """What the worker's own settings added to the job's when it sampled it."""
+
+    mean_temperature: float = Field(description="Mean temperature tau of the starting noise (its per-channel mean "
+                                    "times tau; 1 = the paper's sampling; GESCO_RECEIVER_MEAN_TEMPERATURE, else the "
+                                    "checkpoint's recommendation).")
+
+
 class JobProgress(BaseModel):
     """Where a running job is (``receiver.progress``); null while queued or once finished."""
 
@@ -99,6 +107,7 @@ class JobResult(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="Notes the user should read (from `upload`).")
     progress: JobProgress | None = Field(None, description="Sampling step k of n and an ETA while the job runs.")
     timings: JobTimings
+    sampling: JobSampling | None = Field(None, description="How the worker sampled it (null until it is done).")
     links: JobLinks
 
 

@@ -54,7 +54,7 @@ class ReceiverService:
             raise ValueError("role 'worker' runs WorkerService, not ReceiverService")
         self.settings = settings
         self.generator = generator if generator is not None else load_generator(
-            settings.checkpoint, settings.device, settings.sky_finishing_sigma)
+            settings.checkpoint, settings.device, settings.sky_finishing_sigma, settings.mean_temperature)
         self.store = open_receiver_store(settings)
         self.metrics = ServiceMetrics("receiver")
         self.worker: Worker | None = None
@@ -199,7 +199,7 @@ class WorkerService:
     def __init__(self, settings: ReceiverSettings, generator: Generator | None = None) -> None:
         self.settings = settings
         self.generator = generator if generator is not None else load_generator(
-            settings.checkpoint, settings.device, settings.sky_finishing_sigma)
+            settings.checkpoint, settings.device, settings.sky_finishing_sigma, settings.mean_temperature)
         self.store = open_receiver_store(settings)
         self.metrics = ServiceMetrics("receiver_worker")
         self.worker = make_worker(settings, self.store, self.generator, self.metrics)

@@ -49,6 +49,11 @@ class ReceiverSettings(BaseSettings):
         0.0, ge=0.0, le=16.0, description="Label-aware finishing of every generated image: the sky of the received "
         "label map smoothed by a Gaussian of this many pixels that never crosses a class boundary "
         "(gesco.diffusion.finishing; docs/grain.md); 0 = off (the default: the sampler's images unchanged).")
+    mean_temperature: float | None = Field(
+        None, ge=0.0, le=1.0, description="Mean temperature tau of every job's starting noise: its per-channel spatial "
+        "mean is multiplied by tau, its zero-mean part kept (gesco.diffusion.samplers.scale_start_mean; "
+        "docs/colour/README.md section 6), so the seed sets the image's mean colour tau times as much; 1 = the "
+        "paper's sampling. Unset: the checkpoint card's recommendation (conditioning.recommended_sampling), else 1.")
     poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs (it is also woken on arrival).")
     fsync: bool = Field(True, description="fsync stored frames and results (durability against power loss).")
     max_queue: int = Field(

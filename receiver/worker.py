@@ -47,7 +47,7 @@ from gesco.link import (
     receiver_maps,
 )
 from gesco.wire import ReceivedFrame
-from receiver.generation import Generator, model_key, sampling_settings
+from receiver.generation import Generator, mean_temperature, model_key, sampling_settings
 from receiver.progress import ProgressBoard
 from receiver.store import DEFAULT_LEASE_S, DENOISED_FILE, IMAGE_FILE, RECEIVED_FILE, BaseJobStore, Job
 
@@ -248,6 +248,7 @@ class Worker:
                     png_s=time.perf_counter() - t0,
                     batch_size=len(prepared),
                     device=str(getattr(self.generator, "device", "cpu")),
+                    mean_temperature=mean_temperature(self.generator),  # recorded with the job (JobResult.sampling)
                 )
                 timings["total_s"] = time.time() - job.created_at
                 if not self.store.mark_done(job.id, _rounded(timings), claim=job.claim):

@@ -122,6 +122,9 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reference", action="store_true",
                    help="--study samplers: skip the 1000-step ancestral reference (slow on a CPU)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--mean-temperature", type=float, default=None, metavar="TAU",
+                   help="scale of the starting noise's per-channel mean, in [0, 1] (1: the paper's sampling; "
+                        "default: each checkpoint's recommendation, else 1; docs/colour/README.md section 6)")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -215,6 +218,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         steps=args.steps,
         guidance_scale=args.guidance,
         seed=args.seed,
+        mean_temperature=args.mean_temperature,
         device=args.device,
         batch_size=args.batch_size,
         segmenter=args.segmenter,

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from gesco.appearance import AppearanceTarget, appearance_denoiser
-from gesco.defaults import DEFAULT_GUIDANCE, GUIDANCE_RANGE, STEPS_RANGE
+from gesco.defaults import DEFAULT_GUIDANCE, DEFAULT_MEAN_TEMPERATURE, GUIDANCE_RANGE, STEPS_RANGE
 from gesco.devices import resolve_device
 from gesco.diffusion.checkpoint import ModelCard, load_checkpoint
 from gesco.diffusion.finishing import Finishing, finish, received_labels
@@ -48,6 +48,7 @@ from gesco.diffusion.samplers import (
     SAMPLERS,
     DistilledSamplerError,
     NetworkEvaluations,
+    check_mean_temperature,
     network_evaluations,
     sample,
     sampler_spec,
@@ -71,6 +72,10 @@ class SamplingSettings:
             paper's Eq. 13 scale is ``s - 1``).
         seed: seed of the image's starting noise.
         eta: DDIM stochasticity.
+        mean_temperature: ``tau`` in [0, 1] scaling the starting noise's per-channel spatial mean
+            (:func:`~gesco.diffusion.samplers.scale_start_mean`; 1 = the paper's sampling);
+            ``None`` (default): the generator's (:attr:`SemanticGenerator.mean_temperature`: the
+            receiver's setting, else the checkpoint card's recommendation, else 1).
     """
 
     sampler: str = DEFAULT_SAMPLER
@@ -78,6 +83,7 @@ class SamplingSettings:
     guidance_scale: float = DEFAULT_GUIDANCE
     seed: int = 0
     eta: float = 0.0
+    mean_temperature: float | None = None
 
     def validate(self) -> SamplingSettings:
         spec = sampler_spec(self.sampler)  # GescoInputError naming the known samplers
@@ -89,16 +95,31 @@ class SamplingSettings:
             raise GescoInputError(f"guidance scale must be in [{lo:g}, {hi:g}], got {self.guidance_scale}")
         if self.seed < 0:
             raise GescoInputError(f"seed must be >= 0, got {self.seed}")
+        if self.mean_temperature is not None:
+            check_mean_temperature(self.mean_temperature)  # GescoInputError naming the range
         return self
 
     def group_key(self) -> tuple:
-        return (self.sampler, self.sampling_steps, self.guidance_scale, self.eta)
+        return (self.sampler, self.sampling_steps, self.guidance_scale, self.eta, self.mean_temperature)
 
     @property
     def sampling_steps(self) -> int | None:
         """``steps`` as :func:`~gesco.diffusion.samplers.sample` takes it: ``None`` for a sampler
         that runs every step of the chain (``"ancestral"``), whose ``steps`` is ignored."""
         return None if sampler_spec(self.sampler).fixed_steps else self.steps
+
+
+def recommended_mean_temperature(card: ModelCard | None) -> float:
+    """The mean temperature ``card`` recommends (``conditioning.recommended_sampling.mean_temperature``),
+    else 1 (the paper's sampling).
+
+    Raises:
+        GescoInputError: the card names one outside [0, 1].
+    """
+    conditioning = getattr(card, "conditioning", None)
+    recommended = conditioning.get("recommended_sampling") if isinstance(conditioning, dict) else None
+    tau = (recommended or {}).get("mean_temperature", DEFAULT_MEAN_TEMPERATURE)
+    return check_mean_temperature(tau)
 
 
 def sampling_scale(card: ModelCard, guidance_scale: float) -> float:
@@ -128,12 +149,16 @@ class SemanticGenerator:
         space: its class space; ``resolution``: its ``(H, W)``; ``device``.
         finishing: the label-aware finishing applied to every generated image
             (:mod:`gesco.diffusion.finishing`; default off: the sampler's images unchanged).
+        mean_temperature: the ``tau`` of every image whose settings leave it ``None``: the one
+            given, else the card's recommendation (:func:`recommended_mean_temperature`), else 1.
     """
 
     def __init__(self, model: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu",
-                 finishing: Finishing | None = None) -> None:
+                 finishing: Finishing | None = None, mean_temperature: float | None = None) -> None:
         self.finishing = finishing or Finishing()
         self.finishing.validate()
+        self.mean_temperature = (recommended_mean_temperature(card) if mean_temperature is None
+                                 else check_mean_temperature(mean_temperature))
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.card = card
@@ -143,13 +168,13 @@ class SemanticGenerator:
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
-             finishing: Finishing | None = None) -> SemanticGenerator:
+             finishing: Finishing | None = None, mean_temperature: float | None = None) -> SemanticGenerator:
         """Load a checkpoint (default: the receiver's, :data:`~gesco.paths.DEFAULT_RECEIVER`, the
-        guidance-distilled student), with ``finishing`` (default off); raises CheckpointError when
-        missing or corrupt."""
+        guidance-distilled student), with ``finishing`` (default off) and ``mean_temperature``
+        (default: the card's recommendation); raises CheckpointError when missing or corrupt."""
         dev = resolve_device(device)
         model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_RECEIVER), map_location=dev)
-        return cls(model, card, dev, finishing)
+        return cls(model, card, dev, finishing, mean_temperature)
 
     def _check_cond(self, cond: torch.Tensor) -> None:
         want = (self.space.label_channels, *self.resolution)
@@ -241,6 +266,7 @@ class SemanticGenerator:
             groups.setdefault(s.group_key(), []).append(i)
         for idx in groups.values():
             s0 = per[idx[0]]
+            tau = self.mean_temperature if s0.mean_temperature is None else s0.mean_temperature
             y = cond[idx].to(self.device, torch.float32)
             # one generator per image: x_T and every later draw of image i come from its seed
             gen = [torch.Generator().manual_seed(per[i].seed) for i in idx]
@@ -253,7 +279,7 @@ class SemanticGenerator:
                 student = guided_denoiser(self.model, y, 1.0, self.card.unet.image_channels)
                 imgs = sample(student, self.diffusion, shape, sampler=s0.sampler, steps=int(d["steps"]),
                               parametrisation=d["parametrisation"], timesteps=d.get("timesteps"),
-                              generator=gen, device=self.device, progress=progress)
+                              generator=gen, device=self.device, progress=progress, mean_temperature=tau)
                 out[idx] = imgs.float().cpu()
                 continue
             # a guidance-only student has the guidance folded in: one plain conditional pass per step
@@ -273,6 +299,7 @@ class SemanticGenerator:
                 device=self.device,
                 eta=s0.eta,
                 progress=progress,
+                mean_temperature=tau,
             )
             out[idx] = imgs.float().cpu()
         out = out.clamp(-1.0, 1.0)
@@ -287,4 +314,4 @@ class SemanticGenerator:
         return x.permute(0, 2, 3, 1).cpu().numpy()
 
     def describe(self) -> dict:
-        return {"checkpoint": self.card.to_dict(), "device": str(self.device)}
+        return {"checkpoint": self.card.to_dict(), "device": str(self.device), "mean_temperature": self.mean_temperature}

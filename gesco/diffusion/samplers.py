@@ -62,7 +62,14 @@ from dataclasses import dataclass
 
 import torch
 
-from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDED_SAMPLER, GUIDED_STEPS  # noqa: F401 - re-exported
+from gesco.defaults import (  # noqa: F401 - re-exported
+    DEFAULT_MEAN_TEMPERATURE,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    GUIDED_SAMPLER,
+    GUIDED_STEPS,
+    MEAN_TEMPERATURE_RANGE,
+)
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import Denoiser
 from gesco.errors import GescoInputError
@@ -128,6 +135,58 @@ def _initial(shape, x_T, generator, device) -> torch.Tensor:
     if tuple(x_T.shape) != tuple(shape):
         raise GescoInputError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
     return x_T.to(device=device, dtype=torch.float32)
+
+
+def check_mean_temperature(tau: float) -> float:
+    """``tau`` as a float when it is a finite number in :data:`~gesco.defaults.MEAN_TEMPERATURE_RANGE`.
+
+    Raises:
+        GescoInputError: ``mean temperature must be in [0, 1], got ...``.
+    """
+    lo, hi = MEAN_TEMPERATURE_RANGE
+    try:
+        value = float(tau)
+    except (TypeError, ValueError):
+        raise GescoInputError(f"mean temperature must be a number in [{lo:g}, {hi:g}], got {tau!r}") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise GescoInputError(f"mean temperature must be in [{lo:g}, {hi:g}], got {tau!r}")
+    return value
+
+
+def scale_start_mean(x_T: torch.Tensor, tau: float) -> torch.Tensor:
+    """The starting noise with its per-channel spatial mean scaled by the *mean temperature* ``tau``.
+
+    With ``m = mean_{h,w} x_T`` (``(B, C, 1, 1)``, one number per image and channel) and
+    ``r = x_T - m`` (the zero-mean part)::
+
+        x_T'  =  r + tau m  =  x_T - (1 - tau) m
+
+    For ``x_T ~ N(0, I)`` over ``N = H W`` pixels, ``m ~ N(0, 1 / N)`` per channel, independent of
+    ``r``; ``x_T'`` is Gaussian with the same zero-mean part and its mean's variance ``tau^2 / N``.
+
+    Why: under ``dpmpp-2m-sde-ode-mean`` (:func:`dpmpp_2m_sde` with ``ode_mean``) the image's
+    per-channel mean follows the deterministic ODE from ``mean(x_T)``, so the seed reaches the
+    generated image's mean colour only through ``m``. Scaling it scales the seed's hold on the
+    mean colour (measured: the spread over seeds falls in proportion to ``tau``,
+    docs/colour/README.md section 6.2), at the price of sampling the brightness with less than
+    its true spread given the maps. ``tau = 1`` returns ``x_T`` itself (the paper's sampling);
+    ``tau = 0`` a noise of exactly zero mean. The other samplers also reach the mean through their
+    per-step noise, which this leaves alone.
+
+    Args:
+        x_T: ``(B, C, H, W)`` float starting noise.
+        tau: in :data:`~gesco.defaults.MEAN_TEMPERATURE_RANGE`.
+    Returns:
+        ``(B, C, H, W)``, the same dtype and device (``x_T`` itself when ``tau == 1``).
+    Raises:
+        GescoInputError: ``tau`` outside the range or not finite; ``x_T`` not 4-D.
+    """
+    tau = check_mean_temperature(tau)
+    if x_T.dim() != 4:
+        raise GescoInputError(f"x_T must be (B, C, H, W), got shape {tuple(x_T.shape)}")
+    if tau == 1.0:
+        return x_T
+    return x_T - (1.0 - tau) * x_T.mean(dim=(2, 3), keepdim=True)
 
 
 def _times(t: int, batch: int, device) -> torch.Tensor:
@@ -627,11 +686,13 @@ def sample(
     timesteps: Sequence[int] | None = None,
     ode_tail: int = 0,
     stop_after: int | None = None,
+    mean_temperature: float = DEFAULT_MEAN_TEMPERATURE,
 ) -> torch.Tensor:
     """Draw ``shape`` images with the sampler named ``sampler`` (an entry of :data:`REGISTRY`).
 
-    ``x_T`` (or fresh noise from ``generator``), the grid (:func:`make_grid`) and the noise
-    source (:func:`noise_source`) are made here; the sampler's function does the rest.
+    ``x_T`` (or fresh noise from ``generator``, its mean scaled by ``mean_temperature``:
+    :func:`scale_start_mean`), the grid (:func:`make_grid`) and the noise source
+    (:func:`noise_source`) are made here; the sampler's function does the rest.
 
     Args:
         denoiser: see :mod:`gesco.diffusion.guidance`.
@@ -655,11 +716,13 @@ def sample(
         x_T: optional start ``shape``; noise from ``generator`` if omitted.
         clip: clamp ``x0_hat`` to ``[-1, 1]``.
         progress: ``progress(done, total)`` after each network evaluation.
+        mean_temperature: ``tau`` of :func:`scale_start_mean`, applied to ``x_T`` (given or
+            drawn) before the first step; 1 (default) leaves it unchanged.
     Returns:
         ``shape`` float32 images on ``device``.
     Raises:
         GescoInputError: unknown sampler or spacing, bad ``steps``, ``eta``, ``ode_tail``,
-            ``stop_after``, ``timesteps``, ``parametrisation`` or ``x_T``.
+            ``stop_after``, ``timesteps``, ``parametrisation``, ``x_T`` or ``mean_temperature``.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2 or any(s < 1 for s in shape):
@@ -669,7 +732,12 @@ def sample(
         raise GescoInputError(f"unknown sampler {sampler!r}; known: {', '.join(KNOWN_SAMPLERS)}")
     options = {k: v for k, v in (("eta", eta), ("parametrisation", parametrisation), ("ode_tail", ode_tail))
                if k in entry.spec.options}
+    tau = check_mean_temperature(mean_temperature)
     grid = stop_after_passes(make_grid(diffusion, entry.spec, steps, spacing, timesteps), stop_after)
     x = _initial(shape, x_T, generator, device)
+    if len(shape) == 4:
+        x = scale_start_mean(x, tau)
+    elif tau != 1.0:
+        raise GescoInputError(f"a mean temperature other than 1 needs (B, C, H, W) images, got shape {shape}")
     return entry.function(denoiser, x, grid, noise=noise_source(generator, device), clip=clip, progress=progress,
                           **options)

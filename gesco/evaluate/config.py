@@ -18,7 +18,7 @@ import numpy as np
 
 from gesco.channel import PAPER_PSNRS_DB, validate_channel_params
 from gesco.data.synthetic import SPLITS, SceneSample
-from gesco.diffusion.samplers import GUIDED_SAMPLER, GUIDED_STEPS
+from gesco.diffusion.samplers import GUIDED_SAMPLER, GUIDED_STEPS, check_mean_temperature
 from gesco.digital.mcs import DEFAULT_GAP_DB
 from gesco.errors import GescoInputError
 from gesco.evaluate.methods import (
@@ -60,6 +60,9 @@ class EvalConfig:
             at :data:`~gesco.defaults.GUIDED_STEPS` steps; the ``ours-fast`` row samples the
             student with the receiver's default settings).
         seed: base seed (see :func:`scene_seed`).
+        mean_temperature: ``tau`` of every semantic row's starting noise
+            (:func:`gesco.diffusion.samplers.scale_start_mean`); ``None``: each checkpoint's
+            recommendation (its card's ``recommended_sampling``), else 1 (the paper's sampling).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         batch_size: images per sampling call.
         codec: lossless map codec (the equal-uses row downsamples with it as inner codec).
@@ -109,6 +112,7 @@ class EvalConfig:
     steps: int = GUIDED_STEPS
     guidance_scale: float = default("guidance_scale")
     seed: int = 0
+    mean_temperature: float | None = None
     device: str = "auto"
     batch_size: int = 16
     codec: str = default("codec")
@@ -185,6 +189,11 @@ class EvalConfig:
             raise GescoInputError(f"--seed must be >= 0, got {self.seed}")
         if self.grid_scenes < 0:
             raise GescoInputError(f"--grid-scenes must be >= 0, got {self.grid_scenes}")
+        if self.mean_temperature is not None:
+            try:
+                check_mean_temperature(self.mean_temperature)
+            except GescoInputError as e:
+                raise GescoInputError(f"--mean-temperature: {e}") from None
 
 
 def eval_frame_id(row: str, psnr: float, scene: int) -> str:

@@ -72,7 +72,7 @@ class EvalContext:
 
     def generator(self, path: str) -> Any:
         if path not in self._generators:
-            gen = SemanticGenerator.load(path, device=self.device)
+            gen = SemanticGenerator.load(path, device=self.device, mean_temperature=self.config.mean_temperature)
             if gen.space.name != self.space.name:
                 raise CheckpointError(f"checkpoint {path} is for class space {gen.space.name}, the scenes are {self.space.name}")
             self._generators[path] = gen

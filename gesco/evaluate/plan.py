@@ -10,7 +10,7 @@ from typing import Any
 
 from gesco.channel import validate_channel_params
 from gesco.diffusion.checkpoint import read_card
-from gesco.diffusion.pipeline import sampling_cost
+from gesco.diffusion.pipeline import recommended_mean_temperature, sampling_cost
 from gesco.errors import CheckpointError
 from gesco.evaluate.config import EvalConfig
 from gesco.evaluate.methods import (
@@ -32,7 +32,9 @@ class RowPlan:
 
     ``status`` is ``"ok"`` or ``"missing"`` (its checkpoint file does not exist; ``command``
     makes it). ``sampler``, ``steps``, ``nfe`` (network forwards per image) and
-    ``passes`` (forwards times images per forward) are set for semantic rows.
+    ``passes`` (forwards times images per forward) are set for semantic rows, as is
+    ``mean_temperature`` (the run's ``--mean-temperature``, else the checkpoint card's
+    recommendation, else 1: :func:`gesco.diffusion.pipeline.recommended_mean_temperature`).
     """
 
     method: Method
@@ -46,6 +48,7 @@ class RowPlan:
     steps: int | None = None
     nfe: int | None = None
     passes: int | None = None
+    mean_temperature: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -76,6 +79,8 @@ def plan_rows(methods: list[Method], config: EvalConfig) -> list[RowPlan]:
             plan.nfe, plan.passes = cost.forwards, cost.passes
             if plan.sampler == "ancestral":
                 plan.steps = cost.forwards  # the whole chain, T steps
+            plan.mean_temperature = (config.mean_temperature if config.mean_temperature is not None
+                                     else recommended_mean_temperature(card))
             if exists:
                 plan.checkpoint_sha256 = file_digest(path)
             else:
@@ -121,6 +126,9 @@ def row_meta(plan: RowPlan, config: EvalConfig) -> dict[str, Any]:
     # recorded only when they matter, so that stores made before channel parameters existed still resume
     if plan.method.digital or params != validate_channel_params(plan.channel or config.channel, {}):
         meta["channel_params"] = params
+    # recorded only when not the paper's 1, so that stores made before the mean temperature existed still resume
+    if plan.mean_temperature is not None and plan.mean_temperature != 1.0:
+        meta["mean_temperature"] = plan.mean_temperature
     if plan.method.digital:
         meta |= {"ldpc_iterations": config.ldpc_iterations, "mcs_gap_db": config.mcs_gap_db,
                  "digital_budget": config.digital_budget}

@@ -496,3 +496,26 @@ def test_an_unknown_channel_is_refused_by_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "argument --channel: channel must be one of " + ", ".join(sorted(CHANNELS)) + ", got 'rayleigh-typo'" in err
     assert not out.exists()
+
+
+def test_mean_temperature_flag_reaches_the_rows_and_their_stored_meta(tmp_path):
+    """``--mean-temperature`` (gesco.diffusion.samplers.scale_start_mean) sets every semantic row's tau and is part of
+    what a stored row depends on (only when not 1, so stores made before it still resume); unset, each row takes its
+    checkpoint card's recommendation; a value outside [0, 1] is refused naming the flag."""
+    from gesco.diffusion.checkpoint import read_card
+    from gesco.diffusion.pipeline import recommended_mean_temperature
+    from gesco.evaluate.plan import row_meta
+
+    methods = select_methods(["real", "ours-fast"])
+    config = EvalConfig(out=tmp_path, mean_temperature=0.5).validate()
+    real, fast = plan_rows(methods, config)
+    assert real.mean_temperature is None and fast.mean_temperature == 0.5
+    assert row_meta(fast, config)["mean_temperature"] == 0.5
+    config = EvalConfig(out=tmp_path, mean_temperature=1.0).validate()
+    assert "mean_temperature" not in row_meta(plan_rows(methods, config)[1], config)
+    config = EvalConfig(out=tmp_path).validate()
+    fast = plan_rows(methods, config)[1]
+    assert fast.mean_temperature == recommended_mean_temperature(read_card(fast.checkpoint))
+    for bad in (-0.5, 1.01, float("nan")):
+        with pytest.raises(GescoInputError, match=r"--mean-temperature: mean temperature must be in \[0, 1\]"):
+            EvalConfig(out=tmp_path, mean_temperature=bad).validate()

@@ -210,3 +210,41 @@ def test_the_finishing_is_part_of_the_model_key_only_when_on(tiny_checkpoint):
     assert len(keys) == 3 and model_key(on) == model_key(load_generator(tiny_checkpoint, "cpu", 1.5))
     off.finishing = None  # a generator without the attribute's value: the checkpoint alone
     assert model_key(off) == model_key(plain)
+
+
+def test_mean_temperature_setting_reaches_the_jobs_healthz_and_model_key(tiny_checkpoint, tmp_path, monkeypatch, stack):
+    """GESCO_RECEIVER_MEAN_TEMPERATURE (gesco.diffusion.samplers.scale_start_mean): the loaded generator samples
+    with it, /healthz and each done job's record say so, the same frame and seed make another image than at
+    tau = 1 (the module's stack), and tau is part of the model key (1 leaves the checkpoint's key); values
+    outside [0, 1] are refused by the settings, naming the field."""
+    import pydantic
+
+    from conftest import run_stack
+    from receiver.generation import describe, load_generator, model_key
+    from receiver.settings import ReceiverSettings
+
+    monkeypatch.setenv("GESCO_RECEIVER_MEAN_TEMPERATURE", "0.5")
+    settings = ReceiverSettings()
+    assert settings.mean_temperature == 0.5
+    half = load_generator(tiny_checkpoint, "cpu", settings.sky_finishing_sigma, settings.mean_temperature)
+    assert half.mean_temperature == 0.5 and describe(half)["mean_temperature"] == 0.5
+    plain = load_generator(tiny_checkpoint, "cpu")
+    assert plain.mean_temperature == 1.0 and describe(plain)["mean_temperature"] == 1.0
+    assert model_key(load_generator(tiny_checkpoint, "cpu", 0.0, 1.0)) == model_key(plain)
+    assert model_key(half) != model_key(plain)
+
+    with run_stack(tmp_path, half) as warm:
+        assert httpx.get(warm.receiver_url + "/healthz").json()["model"]["mean_temperature"] == 0.5
+        assert deliver(warm, received_frame("tau-half", seed=9)).status == ACK_ACCEPTED
+        doc = wait_result(f"{warm.receiver_url}/result/tau-half")
+        assert doc["status"] == "done" and doc["sampling"] == {"mean_temperature": 0.5}
+        cooled = httpx.get(f"{warm.receiver_url}/result/tau-half/image.png").content
+    assert deliver(stack, received_frame("tau-one", seed=9)).status == ACK_ACCEPTED
+    doc = wait_result(f"{stack.receiver_url}/result/tau-one")
+    assert doc["status"] == "done" and doc["sampling"] == {"mean_temperature": 1.0}
+    assert httpx.get(f"{stack.receiver_url}/result/tau-one/image.png").content != cooled
+
+    for bad in ("1.5", "-0.1", "nan", "warm"):
+        monkeypatch.setenv("GESCO_RECEIVER_MEAN_TEMPERATURE", bad)
+        with pytest.raises(pydantic.ValidationError, match="mean_temperature"):
+            ReceiverSettings()
