@@ -218,8 +218,8 @@ def test_mean_temperature_setting_reaches_the_jobs_healthz_and_model_key(tiny_ch
     tau = 1 (the module's stack), and tau is part of the model key (1 leaves the checkpoint's key); values
     outside [0, 1] are refused by the settings, naming the field."""
     import pydantic
-
     from conftest import run_stack
+
     from receiver.generation import describe, load_generator, model_key
     from receiver.settings import ReceiverSettings
 
