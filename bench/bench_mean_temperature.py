@@ -18,6 +18,9 @@ paired with the first over the same images.
         meanfit=checkpoints/diffusion-synthetic-64x128-student-meanfit --tau 1 0.5 0 \
         --out bench/results/mean_temperature
 
+A checkpoint given as ``NAME=PATH@TAU,TAU`` is run at its own taus instead of ``--tau`` (e.g. today's
+default against the candidate: ``student=...-student@1 meanfit=...-meanfit@0.5``).
+
 Writes ``OUT/mean_temperature.json`` and ``.md``.
 """
 
@@ -86,26 +89,34 @@ def paired(row: dict, base: dict, key: str) -> tuple[float, float]:
     return d["mean"], d["se"]
 
 
+def checkpoint_taus(spec: str, default_taus: list[float]) -> tuple[str, str, list[float]]:
+    """``NAME=PATH[@TAU,TAU]`` -> ``(name, path, taus)``; every tau checked (``SystemExit`` naming it)."""
+    name, _, rest = spec.rpartition("=")
+    path, at, own = rest.partition("@")
+    try:
+        taus = [float(t) for t in own.split(",")] if at else list(default_taus)
+        for t in taus:
+            check_mean_temperature(t)
+    except (ValueError, GescoInputError) as e:
+        raise SystemExit(f"--tau: {e}" if isinstance(e, GescoInputError) else f"{spec}: taus must be numbers ({e})") from None
+    return name or Path(path).name, path, taus
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("checkpoints", nargs="+", help="NAME=PATH")
+    ap.add_argument("checkpoints", nargs="+", help="NAME=PATH or NAME=PATH@TAU,TAU (its own taus)")
     ap.add_argument("--tau", type=float, nargs="+", default=[1.0, 0.5, 0.0])
     ap.add_argument("--scenes", type=int, default=12)
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--out", default="bench/results/mean_temperature")
     args = ap.parse_args(argv)
-    try:
-        for t in args.tau:
-            check_mean_temperature(t)
-    except GescoInputError as e:
-        raise SystemExit(f"--tau: {e}") from None
+    runs = [checkpoint_taus(spec, args.tau) for spec in args.checkpoints]
     torch.set_num_threads(1)
     out = Path(args.out)
     scorers, described = load_scorers(EvalConfig(out=out, split="val"), torch.device("cpu"), get_class_space("cityscapes"))
     rows = []
-    for spec in args.checkpoints:
-        name, _, path = spec.rpartition("=")
-        rows += run(name or Path(path).name, path, args.tau, args.scenes, args.seeds, scorers)
+    for name, path, taus in runs:
+        rows += run(name, path, taus, args.scenes, args.seeds, scorers)
     result = {"command": "python bench/bench_mean_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "split": "val", "scenes": args.scenes, "seeds": args.seeds, "sampler": SAMPLER, "steps": STEPS,
               "machine": platform.machine(), "processor": platform.processor(), "torch_threads": 1,
