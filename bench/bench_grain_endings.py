@@ -16,7 +16,9 @@ guidance-distilled student, ``dpmpp-2m-sde-ode-mean``, 8 steps; checked bit for 
   default's cost) returning ``x0_hat`` there;
 
 and, for every ``--checkpoint NAME=PATH`` (e.g. a fine-tune of the student), that
-checkpoint's default images and its ``stop k`` endings. Each is scored as ``gesco evaluate``
+checkpoint's default images and its ``stop k`` endings; with ``--switch-t S`` also the
+*switched* chain: the shipped student for ``t >= S`` and that checkpoint below (a fine-tune at
+``t < S`` judged on the passes it was trained for, the others left as shipped). Each is scored as ``gesco evaluate``
 scores images (:class:`gesco.evaluate.scoring.Scorers`: mIoU, LPIPS, SSIM, colour errors)
 plus the sky's grain (:func:`gesco.evaluate.metrics.grain.high_pass_rms`, interior of the sent
 sky, 0-255) and the FD proxy (Frechet distance of the scorers' AlexNet features to the real
@@ -24,7 +26,7 @@ scenes'); every variant is paired against ``default`` (mean +- standard error ov
 scenes; the FD proxy's error: a paired bootstrap over the scenes).
 
     OMP_NUM_THREADS=1 python bench/bench_grain_endings.py --scenes 50 --psnr 100 \\
-        --checkpoint ft=runs/grain-ft/ema --out bench/results/grain/endings_psnr100.json
+        --checkpoint ft=runs/grain-ft/ema --switch-t 200 --out bench/results/grain/endings_psnr100.json
 """
 
 from __future__ import annotations
@@ -97,13 +99,23 @@ def _generators(seeds: list[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(s) for s in seeds]
 
 
+def denoiser_of(gen: SemanticGenerator, cond: torch.Tensor) -> Callable:
+    """The receiver's denoiser of ``gen``'s model on ``cond`` (a student: one conditional pass)."""
+    return guided_denoiser(gen.model, cond, sampling_scale(gen.card, TransmitSettings().guidance_scale),
+                           gen.card.unet.image_channels)
+
+
+def switched(high: Callable, low: Callable, switch_t: int) -> Callable:
+    """A denoiser that asks ``low`` for ``t < switch_t`` and ``high`` otherwise (one ``t`` per call)."""
+    return lambda x, t: low(x, t) if int(t[0]) < switch_t else high(x, t)
+
+
 def recorded_endings(gen: SemanticGenerator, cond: torch.Tensor, seeds: list[int], prefix: str,
-                     seconds: dict[str, float]) -> dict[str, torch.Tensor]:
-    """The default images of ``gen`` and the free endings of the same chains (``stop k``, the mean
-    of passes 6-8), each ``(B, 3, H, W)`` in ``[-1, 1]``; ``stop k`` re-sampled with ``stop_after``
-    once and checked against the recording."""
-    denoiser = guided_denoiser(gen.model, cond, sampling_scale(gen.card, TransmitSettings().guidance_scale),
-                               gen.card.unet.image_channels)
+                     seconds: dict[str, float], denoiser: Callable | None = None) -> dict[str, torch.Tensor]:
+    """The default images of ``gen`` (or of ``denoiser`` on ``gen``'s chain) and the free endings of
+    the same chains (``stop k``, the mean of passes 6-8), each ``(B, 3, H, W)`` in ``[-1, 1]``;
+    ``stop k`` re-sampled with ``stop_after`` once and checked against the recording."""
+    denoiser = denoiser or denoiser_of(gen, cond)
     rec = Recorder(denoiser, gen.diffusion)
     shape = (cond.shape[0], gen.card.unet.image_channels, *gen.resolution)
     t0 = time.perf_counter()
@@ -125,8 +137,7 @@ def recorded_endings(gen: SemanticGenerator, cond: torch.Tensor, seeds: list[int
 def sampled_endings(gen: SemanticGenerator, cond: torch.Tensor, seeds: list[int], t_end: int,
                     seconds: dict[str, float]) -> dict[str, torch.Tensor]:
     """The endings that cost a chain of their own: ``ode_tail k`` and 8 passes to ``t_end``."""
-    denoiser = guided_denoiser(gen.model, cond, sampling_scale(gen.card, TransmitSettings().guidance_scale),
-                               gen.card.unet.image_channels)
+    denoiser = denoiser_of(gen, cond)
     shape = (cond.shape[0], gen.card.unet.image_channels, *gen.resolution)
     out = {}
     for k in TAILS:
@@ -206,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--t-end", type=int, default=44, help="the last time index of the '8 passes to t' grid")
     ap.add_argument("--checkpoint", nargs="*", default=[], help="NAME=PATH: other checkpoints' default and stop endings")
     ap.add_argument("--no-sampled", action="store_true", help="leave out ode_tail and the 8-passes-to-t grid")
+    ap.add_argument("--switch-t", type=int, default=0,
+                    help="also: the shipped student for t >= this, each --checkpoint below it (0: not run)")
+    ap.add_argument("--only-switched", action="store_true",
+                    help="of the --checkpoint models, only the switched variants (with the default)")
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -226,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         real_feats.append(scorers.score(real, real, labels)[1])
         images = {}
         for name, g in gens.items():
-            images.update(recorded_endings(g, cond, seeds, name, seconds))
+            if name == "default" or not args.only_switched:
+                images.update(recorded_endings(g, cond, seeds, name, seconds))
+            if name != "default" and args.switch_t:  # the shipped student above switch_t, this one below
+                both = switched(denoiser_of(shipped, cond), denoiser_of(g, cond), args.switch_t)
+                images.update(recorded_endings(shipped, cond, seeds, f"default, {name} below t={args.switch_t}",
+                                               seconds, both))
         if not checked:  # the baseline is the receiver's own image
             ref = shipped.generate(cond, [TransmitSettings(seed=s).to_sampling() for s in seeds])
             if not torch.equal(ref, images["default"]):
