@@ -121,6 +121,13 @@ MUTATIONS: list[Mutation] = [
              "gesco/diffusion/samplers.py",
              "rows = [torch.randn(tuple(shape[1:]), generator=g, device=g.device",
              "rows = [torch.randn(tuple(shape[1:]), generator=gens[0], device=g.device", SAMPLERS + PIPELINE),
+    Mutation("stop-after-cleanest", "early-stop ending: the grid's k cleanest points kept instead of its k noisiest",
+             "gesco/diffusion/samplers.py", "grid.respaced(list(range(n - stop_after, n)))",
+             "grid.respaced(list(range(stop_after)))", ("tests/diffusion/test_sampler_contract.py",)),
+    Mutation("t-range-ignored", "trainer: t drawn from the whole chain whatever t_range says",
+             "gesco/train/diffusion.py",
+             "t_lo, t_hi = config.t_range if config.t_range is not None else (0, diffusion.num_steps)",
+             "t_lo, t_hi = (0, diffusion.num_steps)", ("tests/train/test_diffusion_training.py",)),
     # ------------------------------------------------------------ Gaussian chain
     Mutation("beta-schedule-end", "linear beta schedule ending at 0.01 instead of 0.02",
              "gesco/diffusion/gaussian.py", "torch.linspace(scale * 1e-4, scale * 0.02,",
