@@ -35,3 +35,37 @@ def test_a_run_without_the_row_is_refused(tmp_path, load_script):
     _run(tmp_path / "a", {0: 0.5})
     with pytest.raises(SystemExit, match="no results for row 'ours' at PSNR 100"):
         mod.main(["--base", str(tmp_path / "a"), "--new", str(tmp_path / "a"), "--row", "ours", "--out", str(tmp_path)])
+
+
+def test_fd_proxy_with_a_paired_bootstrap_error(tmp_path, load_script, monkeypatch):
+    """--bootstrap adds the FD of both runs' images to the base run's real ones (bench_finishing.fd) and the
+    bootstrap standard error of their difference; a base run without its real row is refused."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from gesco.evaluate.store import ResultStore, UnitResult
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))  # as when run as a script
+    mod = load_script("bench/paired_eval.py")
+    fd = load_script("bench/bench_finishing.py").fd
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(12, 4)).astype(np.float32)
+    m = {"miou": 0.5, "lpips": 0.3, "ssim": 0.4, "mean_colour_error": 9.0, "class_colour_error": 9.0}
+    for name, shift in (("a", 0.2), ("b", 0.6)):
+        with ResultStore(tmp_path / name / "results.sqlite") as store:
+            rows = [UnitResult("ours-fast", 100.0, i, m, real[i] + shift + 0.1 * rng.normal(size=4).astype(np.float32))
+                    for i in range(12)]
+            if name == "a":
+                rows += [UnitResult("real", None, i, {"miou": 0.6}, real[i]) for i in range(12)]
+            store.add(rows)
+    res = mod.fd_paired(str(tmp_path / "a"), str(tmp_path / "b"), "ours-fast", "100", draws=50)
+    feats = {}
+    for name in ("a", "b"):
+        with ResultStore(tmp_path / name / "results.sqlite") as store:
+            feats[name] = store.load("ours-fast", 100.0, 12)[2].astype(np.float64)
+    assert res["base"] == pytest.approx(fd(feats["a"], real.astype(np.float64)))
+    assert res["diff"] == pytest.approx(res["new"] - res["base"]) and res["diff"] > 0  # the shifted run is farther
+    assert res["se"] > 0 and res["n"] == 12 and res["draws"] == 50
+    with pytest.raises(SystemExit, match="real row"):
+        mod.fd_paired(str(tmp_path / "b"), str(tmp_path / "a"), "ours-fast", "100", draws=10)

@@ -47,6 +47,8 @@ def settings_section(plan: dict, commands: list[str]) -> str:
     h, w = plan["resolution"]
     own = [f"`{r['method']['key']}` `{r['sampler']}`, {r['steps']} steps" for r in plan["rows"]
            if r["method"].get("sampler") and r.get("sampler")]
+    cooled = [f"`{r['method']['key']}` {r['mean_temperature']:g}" for r in plan["rows"]
+              if r.get("mean_temperature") not in (None, 1.0)]
     lines += [
         f"* scenes: {plan['scenes']} scenes of the synthetic `{plan['split']}` split "
         f"(`gesco.data.synthetic`, Cityscapes label ids), {h}x{w} pixels; instance edges sent: "
@@ -55,7 +57,9 @@ def settings_section(plan: dict, commands: list[str]) -> str:
         ("* receiver: the sampler of each row (see the tables)" if plan["study"] == "samplers" else
          f"* receiver: sampler `{plan['sampler']}`, {plan['steps']} steps"
          + (f" (rows with their own: {'; '.join(own)})" if own else "")) + f", guidance scale {plan['guidance_scale']:g}; "
-        f"codec `{plan['codec']}`; seed {plan['seed']} (scene i uses seed {plan['seed']} * 100000 + i at every PSNR "
+        + (f"mean temperature of the starting noise (`gesco.diffusion.samplers.scale_start_mean`; 1 elsewhere): "
+           f"{'; '.join(cooled)}; " if cooled else "")
+        + f"codec `{plan['codec']}`; seed {plan['seed']} (scene i uses seed {plan['seed']} * 100000 + i at every PSNR "
         "and in every row);",
         f"* mIoU segmenter: `{plan['segmenter']}`; Frechet feature space: {fs['name']} ({fs['dim']}-d);",
         f"* device: {plan['device']}.",
