@@ -125,3 +125,14 @@ def test_generate_applies_the_generators_tau_unless_the_settings_name_one(tiny_u
     torch.testing.assert_close(mixed[0], a[0], atol=2e-4, rtol=0)
     torch.testing.assert_close(mixed[1], b[1], atol=2e-4, rtol=0)
     assert math.isclose(paper.mean_temperature, 1.0)
+
+
+def test_the_receivers_default_checkpoint_recommends_tau_one_half():
+    """The receiver's default (the guidance-distilled student) samples at tau 0.5, chosen on the validation split
+    (docs/colour/README.md section 6.3); the guided model and the opt-in meanfit student keep the paper's 1."""
+    from gesco.diffusion.checkpoint import read_card
+    from gesco.paths import DEFAULT_DIFFUSION, DEFAULT_RECEIVER, shipped_checkpoint
+
+    assert recommended_mean_temperature(read_card(shipped_checkpoint(DEFAULT_RECEIVER))) == 0.5
+    assert recommended_mean_temperature(read_card(shipped_checkpoint(DEFAULT_DIFFUSION))) == 1.0
+    assert recommended_mean_temperature(read_card(shipped_checkpoint(f"{DEFAULT_RECEIVER}-meanfit"))) == 1.0
