@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-scenes", type=int, default=2000)
     ap.add_argument("--prior", choices=("conditional", "unconditional"), default="conditional",
                     help="V: the residual covariance given the label fractions, or the scenes' covariance (M = 0)")
+    ap.add_argument("--provenance", default=None,
+                    help="where CHECKPOINT came from (e.g. a commit and path), recorded in the card with the fit")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     model, card = load_checkpoint(args.checkpoint)
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     to255 = 127.5**2
     record = {
         "command": "python scripts/mean_path_fit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "from": args.checkpoint, "added_mean_path": added, "prior": args.prior, "fit_scenes": prior.scenes, "split": "train",
+        "from": args.checkpoint, **({"provenance": args.provenance} if args.provenance else {}),
+        "added_mean_path": added, "prior": args.prior, "fit_scenes": prior.scenes, "split": "train",
         "residual_var_255": [round(float(v) * to255, 1) for v in prior.V.diagonal()],
         "scene_var_255": [round(float(v) * to255, 1) for v in prior.V_uncond.diagonal()],
         "target_gain_s_G_diag_mean": gains, "target_grey_gain": grey, **{k: round(v, 6) for k, v in errs.items()},

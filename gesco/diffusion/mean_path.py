@@ -116,7 +116,9 @@ def fit_mean_path(model: SpadeUNet, G: torch.Tensor, Q: torch.Tensor) -> dict[st
     errors = {}
     for layer, target, name in ((model.mean_skip, G, "G"), (model.mean_prior, Q, "Q")):
         Y = target.reshape(steps, -1)  # row-major, as the forward's .view(-1, C, K)
-        sol = torch.linalg.lstsq(X, Y).solution  # (E + 1, C*K)
+        # (E + 1, C*K); "+ 0.0" turns the -0.0 that lstsq gives in the all-zero columns (label
+        # channels no scene has) into +0.0, so that a rebuild writes the same bytes
+        sol = torch.linalg.lstsq(X, Y).solution + 0.0
         layer.weight.copy_(sol[:-1].T.to(layer.weight.dtype))
         layer.bias.copy_(sol[-1].to(layer.bias.dtype))
         errors[f"max_abs_err_{name}"] = float((X @ sol - Y).abs().max())

@@ -25,18 +25,23 @@ def test_mean_path_fit_writes_the_bayes_gain_and_keeps_every_other_weight(tmp_pa
     src = Path(str(save_checkpoint(tmp_path / "tiny", SpadeUNet(cfg), card))).with_suffix("")
     out = tmp_path / "fitted"
     fit = load_script("scripts/mean_path_fit.py")
-    assert fit.main([str(src), "--out", str(out), "--fit-scenes", "60"]) == 0
+    assert fit.main([str(src), "--out", str(out), "--fit-scenes", "60", "--provenance", "a tiny test net"]) == 0
 
     before, _ = load_checkpoint(src)
     after, new_card = load_checkpoint(out)
     record = new_card.training["mean_path_fit"]
     assert record["fit_scenes"] == 60 and record["split"] == "train" and "mean_path_fit.py" in record["command"]
+    assert record["provenance"] == "a tiny test net"
     assert record["added_mean_path"] is (not teacher_has_path) and new_card.unet.mean_skip and after.mean_skip
     old, new = before.state_dict(), after.state_dict()
     assert set(new) - set(old) == ({k for k in new if k.startswith(MEAN_PATH_PREFIXES)} if not teacher_has_path else set())
     for name, b in new.items():
         changed = name not in old or not torch.equal(old[name], b)
         assert changed == name.startswith(MEAN_PATH_PREFIXES), name  # only the path changed
+
+    for name in ("mean_skip.weight", "mean_prior.weight", "mean_skip.bias", "mean_prior.bias"):  # no -0.0: rebuilds are
+        w = new[name]                                                                       # byte-identical
+        assert not (torch.signbit(w) & (w == 0)).any(), name
 
     study = load_script("scripts/colour_study.py")
     x0, cond, labels = study.scenes(4, 16, 32, get_class_space("cityscapes"))
