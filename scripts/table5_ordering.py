@@ -21,7 +21,7 @@ Verdict per ordering and metric: ``holds`` when the signed difference exceeds 2 
 errors, ``reversed`` when it is below -2, ``not resolved`` otherwise. The paper's ordering
 holds at a PSNR when all five orderings hold on mIoU and LPIPS.
 
-    python scripts/table5_ordering.py runs/table5 --scenes 100 \\
+    python scripts/table5_ordering.py runs/table5 --scenes 100 --psnr 1 5 10 \\
         --json docs/evaluation/table5/ordering.json --md docs/evaluation/table5/ordering.md
 """
 
@@ -60,16 +60,18 @@ def verdict(mean: float, se: float) -> str:
     return "not resolved"
 
 
-def load_cells(folder: Path, scenes: int) -> tuple[dict[str, Any], np.ndarray, dict[float, dict[str, dict]]]:
-    """The store's plan, the real images' features ``(scenes, D)`` and, per PSNR and row, its
-    per-scene metrics and features (absent when the cell is incomplete)."""
+def load_cells(folder: Path, scenes: int, psnrs: list[float] | None = None
+               ) -> tuple[dict[str, Any], np.ndarray, dict[float, dict[str, dict]]]:
+    """The store's plan, the real images' features ``(scenes, D)`` and, per PSNR (``psnrs``, or
+    the last run's plan) and row, its per-scene metrics and features (absent when the cell is
+    incomplete)."""
     with ResultStore(folder / "results.sqlite") as store:
         plan = store.get_meta("plan") or {}
         real_idx, _, real_feats = store.load("real", None, scenes)
         if real_idx != list(range(scenes)):
             raise SystemExit(f"{folder}: the real row has {len(real_idx)} of {scenes} scenes")
         cells: dict[float, dict[str, dict]] = {}
-        for psnr in plan.get("psnrs", []):
+        for psnr in psnrs if psnrs is not None else plan.get("psnrs", []):
             cells[float(psnr)] = {}
             for row in ROWS:
                 idx, ms, feats = store.load(row, psnr, scenes)
@@ -144,11 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path, help="the gesco evaluate --out folder holding the four rows")
     ap.add_argument("--scenes", type=int, required=True)
+    ap.add_argument("--psnr", type=float, nargs="+", default=None,
+                    help="PSNRs to report (default: those of the store's last run; slices of one study differ)")
     ap.add_argument("--bootstrap", type=int, default=200, help="resamplings for the FD difference's standard error")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--md", type=Path, default=None)
     args = ap.parse_args(argv)
-    plan, real, cells = load_cells(args.folder, args.scenes)
+    plan, real, cells = load_cells(args.folder, args.scenes, args.psnr)
     result = {"folder": str(args.folder), "split": plan.get("split"), "seed": plan.get("seed"), "scenes": args.scenes,
               "verdict_rule": f"holds when the signed paired difference > {VERDICT_SE:g} se, reversed when < -{VERDICT_SE:g} se",
               "psnrs": {f"{p:g}": psnr_summary(c, real, args.bootstrap) for p, c in sorted(cells.items())}}

@@ -21,7 +21,7 @@ def _store(folder):
     rng = np.random.default_rng(0)
     real = rng.normal(size=(6, 4)).astype(np.float32)
     with ResultStore(folder / "results.sqlite") as store:
-        store.set_meta("plan", {"psnrs": [10.0, 1.0], "split": "test", "seed": 0})
+        store.set_meta("plan", {"psnrs": [10.0], "split": "test", "seed": 0})  # the last run's; --psnr names all
         store.add([UnitResult("real", None, i, {"miou": 0.6}, real[i]) for i in range(6)])
         for row in MIOU:
             store.add([UnitResult(row, 10.0, i, {"miou": float(MIOU[row][i]), "lpips": float(LPIPS[row][i])},
@@ -34,7 +34,7 @@ def test_orderings_are_paired_differences_signed_as_the_papers_claim(tmp_path, l
     _store(tmp_path)
     t5 = load_script("scripts/table5_ordering.py")
     out, md = tmp_path / "o.json", tmp_path / "o.md"
-    assert t5.main([str(tmp_path), "--scenes", "6", "--bootstrap", "50", "--json", str(out), "--md", str(md)]) == 0
+    assert t5.main([str(tmp_path), "--scenes", "6", "--psnr", "10", "1", "--bootstrap", "50", "--json", str(out), "--md", str(md)]) == 0
     r = json.loads(out.read_text())
     assert r["split"] == "test" and set(r["psnrs"]) == {"10", "1"}
     at10 = {(o["better"], o["worse"]): o for o in r["psnrs"]["10"]["orderings"]}
