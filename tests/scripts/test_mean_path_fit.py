@@ -49,3 +49,41 @@ def test_mean_path_fit_writes_the_bayes_gain_and_keeps_every_other_weight(tmp_pa
     target = record["target_grey_gain"]  # keys are strings: the card went through JSON
     for r in rows:
         assert abs(r["gain"] - target[str(r["t"])]) < 0.03 + record["max_abs_err_G"], (r, target)
+
+
+def _tiny(tmp_path, conditioning: dict) -> Path:
+    cfg = UNetConfig(label_channels=36, base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(),
+                     head_channels=8, spade_hidden=8, num_groups=4, mean_skip=True)
+    torch.manual_seed(0)
+    card = ModelCard(unet=cfg, diffusion=DiffusionConfig(), class_space="cityscapes", resolution=(16, 32),
+                     training={"steps": 0}, conditioning=conditioning)
+    return Path(str(save_checkpoint(tmp_path / "tiny", SpadeUNet(cfg), card))).with_suffix("")
+
+
+def test_received_maps_fit_the_prior_on_the_checkpoints_own_corruption(tmp_path, load_script):
+    # the receiver reads maps after the channel and FDS; their label fractions carry more mass at
+    # low PSNR than the clean ones, so the prior fitted on them differs, and the card says how
+    noisy = {"enabled": True, "channel": "awgn", "psnrs_db": [1.0], "weights": [1.0], "fds": True, "fds_kernel": 3}
+    src = _tiny(tmp_path, {"noisy_training": noisy})
+    fit = load_script("scripts/mean_path_fit.py")
+    assert fit.main([str(src), "--out", str(tmp_path / "clean"), "--fit-scenes", "40"]) == 0
+    assert fit.main([str(src), "--out", str(tmp_path / "recv"), "--fit-scenes", "40", "--maps", "received"]) == 0
+    clean, clean_card = load_checkpoint(tmp_path / "clean")
+    recv, recv_card = load_checkpoint(tmp_path / "recv")
+    rec = recv_card.training["mean_path_fit"]
+    assert clean_card.training["mean_path_fit"]["maps"] == "clean"
+    assert rec["maps"] == "received" and rec["maps_seed"] == 0
+    assert rec["maps_corruption"]["psnrs_db"] == [1.0] and rec["maps_corruption"]["fds"] is True
+    # the prior term Q (which multiplies the label fractions) is fitted to other fractions
+    assert not torch.allclose(clean.mean_prior.weight, recv.mean_prior.weight)
+    # the same seed gives the same bytes
+    assert fit.main([str(src), "--out", str(tmp_path / "again"), "--fit-scenes", "40", "--maps", "received"]) == 0
+    again, _ = load_checkpoint(tmp_path / "again")
+    assert torch.equal(again.mean_prior.weight, recv.mean_prior.weight)
+
+
+def test_received_maps_refuse_a_checkpoint_trained_on_clean_maps(tmp_path, load_script):
+    src = _tiny(tmp_path, {"noisy_training": {"enabled": False}})
+    fit = load_script("scripts/mean_path_fit.py")
+    with pytest.raises(SystemExit, match="trained on clean maps"):
+        fit.main([str(src), "--out", str(tmp_path / "recv"), "--fit-scenes", "20", "--maps", "received"])
