@@ -15,7 +15,7 @@ from gesco.sampler_specs import SAMPLERS  # noqa: F401 - re-exported
 #: The receiver's default sampler and step count (the sender's form, ``gesco send``, the
 #: viewer, ``SamplingSettings()``), paired with the receiver's default checkpoint, the
 #: guidance-distilled student (:data:`gesco.paths.DEFAULT_RECEIVER`, guidance 2 folded in, one
-#: network pass per step). With this sampler at 8 steps it meets issue 15's few-step target
+#: network pass per step; its mean path fitted on received maps). With this sampler at 8 steps it meets issue 15's few-step target
 #: against the 1000-step reference (mIoU +0.010, Frechet distance 1.09x, 8 passes per image;
 #: docs/evaluation/samplers-distill/) and the 100-scene targets (docs/evaluation/student8/), at
 #: 0.18x the sampling time of the guided model's SDE-20 (bench/results/student.json). The

@@ -17,11 +17,15 @@ from pathlib import Path
 #: stem of the shipped semantic diffusion checkpoint (noisy training + FDS): the guided model
 #: the paper describes, the evaluation's ``ours`` and the teacher of the student below
 DEFAULT_DIFFUSION = "diffusion-synthetic-64x128"
-#: stem of the receiver's default checkpoint: the guidance-distilled student of
-#: :data:`DEFAULT_DIFFUSION` (guidance 2 folded in, one pass per step; docs/distillation.md),
-#: sampled by default with :data:`gesco.defaults.DEFAULT_SAMPLER` at
-#: :data:`gesco.defaults.DEFAULT_STEPS` steps
-DEFAULT_RECEIVER = f"{DEFAULT_DIFFUSION}-student"
+#: stem of the guidance-distilled student of :data:`DEFAULT_DIFFUSION` (guidance 2 folded in,
+#: one pass per step; docs/distillation.md)
+DEFAULT_STUDENT = f"{DEFAULT_DIFFUSION}-student"
+#: stem of the receiver's default checkpoint: :data:`DEFAULT_STUDENT` with its mean-colour path
+#: set to the Bayes-optimal one for the maps the receiver reads (``scripts/mean_path_fit.py
+#: --maps received``; issue 24 item 3, docs/colour/README.md section 6.4), sampled by default
+#: with :data:`gesco.defaults.DEFAULT_SAMPLER` at :data:`gesco.defaults.DEFAULT_STEPS` steps and
+#: the mean temperature its card recommends (0.5)
+DEFAULT_RECEIVER = f"{DEFAULT_STUDENT}-meanfit"
 #: stem of the shipped segmenter checkpoint
 DEFAULT_SEGMENTER = "segmenter-synthetic-64x128"
 #: environment variable that names the data folder of ``gesco up`` / ``send`` / ``budget``

@@ -37,7 +37,7 @@ class ReceiverSettings(BaseSettings):
     worker_name: str = Field("", description="Name of this process's worker in the job rows (default host:pid).")
     checkpoint: Path | None = Field(
         None, description="Diffusion checkpoint (stem or .safetensors/.json); default: the shipped guidance-distilled "
-        "student (checkpoints/diffusion-synthetic-64x128-student)."
+        "student with its mean-colour path fitted on received maps (checkpoints/diffusion-synthetic-64x128-student-meanfit)."
     )
     device: str = Field("auto", description="'auto' (GPU when present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     max_batch: int = Field(4, ge=1, le=256, description="Most jobs sampled together in one batch.")

@@ -170,7 +170,7 @@ class SemanticGenerator:
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
              finishing: Finishing | None = None, mean_temperature: float | None = None) -> SemanticGenerator:
         """Load a checkpoint (default: the receiver's, :data:`~gesco.paths.DEFAULT_RECEIVER`, the
-        guidance-distilled student), with ``finishing`` (default off) and ``mean_temperature``
+        guidance-distilled student with its fitted mean path), with ``finishing`` (default off) and ``mean_temperature``
         (default: the card's recommendation); raises CheckpointError when missing or corrupt."""
         dev = resolve_device(device)
         model, card = load_checkpoint(path or shipped_checkpoint(DEFAULT_RECEIVER), map_location=dev)

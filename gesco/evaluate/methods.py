@@ -29,7 +29,7 @@ from pathlib import Path
 
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.errors import GescoInputError
-from gesco.paths import DEFAULT_DIFFUSION, shipped_checkpoint
+from gesco.paths import DEFAULT_DIFFUSION, DEFAULT_RECEIVER, DEFAULT_STUDENT, shipped_checkpoint
 
 _CONFIG = "configs/diffusion_synthetic_64x128.yaml"
 
@@ -79,12 +79,15 @@ CHECKPOINT_ROLES: dict[str, CheckpointRole] = {
         CheckpointRole("nofds", f"{DEFAULT_DIFFUSION}-nofds",
                        "noisy training without FDS on the training maps (the authors' recipe)",
                        _train_command(f"{DEFAULT_DIFFUSION}-nofds", " --set noisy.fds=false")),
-        CheckpointRole("student", f"{DEFAULT_DIFFUSION}-student",
-                       "guidance-only distilled student of `ours` (guidance 2 folded in: one pass per step; "
-                       "docs/distillation.md)",
+        CheckpointRole("student", DEFAULT_RECEIVER,
+                       "the receiver's default: the guidance-only distilled student of `ours` (guidance 2 folded "
+                       "in: one pass per step; docs/distillation.md) with its mean-colour path fitted on received "
+                       "maps (docs/colour/README.md section 6.4)",
                        f"gesco train distill --config {_DISTILL_CONFIG} && "
-                       f"cp {_DISTILL_RUN}/distilled.safetensors checkpoints/{DEFAULT_DIFFUSION}-student.safetensors && "
-                       f"cp {_DISTILL_RUN}/distilled.json checkpoints/{DEFAULT_DIFFUSION}-student.json"),
+                       f"cp {_DISTILL_RUN}/distilled.safetensors checkpoints/{DEFAULT_STUDENT}.safetensors && "
+                       f"cp {_DISTILL_RUN}/distilled.json checkpoints/{DEFAULT_STUDENT}.json && "
+                       f"python scripts/mean_path_fit.py checkpoints/{DEFAULT_STUDENT} "
+                       f"--out checkpoints/{DEFAULT_RECEIVER} --fit-scenes 2000 --maps received"),
     )
 }
 

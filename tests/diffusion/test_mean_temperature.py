@@ -128,11 +128,14 @@ def test_generate_applies_the_generators_tau_unless_the_settings_name_one(tiny_u
 
 
 def test_the_receivers_default_checkpoint_recommends_tau_one_half():
-    """The receiver's default (the guidance-distilled student) samples at tau 0.5, chosen on the validation split
-    (docs/colour/README.md section 6.3); the guided model and the opt-in meanfit student keep the paper's 1."""
+    """The receiver's default (the guidance-distilled student with its mean path fitted on received maps) and the
+    student itself sample at tau 0.5, chosen on the validation split (docs/colour/README.md sections 6.3-6.4);
+    the guided model keeps the paper's 1."""
     from gesco.diffusion.checkpoint import read_card
-    from gesco.paths import DEFAULT_DIFFUSION, DEFAULT_RECEIVER, shipped_checkpoint
+    from gesco.paths import DEFAULT_DIFFUSION, DEFAULT_RECEIVER, DEFAULT_STUDENT, shipped_checkpoint
 
-    assert recommended_mean_temperature(read_card(shipped_checkpoint(DEFAULT_RECEIVER))) == 0.5
+    receiver = read_card(shipped_checkpoint(DEFAULT_RECEIVER))
+    assert recommended_mean_temperature(receiver) == 0.5
+    assert receiver.training["mean_path_fit"]["maps"] == "received"
+    assert recommended_mean_temperature(read_card(shipped_checkpoint(DEFAULT_STUDENT))) == 0.5
     assert recommended_mean_temperature(read_card(shipped_checkpoint(DEFAULT_DIFFUSION))) == 1.0
-    assert recommended_mean_temperature(read_card(shipped_checkpoint(f"{DEFAULT_RECEIVER}-meanfit"))) == 1.0

@@ -426,21 +426,21 @@ def test_student_rows_use_the_student_role_and_cost_one_pass_per_step(assets, mo
     card = json.loads((ckpts / "diffusion-synthetic-64x128.json").read_text())
     card["distilled"] = {"steps": 50, "guidance_scale": 2.0, "parametrisation": "eps", "teacher": "t",
                          "samplers": ["ddim", "dpmpp-2m", "dpmpp-2m-sde"]}
-    (ckpts / "diffusion-synthetic-64x128-student.safetensors").write_bytes(
+    (ckpts / "diffusion-synthetic-64x128-student-meanfit.safetensors").write_bytes(
         (ckpts / "diffusion-synthetic-64x128.safetensors").read_bytes())
-    (ckpts / "diffusion-synthetic-64x128-student.json").write_text(json.dumps(card))
+    (ckpts / "diffusion-synthetic-64x128-student-meanfit.json").write_text(json.dumps(card))
     monkeypatch.setenv("GESCO_CHECKPOINT_DIR", str(ckpts))
     plans = {p.method.key: p for p in plan_rows(rows, EvalConfig(out=tmp_path / "o", guidance_scale=2.0))}
     assert (plans["dpmpp-2m-sde-3"].nfe, plans["dpmpp-2m-sde-3"].passes) == (3, 6)
     assert (plans["student-dpmpp-2m-sde-3"].nfe, plans["student-dpmpp-2m-sde-3"].passes) == (3, 3)
     assert (plans["unguided-dpmpp-2m-sde-3"].nfe, plans["unguided-dpmpp-2m-sde-3"].passes) == (3, 3)
-    assert plans["student-dpmpp-2m-sde-3"].checkpoint.endswith("diffusion-synthetic-64x128-student")
+    assert plans["student-dpmpp-2m-sde-3"].checkpoint.endswith("diffusion-synthetic-64x128-student-meanfit")
     # the channel study's ours-fast row: the receiver's default (the student at the default sampler), whatever
     # the run's --sampler / --steps (they set the guided rows)
     ours, fast = plan_rows(select_methods(["ours-fast", "ours"]), EvalConfig(out=tmp_path / "o", sampler="ddim",
                                                                              steps=5))[1:]
     assert (fast.method.key, fast.sampler, fast.steps) == ("ours-fast", DEFAULT_SAMPLER, DEFAULT_STEPS)
-    assert fast.checkpoint.endswith("diffusion-synthetic-64x128-student") and fast.passes == DEFAULT_STEPS
+    assert fast.checkpoint.endswith("diffusion-synthetic-64x128-student-meanfit") and fast.passes == DEFAULT_STEPS
     assert (ours.sampler, ours.steps, ours.passes) == ("ddim", 5, 10)
 
 
