@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
         shape = (len(conds[idx]), gen.card.unet.image_channels, *gen.resolution)
         finals.append(sample(recording, d, shape, sampler=DEFAULT_SAMPLER, steps=DEFAULT_STEPS,
+                             mean_temperature=gen.mean_temperature,
                              generator=[torch.Generator().manual_seed(s) for s in seeds[idx]]).clamp(-1, 1))
         per_pass.append(estimates)
     final = torch.cat(finals)
