@@ -43,15 +43,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_finishing import fd, fd_bootstrap
-from bench_sampler_ending import conditioning
+from bench_sampler_ending import val_batch
 
-from gesco.data.synthetic import generate_scene, split_seed
-from gesco.data.transforms import image_to_tensor
 from gesco.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from gesco.diffusion.gaussian import GaussianDiffusion
 from gesco.diffusion.guidance import guided_denoiser
 from gesco.diffusion.pipeline import SemanticGenerator, sampling_scale
-from gesco.diffusion.samplers import REGISTRY, noise_source, sample
+from gesco.diffusion.samplers import REGISTRY, noise_source, sample, scale_start_mean
 from gesco.evaluate.config import EvalConfig
 from gesco.evaluate.metrics.grain import SKY, high_pass_rms
 from gesco.evaluate.paired import finite_summary as summary
@@ -120,7 +118,7 @@ def recorded_endings(gen: SemanticGenerator, cond: torch.Tensor, seeds: list[int
     shape = (cond.shape[0], gen.card.unet.image_channels, *gen.resolution)
     t0 = time.perf_counter()
     image = sample(rec, gen.diffusion, shape, sampler=DEFAULT_SAMPLER, steps=DEFAULT_STEPS,
-                   generator=_generators(seeds)).clamp(-1, 1)
+                   mean_temperature=gen.mean_temperature, generator=_generators(seeds)).clamp(-1, 1)
     seconds[prefix] = seconds.get(prefix, 0.0) + time.perf_counter() - t0
     if len(rec.x0) != DEFAULT_STEPS or not torch.equal(rec.x0[-1], image):
         raise SystemExit(f"{prefix}: the recorded last pass is not the image")
@@ -128,7 +126,7 @@ def recorded_endings(gen: SemanticGenerator, cond: torch.Tensor, seeds: list[int
     for k in STOPS:
         out[f"{prefix} stop {k}"] = rec.x0[k - 1]
     check = sample(denoiser, gen.diffusion, shape, sampler=DEFAULT_SAMPLER, steps=DEFAULT_STEPS,
-                   stop_after=6, generator=_generators(seeds)).clamp(-1, 1)
+                   stop_after=6, mean_temperature=gen.mean_temperature, generator=_generators(seeds)).clamp(-1, 1)
     if not torch.equal(check, rec.x0[5]):
         raise SystemExit(f"{prefix}: stop_after=6 differs from the recorded pass 6 by {(check - rec.x0[5]).abs().max():.3g}")
     return out
@@ -143,13 +141,15 @@ def sampled_endings(gen: SemanticGenerator, cond: torch.Tensor, seeds: list[int]
     for k in TAILS:
         t0 = time.perf_counter()
         out[f"ode_tail {k}"] = sample(denoiser, gen.diffusion, shape, sampler=DEFAULT_SAMPLER, steps=DEFAULT_STEPS,
-                                      ode_tail=k, generator=_generators(seeds)).clamp(-1, 1)
+                                      ode_tail=k, mean_temperature=gen.mean_temperature,
+                                      generator=_generators(seeds)).clamp(-1, 1)
         seconds[f"ode_tail {k}"] = seconds.get(f"ode_tail {k}", 0.0) + time.perf_counter() - t0
     grid = logsnr_grid_to(gen.diffusion, DEFAULT_STEPS, t_end)
     name = f"8 passes to t={t_end}"
     t0 = time.perf_counter()
     noise = noise_source(_generators(seeds), "cpu")  # x_T first, then every later draw: as sample() draws
-    out[name] = REGISTRY[DEFAULT_SAMPLER].function(denoiser, noise(shape), grid, noise=noise, clip=True,
+    x_T = scale_start_mean(noise(shape), gen.mean_temperature)  # as sample() starts
+    out[name] = REGISTRY[DEFAULT_SAMPLER].function(denoiser, x_T, grid, noise=noise, clip=True,
                                                    progress=None).clamp(-1, 1)
     seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
     return out
@@ -233,10 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     tally, real_rms, real_feats, seconds, checked = Tally(), [], [], {}, False
     for start in range(0, args.scenes, args.batch_size):
         idx = list(range(start, min(start + args.batch_size, args.scenes)))
-        scenes = [(i, generate_scene(split_seed("val", i), *shipped.resolution)) for i in idx]
-        cond, seeds = conditioning(scenes, args.psnr, shipped.resolution)
-        real = torch.stack([image_to_tensor(s.image) for _, s in scenes])
-        labels = torch.from_numpy(np.stack([s.label for _, s in scenes]).astype(np.int64))
+        cond, seeds, real, labels = val_batch(idx, args.psnr, shipped.resolution)
         real_rms += high_pass_rms(real, labels, SKY).tolist()
         real_feats.append(scorers.score(real, real, labels)[1])
         images = {}

@@ -62,6 +62,17 @@ def conditioning(scenes: list, psnr: float, resolution: tuple[int, int]) -> tupl
     return torch.stack(conds), seeds
 
 
+def val_batch(idx: list[int], psnr: float, resolution: tuple[int, int]) -> tuple[torch.Tensor, list[int], torch.Tensor,
+                                                                                 torch.Tensor]:
+    """Validation scenes ``idx`` through the link: ``(conditioning, seeds, real images (B, 3, H, W) in [-1, 1],
+    sent label maps (B, H, W) int64)``."""
+    scenes = [(i, generate_scene(split_seed("val", i), *resolution)) for i in idx]
+    cond, seeds = conditioning(scenes, psnr, resolution)
+    real = torch.stack([image_to_tensor(s.image) for _, s in scenes])
+    labels = torch.from_numpy(np.stack([s.label for _, s in scenes]).astype(np.int64))
+    return cond, seeds, real, labels
+
+
 @torch.no_grad()  # scoped, not a global switch (a caller importing this script keeps its autograd)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -85,17 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     checked = False
     for start in range(0, args.scenes, args.batch_size):
         idx = list(range(start, min(start + args.batch_size, args.scenes)))
-        scenes = [(i, generate_scene(split_seed("val", i), *gen.resolution)) for i in idx]
-        cond, seeds = conditioning(scenes, args.psnr, gen.resolution)
-        real = torch.stack([image_to_tensor(s.image) for _, s in scenes])
-        labels = torch.from_numpy(np.stack([s.label for _, s in scenes]).astype(np.int64))
+        cond, seeds, real, labels = val_batch(idx, args.psnr, gen.resolution)
         real_rms += high_pass_rms(real, labels, SKY).tolist()
         denoiser = guided_denoiser(gen.model, cond, sampling_scale(gen.card, guidance), gen.card.unet.image_channels)
         shape = (len(idx), gen.card.unet.image_channels, *gen.resolution)
         for k in args.tails:
             t0 = time.perf_counter()
             imgs = sample(denoiser, gen.diffusion, shape, sampler="dpmpp-2m-sde-ode-mean", steps=DEFAULT_STEPS, ode_tail=k,
-                          generator=[torch.Generator().manual_seed(s) for s in seeds]).clamp(-1, 1)
+                          mean_temperature=gen.mean_temperature, generator=[torch.Generator().manual_seed(s) for s in seeds]).clamp(-1, 1)
             seconds[k] += time.perf_counter() - t0
             if k == 0 and not checked:  # the baseline is the receiver's own image
                 ref = gen.generate(cond, [TransmitSettings(seed=s).to_sampling() for s in seeds])
